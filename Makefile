@@ -1,0 +1,56 @@
+# NeuroLedger — set-up, demo, tests. Needs only Python 3.11+, Node/npm and make.
+# Every target is idempotent: a second run re-installs nothing that is up to date.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY_OK  := $(VENV)/.installed
+NODE_OK := node_modules/.installed
+
+.PHONY: setup demo test test-fast contracts bench lint clean
+
+setup: $(PY_OK) $(NODE_OK) $(BIN)/anvil
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "NeuroLedger needs Python 3.11 or newer: set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+
+$(PY_OK): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(NODE_OK): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Link the native anvil binary (not npm's node wrapper) so that the process we
+# start, signal and watch is anvil itself.
+$(BIN)/anvil: $(NODE_OK) $(BIN)/python
+	@bin=$$(ls node_modules/@foundry-rs/anvil-*/bin/anvil 2>/dev/null | head -n1); \
+	  test -n "$$bin" || { echo "anvil binary missing from node_modules; rerun: npm ci"; exit 1; }; \
+	  ln -sf "$(CURDIR)/$$bin" $@
+	@$@ --version | head -n1
+
+demo: setup
+	NEUROLEDGER_HOME="$(CURDIR)/.demo-home" $(BIN)/neuroledger demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+contracts: setup
+	$(BIN)/python -m neuroledger.chain.artifacts .
+
+bench: setup
+	$(BIN)/python benchmarks/bench_tx.py
+	$(BIN)/python benchmarks/gas_table.py
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis

@@ -1,0 +1,40 @@
+"""Chain access: the embedded anvil node, connections, transactions, deployment.
+
+>>> from neuroledger.chain import Call, load_artifact
+>>> load_artifact("DIDRegistry").name
+'DIDRegistry'
+"""
+
+from neuroledger.chain.artifacts import Artifact, artifact_names, load_artifact
+from neuroledger.chain.client import DEV_FUNDING_WEI, Chain
+from neuroledger.chain.deploy import DeploymentRecord, DeploymentStore, ensure_deployed
+from neuroledger.chain.node import EmbeddedNode, NodeStatus
+from neuroledger.chain.tx import (
+    Call,
+    FeePolicy,
+    NonceManager,
+    NotAuthorizedError,
+    Receipt,
+    SignatureRejectedError,
+    TransactionSender,
+)
+
+__all__ = [
+    "DEV_FUNDING_WEI",
+    "Artifact",
+    "Call",
+    "Chain",
+    "DeploymentRecord",
+    "DeploymentStore",
+    "EmbeddedNode",
+    "FeePolicy",
+    "NodeStatus",
+    "NonceManager",
+    "NotAuthorizedError",
+    "Receipt",
+    "SignatureRejectedError",
+    "TransactionSender",
+    "artifact_names",
+    "ensure_deployed",
+    "load_artifact",
+]

@@ -1,0 +1,30 @@
+"""A minimal JSON-RPC client over HTTP for node management (no web3 needed)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+__all__ = ["RPCFailure", "rpc_call"]
+
+
+class RPCFailure(Exception):
+    """Raised when the node cannot be reached or answers with an error."""
+
+
+def rpc_call(url: str, method: str, params: list[Any] | None = None, *, timeout: float = 5.0) -> Any:
+    """Call ``method`` on the JSON-RPC node at ``url`` and return its result."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
+    req = urllib.request.Request(
+        url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            reply = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise RPCFailure(str(exc)) from exc
+    if "error" in reply:
+        raise RPCFailure(str(reply["error"].get("message", reply["error"])))
+    return reply["result"]

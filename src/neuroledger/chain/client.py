@@ -1,0 +1,161 @@
+"""A connection to a chain: the embedded anvil node or any EVM JSON-RPC node."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+
+from neuroledger.chain.artifacts import load_artifact
+from neuroledger.chain.deploy import DeploymentRecord, DeploymentStore, ensure_deployed
+from neuroledger.chain.node import EmbeddedNode
+from neuroledger.chain.tx import FeePolicy, NonceManager, TransactionSender
+from neuroledger.config import EMBEDDED_CHAIN_ID, Settings
+from neuroledger.errors import ChainError, NodeError, RPCUnreachableError
+
+__all__ = ["DEV_FUNDING_WEI", "Chain"]
+
+#: What a new identity receives from anvil's development accounts on the embedded chain.
+DEV_FUNDING_WEI = 10 * 10**18
+
+
+class Chain:
+    """One chain connection, with its transaction senders and contracts.
+
+    Build it with :meth:`connect` (embedded node unless ``settings.rpc_url``).
+    """
+
+    def __init__(
+        self, *, w3: Web3, url: str, chain_id: int, settings: Settings, node: EmbeddedNode | None
+    ) -> None:
+        self.w3 = w3
+        self.url = url
+        self.chain_id = chain_id
+        self.settings = settings
+        self.node = node
+        self.nonces = NonceManager(w3)
+        self.fees = FeePolicy(
+            min_priority_fee=settings.min_priority_fee_wei, min_max_fee=settings.min_max_fee_wei
+        )
+        self._senders: dict[str, TransactionSender] = {}
+        self._record: DeploymentRecord | None = None
+
+    @property
+    def embedded(self) -> bool:
+        """True when this is the home's own anvil node."""
+        return self.node is not None
+
+    @classmethod
+    def connect(cls, settings: Settings, *, start_node: bool = True) -> Chain:
+        """Connect as ``settings`` say, starting the embedded node if needed."""
+        node = None
+        if settings.embedded:
+            node = EmbeddedNode(
+                chain_dir=settings.chain_dir,
+                anvil_path=settings.anvil_path,
+                chain_id=EMBEDDED_CHAIN_ID,
+                port=settings.node_port,
+            )
+            status = node.status()
+            if not status.running:
+                if not start_node:
+                    raise NodeError("the embedded node is not running; run `neuroledger node start`")
+                status = node.start()
+            assert status.url is not None
+            url = status.url
+        else:
+            assert settings.rpc_url is not None
+            url = settings.rpc_url
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+        try:
+            chain_id = int(w3.eth.chain_id)
+        except Exception as exc:
+            hint = (
+                "check the URL and that the node runs, or unset --rpc-url / "
+                "NEUROLEDGER_RPC_URL to use the embedded chain"
+                if node is None
+                else "check `neuroledger node status`"
+            )
+            raise RPCUnreachableError(
+                f"no JSON-RPC node answers at {url} ({type(exc).__name__}); {hint}"
+            ) from None
+        if node is None:
+            DeploymentStore(settings.deployments_dir).check_url(url, chain_id)
+        return cls(w3=w3, url=url, chain_id=chain_id, settings=settings, node=node)
+
+    # -- writes ----------------------------------------------------------------------
+    def sender(self, account: LocalAccount) -> TransactionSender:
+        """The transaction sender of ``account`` (one per address, sharing nonces)."""
+        key = str(account.address)
+        if key not in self._senders:
+            self._senders[key] = TransactionSender(
+                self.w3,
+                account,
+                chain_id=self.chain_id,
+                nonces=self.nonces,
+                fees=self.fees,
+                receipt_timeout=self.settings.receipt_timeout,
+                on_confirmed=self.persist,
+                top_up=self.fund if self.embedded else None,
+            )
+        return self._senders[key]
+
+    def persist(self) -> None:
+        """Make everything confirmed so far durable (embedded node only)."""
+        if self.node is not None:
+            self.node.persist(self.url)
+
+    # -- embedded-only helpers -------------------------------------------------------
+    def _dev_account(self) -> str:
+        if not self.embedded:
+            raise ChainError("development accounts exist only on the embedded chain")
+        return str(self.w3.eth.accounts[0])
+
+    def _dev_send(self, tx: dict[str, Any]) -> Any:
+        tx_hash = self.w3.eth.send_transaction({"from": self._dev_account(), **tx})  # type: ignore[typeddict-item]
+        receipt = self.w3.eth.wait_for_transaction_receipt(
+            tx_hash, timeout=self.settings.receipt_timeout, poll_latency=0.01
+        )
+        if receipt["status"] != 1:
+            raise ChainError(f"development transaction {tx_hash.hex()} failed")
+        return receipt
+
+    def fund(self, address: str, amount_wei: int = DEV_FUNDING_WEI) -> None:
+        """Send ``amount_wei`` to ``address`` from anvil's development account (embedded only)."""
+        amount = max(int(amount_wei), DEV_FUNDING_WEI)
+        self._dev_send({"to": Web3.to_checksum_address(address), "value": amount})
+        self.persist()
+
+    def dev_deploy(self, bytecode: bytes) -> tuple[str, str, int]:
+        """Deploy ``bytecode`` from the development account; return address, tx, block."""
+        receipt = self._dev_send({"data": "0x" + bytecode.hex()})
+        self.persist()
+        return (
+            str(receipt["contractAddress"]),
+            receipt["transactionHash"].hex(),
+            int(receipt["blockNumber"]),
+        )
+
+    # -- contracts -------------------------------------------------------------------
+    def deployment(self, *, deployer: LocalAccount | None = None) -> DeploymentRecord:
+        """The suite's deployment on this chain, deploying it where allowed."""
+        if self._record is None or deployer is not None:
+            self._record = ensure_deployed(self, deployer=deployer)
+        return self._record
+
+    def contract(self, name: str) -> Contract:
+        """A web3 contract object for suite contract ``name``."""
+        address = self.deployment().contracts[name]["address"]
+        return self.w3.eth.contract(address=address, abi=load_artifact(name).abi)
+
+    def wait_block_time(self, seconds: int) -> None:
+        """Advance the embedded chain's clock (tests and demos of expiry)."""
+        if not self.embedded:
+            time.sleep(seconds)
+            return
+        self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+        self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        self.persist()

@@ -1,0 +1,166 @@
+"""Deployment of the contract suite, recorded per chain id in the home.
+
+``deployments/<chain id>.json`` holds, for each contract, its address and the
+hash of its deployed code, the chain's genesis hash, and the RPC URLs seen for
+that chain. Deployment is idempotent: a contract whose recorded address holds
+the expected code is left alone; anything else is (re)deployed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from neuroledger._fs import atomic_write, file_lock
+from neuroledger.chain.artifacts import Artifact, artifact_names, load_artifact
+from neuroledger.errors import ChainIdMismatchError, ContractsNotDeployedError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from neuroledger.chain.client import Chain
+
+__all__ = ["DeploymentRecord", "DeploymentStore", "ensure_deployed"]
+
+
+@dataclass
+class DeploymentRecord:
+    """Where the suite lives on one chain."""
+
+    chain_id: int
+    genesis_hash: str
+    contracts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rpc_urls: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the record as stored on disk."""
+        return {
+            "chain_id": self.chain_id,
+            "genesis_hash": self.genesis_hash,
+            "contracts": self.contracts,
+            "rpc_urls": self.rpc_urls,
+        }
+
+
+class DeploymentStore:
+    """The per-chain deployment records of one home."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, chain_id: int) -> Path:
+        """File of the record for ``chain_id``."""
+        return self.directory / f"{chain_id}.json"
+
+    def load(self, chain_id: int) -> DeploymentRecord | None:
+        """Return the record for ``chain_id``, or None."""
+        try:
+            data = json.loads(self.path(chain_id).read_text())
+        except FileNotFoundError:
+            return None
+        return DeploymentRecord(
+            chain_id=int(data["chain_id"]),
+            genesis_hash=str(data["genesis_hash"]),
+            contracts=dict(data.get("contracts", {})),
+            rpc_urls=list(data.get("rpc_urls", [])),
+        )
+
+    def save(self, record: DeploymentRecord) -> None:
+        """Write a record atomically."""
+        text = json.dumps(record.to_json(), indent=2, sort_keys=True)
+        atomic_write(self.path(record.chain_id), text.encode(), mode=0o644)
+
+    def check_url(self, url: str, chain_id: int) -> None:
+        """Raise if ``url`` was recorded for another chain id than the one it serves now."""
+        if not self.directory.exists():
+            return
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                data = json.loads(path.read_text())
+            except ValueError:
+                continue
+            if url in data.get("rpc_urls", []) and int(data["chain_id"]) != chain_id:
+                raise ChainIdMismatchError(
+                    f"{url} now serves chain id {chain_id}, but this home recorded it as chain "
+                    f"{data['chain_id']}; point --rpc-url at the node of chain {data['chain_id']}, "
+                    f"or deploy to chain {chain_id} with `neuroledger deploy --from NAME`"
+                )
+
+
+def _code_hash(code: bytes) -> str:
+    return hashlib.sha256(code).hexdigest()
+
+
+def ensure_deployed(
+    chain: Chain,
+    *,
+    deployer: LocalAccount | None = None,
+    names: list[str] | None = None,
+) -> DeploymentRecord:
+    """Make sure every contract of the suite is on ``chain``; return the record.
+
+    On the embedded chain, missing contracts are deployed from anvil's first
+    development account. On an external chain they are deployed only when a
+    ``deployer`` account is given; otherwise :class:`ContractsNotDeployedError`
+    names the command that deploys them.
+    """
+    store = DeploymentStore(chain.settings.deployments_dir)
+    names = names or artifact_names()
+    genesis = chain.w3.eth.get_block(0)["hash"].hex()
+    with file_lock(chain.settings.deployments_dir / ".lock"):
+        record = store.load(chain.chain_id)
+        if record is None or record.genesis_hash != genesis:
+            record = DeploymentRecord(chain_id=chain.chain_id, genesis_hash=genesis)
+        changed = False
+        if chain.url not in record.rpc_urls and not chain.embedded:
+            record.rpc_urls.append(chain.url)
+            changed = True
+        for name in names:
+            artifact = load_artifact(name)
+            entry = record.contracts.get(name)
+            if entry and _deployed_matches(chain, entry["address"], artifact):
+                continue
+            if not chain.embedded and deployer is None:
+                raise ContractsNotDeployedError(
+                    f"contract {name} is not deployed on chain {chain.chain_id} at {chain.url}; "
+                    f"deploy the suite with `neuroledger deploy --from NAME` "
+                    f"(NAME: a funded identity)"
+                )
+            record.contracts[name] = _deploy(chain, artifact, deployer)
+            changed = True
+        if changed:
+            store.save(record)
+    return record
+
+
+def _deployed_matches(chain: Chain, address: str, artifact: Artifact) -> bool:
+    code = bytes(chain.w3.eth.get_code(address))  # type: ignore[arg-type]
+    return _code_hash(code) == artifact.runtime_code_hash
+
+
+def _deploy(chain: Chain, artifact: Artifact, deployer: LocalAccount | None) -> dict[str, Any]:
+    from neuroledger.chain.tx import Call
+
+    call = Call(to="", data=artifact.bytecode, label=f"deployment of {artifact.name}")
+    if deployer is not None:
+        receipt = chain.sender(deployer).send(call)
+        address, tx_hash, block = receipt.contract_address, receipt.tx_hash, receipt.block_number
+    else:
+        address, tx_hash, block = chain.dev_deploy(artifact.bytecode)
+    if not address or not _deployed_matches(chain, address, artifact):
+        raise ContractsNotDeployedError(
+            f"deploying {artifact.name} on chain {chain.chain_id} left no matching code at "
+            f"{address}; check the node's EVM version (needs Cancun) and retry"
+        )
+    return {
+        "address": address,
+        "code_sha256": artifact.runtime_code_hash,
+        "source_sha256": artifact.source_sha256,
+        "tx": tx_hash,
+        "block": block,
+        "deployed_at": int(time.time()),
+    }

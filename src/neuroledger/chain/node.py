@@ -1,0 +1,428 @@
+"""The embedded chain: an anvil node owned by one NeuroLedger home.
+
+Lifetime: the node is a detached background process. ``neuroledger node start``
+(or any command that needs a chain when no RPC URL is set) starts it; it keeps
+running for the commands that follow until ``neuroledger node stop``.
+
+Durability: anvil keeps its chain in memory. After every batch of writes that
+NeuroLedger reports as confirmed, :meth:`EmbeddedNode.persist` asks anvil for
+its full state (``anvil_dumpState``) and replaces ``chain/state.bin``
+atomically (temp file, fsync, rename, fsync of the directory), under a lock so
+that two writers never replace a newer dump with an older one. A ``kill -9``
+of the node or of the client therefore loses nothing that was reported as
+confirmed: the next start loads the last dump. The dump carries a SHA-256 in
+its header; a file that fails the check is never replaced or deleted, the
+node refuses to start and names the recovery.
+
+Locking: ``chain/node.json`` records the running node (pid, port). A second
+start on the same home finds the live node and reuses it; a record left by a
+dead process is recovered. Start, stop and persist serialise on an ``flock``
+that the kernel releases when its holder dies.
+
+>>> from pathlib import Path
+>>> node = EmbeddedNode(chain_dir=Path("/tmp/nl-doc/chain"))
+>>> node.status().running
+False
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from neuroledger._fs import atomic_write, file_lock
+from neuroledger.chain._rpc import RPCFailure, rpc_call
+from neuroledger.config import EMBEDDED_CHAIN_ID
+from neuroledger.errors import (
+    NodeError,
+    NodeLockedError,
+    NodeStateCorruptError,
+    PortInUseError,
+)
+
+__all__ = ["EmbeddedNode", "NodeStatus", "find_anvil"]
+
+_STATE_MAGIC = b"NEUROLEDGER-ANVIL-STATE/1\n"
+_START_TIMEOUT = 20.0
+
+
+def find_anvil(explicit: Path | None = None) -> Path:
+    """Locate the anvil binary: an explicit path, the virtualenv's bin, then PATH."""
+    candidates: list[Path] = []
+    if explicit is not None:
+        candidates.append(explicit)
+    candidates.append(Path(sys.executable).parent / "anvil")
+    which = shutil.which("anvil")
+    if which:
+        candidates.append(Path(which))
+    for cand in candidates:
+        if cand.is_file() and os.access(cand, os.X_OK):
+            return cand
+    raise NodeError(
+        "anvil is not installed; run `make demo` or `make test` (they install it with npm), "
+        "or point NEUROLEDGER_ANVIL at an anvil binary"
+    )
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What is known about the embedded node of a home."""
+
+    running: bool
+    pid: int | None = None
+    port: int | None = None
+    url: str | None = None
+    chain_id: int = EMBEDDED_CHAIN_ID
+    block_number: int | None = None
+    state_file: str | None = None
+    state_block: int | None = None
+    state_bytes: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the status as a JSON-ready dict."""
+        return asdict(self)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        with contextlib.suppress(OSError, IndexError):
+            # A zombie (state Z) is dead but not yet reaped by its parent.
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _is_our_anvil(pid: int, port: int) -> bool:
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.exists():
+        return _pid_alive(pid)
+    try:
+        args = cmdline.read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(args) and b"anvil" in Path(args[0].decode(errors="replace")).name.encode() and (
+        str(port).encode() in args
+    )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def encode_state(payload_gz: bytes, block: int) -> bytes:
+    """Wrap anvil's gzipped state dump in NeuroLedger's checked envelope."""
+    header = {"sha256": hashlib.sha256(payload_gz).hexdigest(), "block": block}
+    return _STATE_MAGIC + json.dumps(header).encode() + b"\n" + payload_gz
+
+
+def decode_state(path: Path) -> tuple[dict[str, Any], bytes]:
+    """Read and check a state file; return its header and anvil's JSON state."""
+    recovery = (
+        f"the file is kept as it is. To recover, restore a backup of it, or run "
+        f"`neuroledger node start --reset-state` to move it aside and start an empty chain"
+    )
+    data = path.read_bytes()
+    if not data.startswith(_STATE_MAGIC):
+        raise NodeStateCorruptError(f"chain state {path} has no NeuroLedger header; {recovery}")
+    try:
+        header_line, payload = data[len(_STATE_MAGIC) :].split(b"\n", 1)
+        header = json.loads(header_line)
+        expected = header["sha256"]
+    except (ValueError, KeyError, TypeError):
+        raise NodeStateCorruptError(f"chain state {path} has a damaged header; {recovery}") from None
+    if hashlib.sha256(payload).hexdigest() != expected:
+        raise NodeStateCorruptError(f"chain state {path} fails its SHA-256 check; {recovery}")
+    try:
+        state_json = gzip.decompress(payload)
+        json.loads(state_json)
+    except (OSError, EOFError, zlib.error, ValueError):
+        raise NodeStateCorruptError(f"chain state {path} does not decompress; {recovery}") from None
+    return header, state_json
+
+
+class EmbeddedNode:
+    """Starts, stops and persists the anvil node of one home."""
+
+    def __init__(
+        self,
+        *,
+        chain_dir: Path,
+        anvil_path: Path | None = None,
+        chain_id: int = EMBEDDED_CHAIN_ID,
+        port: int | None = None,
+    ) -> None:
+        self.chain_dir = chain_dir
+        self.anvil_path = anvil_path
+        self.chain_id = chain_id
+        self.port = port
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- paths ---------------------------------------------------------------------
+    @property
+    def record_path(self) -> Path:
+        """``node.json``: pid and port of the running node (the lock record)."""
+        return self.chain_dir / "node.json"
+
+    @property
+    def state_path(self) -> Path:
+        """``state.bin``: the last durable state dump."""
+        return self.chain_dir / "state.bin"
+
+    @property
+    def log_path(self) -> Path:
+        """``anvil.log``: what anvil printed."""
+        return self.chain_dir / "anvil.log"
+
+    @property
+    def _op_lock(self) -> Path:
+        return self.chain_dir / ".lock"
+
+    # -- status --------------------------------------------------------------------
+    def _read_record(self) -> dict[str, Any] | None:
+        try:
+            record = json.loads(self.record_path.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    def _live_record(self) -> dict[str, Any] | None:
+        record = self._read_record()
+        if not record:
+            return None
+        pid, port = record.get("pid"), record.get("port")
+        if isinstance(pid, int) and isinstance(port, int) and _pid_alive(pid):
+            if _is_our_anvil(pid, port):
+                return record
+        return None
+
+    def status(self) -> NodeStatus:
+        """Report whether the node runs, where, and what the last dump holds."""
+        state_block = state_bytes = None
+        if self.state_path.exists():
+            state_bytes = self.state_path.stat().st_size
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with self.state_path.open("rb") as fh:
+                    fh.readline()
+                    state_block = int(json.loads(fh.readline())["block"])
+        state_file = str(self.state_path) if self.state_path.exists() else None
+        record = self._live_record()
+        if record is None:
+            return NodeStatus(
+                running=False,
+                chain_id=self.chain_id,
+                state_file=state_file,
+                state_block=state_block,
+                state_bytes=state_bytes,
+            )
+        url = record["url"]
+        block = None
+        with contextlib.suppress(RPCFailure):
+            block = int(rpc_call(url, "eth_blockNumber", timeout=2.0), 16)
+        return NodeStatus(
+            running=True,
+            pid=record["pid"],
+            port=record["port"],
+            url=url,
+            chain_id=self.chain_id,
+            block_number=block,
+            state_file=state_file,
+            state_block=state_block,
+            state_bytes=state_bytes,
+        )
+
+    # -- start / stop ----------------------------------------------------------------
+    def start(self, *, reset_state: bool = False) -> NodeStatus:
+        """Start the node, or return the status of the one already running.
+
+        ``reset_state`` moves an existing state file aside (it is never deleted)
+        and starts an empty chain.
+        """
+        self.chain_dir.mkdir(parents=True, exist_ok=True)
+        with file_lock(self._op_lock):
+            live = self._live_record()
+            if live is not None:
+                if reset_state:
+                    raise NodeLockedError(
+                        f"the node of this home runs (pid {live['pid']}); "
+                        "run `neuroledger node stop` before resetting its state"
+                    )
+                return self.status()
+            self.record_path.unlink(missing_ok=True)  # stale record of a dead node
+            if reset_state and self.state_path.exists():
+                aside = self.chain_dir / f"state.{time.strftime('%Y%m%dT%H%M%S')}.bin.old"
+                os.replace(self.state_path, aside)
+            load_file = None
+            if self.state_path.exists():
+                _, state_json = decode_state(self.state_path)
+                load_file = self.chain_dir / "load-state.json"
+                atomic_write(load_file, state_json)
+            try:
+                self._spawn(load_file)
+            finally:
+                if load_file is not None:
+                    load_file.unlink(missing_ok=True)
+            self._persist_locked(self._url())
+        return self.status()
+
+    def _url(self) -> str:
+        record = self._read_record() or {}
+        url = record.get("url")
+        if not isinstance(url, str):
+            raise NodeError("the embedded node is not running; run `neuroledger node start`")
+        return url
+
+    def _spawn(self, load_file: Path | None) -> None:
+        anvil = find_anvil(self.anvil_path)
+        attempts = 1 if self.port is not None else 3
+        for attempt in range(attempts):
+            port = self.port if self.port is not None else _free_port()
+            if self.port is not None and not _port_free(port):
+                raise PortInUseError(
+                    f"port {port} on 127.0.0.1 is in use by another program; "
+                    "choose another with `--port` (or NEUROLEDGER_NODE_PORT) or stop that program"
+                )
+            args = [
+                str(anvil),
+                "--host", "127.0.0.1",
+                "--port", str(port),
+                "--chain-id", str(self.chain_id),
+                "--accounts", "10",
+                "--balance", "1000000",
+            ]  # fmt: skip
+            if load_file is not None:
+                args += ["--load-state", str(load_file)]
+            with self.log_path.open("ab") as log:
+                proc = subprocess.Popen(
+                    args,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            url = f"http://127.0.0.1:{port}"
+            if self._wait_ready(proc, url):
+                self._proc = proc
+                record = {"pid": proc.pid, "port": port, "url": url, "started": time.time()}
+                atomic_write(self.record_path, json.dumps(record).encode())
+                return
+            tail = self._log_tail()
+            if "Address already in use" in tail and attempt + 1 < attempts:
+                continue
+            if "Address already in use" in tail:
+                raise PortInUseError(
+                    f"anvil could not listen on port {port}: it is in use; "
+                    "choose another with `--port` or leave it unset to pick a free one"
+                )
+            raise NodeError(
+                f"anvil did not start (see {self.log_path}): {tail.strip().splitlines()[-1:]}"
+            )
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes], url: str) -> bool:
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return False
+            try:
+                chain_id = int(rpc_call(url, "eth_chainId", timeout=1.0), 16)
+            except RPCFailure:
+                time.sleep(0.05)
+                continue
+            if chain_id != self.chain_id:
+                proc.kill()
+                proc.wait()
+                raise PortInUseError(
+                    f"another node answers on {url} (chain {chain_id}); choose another `--port`"
+                )
+            return True
+        proc.kill()
+        proc.wait()
+        return False
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> bool:
+        """Persist the state, then stop the node. Return False if none was running."""
+        with file_lock(self._op_lock):
+            record = self._live_record()
+            if record is None:
+                self.record_path.unlink(missing_ok=True)
+                return False
+            with contextlib.suppress(RPCFailure):
+                self._persist_locked(record["url"])
+            pid = int(record["pid"])
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                if self._proc is not None and self._proc.pid == pid:
+                    self._proc.poll()
+                time.sleep(0.05)
+            if _pid_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            if self._proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(timeout=5)
+                self._proc = None
+            self.record_path.unlink(missing_ok=True)
+            return True
+
+    # -- durability --------------------------------------------------------------------
+    def persist(self, url: str | None = None) -> int:
+        """Write the node's full state durably; return the block number it holds.
+
+        Called after every confirmed write batch; returning means the batch
+        survives a crash of the node or of this process.
+        """
+        with file_lock(self._op_lock):
+            return self._persist_locked(url or self._url())
+
+    def _persist_locked(self, url: str) -> int:
+        try:
+            block = int(rpc_call(url, "eth_blockNumber"), 16)
+            dump_hex = rpc_call(url, "anvil_dumpState", timeout=60.0)
+        except RPCFailure as exc:
+            raise NodeError(
+                f"could not save the chain state ({exc}); check `neuroledger node status`"
+            ) from exc
+        payload = bytes.fromhex(str(dump_hex).removeprefix("0x"))
+        if not payload.startswith(b"\x1f\x8b"):
+            payload = gzip.compress(payload, compresslevel=1)
+        atomic_write(self.state_path, encode_state(payload, block))
+        return block

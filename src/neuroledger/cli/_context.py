@@ -1,0 +1,113 @@
+"""What every CLI command shares: settings from flags and environment, output helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from neuroledger.chain.client import Chain
+from neuroledger.config import KdfParams, Settings, default_home
+from neuroledger.errors import ConfigError, KeystoreError
+from neuroledger.identity.keystore import Keystore
+from neuroledger.identity.service import Identities
+
+__all__ = ["CLIContext", "emit", "settings_from_env"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings_from_env(home: Path | None, rpc_url: str | None, port: int | None) -> Settings:
+    """Build settings from flags, falling back to ``NEUROLEDGER_*`` variables."""
+    env = os.environ
+    home = home or Path(env.get("NEUROLEDGER_HOME") or default_home())
+    rpc_url = rpc_url or env.get("NEUROLEDGER_RPC_URL") or None
+    if port is None and env.get("NEUROLEDGER_NODE_PORT"):
+        try:
+            port = int(env["NEUROLEDGER_NODE_PORT"])
+        except ValueError:
+            raise ConfigError("NEUROLEDGER_NODE_PORT must be a port number such as 8545") from None
+    kdf = KdfParams()
+    if env.get("NEUROLEDGER_SCRYPT_N"):
+        try:
+            n = int(env["NEUROLEDGER_SCRYPT_N"])
+        except ValueError:
+            n = 0
+        if n < 2**10 or n & (n - 1):
+            raise ConfigError("NEUROLEDGER_SCRYPT_N must be a power of two of at least 1024")
+        kdf = KdfParams(n=n)
+    anvil = env.get("NEUROLEDGER_ANVIL")
+    if rpc_url is not None and not rpc_url.startswith(("http://", "https://")):
+        raise ConfigError(f"RPC URL {rpc_url!r} must start with http:// or https://")
+    return Settings(
+        home=home.expanduser().resolve(),
+        rpc_url=rpc_url,
+        node_port=port,
+        kdf=kdf,
+        anvil_path=Path(anvil) if anvil else None,
+    )
+
+
+def _passphrase_source(confirm: bool) -> str:
+    path = os.environ.get("NEUROLEDGER_PASSPHRASE_FILE")
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise KeystoreError(
+                f"cannot read the passphrase file named by NEUROLEDGER_PASSPHRASE_FILE ({exc}); "
+                "fix the path or unset it to be prompted"
+            ) from None
+        return text.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise KeystoreError(
+            "no passphrase: set NEUROLEDGER_PASSPHRASE_FILE to a file holding it, "
+            "or run the command in a terminal to be prompted"
+        )
+    value: str = typer.prompt("Keystore passphrase", hide_input=True, confirmation_prompt=confirm)
+    return value
+
+
+@dataclass
+class CLIContext:
+    """Lazily built chain, keystore and identities for one CLI invocation."""
+
+    settings: Settings
+    _chain: Chain | None = field(default=None, init=False)
+    _keystore: Keystore | None = field(default=None, init=False)
+
+    def chain(self) -> Chain:
+        """The chain connection (starts the embedded node if needed)."""
+        if self._chain is None:
+            self._chain = Chain.connect(self.settings)
+        return self._chain
+
+    def keystore(self, *, new_passphrase: bool = False) -> Keystore:
+        """The home's keystore; asks for the passphrase only when a key is opened."""
+        if self._keystore is None:
+            confirm = new_passphrase and not self.settings.keystore_dir.joinpath("keys").exists()
+            self._keystore = Keystore(
+                self.settings.keystore_dir,
+                passphrase=lambda: _passphrase_source(confirm),
+                kdf=self.settings.kdf,
+            )
+        return self._keystore
+
+    def identities(self, *, new_passphrase: bool = False) -> Identities:
+        """Identities service on the configured chain."""
+        return Identities(self.chain(), self.keystore(new_passphrase=new_passphrase))
+
+
+def emit(data: Any, *, as_json: bool, human: str | None = None) -> None:
+    """Print ``data`` as JSON (``--json``) or the human text."""
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    elif human is not None:
+        console.print(human, highlight=False, soft_wrap=True)

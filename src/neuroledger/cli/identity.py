@@ -1,0 +1,133 @@
+"""``neuroledger identity …``: create, list, show, rotate, delegate, resolve."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from neuroledger.cli._context import CLIContext, console, emit
+from neuroledger.identity.did import format_did
+from neuroledger.identity.keystore import KINDS
+from neuroledger.identity.registry import DELEGATE_TYPES
+
+app = typer.Typer(help="Identities (did:ethr) of organizations, people, AI agents and devices.")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _ctx(ctx: typer.Context) -> CLIContext:
+    obj: CLIContext = ctx.obj
+    return obj
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Local name, e.g. hospital-a.")],
+    kind: Annotated[str, typer.Option("--kind", "-k", help=f"One of: {', '.join(KINDS)}.")] = "org",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an identity, fund it (embedded chain) and publish its X25519 key."""
+    ids = _ctx(ctx).identities(new_passphrase=True)
+    record = ids.create(name, kind)
+    did = format_did(ids.chain.chain_id, record.identity)
+    emit(
+        {**record.to_json(), "did": did},
+        as_json=as_json,
+        human=f"created {record.kind} [bold]{name}[/bold]  {did}",
+    )
+
+
+@app.command("publish")
+def publish(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """(Re)publish the X25519 key-agreement key of an identity."""
+    tx = _ctx(ctx).identities().publish_key(name)
+    emit({"name": name, "tx": tx}, as_json=as_json, human=f"published key of {name} in {tx}")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the identities of this home."""
+    c = _ctx(ctx)
+    records = c.keystore().list()
+    if as_json:
+        emit([r.to_json() for r in records], as_json=True)
+        return
+    if not records:
+        console.print("no identities yet; create one with `neuroledger identity create NAME`")
+        return
+    table = Table("name", "kind", "identity", "owner")
+    for r in records:
+        table.add_row(r.name, r.kind, r.identity, "self" if r.owner == r.identity else r.owner)
+    console.print(table)
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """Show an identity: its DID, kind, owner and on-chain owner."""
+    ids = _ctx(ctx).identities()
+    record = ids.keystore.get(name)
+    on_chain = ids.registry.identity_owner(record.identity)
+    data = {**record.to_json(), "did": ids.did(name), "owner_on_chain": on_chain}
+    human = "\n".join(
+        [
+            f"[bold]{name}[/bold] ({record.kind})",
+            f"  did            {data['did']}",
+            f"  owner (local)  {record.owner}",
+            f"  owner (chain)  {on_chain}",
+            f"  X25519 key     {record.x25519_public}",
+        ]
+    )
+    emit(data, as_json=as_json, human=human)
+
+
+@app.command("rotate")
+def rotate(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """Move control of an identity to a fresh owner key (the DID does not change)."""
+    rot = _ctx(ctx).identities().rotate(name)
+    emit(
+        rot.__dict__,
+        as_json=as_json,
+        human=f"rotated {name}: owner {rot.old_owner} -> {rot.new_owner} ({rot.tx_hash})",
+    )
+
+
+@app.command("delegate")
+def delegate(
+    ctx: typer.Context,
+    name: str,
+    to: Annotated[str, typer.Option("--to", help="Delegate: identity name, 0x address or DID.")],
+    delegate_type: Annotated[
+        str, typer.Option("--type", help=f"One of: {', '.join(DELEGATE_TYPES)}.")
+    ] = "veriKey",
+    validity: Annotated[int, typer.Option("--validity", min=1, help="Seconds.")] = 86400,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Revoke instead of add.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add (or revoke) a delegate of an identity."""
+    ids = _ctx(ctx).identities()
+    if revoke:
+        tx = ids.revoke_delegate(name, to, delegate_type)
+        verb = "revoked"
+    else:
+        tx = ids.add_delegate(name, to, delegate_type, validity)
+        verb = "added"
+    emit(
+        {"name": name, "delegate": to, "type": delegate_type, "action": verb, "tx": tx},
+        as_json=as_json,
+        human=f"{verb} {delegate_type} delegate {to} of {name} ({tx})",
+    )
+
+
+@app.command("resolve")
+def resolve(
+    ctx: typer.Context,
+    did: Annotated[str, typer.Argument(help="A did:ethr DID or a local identity name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Resolve a did:ethr DID into its W3C DID document."""
+    result = _ctx(ctx).identities().resolve(did)
+    emit(result.to_json(), as_json=True)
+    del as_json  # a DID document is JSON either way

@@ -1,0 +1,131 @@
+"""The ``neuroledger`` command line: one line per error, ``--json`` on read commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from neuroledger.cli import identity, node
+from neuroledger.cli._context import CLIContext, emit, err_console, settings_from_env
+from neuroledger.cli.demo import demo
+from neuroledger.errors import NeuroLedgerError
+
+app = typer.Typer(
+    name="neuroledger",
+    help="NeuroLedger: a trust layer for the AI lifecycle on an EVM blockchain.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(node.app, name="node")
+app.add_typer(identity.app, name="identity")
+app.command("demo")(demo)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="Home directory [env NEUROLEDGER_HOME; default ~/.neuroledger]."),
+    ] = None,
+    rpc_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc-url", help="External EVM JSON-RPC URL [env NEUROLEDGER_RPC_URL]; unset = embedded."
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="Port of the embedded node [env NEUROLEDGER_NODE_PORT].", min=1, max=65535),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Global options; see each command's --help."""
+    del debug  # read by run() before parsing
+    ctx.obj = CLIContext(settings_from_env(home, rpc_url, port))
+
+
+@app.command("init")
+def init(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """Create the home (keystore, chain and deployment folders) and deploy the contracts."""
+    c: CLIContext = ctx.obj
+    s = c.settings
+    for folder in (s.home, s.keystore_dir, s.chain_dir, s.deployments_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    s.home.chmod(0o700)
+    s.keystore_dir.chmod(0o700)
+    chain = c.chain()
+    record = chain.deployment()
+    data = {
+        "home": str(s.home),
+        "chain_id": chain.chain_id,
+        "rpc_url": chain.url,
+        "embedded": chain.embedded,
+        "contracts": {k: v["address"] for k, v in record.contracts.items()},
+    }
+    lines = [f"home {s.home} ready; chain {chain.chain_id} at {chain.url}"]
+    lines += [f"  {k} at {v}" for k, v in data["contracts"].items()]
+    emit(data, as_json=as_json, human="\n".join(lines))
+
+
+@app.command("deploy")
+def deploy(
+    ctx: typer.Context,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Identity that pays for deployment (external chains).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Deploy the contract suite to the chain (idempotent); record it in the home."""
+    c: CLIContext = ctx.obj
+    chain = c.chain()
+    deployer = c.keystore().owner_account(from_) if from_ else None
+    record = chain.deployment(deployer=deployer)
+    contracts = {k: v["address"] for k, v in record.contracts.items()}
+    emit(
+        {"chain_id": chain.chain_id, "contracts": contracts},
+        as_json=as_json,
+        human="\n".join(f"{k} at {v} (chain {chain.chain_id})" for k, v in contracts.items()),
+    )
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI; map NeuroLedger errors to one line on stderr and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="neuroledger", standalone_mode=False)
+    except NeuroLedgerError as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return _exit(exc.exit_code, argv)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return _exit(130, argv)
+    except click.ClickException as exc:
+        exc.show()
+        return _exit(exc.exit_code, argv)
+    except click.exceptions.Exit as exc:
+        return _exit(exc.exit_code, argv)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; confirmed writes are saved")
+        return _exit(130, argv)
+    return _exit(0, argv)
+
+
+def _exit(code: int, argv: list[str] | None) -> int:
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,78 @@
+"""``neuroledger node …``: the embedded anvil node of the home."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from neuroledger.chain.node import EmbeddedNode
+from neuroledger.cli._context import CLIContext, emit
+from neuroledger.config import EMBEDDED_CHAIN_ID
+from neuroledger.errors import ConfigError
+
+app = typer.Typer(help="The embedded chain node (anvil) of this home.")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _node(ctx: typer.Context) -> EmbeddedNode:
+    c: CLIContext = ctx.obj
+    if not c.settings.embedded:
+        raise ConfigError(
+            "an RPC URL is configured, so there is no embedded node to manage; "
+            "unset --rpc-url / NEUROLEDGER_RPC_URL"
+        )
+    return EmbeddedNode(
+        chain_dir=c.settings.chain_dir,
+        anvil_path=c.settings.anvil_path,
+        chain_id=EMBEDDED_CHAIN_ID,
+        port=c.settings.node_port,
+    )
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    reset_state: Annotated[
+        bool,
+        typer.Option(
+            "--reset-state", help="Move an existing (e.g. corrupted) state file aside and start empty."
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start the node in the background (or report the one already running)."""
+    status = _node(ctx).start(reset_state=reset_state)
+    emit(
+        status.to_json(),
+        as_json=as_json,
+        human=f"node running at {status.url} (pid {status.pid}, chain {status.chain_id}, "
+        f"block {status.block_number})",
+    )
+
+
+@app.command("stop")
+def stop(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Save the chain state and stop the node."""
+    stopped = _node(ctx).stop()
+    emit(
+        {"stopped": stopped},
+        as_json=as_json,
+        human="node stopped; state saved" if stopped else "node was not running",
+    )
+
+
+@app.command("status")
+def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show whether the node runs, where, and what the saved state holds."""
+    st = _node(ctx).status()
+    if st.running:
+        human = (
+            f"running at {st.url} (pid {st.pid}, chain {st.chain_id}, block {st.block_number}); "
+            f"saved state up to block {st.state_block}"
+        )
+    else:
+        saved = f"saved state up to block {st.state_block}" if st.state_file else "no saved state"
+        human = f"not running; {saved}"
+    emit(st.to_json(), as_json=as_json, human=human)

@@ -1,0 +1,93 @@
+"""Settings: where NeuroLedger keeps its state and which chain it talks to.
+
+Settings are passed explicitly; library code never reads the environment.
+The CLI maps ``NEUROLEDGER_*`` variables onto a :class:`Settings` object.
+
+>>> from pathlib import Path
+>>> s = Settings(home=Path("/tmp/nl-home"))
+>>> s.chain_dir
+PosixPath('/tmp/nl-home/chain')
+>>> s.embedded
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["EMBEDDED_CHAIN_ID", "KdfParams", "Settings", "default_home"]
+
+#: Chain id of the embedded anvil chain ("NL" = 0x4e4c), distinct from anvil's
+#: default 31337 so that records for the embedded chain never mix with those
+#: of an external development node.
+EMBEDDED_CHAIN_ID = 20044
+
+
+def default_home() -> Path:
+    """Return the default home directory, ``~/.neuroledger``."""
+    return Path.home() / ".neuroledger"
+
+
+@dataclass(frozen=True, kw_only=True)
+class KdfParams:
+    """Scrypt cost of the Web3 Secret Storage keystore files NeuroLedger writes.
+
+    The default is the cost geth and eth-account use (n = 2**18), about a
+    second and 256 MiB per key on a laptop. :meth:`light` (n = 2**14) is for
+    tests and throw-away demo homes only.
+    """
+
+    n: int = 2**18
+
+    @classmethod
+    def standard(cls) -> KdfParams:
+        """Return the interactive-login cost used by geth (n = 2**18)."""
+        return cls(n=2**18)
+
+    @classmethod
+    def light(cls) -> KdfParams:
+        """Return a cheap cost (n = 2**14) for tests and demo homes."""
+        return cls(n=2**14)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything NeuroLedger needs to know about where it runs.
+
+    ``rpc_url`` of ``None`` means the embedded anvil node under ``home``.
+    """
+
+    home: Path = dataclasses.field(default_factory=default_home)
+    rpc_url: str | None = None
+    anvil_path: Path | None = None
+    node_port: int | None = None
+    kdf: KdfParams = dataclasses.field(default_factory=KdfParams)
+    receipt_timeout: float = 120.0
+    min_priority_fee_wei: int = 1_000_000_000  # 1 gwei floor on the tip
+    min_max_fee_wei: int = 1_000_000_000  # floor on maxFeePerGas
+
+    @property
+    def embedded(self) -> bool:
+        """True when NeuroLedger runs its own anvil node."""
+        return self.rpc_url is None
+
+    @property
+    def chain_dir(self) -> Path:
+        """Directory of the embedded node: state dumps, lock, logs."""
+        return self.home / "chain"
+
+    @property
+    def keystore_dir(self) -> Path:
+        """Directory of the encrypted keystore."""
+        return self.home / "keystore"
+
+    @property
+    def deployments_dir(self) -> Path:
+        """Directory of per-chain deployment records."""
+        return self.home / "deployments"
+
+    def with_(self, **changes: object) -> Settings:
+        """Return a copy with some fields changed."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,160 @@
+"""The one exception hierarchy of NeuroLedger.
+
+Every error NeuroLedger raises derives from :class:`NeuroLedgerError`, and its
+message says how to fix the problem. The CLI prints the message on one line and
+exits with the error's ``exit_code``::
+
+    NeuroLedgerError
+    ├── ConfigError                  bad settings or home directory
+    ├── NodeError                    embedded anvil node
+    │   ├── NodeLockedError          another live node owns this home
+    │   ├── NodeStateCorruptError    the saved chain state fails its check
+    │   └── PortInUseError           the requested port is taken
+    ├── ChainError                   talking to a chain
+    │   ├── RPCUnreachableError      no JSON-RPC node answers at the URL
+    │   ├── ChainIdMismatchError     the chain is not the one recorded
+    │   ├── ContractsNotDeployedError  no NeuroLedger contracts on this chain
+    │   ├── InsufficientFundsError   an account cannot pay for gas
+    │   ├── TransactionTimeoutError  no receipt within the timeout
+    │   └── TransactionRevertedError the contract rejected the call
+    ├── ArtifactError                missing or stale compiled contracts
+    ├── KeystoreError                encrypted keys
+    │   ├── WrongPassphraseError     the passphrase does not open a key
+    │   └── IdentityNotFoundError    no identity by that name (did you mean …?)
+    └── IdentityError                DIDs and the identity registry
+        └── MalformedDIDError        text that is not a did:ethr DID
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "ArtifactError",
+    "ChainError",
+    "ChainIdMismatchError",
+    "ConfigError",
+    "ContractsNotDeployedError",
+    "IdentityError",
+    "IdentityNotFoundError",
+    "InsufficientFundsError",
+    "KeystoreError",
+    "MalformedDIDError",
+    "NeuroLedgerError",
+    "NodeError",
+    "NodeLockedError",
+    "NodeStateCorruptError",
+    "PortInUseError",
+    "RPCUnreachableError",
+    "TransactionRevertedError",
+    "TransactionTimeoutError",
+    "WrongPassphraseError",
+]
+
+
+class NeuroLedgerError(Exception):
+    """Root of every error NeuroLedger raises; its message names the fix."""
+
+    exit_code = 1
+
+
+class ConfigError(NeuroLedgerError):
+    """Raised when settings or the home directory are unusable."""
+
+    exit_code = 2
+
+
+class NodeError(NeuroLedgerError):
+    """Raised when the embedded anvil node cannot be started, reached or stopped."""
+
+    exit_code = 3
+
+
+class NodeLockedError(NodeError):
+    """Raised when another live node already owns this home."""
+
+
+class NodeStateCorruptError(NodeError):
+    """Raised when the saved chain state fails its integrity check; the file is kept."""
+
+
+class PortInUseError(NodeError):
+    """Raised when the port asked for the embedded node is already taken."""
+
+
+class ChainError(NeuroLedgerError):
+    """Raised when talking to a chain fails."""
+
+    exit_code = 4
+
+
+class RPCUnreachableError(ChainError):
+    """Raised when no JSON-RPC node answers at the configured URL."""
+
+
+class ChainIdMismatchError(ChainError):
+    """Raised when the chain's id is not the one the deployment record expects."""
+
+
+class ContractsNotDeployedError(ChainError):
+    """Raised when the NeuroLedger contracts are not on the connected chain."""
+
+
+class InsufficientFundsError(ChainError):
+    """Raised when an account cannot pay for a transaction; says how much it needs."""
+
+
+class TransactionTimeoutError(ChainError):
+    """Raised when a sent transaction has no receipt within the timeout."""
+
+
+class TransactionRevertedError(ChainError):
+    """Raised when a contract rejects a call; ``reason`` holds the decoded revert reason."""
+
+    def __init__(self, message: str, *, reason: str | None = None, tx_hash: str | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.tx_hash = tx_hash
+
+
+class ArtifactError(NeuroLedgerError):
+    """Raised when compiled contract artifacts are missing or stale."""
+
+    exit_code = 5
+
+
+class KeystoreError(NeuroLedgerError):
+    """Raised when an encrypted key cannot be read, written or opened."""
+
+    exit_code = 6
+
+
+class WrongPassphraseError(KeystoreError):
+    """Raised when the passphrase does not decrypt a key."""
+
+
+class IdentityNotFoundError(KeystoreError):
+    """Raised when no identity has the given name; suggests the nearest names."""
+
+    def __init__(self, name: str, known: Iterable[str]):
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = (
+            f"did you mean {', '.join(repr(c) for c in close)}?"
+            if close
+            else "run `neuroledger identity list` to see them, or `neuroledger identity create`"
+        )
+        super().__init__(f"no identity named {name!r} in this home; {hint}")
+        self.name = name
+        self.suggestions = close
+
+
+class IdentityError(NeuroLedgerError):
+    """Raised when a DID operation or resolution fails."""
+
+    exit_code = 7
+
+
+class MalformedDIDError(IdentityError):
+    """Raised when text is not a valid ``did:ethr`` DID."""

@@ -1,0 +1,32 @@
+"""Identities for organizations, people, AI agents and devices, as ``did:ethr`` DIDs.
+
+Each identity has an owner key (secp256k1) and an X25519 key-agreement key,
+both kept encrypted in the home's keystore; the registry contract (ERC-1056)
+holds the owner, delegates and published keys.
+
+>>> from neuroledger.identity import parse_did
+>>> parse_did("did:ethr:0x4e4c:0x0000000000000000000000000000000000000001").chain_id
+20044
+"""
+
+from neuroledger.identity.did import ParsedDID, format_did, parse_did
+from neuroledger.identity.keystore import KINDS, IdentityRecord, Keystore
+from neuroledger.identity.registry import DELEGATE_TYPES, X25519_ATTRIBUTE, RegistryClient
+from neuroledger.identity.resolver import ResolvedDID, resolve_did
+from neuroledger.identity.service import Identities, Rotation
+
+__all__ = [
+    "DELEGATE_TYPES",
+    "KINDS",
+    "X25519_ATTRIBUTE",
+    "Identities",
+    "IdentityRecord",
+    "Keystore",
+    "ParsedDID",
+    "RegistryClient",
+    "ResolvedDID",
+    "Rotation",
+    "format_did",
+    "parse_did",
+    "resolve_did",
+]

@@ -1,0 +1,139 @@
+"""Identities on chain: create, publish keys, rotate owners, appoint delegates, resolve."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from neuroledger.chain.client import Chain
+from neuroledger.errors import InsufficientFundsError, IdentityError, MalformedDIDError
+from neuroledger.identity.did import format_did, parse_did
+from neuroledger.identity.keystore import IdentityRecord, Keystore
+from neuroledger.identity.registry import X25519_ATTRIBUTE, RegistryClient
+from neuroledger.identity.resolver import ResolvedDID, resolve_did
+
+__all__ = ["KEY_VALIDITY_SECONDS", "Identities", "Rotation"]
+
+#: How long a published key-agreement key stays valid: ten years.
+KEY_VALIDITY_SECONDS = 10 * 365 * 24 * 3600
+
+REGISTRY = "DIDRegistry"
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """The outcome of an owner rotation."""
+
+    name: str
+    identity: str
+    old_owner: str
+    new_owner: str
+    tx_hash: str
+
+
+class Identities:
+    """The identities of one home, on one chain."""
+
+    def __init__(self, chain: Chain, keystore: Keystore) -> None:
+        self.chain = chain
+        self.keystore = keystore
+        self._registry: RegistryClient | None = None
+
+    @property
+    def registry(self) -> RegistryClient:
+        """Client of the deployed DID registry."""
+        if self._registry is None:
+            self._registry = RegistryClient(self.chain.contract(REGISTRY))
+        return self._registry
+
+    def did(self, name: str) -> str:
+        """The ``did:ethr`` of identity ``name`` on this chain."""
+        return format_did(self.chain.chain_id, self.keystore.get(name).identity)
+
+    def create(self, name: str, kind: str, *, publish: bool = True) -> IdentityRecord:
+        """Create identity ``name``; on the embedded chain fund it; publish its X25519 key."""
+        record = self.keystore.create(name, kind)
+        if self.chain.embedded:
+            self.chain.fund(record.owner)
+        if publish:
+            try:
+                self.publish_key(name)
+            except InsufficientFundsError as exc:
+                raise InsufficientFundsError(
+                    f"identity {name!r} was created ({record.identity}) but its key is not "
+                    f"published: {exc}; then run `neuroledger identity publish {name}`"
+                ) from None
+        return record
+
+    def publish_key(self, name: str) -> str:
+        """Publish the X25519 key-agreement key of ``name``; return the transaction hash."""
+        record = self.keystore.get(name)
+        owner = self.keystore.owner_account(name)
+        call = self.registry.set_attribute(
+            record.identity,
+            X25519_ATTRIBUTE,
+            base64.b64decode(record.x25519_public),
+            KEY_VALIDITY_SECONDS,
+        )
+        return self.chain.sender(owner).send(call).tx_hash
+
+    def rotate(self, name: str) -> Rotation:
+        """Move control of ``name`` to a fresh owner key; the DID stays the same."""
+        record = self.keystore.get(name)
+        on_chain = self.registry.identity_owner(record.identity)
+        if record.pending_owner and on_chain.lower() == record.pending_owner.lower():
+            # A previous rotation was confirmed but not recorded (crash): finish it.
+            self.keystore.commit_owner(name, record.pending_owner)
+            record = self.keystore.get(name)
+        if on_chain.lower() != record.owner.lower():
+            raise IdentityError(
+                f"identity {name!r} is owned on chain by {on_chain}, not by the key this home "
+                "holds; it cannot be rotated from here"
+            )
+        old = self.keystore.owner_account(name)
+        new = self.keystore.new_owner_key(name)
+        receipt = self.chain.sender(old).send(
+            self.registry.change_owner(record.identity, str(new.address))
+        )
+        if self.chain.embedded:
+            self.chain.fund(str(new.address))
+        self.keystore.commit_owner(name, str(new.address))
+        return Rotation(
+            name=name,
+            identity=record.identity,
+            old_owner=str(old.address),
+            new_owner=str(new.address),
+            tx_hash=receipt.tx_hash,
+        )
+
+    def add_delegate(self, name: str, delegate: str, delegate_type: str, validity: int) -> str:
+        """Appoint ``delegate`` (an address or an identity name) for ``validity`` seconds."""
+        record = self.keystore.get(name)
+        address = self._address_of(delegate)
+        owner = self.keystore.owner_account(name)
+        call = self.registry.add_delegate(record.identity, delegate_type, address, validity)
+        return self.chain.sender(owner).send(call).tx_hash
+
+    def revoke_delegate(self, name: str, delegate: str, delegate_type: str) -> str:
+        """End the delegation of ``delegate`` now."""
+        record = self.keystore.get(name)
+        address = self._address_of(delegate)
+        owner = self.keystore.owner_account(name)
+        call = self.registry.revoke_delegate(record.identity, delegate_type, address)
+        return self.chain.sender(owner).send(call).tx_hash
+
+    def resolve(self, did_or_name: str) -> ResolvedDID:
+        """Resolve a DID, or the DID of a local identity name, into its document."""
+        did = did_or_name if did_or_name.startswith("did:") else self.did(did_or_name)
+        return resolve_did(
+            self.chain.w3, self.registry.contract, did, chain_id=self.chain.chain_id
+        )
+
+    def _address_of(self, who: str) -> str:
+        if who.startswith("did:"):
+            return parse_did(who).address
+        if who.startswith("0x"):
+            if len(who) != 42:
+                raise MalformedDIDError(f"{who!r} is not a 20-byte hex address")
+            return who
+        return self.keystore.get(who).identity
