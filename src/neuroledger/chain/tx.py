@@ -332,7 +332,11 @@ class TransactionSender:
                         gas_used=int(raw["gasUsed"], 16),
                         status=int(raw["status"], 16),
                         logs=raw["logs"],
-                        contract_address=raw.get("contractAddress"),
+                        contract_address=(
+                            Web3.to_checksum_address(raw["contractAddress"])
+                            if raw.get("contractAddress")
+                            else None
+                        ),
                     )
             if progress is not None:
                 progress(len(receipts))

@@ -1,0 +1,79 @@
+"""External chains: unreachable node, wrong chain id, no contracts — each a one-line error."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+
+from neuroledger.chain._rpc import rpc_call
+from neuroledger.chain.client import Chain
+from neuroledger.chain.deploy import ensure_deployed
+from neuroledger.chain.node import _free_port
+from neuroledger.config import Settings
+from neuroledger.errors import ChainIdMismatchError, ContractsNotDeployedError, RPCUnreachableError
+from tests.conftest import start_raw_anvil
+
+pytestmark = pytest.mark.anvil
+DEV_KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+
+
+def one_line(exc: BaseException) -> bool:
+    return "\n" not in str(exc)
+
+
+def test_unreachable(tmp_path) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(RPCUnreachableError, match="NEUROLEDGER_RPC_URL") as info:
+        Chain.connect(Settings(home=tmp_path, rpc_url=url))
+    assert one_line(info.value)
+
+
+def test_no_contracts_names_deploy_command(external_anvil, tmp_path) -> None:
+    chain = Chain.connect(Settings(home=tmp_path, rpc_url=external_anvil))
+    with pytest.raises(ContractsNotDeployedError, match="neuroledger deploy --from") as info:
+        chain.contract("DIDRegistry")
+    assert one_line(info.value)
+
+
+def test_deploy_is_idempotent_and_recorded(external_anvil, tmp_path) -> None:
+    settings = Settings(home=tmp_path, rpc_url=external_anvil)
+    chain = Chain.connect(settings)
+    deployer = Account.from_key(DEV_KEY)
+    first = ensure_deployed(chain, deployer=deployer)
+    nonce = chain.w3.eth.get_transaction_count(deployer.address)
+    second = ensure_deployed(Chain.connect(settings), deployer=deployer)
+    assert first.contracts == second.contracts
+    assert chain.w3.eth.get_transaction_count(deployer.address) == nonce  # nothing redeployed
+    assert (tmp_path / "deployments" / "31337.json").exists()
+
+
+def test_wrong_chain_id_for_recorded_url(tmp_path) -> None:
+    proc, url = start_raw_anvil()
+    settings = Settings(home=tmp_path, rpc_url=url)
+    ensure_deployed(Chain.connect(settings), deployer=Account.from_key(DEV_KEY))
+    proc.kill()
+    proc.wait()
+    port = int(url.rsplit(":", 1)[1])
+    import subprocess
+
+    from neuroledger.chain.node import find_anvil
+
+    other = subprocess.Popen(
+        [str(find_anvil()), "--port", str(port), "--chain-id", "777"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        import time
+
+        for _ in range(100):
+            try:
+                rpc_call(url, "eth_chainId", timeout=0.5)
+                break
+            except Exception:
+                time.sleep(0.05)
+        with pytest.raises(ChainIdMismatchError, match="chain id 777") as info:
+            Chain.connect(settings)
+        assert one_line(info.value)
+    finally:
+        other.kill()
+        other.wait()

@@ -1,0 +1,97 @@
+"""The embedded node: lifetime, lock, stale lock, corrupted state, port in use."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from neuroledger.chain.client import Chain
+from neuroledger.chain.node import EmbeddedNode
+from neuroledger.errors import NodeStateCorruptError, PortInUseError
+
+pytestmark = pytest.mark.anvil
+
+
+def node_of(settings) -> EmbeddedNode:
+    return EmbeddedNode(chain_dir=settings.chain_dir, port=settings.node_port)
+
+
+def test_start_status_stop_restart_keeps_chain(settings) -> None:
+    node = node_of(settings)
+    status = node.start()
+    assert status.running and status.url and status.chain_id == 20044
+    chain = Chain.connect(settings)
+    address = chain.deployment().contracts["DIDRegistry"]["address"]
+    assert node.stop()
+    assert not node.status().running
+    assert node.stop() is False
+    chain = Chain.connect(settings)  # auto-start
+    assert chain.deployment().contracts["DIDRegistry"]["address"] == address
+    assert len(chain.w3.eth.get_code(address)) > 0
+    node.stop()
+
+
+def test_second_start_reuses_running_node(settings) -> None:
+    first = node_of(settings).start()
+    second = node_of(settings).start()
+    try:
+        assert second.pid == first.pid and second.url == first.url
+    finally:
+        node_of(settings).stop()
+
+
+def test_stale_lock_of_dead_node_is_recovered(settings) -> None:
+    node = node_of(settings)
+    first = node.start()
+    os.kill(first.pid, signal.SIGKILL)
+    time.sleep(0.2)
+    assert not node_of(settings).status().running
+    again = node_of(settings).start()
+    try:
+        assert again.running and again.pid != first.pid
+    finally:
+        node_of(settings).stop()
+
+
+def test_corrupted_state_refuses_and_keeps_file(settings) -> None:
+    node = node_of(settings)
+    node.start()
+    node.stop()
+    state = settings.chain_dir / "state.bin"
+    data = bytearray(state.read_bytes())
+    data[-10] ^= 0xFF
+    state.write_bytes(bytes(data))
+    with pytest.raises(NodeStateCorruptError, match="--reset-state") as info:
+        node_of(settings).start()
+    assert "\n" not in str(info.value)
+    assert state.read_bytes() == bytes(data)  # kept untouched
+    assert not node_of(settings).status().running
+    status = node_of(settings).start(reset_state=True)
+    try:
+        assert status.running
+        assert list(settings.chain_dir.glob("state.*.bin.old"))  # moved aside, not deleted
+    finally:
+        node_of(settings).stop()
+
+
+def test_truncated_state_refuses(settings) -> None:
+    node = node_of(settings)
+    node.start()
+    node.stop()
+    state = settings.chain_dir / "state.bin"
+    state.write_bytes(state.read_bytes()[:40])
+    with pytest.raises(NodeStateCorruptError):
+        node_of(settings).start()
+
+
+def test_port_in_use(settings) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(PortInUseError, match="--port"):
+            node_of(settings.with_(node_port=port)).start()
