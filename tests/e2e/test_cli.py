@@ -1,0 +1,90 @@
+"""The CLI in a temporary home, run as users run it: a subprocess, one line per error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.anvil
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret\n")
+    env = {
+        **os.environ,
+        "NEUROLEDGER_HOME": str(tmp_path / "home"),
+        "NEUROLEDGER_PASSPHRASE_FILE": str(pw),
+        "NEUROLEDGER_SCRYPT_N": "16384",
+    }
+    env.pop("NEUROLEDGER_RPC_URL", None)
+
+    def run(*args: str, ok: bool = True, extra_env: dict | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "neuroledger"), *args],
+            capture_output=True, text=True, env={**env, **(extra_env or {})}, timeout=120,
+        )
+        if ok:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+    yield run
+    run("node", "stop", ok=False)
+
+
+def test_identity_lifecycle(cli) -> None:
+    cli("init")
+    created = json.loads(cli("identity", "create", "hospital-a", "--kind", "org", "--json").stdout)
+    cli("identity", "create", "agent-7", "--kind", "agent")
+    listed = json.loads(cli("identity", "list", "--json").stdout)
+    assert [r["name"] for r in listed] == ["agent-7", "hospital-a"]
+    cli("identity", "delegate", "hospital-a", "--to", "agent-7", "--type", "sigAuth")
+    rotated = json.loads(cli("identity", "rotate", "hospital-a", "--json").stdout)
+    shown = json.loads(cli("identity", "show", "hospital-a", "--json").stdout)
+    assert shown["owner_on_chain"] == rotated["new_owner"] == shown["owner"]
+    doc = json.loads(cli("identity", "resolve", created["did"]).stdout)["didDocument"]
+    assert doc["id"] == created["did"] and "keyAgreement" in doc
+    status = json.loads(cli("node", "status", "--json").stdout)
+    assert status["running"] and status["state_block"] >= 1
+
+
+def test_errors_are_one_line_with_exit_codes(cli, tmp_path) -> None:
+    cli("identity", "create", "hospital-a")
+    cases = [
+        (("identity", "show", "hospital-b"), "did you mean 'hospital-a'", None),
+        (("identity", "resolve", "did:ethr:nope"), "not end in a 20-byte address", None),
+        (("identity", "create", "Bad Name"), "not allowed", None),
+        (("identity", "rotate", "hospital-a"), "wrong passphrase", {"NEUROLEDGER_PASSPHRASE_FILE": str(tmp_path / "wrong")}),
+        (("identity", "list"), "must start with http", {"NEUROLEDGER_RPC_URL": "localhost:1"}),
+        (("identity", "show", "hospital-a"), "no JSON-RPC node answers", {"NEUROLEDGER_RPC_URL": "http://127.0.0.1:9"}),
+    ]
+    (tmp_path / "wrong").write_text("nope")
+    for args, expected, extra in cases:
+        proc = cli(*args, ok=False, extra_env=extra)
+        assert proc.returncode != 0, args
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and expected in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+
+
+def test_debug_shows_traceback(cli) -> None:
+    proc = cli("--debug", "identity", "resolve", "did:ethr:nope", ok=False)
+    assert "Traceback" in proc.stderr and proc.returncode != 0
+
+
+def test_missing_passphrase_source(cli) -> None:
+    proc = cli("identity", "create", "x", ok=False, extra_env={"NEUROLEDGER_PASSPHRASE_FILE": ""})
+    assert "NEUROLEDGER_PASSPHRASE_FILE" in proc.stderr and proc.returncode == 6
+
+
+def test_demo_runs_and_reports_json(cli) -> None:
+    report = json.loads(cli("demo", "--json").stdout)
+    assert report["ok"] and len(report["identities"]) == 4
+    assert all(c["ok"] for c in report["checks"])
+    assert report["rotation"]["old_owner"] != report["rotation"]["new_owner"]
