@@ -20,8 +20,11 @@ $(PY_OK): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+# `npm install` (not `npm ci`): the lock pins every package, but npm records no
+# entries for anvil's optional binaries of other platforms, which `npm ci` rejects.
+# With the lock present, `npm install` installs exactly the locked versions.
 $(NODE_OK): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # Link the native anvil binary (not npm's node wrapper) so that the process we
