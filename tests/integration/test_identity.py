@@ -94,6 +94,14 @@ def test_reference_resolver_agrees(identities) -> None:
     identities.rotate("hospital-a")
     chain = identities.chain
     registry = chain.deployment().contracts["DIDRegistry"]["address"]
+    # The reference resolver judges expiry by the wall clock, ours by the latest block's
+    # time; anvil's block times run ahead of the wall clock when many blocks are mined in
+    # one second. Wait until the wall clock has caught up so both see the same "now".
+    import time
+
+    latest = int(chain.w3.eth.get_block("latest")["timestamp"])
+    while time.time() < latest + 1.5:
+        time.sleep(0.1)
     for name in ("hospital-a", "agent"):
         did = identities.did(name)
         out = subprocess.run(

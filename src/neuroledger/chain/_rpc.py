@@ -14,7 +14,9 @@ class RPCFailure(Exception):
     """Raised when the node cannot be reached or answers with an error."""
 
 
-def rpc_call(url: str, method: str, params: list[Any] | None = None, *, timeout: float = 5.0) -> Any:
+def rpc_call(
+    url: str, method: str, params: list[Any] | None = None, *, timeout: float = 5.0
+) -> Any:
     """Call ``method`` on the JSON-RPC node at ``url`` and return its result."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
     req = urllib.request.Request(

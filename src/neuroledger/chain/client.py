@@ -62,7 +62,9 @@ class Chain:
             status = node.status()
             if not status.running:
                 if not start_node:
-                    raise NodeError("the embedded node is not running; run `neuroledger node start`")
+                    raise NodeError(
+                        "the embedded node is not running; run `neuroledger node start`"
+                    )
                 status = node.start()
             assert status.url is not None
             url = status.url

@@ -119,8 +119,10 @@ def _is_our_anvil(pid: int, port: int) -> bool:
         args = cmdline.read_bytes().split(b"\0")
     except OSError:
         return False
-    return bool(args) and b"anvil" in Path(args[0].decode(errors="replace")).name.encode() and (
-        str(port).encode() in args
+    return (
+        bool(args)
+        and b"anvil" in Path(args[0].decode(errors="replace")).name.encode()
+        and (str(port).encode() in args)
     )
 
 
@@ -148,8 +150,8 @@ def encode_state(payload_gz: bytes, block: int) -> bytes:
 def decode_state(path: Path) -> tuple[dict[str, Any], bytes]:
     """Read and check a state file; return its header and anvil's JSON state."""
     recovery = (
-        f"the file is kept as it is. To recover, restore a backup of it, or run "
-        f"`neuroledger node start --reset-state` to move it aside and start an empty chain"
+        "the file is kept as it is. To recover, restore a backup of it, or run "
+        "`neuroledger node start --reset-state` to move it aside and start an empty chain"
     )
     data = path.read_bytes()
     if not data.startswith(_STATE_MAGIC):
@@ -159,7 +161,9 @@ def decode_state(path: Path) -> tuple[dict[str, Any], bytes]:
         header = json.loads(header_line)
         expected = header["sha256"]
     except (ValueError, KeyError, TypeError):
-        raise NodeStateCorruptError(f"chain state {path} has a damaged header; {recovery}") from None
+        raise NodeStateCorruptError(
+            f"chain state {path} has a damaged header; {recovery}"
+        ) from None
     if hashlib.sha256(payload).hexdigest() != expected:
         raise NodeStateCorruptError(f"chain state {path} fails its SHA-256 check; {recovery}")
     try:
@@ -222,9 +226,13 @@ class EmbeddedNode:
         if not record:
             return None
         pid, port = record.get("pid"), record.get("port")
-        if isinstance(pid, int) and isinstance(port, int) and _pid_alive(pid):
-            if _is_our_anvil(pid, port):
-                return record
+        if (
+            isinstance(pid, int)
+            and isinstance(port, int)
+            and _pid_alive(pid)
+            and _is_our_anvil(pid, port)
+        ):
+            return record
         return None
 
     def status(self) -> NodeStatus:
@@ -232,10 +240,12 @@ class EmbeddedNode:
         state_block = state_bytes = None
         if self.state_path.exists():
             state_bytes = self.state_path.stat().st_size
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                with self.state_path.open("rb") as fh:
-                    fh.readline()
-                    state_block = int(json.loads(fh.readline())["block"])
+            with (
+                contextlib.suppress(OSError, ValueError, IndexError),
+                self.state_path.open("rb") as fh,
+            ):
+                fh.readline()
+                state_block = int(json.loads(fh.readline())["block"])
         state_file = str(self.state_path) if self.state_path.exists() else None
         record = self._live_record()
         if record is None:

@@ -31,17 +31,25 @@ def main(
     ctx: typer.Context,
     home: Annotated[
         Path | None,
-        typer.Option("--home", help="Home directory [env NEUROLEDGER_HOME; default ~/.neuroledger]."),
+        typer.Option(
+            "--home", help="Home directory [env NEUROLEDGER_HOME; default ~/.neuroledger]."
+        ),
     ] = None,
     rpc_url: Annotated[
         str | None,
         typer.Option(
-            "--rpc-url", help="External EVM JSON-RPC URL [env NEUROLEDGER_RPC_URL]; unset = embedded."
+            "--rpc-url",
+            help="External EVM JSON-RPC URL [env NEUROLEDGER_RPC_URL]; unset = embedded.",
         ),
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", help="Port of the embedded node [env NEUROLEDGER_NODE_PORT].", min=1, max=65535),
+        typer.Option(
+            "--port",
+            help="Port of the embedded node [env NEUROLEDGER_NODE_PORT].",
+            min=1,
+            max=65535,
+        ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
@@ -79,7 +87,8 @@ def init(
 def deploy(
     ctx: typer.Context,
     from_: Annotated[
-        str | None, typer.Option("--from", help="Identity that pays for deployment (external chains).")
+        str | None,
+        typer.Option("--from", help="Identity that pays for deployment (external chains)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

@@ -37,7 +37,8 @@ def start(
     reset_state: Annotated[
         bool,
         typer.Option(
-            "--reset-state", help="Move an existing (e.g. corrupted) state file aside and start empty."
+            "--reset-state",
+            help="Move an existing (e.g. corrupted) state file aside and start empty.",
         ),
     ] = False,
     as_json: JsonOpt = False,

@@ -65,11 +65,15 @@ def parse_did(text: str) -> ParsedDID:
         try:
             address = keys.PublicKey.from_compressed_bytes(bytes.fromhex(ident[2:])).to_address()
         except Exception:
-            raise MalformedDIDError(f"{text!r} holds a public key that is not on secp256k1") from None
+            raise MalformedDIDError(
+                f"{text!r} holds a public key that is not on secp256k1"
+            ) from None
         public_key = ident
     else:
         address = ident
-    return ParsedDID(did=did, chain_id=chain_id, address=to_checksum_address(address), public_key=public_key)
+    return ParsedDID(
+        did=did, chain_id=chain_id, address=to_checksum_address(address), public_key=public_key
+    )
 
 
 def format_did(chain_id: int, address: str) -> str:

@@ -125,7 +125,9 @@ class Keystore:
                 f"the key file {path} of {what} is not valid JSON; restore it from a backup"
             ) from None
         try:
-            secret = bytes(eth_keyfile.decode_keyfile_json(keyfile, self._get_passphrase().encode()))
+            secret = bytes(
+                eth_keyfile.decode_keyfile_json(keyfile, self._get_passphrase().encode())
+            )
         except ValueError as exc:
             if "MAC mismatch" in str(exc):
                 self._passphrase = None
@@ -168,7 +170,9 @@ class Keystore:
 
     def save(self, record: IdentityRecord) -> None:
         """Write an identity record atomically."""
-        atomic_write(self._record_path(record.name), json.dumps(record.to_json(), indent=2).encode())
+        atomic_write(
+            self._record_path(record.name), json.dumps(record.to_json(), indent=2).encode()
+        )
 
     def create(self, name: str, kind: str) -> IdentityRecord:
         """Create identity ``name`` of ``kind`` with fresh owner and X25519 keys."""

@@ -131,7 +131,9 @@ class RegistryClient:
         """Sign a registry message as ``owner`` with the owner's current nonce."""
         digest = self.signed_message(identity, self.nonce(str(owner.address)), action, payload)
         sig = owner.unsafe_sign_hash(digest)
-        return Signature(v=int(sig.v), r=int(sig.r).to_bytes(32, "big"), s=int(sig.s).to_bytes(32, "big"))
+        return Signature(
+            v=int(sig.v), r=int(sig.r).to_bytes(32, "big"), s=int(sig.s).to_bytes(32, "big")
+        )
 
     def change_owner_signed(self, owner: LocalAccount, identity: str, new_owner: str) -> Call:
         """Call that changes the owner, authorised by ``owner``'s signature."""

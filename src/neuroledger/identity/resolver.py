@@ -20,8 +20,8 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
-from neuroledger.identity.did import ParsedDID, parse_did
 from neuroledger.errors import IdentityError
+from neuroledger.identity.did import ParsedDID, parse_did
 
 __all__ = ["DID_CONTEXT", "ResolvedDID", "resolve_did"]
 
@@ -79,7 +79,12 @@ def _history(w3: Web3, registry: Contract, address: str) -> list[tuple[int, str,
     block = int(registry.functions.changed(address).call())
     while block:
         logs = w3.eth.get_logs(
-            {"address": registry.address, "topics": [None, topic], "fromBlock": block, "toBlock": block}  # type: ignore[list-item]
+            {
+                "address": registry.address,
+                "topics": [None, topic],
+                "fromBlock": block,
+                "toBlock": block,
+            }  # type: ignore[list-item]
         )
         if not logs:
             raise IdentityError(
@@ -148,7 +153,9 @@ def _document(
                 deactivated = True
                 break
             continue
-        valid = int(args["validTo"]) >= now and int(args["validTo"]) != 0
+        # As the contract's validDelegate: valid while validTo is after the latest block time,
+        # so a revocation (validTo = its block time) takes effect at once.
+        valid = int(args["validTo"]) > now
         if name == "DIDDelegateChanged":
             kind = _name(args["delegateType"])
             index = f"delegate-{kind}-{to_checksum_address(args['delegate'])}"
@@ -216,7 +223,11 @@ def _document(
                 endpoint: Any = json.loads(text)
             except ValueError:
                 endpoint = text
-            services[index] = {"id": service_count_ref, "type": parts[2], "serviceEndpoint": endpoint}
+            services[index] = {
+                "id": service_count_ref,
+                "type": parts[2],
+                "serviceEndpoint": endpoint,
+            }
 
     base: dict[str, Any] = {
         "@context": DID_CONTEXT,

@@ -6,7 +6,7 @@ import base64
 from dataclasses import dataclass
 
 from neuroledger.chain.client import Chain
-from neuroledger.errors import InsufficientFundsError, IdentityError, MalformedDIDError
+from neuroledger.errors import IdentityError, InsufficientFundsError, MalformedDIDError
 from neuroledger.identity.did import format_did, parse_did
 from neuroledger.identity.keystore import IdentityRecord, Keystore
 from neuroledger.identity.registry import X25519_ATTRIBUTE, RegistryClient
@@ -125,9 +125,7 @@ class Identities:
     def resolve(self, did_or_name: str) -> ResolvedDID:
         """Resolve a DID, or the DID of a local identity name, into its document."""
         did = did_or_name if did_or_name.startswith("did:") else self.did(did_or_name)
-        return resolve_did(
-            self.chain.w3, self.registry.contract, did, chain_id=self.chain.chain_id
-        )
+        return resolve_did(self.chain.w3, self.registry.contract, did, chain_id=self.chain.chain_id)
 
     def _address_of(self, who: str) -> str:
         if who.startswith("did:"):

@@ -94,7 +94,9 @@ def run_demo(
     passphrase = (home / "passphrase").read_text()
     step(f"starting the embedded chain in {home}")
     chain = Chain.connect(demo_settings)
-    keystore = Keystore(demo_settings.keystore_dir, passphrase=lambda: passphrase, kdf=demo_settings.kdf)
+    keystore = Keystore(
+        demo_settings.keystore_dir, passphrase=lambda: passphrase, kdf=demo_settings.kdf
+    )
     ids = Identities(chain, keystore)
     report = DemoReport(home=str(home), chain_id=chain.chain_id, rpc_url=chain.url)
     try:
@@ -158,5 +160,8 @@ def _scenario(ids: Identities, report: DemoReport, step: Callable[[str], None]) 
     )
     owner_on_chain = ids.registry.identity_owner(rotation.identity)
     report.checks.append(
-        {"check": "registry: identityOwner(hospital-a) is the new key", "ok": owner_on_chain == rotation.new_owner}
+        {
+            "check": "registry: identityOwner(hospital-a) is the new key",
+            "ok": owner_on_chain == rotation.new_owner,
+        }
     )
