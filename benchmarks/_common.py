@@ -6,31 +6,11 @@ import os
 import platform
 import re
 import subprocess
-import time
 from pathlib import Path
 
-from neuroledger.chain._rpc import RPCFailure, rpc_call
-from neuroledger.chain.node import _free_port, find_anvil
+from neuroledger.chain.node import find_anvil
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def start_anvil(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    """A bare anvil on a free loopback port; the caller kills it."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(find_anvil()), "--host", "127.0.0.1", "--port", str(port), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            rpc_call(url, "eth_chainId", timeout=0.5)
-            return proc, url
-        except RPCFailure:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("anvil did not start")
 
 
 def machine() -> str:
@@ -49,7 +29,9 @@ def machine() -> str:
         mem = f", {kb / 2**20:.0f} GiB RAM"
     except (OSError, AttributeError):
         pass
-    anvil = subprocess.run([str(find_anvil()), "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    anvil = subprocess.run(
+        [str(find_anvil()), "--version"], capture_output=True, text=True
+    ).stdout.splitlines()[0]
     return f"{cpu}, {os.cpu_count()} cores{mem}; Python {platform.python_version()}; {anvil}"
 
 
@@ -59,7 +41,7 @@ def write_section(path: Path, marker: str, body: str) -> None:
     text = path.read_text() if path.exists() else ""
     block = f"{start}\n{body.rstrip()}\n{end}"
     if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip() + ("\n\n" if text else "") + block + "\n"
     path.write_text(text)

@@ -24,11 +24,11 @@ from web3 import Web3
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, write_section  # noqa: E402
+from _common import ROOT, machine, write_section
 
-from neuroledger.chain.client import Chain  # noqa: E402
-from neuroledger.config import Settings  # noqa: E402
-from neuroledger.identity.registry import RegistryClient, to_bytes32  # noqa: E402
+from neuroledger.chain.client import Chain
+from neuroledger.config import Settings
+from neuroledger.identity.registry import RegistryClient, to_bytes32
 
 
 def pipelined(chain: Chain, writes: int, batch: int) -> float:
@@ -36,7 +36,10 @@ def pipelined(chain: Chain, writes: int, batch: int) -> float:
     chain.fund(account.address, 100 * 10**18)
     reg = RegistryClient(chain.contract("DIDRegistry"))
     sender = chain.sender(account)
-    calls = [reg.set_attribute(account.address, "did/svc/Bench", f"v{i}".encode(), 3600) for i in range(writes)]
+    calls = [
+        reg.set_attribute(account.address, "did/svc/Bench", f"v{i}".encode(), 3600)
+        for i in range(writes)
+    ]
     start = time.perf_counter()
     for i in range(0, writes, batch):
         receipts = sender.send_batch(calls[i : i + batch])
@@ -54,9 +57,9 @@ def naive(chain: Chain, writes: int, poll: float = 0.1) -> float:
     name = to_bytes32("did/svc/Bench")
     start = time.perf_counter()
     for i in range(writes):
-        tx = registry.functions.setAttribute(account.address, name, f"v{i}".encode(), 3600).transact(
-            {"from": account.address}
-        )
+        tx = registry.functions.setAttribute(
+            account.address, name, f"v{i}".encode(), 3600
+        ).transact({"from": account.address})
         assert w3.eth.wait_for_transaction_receipt(tx, poll_latency=poll)["status"] == 1
     return writes / (time.perf_counter() - start)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from eth_account import Account
@@ -19,11 +18,15 @@ from eth_utils import keccak
 from web3 import Web3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, start_anvil, write_section  # noqa: E402
+from _common import ROOT, machine, write_section
 
-from neuroledger.chain.artifacts import load_artifact  # noqa: E402
+from neuroledger.chain.artifacts import load_artifact
+from neuroledger.chain.node import start_dev_anvil
 
-REFERENCE = ROOT / "node_modules/ethr-did-registry/dist/artifacts/contracts/EthereumDIDRegistry.sol/EthereumDIDRegistry.json"
+REFERENCE = (
+    ROOT
+    / "node_modules/ethr-did-registry/dist/artifacts/contracts/EthereumDIDRegistry.sol/EthereumDIDRegistry.json"
+)
 NEW_STORAGE_LIMIT = 50_000
 
 
@@ -56,8 +59,14 @@ def scenario(w3: Web3, c, key: bytes) -> list[tuple[str, bool, int]]:
 
     def signed(action: str, payload: bytes) -> tuple[int, bytes, bytes]:
         nonce = c.functions.nonce(c.functions.identityOwner(me).call()).call()
-        digest = keccak(b"\x19\x00" + bytes.fromhex(c.address[2:]) + nonce.to_bytes(32, "big")
-                        + bytes.fromhex(me[2:]) + action.encode() + payload)
+        digest = keccak(
+            b"\x19\x00"
+            + bytes.fromhex(c.address[2:])
+            + nonce.to_bytes(32, "big")
+            + bytes.fromhex(me[2:])
+            + action.encode()
+            + payload
+        )
         cur = c.functions.identityOwner(me).call()
         signer = owner if cur == me else Account.from_key(keccak(key))
         sig = signer.unsafe_sign_hash(digest)
@@ -66,20 +75,42 @@ def scenario(w3: Web3, c, key: bytes) -> list[tuple[str, bool, int]]:
     value = bytes(range(32))  # an X25519 public key
     name = b32("did/pub/X25519/enc/base64")
     f = c.functions
-    send("setAttribute (first change of the identity)", True, f.setAttribute(me, name, value, 86400), me)
+    send(
+        "setAttribute (first change of the identity)",
+        True,
+        f.setAttribute(me, name, value, 86400),
+        me,
+    )
     send("setAttribute", False, f.setAttribute(me, name, value, 86400), me)
     send("revokeAttribute", False, f.revokeAttribute(me, name, value), me)
     send("addDelegate (new delegate)", True, f.addDelegate(me, b32("sigAuth"), delegate, 86400), me)
     send("addDelegate (renew)", False, f.addDelegate(me, b32("sigAuth"), delegate, 172800), me)
     send("revokeDelegate", False, f.revokeDelegate(me, b32("sigAuth"), delegate), me)
     v, r, s = signed("setAttribute", name + value + (86400).to_bytes(32, "big"))
-    send("setAttributeSigned (first nonce of the owner)", True, f.setAttributeSigned(me, v, r, s, name, value, 86400), other)
+    send(
+        "setAttributeSigned (first nonce of the owner)",
+        True,
+        f.setAttributeSigned(me, v, r, s, name, value, 86400),
+        other,
+    )
     v, r, s = signed("revokeAttribute", name + value)
     send("revokeAttributeSigned", False, f.revokeAttributeSigned(me, v, r, s, name, value), other)
-    v, r, s = signed("addDelegate", b32("veriKey") + bytes.fromhex(delegate[2:]) + (86400).to_bytes(32, "big"))
-    send("addDelegateSigned (new delegate)", True, f.addDelegateSigned(me, v, r, s, b32("veriKey"), delegate, 86400), other)
+    v, r, s = signed(
+        "addDelegate", b32("veriKey") + bytes.fromhex(delegate[2:]) + (86400).to_bytes(32, "big")
+    )
+    send(
+        "addDelegateSigned (new delegate)",
+        True,
+        f.addDelegateSigned(me, v, r, s, b32("veriKey"), delegate, 86400),
+        other,
+    )
     v, r, s = signed("revokeDelegate", b32("veriKey") + bytes.fromhex(delegate[2:]))
-    send("revokeDelegateSigned", False, f.revokeDelegateSigned(me, v, r, s, b32("veriKey"), delegate), other)
+    send(
+        "revokeDelegateSigned",
+        False,
+        f.revokeDelegateSigned(me, v, r, s, b32("veriKey"), delegate),
+        other,
+    )
     send("changeOwner (first owner change)", True, f.changeOwner(me, other), me)
     send("changeOwner (owner to owner)", False, f.changeOwner(me, delegate), other)
     send("changeOwner (back to a previous owner)", False, f.changeOwner(me, other), delegate)
@@ -89,7 +120,7 @@ def scenario(w3: Web3, c, key: bytes) -> list[tuple[str, bool, int]]:
 
 
 def main() -> None:
-    proc, url = start_anvil("--auto-impersonate")
+    proc, url = start_dev_anvil("--auto-impersonate")
     try:
         w3 = Web3(Web3.HTTPProvider(url))
         ours_art = load_artifact("DIDRegistry")
@@ -112,7 +143,9 @@ def main() -> None:
         ok = ga <= gb and (new or ga <= NEW_STORAGE_LIMIT)
         if not ok:
             failures.append(label)
-        lines.append(f"| {label} | {'yes' if new else 'no'} | {ga:,} | {gb:,} | {ga / gb:.3f} | {'met' if ok else 'MISSED'} |")
+        lines.append(
+            f"| {label} | {'yes' if new else 'no'} | {ga:,} | {gb:,} | {ga / gb:.3f} | {'met' if ok else 'MISSED'} |"
+        )
     table = "\n".join(lines)
     print(table)
     header = (
@@ -124,7 +157,12 @@ def main() -> None:
     path = ROOT / "docs" / "gas.md"
     if not path.exists():
         path.write_text(header)
-    write_section(path, "gas_table", table + (f"\n\nTargets missed: {', '.join(failures)}" if failures else "\n\nAll targets met."))
+    write_section(
+        path,
+        "gas_table",
+        table
+        + (f"\n\nTargets missed: {', '.join(failures)}" if failures else "\n\nAll targets met."),
+    )
     if failures:
         sys.exit(f"gas targets missed: {', '.join(failures)}")
 

@@ -180,7 +180,9 @@ def test_change_owner_signed_and_replay_rejected(registry):
 
 def test_signed_by_wrong_key_rejected(registry):
     owner, forger = Account.create(), Account.create()
-    v, r, s = sign(registry, forger, owner.address, "changeOwner", bytes.fromhex(forger.address[2:]))
+    v, r, s = sign(
+        registry, forger, owner.address, "changeOwner", bytes.fromhex(forger.address[2:])
+    )
     with boa.reverts("did: signature is not from the identity owner"):
         registry.changeOwnerSigned(owner.address, v, r, s, forger.address)
 
@@ -221,7 +223,9 @@ def test_delegate_signed_variants(registry):
     v, r, s = sign(registry, owner, owner.address, "addDelegate", payload)
     registry.addDelegateSigned(owner.address, v, r, s, kind, delegate, 60)
     assert registry.validDelegate(owner.address, kind, delegate)
-    v, r, s = sign(registry, owner, owner.address, "revokeDelegate", kind + bytes.fromhex(delegate[2:]))
+    v, r, s = sign(
+        registry, owner, owner.address, "revokeDelegate", kind + bytes.fromhex(delegate[2:])
+    )
     registry.revokeDelegateSigned(owner.address, v, r, s, kind, delegate)
     assert not registry.validDelegate(owner.address, kind, delegate)
 
@@ -230,7 +234,9 @@ def test_signature_for_one_action_cannot_be_used_for_another(registry):
     owner = Account.create()
     delegate = boa.env.generate_address()
     kind = b32("veriKey")
-    v, r, s = sign(registry, owner, owner.address, "revokeDelegate", kind + bytes.fromhex(delegate[2:]))
+    v, r, s = sign(
+        registry, owner, owner.address, "revokeDelegate", kind + bytes.fromhex(delegate[2:])
+    )
     with boa.reverts():
         registry.addDelegateSigned(owner.address, v, r, s, kind, delegate, 0)
 
@@ -249,8 +255,14 @@ def test_signature_bound_to_registry_address(deployer):
 addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.binary(min_size=32, max_size=32), value=st.binary(max_size=1024), validity=st.integers(0, 2**64))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.binary(min_size=32, max_size=32),
+    value=st.binary(max_size=1024),
+    validity=st.integers(0, 2**64),
+)
 def test_fuzz_set_attribute_roundtrip(registry, name, value, validity):
     identity = boa.env.generate_address()
     with boa.env.prank(identity):
@@ -261,7 +273,9 @@ def test_fuzz_set_attribute_roundtrip(registry, name, value, validity):
     assert event.validTo == boa.env.timestamp + validity
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(caller=addresses, identity=addresses, new=addresses)
 def test_fuzz_only_owner_changes_owner(registry, caller, identity, new):
     before = registry.identityOwner(identity)
@@ -277,16 +291,24 @@ def test_fuzz_only_owner_changes_owner(registry, caller, identity, new):
             assert registry.identityOwner(identity) == before
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(key=st.integers(1, SECP256K1_N - 1), nonce_offset=st.integers(1, 3))
 def test_fuzz_signature_with_stale_or_future_nonce_rejected(registry, key, nonce_offset):
     owner = Account.from_key(key.to_bytes(32, "big"))
     new = boa.env.generate_address()
     nonce = registry.nonce(owner.address) + nonce_offset
     digest = keccak(
-        b"\x19\x00" + bytes.fromhex(registry.address[2:]) + nonce.to_bytes(32, "big")
-        + bytes.fromhex(owner.address[2:]) + b"changeOwner" + bytes.fromhex(new[2:])
+        b"\x19\x00"
+        + bytes.fromhex(registry.address[2:])
+        + nonce.to_bytes(32, "big")
+        + bytes.fromhex(owner.address[2:])
+        + b"changeOwner"
+        + bytes.fromhex(new[2:])
     )
     sig = owner.unsafe_sign_hash(digest)
     with boa.reverts():
-        registry.changeOwnerSigned(owner.address, sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big"), new)
+        registry.changeOwnerSigned(
+            owner.address, sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big"), new
+        )

@@ -28,12 +28,18 @@ class RegistryMachine(RuleBasedStateMachine):
         self.nonce: dict[str, int] = {}
 
     def owner(self, identity: str) -> str:
-        return self.owners.get(identity, ZERO) if self.owners.get(identity, ZERO) != ZERO else identity
+        return (
+            self.owners.get(identity, ZERO) if self.owners.get(identity, ZERO) != ZERO else identity
+        )
 
     def touch(self, identity: str) -> None:
         self.changed[identity] = boa.env.evm.patch.block_number
 
-    @rule(actor=st.sampled_from(ADDRS), identity=st.sampled_from(ADDRS), new=st.sampled_from([*ADDRS, ZERO]))
+    @rule(
+        actor=st.sampled_from(ADDRS),
+        identity=st.sampled_from(ADDRS),
+        new=st.sampled_from([*ADDRS, ZERO]),
+    )
     def change_owner(self, actor, identity, new):
         with boa.env.prank(actor):
             if actor == self.owner(identity):
@@ -54,8 +60,12 @@ class RegistryMachine(RuleBasedStateMachine):
         key = KEYS[signer]
         nonce = self.nonce.get(self.owner(identity), 0)
         digest = keccak(
-            b"\x19\x00" + bytes.fromhex(self.registry.address[2:]) + nonce.to_bytes(32, "big")
-            + bytes.fromhex(identity[2:]) + b"changeOwner" + bytes.fromhex(new[2:])
+            b"\x19\x00"
+            + bytes.fromhex(self.registry.address[2:])
+            + nonce.to_bytes(32, "big")
+            + bytes.fromhex(identity[2:])
+            + b"changeOwner"
+            + bytes.fromhex(new[2:])
         )
         sig = key.unsafe_sign_hash(digest)
         args = (identity, sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big"), new)
@@ -93,7 +103,9 @@ class RegistryMachine(RuleBasedStateMachine):
                 self.delegates[(identity, kind, delegate)] = boa.env.timestamp + validity
             self.touch(identity)
 
-    @rule(actor=st.sampled_from(ADDRS), identity=st.sampled_from(ADDRS), value=st.binary(max_size=64))
+    @rule(
+        actor=st.sampled_from(ADDRS), identity=st.sampled_from(ADDRS), value=st.binary(max_size=64)
+    )
     def set_attribute(self, actor, identity, value):
         name = b"did/svc/Test".ljust(32, b"\0")
         with boa.env.prank(actor):

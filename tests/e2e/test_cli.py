@@ -25,10 +25,15 @@ def cli(tmp_path: Path):
     }
     env.pop("NEUROLEDGER_RPC_URL", None)
 
-    def run(*args: str, ok: bool = True, extra_env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, ok: bool = True, extra_env: dict | None = None
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [str(Path(sys.executable).parent / "neuroledger"), *args],
-            capture_output=True, text=True, env={**env, **(extra_env or {})}, timeout=120,
+            capture_output=True,
+            text=True,
+            env={**env, **(extra_env or {})},
+            timeout=120,
         )
         if ok:
             assert proc.returncode == 0, proc.stderr
@@ -60,9 +65,17 @@ def test_errors_are_one_line_with_exit_codes(cli, tmp_path) -> None:
         (("identity", "show", "hospital-b"), "did you mean 'hospital-a'", None),
         (("identity", "resolve", "did:ethr:nope"), "not end in a 20-byte address", None),
         (("identity", "create", "Bad Name"), "not allowed", None),
-        (("identity", "rotate", "hospital-a"), "wrong passphrase", {"NEUROLEDGER_PASSPHRASE_FILE": str(tmp_path / "wrong")}),
+        (
+            ("identity", "rotate", "hospital-a"),
+            "wrong passphrase",
+            {"NEUROLEDGER_PASSPHRASE_FILE": str(tmp_path / "wrong")},
+        ),
         (("identity", "list"), "must start with http", {"NEUROLEDGER_RPC_URL": "localhost:1"}),
-        (("identity", "show", "hospital-a"), "no JSON-RPC node answers", {"NEUROLEDGER_RPC_URL": "http://127.0.0.1:9"}),
+        (
+            ("identity", "show", "hospital-a"),
+            "no JSON-RPC node answers",
+            {"NEUROLEDGER_RPC_URL": "http://127.0.0.1:9"},
+        ),
     ]
     (tmp_path / "wrong").write_text("nope")
     for args, expected, extra in cases:

@@ -33,7 +33,9 @@ def main() -> None:
         calls = []
         for _ in range(size):
             counter += 1
-            calls.append(reg.set_attribute(account.address, "did/svc/Log", f"{seed}-{counter}".encode(), 60))
+            calls.append(
+                reg.set_attribute(account.address, "did/svc/Log", f"{seed}-{counter}".encode(), 60)
+            )
         receipts = sender.send_batch(calls)
         # Reported as confirmed: record it durably before going on.
         os.write(fd, "".join(f"{r.tx_hash}\n" for r in receipts).encode())

@@ -32,8 +32,16 @@ def test_confirmed_writes_survive_sigkill(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(HERE.parents[1] / "src")}
     for round_no in range(ROUNDS):
         writer = subprocess.Popen(
-            [sys.executable, str(HERE / "durability_writer.py"), str(settings.home), str(log), str(round_no)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+            [
+                sys.executable,
+                str(HERE / "durability_writer.py"),
+                str(settings.home),
+                str(log),
+                str(round_no),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         time.sleep(rng.uniform(0.4, 1.5))  # let it write
         status = node.status()

@@ -5,13 +5,11 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from neuroledger.chain._rpc import rpc_call
 from neuroledger.chain.client import Chain
 from neuroledger.chain.deploy import ensure_deployed
-from neuroledger.chain.node import _free_port
+from neuroledger.chain.node import _free_port, start_dev_anvil
 from neuroledger.config import Settings
 from neuroledger.errors import ChainIdMismatchError, ContractsNotDeployedError, RPCUnreachableError
-from tests.conftest import start_raw_anvil
 
 pytestmark = pytest.mark.anvil
 DEV_KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
@@ -48,29 +46,13 @@ def test_deploy_is_idempotent_and_recorded(external_anvil, tmp_path) -> None:
 
 
 def test_wrong_chain_id_for_recorded_url(tmp_path) -> None:
-    proc, url = start_raw_anvil()
+    proc, url = start_dev_anvil()
     settings = Settings(home=tmp_path, rpc_url=url)
     ensure_deployed(Chain.connect(settings), deployer=Account.from_key(DEV_KEY))
     proc.kill()
     proc.wait()
-    port = int(url.rsplit(":", 1)[1])
-    import subprocess
-
-    from neuroledger.chain.node import find_anvil
-
-    other = subprocess.Popen(
-        [str(find_anvil()), "--port", str(port), "--chain-id", "777"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    other, _ = start_dev_anvil(chain_id=777, port=int(url.rsplit(":", 1)[1]))
     try:
-        import time
-
-        for _ in range(100):
-            try:
-                rpc_call(url, "eth_chainId", timeout=0.5)
-                break
-            except Exception:
-                time.sleep(0.05)
         with pytest.raises(ChainIdMismatchError, match="chain id 777") as info:
             Chain.connect(settings)
         assert one_line(info.value)

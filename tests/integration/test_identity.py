@@ -52,7 +52,11 @@ def test_delegate_add_expire_revoke(identities) -> None:
     org = identities.keystore.get("org").identity
     assert reg.valid_delegate(org, "sigAuth", agent.identity)
     doc = identities.resolve("org").document
-    delegate_ref = next(m["id"] for m in doc["verificationMethod"] if m.get("blockchainAccountId", "").endswith(agent.identity))
+    delegate_ref = next(
+        m["id"]
+        for m in doc["verificationMethod"]
+        if m.get("blockchainAccountId", "").endswith(agent.identity)
+    )
     assert delegate_ref in doc["authentication"]
     identities.chain.wait_block_time(101)
     assert not reg.valid_delegate(org, "sigAuth", agent.identity)
@@ -66,7 +70,9 @@ def test_signed_attribute_relayed_by_another_account(identities) -> None:
     relayer_rec = identities.create("relayer", "org")
     owner = identities.keystore.owner_account("device-1")
     relayer = identities.keystore.owner_account("relayer")
-    call = identities.registry.set_attribute_signed(owner, owner_rec.identity, "did/svc/Telemetry", b"https://d.example", 3600)
+    call = identities.registry.set_attribute_signed(
+        owner, owner_rec.identity, "did/svc/Telemetry", b"https://d.example", 3600
+    )
     identities.chain.sender(relayer).send(call)
     assert identities.registry.nonce(owner_rec.owner) == 1
     doc = identities.resolve("device-1").document
@@ -88,8 +94,16 @@ def test_reference_resolver_agrees(identities) -> None:
     owner = identities.keystore.owner_account("hospital-a")
     ident = identities.keystore.get("hospital-a").identity
     sender = identities.chain.sender(owner)
-    sender.send(identities.registry.set_attribute(ident, "did/svc/HubService", b'{"uri":"https://hub.example"}', 3600))
-    sender.send(identities.registry.set_attribute(ident, "did/pub/Ed25519/veriKey/base64", b"\x07" * 32, 3600))
+    sender.send(
+        identities.registry.set_attribute(
+            ident, "did/svc/HubService", b'{"uri":"https://hub.example"}', 3600
+        )
+    )
+    sender.send(
+        identities.registry.set_attribute(
+            ident, "did/pub/Ed25519/veriKey/base64", b"\x07" * 32, 3600
+        )
+    )
     identities.revoke_delegate("hospital-a", "agent", "veriKey")
     identities.rotate("hospital-a")
     chain = identities.chain
@@ -105,10 +119,24 @@ def test_reference_resolver_agrees(identities) -> None:
     for name in ("hospital-a", "agent"):
         did = identities.did(name)
         out = subprocess.run(
-            [node, str(HERE / "resolve_reference.mjs"), chain.url, registry, hex(chain.chain_id), did],
-            capture_output=True, text=True, check=True, cwd=ROOT, timeout=60,
+            [
+                node,
+                str(HERE / "resolve_reference.mjs"),
+                chain.url,
+                registry,
+                hex(chain.chain_id),
+                did,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            timeout=60,
         )
         reference = json.loads(out.stdout)
         ours = identities.resolve(did).to_json()
         assert ours["didDocument"] == reference["didDocument"], name
-        assert ours["didDocumentMetadata"]["versionId"] == reference["didDocumentMetadata"]["versionId"]
+        assert (
+            ours["didDocumentMetadata"]["versionId"]
+            == reference["didDocumentMetadata"]["versionId"]
+        )

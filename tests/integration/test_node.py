@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -57,11 +58,16 @@ def test_stale_lock_of_dead_node_is_recovered(settings) -> None:
         node_of(settings).stop()
 
 
-def test_corrupted_state_refuses_and_keeps_file(settings) -> None:
+def saved_state(settings) -> Path:
+    """Run the node once so that it leaves a state file; return its path."""
     node = node_of(settings)
     node.start()
     node.stop()
-    state = settings.chain_dir / "state.bin"
+    return settings.chain_dir / "state.bin"
+
+
+def test_corrupted_state_refuses_and_keeps_file(settings) -> None:
+    state = saved_state(settings)
     data = bytearray(state.read_bytes())
     data[-10] ^= 0xFF
     state.write_bytes(bytes(data))
@@ -79,10 +85,7 @@ def test_corrupted_state_refuses_and_keeps_file(settings) -> None:
 
 
 def test_truncated_state_refuses(settings) -> None:
-    node = node_of(settings)
-    node.start()
-    node.stop()
-    state = settings.chain_dir / "state.bin"
+    state = saved_state(settings)
     state.write_bytes(state.read_bytes()[:40])
     with pytest.raises(NodeStateCorruptError):
         node_of(settings).start()

@@ -25,7 +25,9 @@ def funded(chain: Chain):
 def test_pipelined_batch_confirms_all_in_order(chain: Chain) -> None:
     account = funded(chain)
     reg = RegistryClient(chain.contract("DIDRegistry"))
-    calls = [reg.set_attribute(account.address, "did/svc/S", f"v{i}".encode(), 60) for i in range(50)]
+    calls = [
+        reg.set_attribute(account.address, "did/svc/S", f"v{i}".encode(), 60) for i in range(50)
+    ]
     seen = []
     receipts = chain.sender(account).send_batch(calls, progress=seen.append)
     assert [r.status for r in receipts] == [1] * 50
@@ -44,7 +46,9 @@ def test_concurrent_senders_share_nonces_safely(chain: Chain) -> None:
     def work(k: int) -> None:
         try:
             for i in range(5):
-                sender.send(reg.set_attribute(account.address, "did/svc/T", f"{k}-{i}".encode(), 60))
+                sender.send(
+                    reg.set_attribute(account.address, "did/svc/T", f"{k}-{i}".encode(), 60)
+                )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -79,12 +83,16 @@ def test_revert_after_mining_is_decoded(chain: Chain) -> None:
     assert info.value.tx_hash is not None
 
 
-def test_external_unfunded_account_is_told_how_much(external_anvil: str, tmp_path, keystore) -> None:
+def test_external_unfunded_account_is_told_how_much(
+    external_anvil: str, tmp_path, keystore
+) -> None:
     from neuroledger.chain.deploy import ensure_deployed
 
     settings = Settings(home=tmp_path / "ext", rpc_url=external_anvil)
     chain = Chain.connect(settings)
-    deployer = Account.from_key(bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"))
+    deployer = Account.from_key(
+        bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+    )
     ensure_deployed(chain, deployer=deployer)  # anvil's published dev key, external test chain only
     poor = Account.create()
     reg = RegistryClient(chain.contract("DIDRegistry"))
@@ -98,7 +106,11 @@ def test_receipt_timeout(external_anvil: str, tmp_path) -> None:
     rpc_call(external_anvil, "evm_setAutomine", [False])
     settings = Settings(home=tmp_path / "ext", rpc_url=external_anvil, receipt_timeout=0.5)
     chain = Chain.connect(settings)
-    rich = Account.from_key(bytes.fromhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"))
-    sender = TransactionSender(chain.w3, rich, chain_id=chain.chain_id, nonces=chain.nonces, receipt_timeout=0.5)
+    rich = Account.from_key(
+        bytes.fromhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
+    )
+    sender = TransactionSender(
+        chain.w3, rich, chain_id=chain.chain_id, nonces=chain.nonces, receipt_timeout=0.5
+    )
     with pytest.raises(TransactionTimeoutError, match="no receipt"):
         sender.send(Call(to=rich.address, data=b"", value=1, label="transfer"))

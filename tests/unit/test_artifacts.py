@@ -11,7 +11,10 @@ import pytest
 from neuroledger.chain.artifacts import artifact_names, compile_contract, load_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = ROOT / "node_modules/ethr-did-registry/dist/artifacts/contracts/EthereumDIDRegistry.sol/EthereumDIDRegistry.json"
+REFERENCE = (
+    ROOT
+    / "node_modules/ethr-did-registry/dist/artifacts/contracts/EthereumDIDRegistry.sol/EthereumDIDRegistry.json"
+)
 
 
 @pytest.mark.parametrize("name", [p.stem for p in sorted((ROOT / "contracts").glob("*.vy"))])
@@ -40,7 +43,9 @@ def _signatures(abi: list[dict]) -> set[str]:
         if item["type"] == "event":
             extra = "|" + ",".join(str(i.get("indexed", False)) for i in item["inputs"])
         elif item["type"] == "function":
-            extra = "|" + item["stateMutability"] + "|" + ",".join(o["type"] for o in item["outputs"])
+            extra = (
+                "|" + item["stateMutability"] + "|" + ",".join(o["type"] for o in item["outputs"])
+            )
         out.add(f"{item['type']} {item['name']}({types}){extra}")
     return out
 

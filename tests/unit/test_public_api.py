@@ -22,8 +22,14 @@ def test_all_names_exist(name: str) -> None:
 
 def test_top_level_api() -> None:
     assert set(neuroledger.__all__) == {
-        "EMBEDDED_CHAIN_ID", "Chain", "Identities", "KdfParams", "Keystore",
-        "NeuroLedgerError", "Settings", "__version__",
+        "EMBEDDED_CHAIN_ID",
+        "Chain",
+        "Identities",
+        "KdfParams",
+        "Keystore",
+        "NeuroLedgerError",
+        "Settings",
+        "__version__",
     }
 
 
@@ -34,8 +40,14 @@ def test_every_error_derives_from_root() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["neuroledger", "neuroledger.config", "neuroledger.chain", "neuroledger.chain.artifacts",
-     "neuroledger.identity", "neuroledger.identity.did"],
+    [
+        "neuroledger",
+        "neuroledger.config",
+        "neuroledger.chain",
+        "neuroledger.chain.artifacts",
+        "neuroledger.identity",
+        "neuroledger.identity.did",
+    ],
 )
 def test_docstring_examples_run(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from neuroledger._fs import atomic_write, file_lock
 from neuroledger.chain.artifacts import Artifact, artifact_names, load_artifact
+from neuroledger.chain.tx import Call
 from neuroledger.errors import ChainIdMismatchError, ContractsNotDeployedError
 
 if TYPE_CHECKING:
@@ -143,8 +144,6 @@ def _deployed_matches(chain: Chain, address: str, artifact: Artifact) -> bool:
 
 
 def _deploy(chain: Chain, artifact: Artifact, deployer: LocalAccount | None) -> dict[str, Any]:
-    from neuroledger.chain.tx import Call
-
     call = Call(to="", data=artifact.bytecode, label=f"deployment of {artifact.name}")
     if deployer is not None:
         receipt = chain.sender(deployer).send(call)

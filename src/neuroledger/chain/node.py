@@ -53,7 +53,7 @@ from neuroledger.errors import (
     PortInUseError,
 )
 
-__all__ = ["EmbeddedNode", "NodeStatus", "find_anvil"]
+__all__ = ["EmbeddedNode", "NodeStatus", "find_anvil", "start_dev_anvil", "wait_for_rpc"]
 
 _STATE_MAGIC = b"NEUROLEDGER-ANVIL-STATE/1\n"
 _START_TIMEOUT = 20.0
@@ -139,6 +139,38 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for_rpc(url: str, proc: subprocess.Popen[bytes], *, timeout: float) -> int | None:
+    """Poll ``url`` until a node answers; return its chain id, or None if ``proc`` exits first
+    or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            return int(rpc_call(url, "eth_chainId", timeout=1.0), 16)
+        except RPCFailure:
+            time.sleep(0.05)
+    return None
+
+
+def start_dev_anvil(
+    *extra: str, chain_id: int = 31337, port: int | None = None, anvil_path: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a bare anvil on loopback (no NeuroLedger state): an "external" chain for tests
+    and benchmarks. The caller owns the process and kills it."""
+    port = port if port is not None else _free_port()
+    proc = subprocess.Popen(
+        [str(find_anvil(anvil_path)), "--host", "127.0.0.1", "--port", str(port),
+         "--chain-id", str(chain_id), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    if wait_for_rpc(url, proc, timeout=_START_TIMEOUT) is None:
+        proc.kill()
+        proc.wait()
+        raise NodeError(f"anvil did not start on port {port}")
+    return proc, url
 
 
 def encode_state(payload_gz: bytes, block: int) -> bytes:
@@ -360,25 +392,18 @@ class EmbeddedNode:
             )
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], url: str) -> bool:
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return False
-            try:
-                chain_id = int(rpc_call(url, "eth_chainId", timeout=1.0), 16)
-            except RPCFailure:
-                time.sleep(0.05)
-                continue
-            if chain_id != self.chain_id:
-                proc.kill()
-                proc.wait()
-                raise PortInUseError(
-                    f"another node answers on {url} (chain {chain_id}); choose another `--port`"
-                )
-            return True
-        proc.kill()
-        proc.wait()
-        return False
+        chain_id = wait_for_rpc(url, proc, timeout=_START_TIMEOUT)
+        if chain_id is None:
+            proc.kill()
+            proc.wait()
+            return False
+        if chain_id != self.chain_id:
+            proc.kill()
+            proc.wait()
+            raise PortInUseError(
+                f"another node answers on {url} (chain {chain_id}); choose another `--port`"
+            )
+        return True
 
     def _log_tail(self) -> str:
         try:

@@ -32,7 +32,6 @@ from web3 import Web3
 from neuroledger.errors import (
     ChainError,
     InsufficientFundsError,
-    NeuroLedgerError,
     RPCUnreachableError,
     TransactionRevertedError,
     TransactionTimeoutError,
@@ -278,19 +277,11 @@ class TransactionSender:
         limits = [c.gas or 0 for c in calls]
         requests = []
         for i in need:
-            call = calls[i]
-            tx: dict[str, Any] = {"from": self.address, "data": "0x" + call.data.hex()}
-            if call.to:
-                tx["to"] = call.to
-            if call.value:
-                tx["value"] = hex(call.value)
-            requests.append(("eth_estimateGas", [tx]))
+            requests.append(("eth_estimateGas", [self._call_params(calls[i])]))
         for i, reply in zip(need, self._batch(requests), strict=True):
             if "error" in reply:
                 error = reply["error"]
-                reason = decode_revert(error.get("data")) or _reason_from_message(
-                    error.get("message", "")
-                )
+                reason = _reason(error.get("data"), error.get("message", ""))
                 if reason is None and "insufficient funds" in error.get("message", ""):
                     raise InsufficientFundsError(
                         f"account {self.address} cannot pay for {calls[i].label}; fund it and retry"
@@ -353,23 +344,30 @@ class TransactionSender:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 
-    def _replay_reason(self, call: Call, receipt: Receipt) -> str | None:
+    def _call_params(self, call: Call) -> dict[str, Any]:
+        """JSON-RPC parameters of ``call`` for eth_estimateGas and eth_call."""
         tx: dict[str, Any] = {"from": self.address, "data": "0x" + call.data.hex()}
         if call.to:
             tx["to"] = call.to
+        if call.value:
+            tx["value"] = hex(call.value)
+        return tx
+
+    def _replay_reason(self, call: Call, receipt: Receipt) -> str | None:
+        tx = self._call_params(call)
         try:
             self.w3.eth.call(tx, block_identifier=max(receipt.block_number - 1, 0))  # type: ignore[arg-type]
-        except NeuroLedgerError:
-            raise
         except Exception as exc:  # web3 raises ContractLogicError with the data
             data = getattr(exc, "data", None)
-            return decode_revert(data if isinstance(data, str) else None) or _reason_from_message(
-                str(exc)
-            )
+            return _reason(data if isinstance(data, str) else None, str(exc))
         return "out of gas" if receipt.gas_used >= (call.gas or 0) else None
 
 
-def _reason_from_message(message: str) -> str | None:
+def _reason(data: str | None, message: str) -> str | None:
+    """The revert reason from revert data, else from the node's error message."""
+    decoded = decode_revert(data)
+    if decoded is not None:
+        return decoded
     marker = "execution reverted: "
     if marker in message:
         return message.split(marker, 1)[1].strip().strip("'\"") or None

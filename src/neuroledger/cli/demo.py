@@ -9,7 +9,7 @@ from rich.table import Table
 
 from neuroledger.cli._context import CLIContext, console, emit
 from neuroledger.errors import NeuroLedgerError
-from neuroledger.scenarios.demo import run_demo
+from neuroledger.scenarios.demo import DemoReport, run_demo
 
 
 def demo(
@@ -31,10 +31,7 @@ def demo(
         raise NeuroLedgerError("the demo ran but a check failed; see the report above")
 
 
-def _print(report: object) -> None:
-    from neuroledger.scenarios.demo import DemoReport
-
-    assert isinstance(report, DemoReport)
+def _print(report: DemoReport) -> None:
     console.print(f"[bold]NeuroLedger demo[/bold] — chain {report.chain_id} at {report.rpc_url}")
     table = Table("identity", "kind", "DID", "methods")
     for e in report.identities:
