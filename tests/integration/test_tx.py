@@ -98,6 +98,7 @@ def test_external_unfunded_account_is_told_how_much(
     reg = RegistryClient(chain.contract("DIDRegistry"))
     with pytest.raises(InsufficientFundsError, match=r"needs .* ETH .* send it at least"):
         chain.sender(poor).send(reg.set_attribute(poor.address, "did/svc/S", b"x", 60))
+    assert chain.w3.eth.get_transaction_count(poor.address) == 0  # nothing sent, no nonce used
 
 
 def test_receipt_timeout(external_anvil: str, tmp_path) -> None:

@@ -80,3 +80,16 @@ def test_x25519_key_roundtrip(tmp_path) -> None:
     record = ks.create("a", "agent")
     priv = X25519PrivateKey.from_private_bytes(ks.x25519_private("a"))
     assert base64.b64encode(priv.public_key().public_bytes_raw()).decode() == record.x25519_public
+
+
+def _snapshot(root):
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_wrong_passphrase_on_rotation_writes_nothing(tmp_path) -> None:
+    make(tmp_path).create("a", "org")
+    before = _snapshot(tmp_path / "ks")
+    with pytest.raises(WrongPassphraseError):
+        make(tmp_path, "nope").new_owner_key("a")
+    assert _snapshot(tmp_path / "ks") == before
+    make(tmp_path).owner_account("a")  # the right passphrase still opens it
