@@ -55,3 +55,9 @@ def test_abi_matches_reference_ethereum_did_registry() -> None:
     reference = json.loads(REFERENCE.read_text())["abi"]
     ours = load_artifact("DIDRegistry").abi
     assert _signatures(ours) == _signatures(reference)
+
+
+def test_every_contract_is_in_the_deployment_suite() -> None:
+    from neuroledger.chain.deploy import SUITE
+
+    assert sorted(name for name, _ in SUITE) == artifact_names()

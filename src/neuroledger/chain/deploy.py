@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eth_abi import encode as abi_encode
+
 from neuroledger._fs import atomic_write, file_lock
-from neuroledger.chain.artifacts import Artifact, artifact_names, load_artifact
+from neuroledger.chain.artifacts import Artifact, load_artifact
 from neuroledger.chain.tx import Call
 from neuroledger.errors import ChainIdMismatchError, ContractsNotDeployedError
 
@@ -25,7 +27,14 @@ if TYPE_CHECKING:
 
     from neuroledger.chain.client import Chain
 
-__all__ = ["DeploymentRecord", "DeploymentStore", "ensure_deployed"]
+__all__ = ["SUITE", "DeploymentRecord", "DeploymentStore", "ensure_deployed"]
+
+#: The contract suite in deployment order: each contract with the suite
+#: contracts whose addresses its constructor takes.
+SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("DIDRegistry", ()),
+    ("AssetRegistry", ("DIDRegistry",)),
+)
 
 
 @dataclass
@@ -110,7 +119,7 @@ def ensure_deployed(
     names the command that deploys them.
     """
     store = DeploymentStore(chain.settings.deployments_dir)
-    names = names or artifact_names()
+    wanted = set(names or [name for name, _ in SUITE])
     genesis = chain.w3.eth.get_block(0)["hash"].hex()
     with file_lock(chain.settings.deployments_dir / ".lock"):
         record = store.load(chain.chain_id)
@@ -120,10 +129,13 @@ def ensure_deployed(
         if chain.url not in record.rpc_urls and not chain.embedded:
             record.rpc_urls.append(chain.url)
             changed = True
-        for name in names:
+        for name, dependencies in SUITE:
+            if name not in wanted:
+                continue
             artifact = load_artifact(name)
+            args = _constructor_args(record, dependencies)
             entry = record.contracts.get(name)
-            if entry and _deployed_matches(chain, entry["address"], artifact):
+            if entry and _deployed_matches(chain, entry["address"], artifact, args):
                 continue
             if not chain.embedded and deployer is None:
                 raise ContractsNotDeployedError(
@@ -131,33 +143,43 @@ def ensure_deployed(
                     f"deploy the suite with `neuroledger deploy --from NAME` "
                     f"(NAME: a funded identity)"
                 )
-            record.contracts[name] = _deploy(chain, artifact, deployer)
+            record.contracts[name] = _deploy(chain, artifact, args, deployer)
             changed = True
         if changed:
             store.save(record)
     return record
 
 
-def _deployed_matches(chain: Chain, address: str, artifact: Artifact) -> bool:
+def _constructor_args(record: DeploymentRecord, dependencies: tuple[str, ...]) -> bytes:
+    """ABI-encoded addresses of the suite contracts a constructor takes."""
+    addresses = [record.contracts[dep]["address"] for dep in dependencies]
+    return abi_encode(["address"] * len(addresses), addresses)
+
+
+def _deployed_matches(chain: Chain, address: str, artifact: Artifact, args: bytes) -> bool:
+    # Vyper appends immutables (here: the constructor's addresses) to the runtime code.
     code = bytes(chain.w3.eth.get_code(address))  # type: ignore[arg-type]
-    return _code_hash(code) == artifact.runtime_code_hash
+    return code == artifact.runtime_bytecode + args
 
 
-def _deploy(chain: Chain, artifact: Artifact, deployer: LocalAccount | None) -> dict[str, Any]:
-    call = Call(to="", data=artifact.bytecode, label=f"deployment of {artifact.name}")
+def _deploy(
+    chain: Chain, artifact: Artifact, args: bytes, deployer: LocalAccount | None
+) -> dict[str, Any]:
+    initcode = artifact.bytecode + args
+    call = Call(to="", data=initcode, label=f"deployment of {artifact.name}")
     if deployer is not None:
         receipt = chain.sender(deployer).send(call)
         address, tx_hash, block = receipt.contract_address, receipt.tx_hash, receipt.block_number
     else:
-        address, tx_hash, block = chain.dev_deploy(artifact.bytecode)
-    if not address or not _deployed_matches(chain, address, artifact):
+        address, tx_hash, block = chain.dev_deploy(initcode)
+    if not address or not _deployed_matches(chain, address, artifact, args):
         raise ContractsNotDeployedError(
             f"deploying {artifact.name} on chain {chain.chain_id} left no matching code at "
             f"{address}; check the node's EVM version (needs Cancun) and retry"
         )
     return {
         "address": address,
-        "code_sha256": artifact.runtime_code_hash,
+        "code_sha256": _code_hash(artifact.runtime_bytecode + args),
         "source_sha256": artifact.source_sha256,
         "tx": tx_hash,
         "block": block,

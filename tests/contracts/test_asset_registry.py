@@ -1,0 +1,290 @@
+"""Unit and fuzz tests of the asset registry in titanoboa's EVM."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import boa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+ROOT = Path(__file__).resolve().parents[2]
+DID_SOURCE = ROOT / "contracts" / "DIDRegistry.vy"
+ASSET_SOURCE = ROOT / "contracts" / "AssetRegistry.vy"
+ZERO = "0x0000000000000000000000000000000000000000"
+VERIKEY = b"veriKey".ljust(32, b"\0")
+SIGAUTH = b"sigAuth".ljust(32, b"\0")
+DATASET, CODE, MODEL = 1, 2, 3
+
+
+def digest(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+@pytest.fixture
+def did():
+    return boa.load(str(DID_SOURCE))
+
+
+@pytest.fixture
+def assets(did):
+    return boa.load(str(ASSET_SOURCE), did.address)
+
+
+@pytest.fixture
+def alice():
+    return boa.env.generate_address()
+
+
+def register(
+    assets, who, asset_id, *, kind=DATASET, parents=(), identity=None, license="CC-BY-4.0"
+):
+    with boa.env.prank(who):
+        assets.register(
+            identity or who,
+            asset_id,
+            kind,
+            digest("meta"),
+            "sha256:" + "ab" * 32,
+            list(parents),
+            license,
+        )
+
+
+def test_constructor_rejects_zero_registry():
+    with boa.reverts("registry: DID registry is the zero address"):
+        boa.load(str(ASSET_SOURCE), ZERO)
+
+
+def test_register_stores_owner_kind_status_and_emits(assets, alice):
+    register(assets, alice, digest("d1"), kind=DATASET, license="CC0-1.0")
+    (event,) = assets.get_logs()
+    assert type(event).__name__ == "AssetRegistered"
+    assert event.id == digest("d1")
+    assert event.owner == alice
+    assert event.kind == DATASET
+    assert event.license == "CC0-1.0"
+    assert event.sender == alice
+    assert assets.assetOf(digest("d1")) == (alice, DATASET, 1)
+    assert assets.isActive(digest("d1"))
+
+
+def test_unknown_asset_reads_as_zero(assets):
+    assert assets.assetOf(digest("nothing")) == (ZERO, 0, 0)
+    assert not assets.isActive(digest("nothing"))
+
+
+def test_register_with_parents_emits_lineage(assets, alice):
+    register(assets, alice, digest("d1"))
+    register(assets, alice, digest("c1"), kind=CODE)
+    register(assets, alice, digest("m1"), kind=MODEL, parents=[digest("d1"), digest("c1")])
+    event = assets.get_logs()[-1]
+    assert list(event.parents) == [digest("d1"), digest("c1")]
+
+
+def test_duplicate_digest_rejected(assets, alice):
+    register(assets, alice, digest("d1"))
+    other = boa.env.generate_address()
+    with boa.reverts("registry: digest already registered"):
+        register(assets, other, digest("d1"))
+    assert assets.assetOf(digest("d1"))[0] == alice
+
+
+def test_unknown_parent_rejected(assets, alice):
+    with boa.reverts("registry: unknown parent"):
+        register(assets, alice, digest("m1"), parents=[digest("ghost")])
+    assert assets.assetOf(digest("m1")) == (ZERO, 0, 0)
+
+
+def test_duplicate_parent_rejected(assets, alice):
+    register(assets, alice, digest("d1"))
+    with boa.reverts("registry: duplicate parent"):
+        register(assets, alice, digest("m1"), parents=[digest("d1"), digest("d1")])
+
+
+def test_revoked_parent_rejected(assets, alice):
+    register(assets, alice, digest("d1"))
+    with boa.env.prank(alice):
+        assets.revoke(digest("d1"), "consent withdrawn")
+    with boa.reverts("registry: parent is revoked"):
+        register(assets, alice, digest("m1"), parents=[digest("d1")])
+
+
+def test_deprecated_parent_allowed(assets, alice):
+    register(assets, alice, digest("d1"))
+    with boa.env.prank(alice):
+        assets.deprecate(digest("d1"), "superseded by d2")
+    register(assets, alice, digest("m1"), parents=[digest("d1")])
+    assert assets.isActive(digest("m1"))
+
+
+def test_zero_id_and_zero_kind_rejected(assets, alice):
+    with boa.reverts("registry: asset id is zero"):
+        register(assets, alice, b"\0" * 32)
+    with boa.reverts("registry: kind is zero"):
+        register(assets, alice, digest("d1"), kind=0)
+
+
+def test_stranger_cannot_register_for_identity(assets, alice):
+    mallory = boa.env.generate_address()
+    with boa.reverts("registry: caller is not the identity owner or a delegate"):
+        register(assets, mallory, digest("d1"), identity=alice)
+
+
+def test_rotated_owner_acts_for_identity(did, assets, alice):
+    new_owner = boa.env.generate_address()
+    with boa.env.prank(alice):
+        did.changeOwner(alice, new_owner)
+    with boa.reverts("registry: caller is not the identity owner or a delegate"):
+        register(assets, alice, digest("d1"), identity=alice)
+    register(assets, new_owner, digest("d1"), identity=alice)
+    assert assets.assetOf(digest("d1"))[0] == alice
+
+
+def test_verikey_delegate_acts_until_expiry(did, assets, alice):
+    agent = boa.env.generate_address()
+    with boa.env.prank(alice):
+        did.addDelegate(alice, VERIKEY, agent, 100)
+    register(assets, agent, digest("d1"), identity=alice)
+    assert assets.get_logs()[-1].sender == agent
+    boa.env.time_travel(seconds=101)
+    with boa.reverts("registry: caller is not the identity owner or a delegate"):
+        register(assets, agent, digest("d2"), identity=alice)
+
+
+def test_sigauth_delegate_is_not_enough(did, assets, alice):
+    agent = boa.env.generate_address()
+    with boa.env.prank(alice):
+        did.addDelegate(alice, SIGAUTH, agent, 100)
+    with boa.reverts("registry: caller is not the identity owner or a delegate"):
+        register(assets, agent, digest("d1"), identity=alice)
+
+
+def test_deprecate_then_revoke(assets, alice):
+    register(assets, alice, digest("d1"))
+    with boa.env.prank(alice):
+        assets.deprecate(digest("d1"), "superseded")
+        assert type(assets.get_logs()[-1]).__name__ == "AssetDeprecated"
+        assert assets.assetOf(digest("d1"))[2] == 2
+        with boa.reverts("registry: asset is not active"):
+            assets.deprecate(digest("d1"), "again")
+        assets.revoke(digest("d1"), "leaked PII")
+    event = assets.get_logs()[-1]
+    assert (type(event).__name__, event.reason, event.owner) == (
+        "AssetRevoked",
+        "leaked PII",
+        alice,
+    )
+    assert assets.assetOf(digest("d1")) == (alice, DATASET, 3)
+
+
+def test_revoked_stays_revoked(assets, alice):
+    register(assets, alice, digest("d1"))
+    bob = boa.env.generate_address()
+    with boa.env.prank(alice):
+        assets.revoke(digest("d1"), "withdrawn")
+        with boa.reverts("registry: asset is already revoked"):
+            assets.revoke(digest("d1"), "twice")
+        with boa.reverts("registry: asset is not active"):
+            assets.deprecate(digest("d1"), "too late")
+        with boa.reverts("registry: asset is revoked"):
+            assets.transfer(digest("d1"), bob)
+    with boa.reverts("registry: digest already registered"):
+        register(assets, alice, digest("d1"))
+    assert assets.assetOf(digest("d1"))[2] == 3
+
+
+def test_transfer_moves_control(assets, alice):
+    bob = boa.env.generate_address()
+    register(assets, alice, digest("d1"))
+    with boa.env.prank(alice):
+        assets.transfer(digest("d1"), bob)
+    event = assets.get_logs()[-1]
+    assert (event.previousOwner, event.newOwner) == (alice, bob)
+    with (
+        boa.env.prank(alice),
+        boa.reverts("registry: caller is not the identity owner or a delegate"),
+    ):
+        assets.revoke(digest("d1"), "not mine any more")
+    with boa.env.prank(bob):
+        assets.deprecate(digest("d1"), "mine now")
+    assert assets.assetOf(digest("d1")) == (bob, DATASET, 2)
+
+
+def test_transfer_to_zero_rejected(assets, alice):
+    register(assets, alice, digest("d1"))
+    with boa.env.prank(alice), boa.reverts("registry: owner is the zero address"):
+        assets.transfer(digest("d1"), ZERO)
+
+
+def test_others_cannot_change_an_asset(assets, alice):
+    mallory = boa.env.generate_address()
+    register(assets, alice, digest("d1"))
+    with boa.env.prank(mallory):
+        for call in (
+            lambda: assets.revoke(digest("d1"), "x"),
+            lambda: assets.deprecate(digest("d1"), "x"),
+            lambda: assets.transfer(digest("d1"), mallory),
+        ):
+            with boa.reverts("registry: caller is not the identity owner or a delegate"):
+                call()
+    assert assets.assetOf(digest("d1")) == (alice, DATASET, 1)
+
+
+def test_changes_to_unknown_asset_rejected(assets, alice):
+    with boa.env.prank(alice):
+        with boa.reverts("registry: unknown asset"):
+            assets.revoke(digest("ghost"), "x")
+        with boa.reverts("registry: unknown asset"):
+            assets.attest(digest("ghost"), alice, digest("s"), "")
+
+
+def test_attest_by_third_party(assets, alice):
+    auditor = boa.env.generate_address()
+    register(assets, alice, digest("m1"), kind=MODEL)
+    with boa.env.prank(auditor):
+        assets.attest(digest("m1"), auditor, digest("eval"), "sha256:" + "cd" * 32)
+    event = assets.get_logs()[-1]
+    assert type(event).__name__ == "AssetAttested"
+    assert (event.id, event.attester, event.statementDigest) == (
+        digest("m1"),
+        auditor,
+        digest("eval"),
+    )
+    with (
+        boa.env.prank(auditor),
+        boa.reverts("registry: caller is not the identity owner or a delegate"),
+    ):
+        assets.attest(digest("m1"), alice, digest("forged"), "")
+    with boa.env.prank(auditor), boa.reverts("registry: statement digest is zero"):
+        assets.attest(digest("m1"), auditor, b"\0" * 32, "")
+
+
+def test_parent_limit(assets, alice):
+    parents = [digest(f"p{i}") for i in range(17)]
+    for p in parents:
+        register(assets, alice, p)
+    register(assets, alice, digest("m16"), parents=parents[:16])
+    with pytest.raises(Exception):  # the ABI encoder refuses a 17-element array
+        register(assets, alice, digest("m17"), parents=parents)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    kind=st.integers(min_value=1, max_value=255),
+    uri=st.text(max_size=64),
+    license=st.text(max_size=32),
+    raw=st.binary(min_size=32, max_size=32).filter(lambda b: any(b)),
+)
+def test_fuzz_register_round_trips(assets, alice, kind, uri, license, raw):
+    if assets.assetOf(raw)[2] != 0:
+        return
+    with boa.env.prank(alice):
+        assets.register(alice, raw, kind, digest(uri), uri[:64], [], license[:32])
+    event = assets.get_logs()[-1]
+    assert (event.kind, event.metadataURI, event.license) == (kind, uri[:64], license[:32])
+    assert assets.assetOf(raw) == (alice, kind, 1)
