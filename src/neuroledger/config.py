@@ -67,6 +67,7 @@ class Settings:
     receipt_timeout: float = 120.0
     min_priority_fee_wei: int = 1_000_000_000  # 1 gwei floor on the tip
     min_max_fee_wei: int = 1_000_000_000  # floor on maxFeePerGas
+    confirmations: int = 0  # blocks after which the index treats a block as final
 
     @property
     def embedded(self) -> bool:
@@ -87,6 +88,21 @@ class Settings:
     def deployments_dir(self) -> Path:
         """Directory of per-chain deployment records."""
         return self.home / "deployments"
+
+    @property
+    def store_dir(self) -> Path:
+        """Directory of the content-addressed blob store."""
+        return self.home / "store"
+
+    @property
+    def index_path(self) -> Path:
+        """SQLite file of the local index of on-chain records."""
+        return self.home / "index.sqlite"
+
+    @property
+    def hash_cache_path(self) -> Path:
+        """SQLite file caching file digests by (size, mtime, ctime, inode)."""
+        return self.home / "hash-cache.sqlite"
 
     def with_(self, **changes: object) -> Settings:
         """Return a copy with some fields changed."""

@@ -21,8 +21,16 @@ exits with the error's ``exit_code``::
     ├── KeystoreError                encrypted keys
     │   ├── WrongPassphraseError     the passphrase does not open a key
     │   └── IdentityNotFoundError    no identity by that name (did you mean …?)
-    └── IdentityError                DIDs and the identity registry
-        └── MalformedDIDError        text that is not a did:ethr DID
+    ├── IdentityError                DIDs and the identity registry
+    │   └── MalformedDIDError        text that is not a did:ethr DID
+    ├── StoreError                   the content-addressed blob store
+    │   ├── BlobNotFoundError        no blob with that digest
+    │   └── BlobCorruptError         a stored blob fails its digest check
+    └── ProvenanceError              assets, manifests, lineage
+        ├── ManifestError            a path that cannot be hashed (missing, unreadable, symlink)
+        ├── AssetNotFoundError       no asset with that id (did you mean …?)
+        ├── MetadataError            metadata missing, malformed or over the size limit
+        └── IndexReorgError          a reorg deeper than the index's confirmation depth
 """
 
 from __future__ import annotations
@@ -32,21 +40,29 @@ from collections.abc import Iterable
 
 __all__ = [
     "ArtifactError",
+    "AssetNotFoundError",
+    "BlobCorruptError",
+    "BlobNotFoundError",
     "ChainError",
     "ChainIdMismatchError",
     "ConfigError",
     "ContractsNotDeployedError",
     "IdentityError",
     "IdentityNotFoundError",
+    "IndexReorgError",
     "InsufficientFundsError",
     "KeystoreError",
     "MalformedDIDError",
+    "ManifestError",
+    "MetadataError",
     "NeuroLedgerError",
     "NodeError",
     "NodeLockedError",
     "NodeStateCorruptError",
     "PortInUseError",
+    "ProvenanceError",
     "RPCUnreachableError",
+    "StoreError",
     "TransactionRevertedError",
     "TransactionTimeoutError",
     "WrongPassphraseError",
@@ -158,3 +174,50 @@ class IdentityError(NeuroLedgerError):
 
 class MalformedDIDError(IdentityError):
     """Raised when text is not a valid ``did:ethr`` DID."""
+
+
+class StoreError(NeuroLedgerError):
+    """Raised when the content-addressed blob store cannot store or return a blob."""
+
+    exit_code = 8
+
+
+class BlobNotFoundError(StoreError):
+    """Raised when no blob with the given digest is in the store."""
+
+
+class BlobCorruptError(StoreError):
+    """Raised when a stored blob's bytes no longer hash to its digest."""
+
+
+class ProvenanceError(NeuroLedgerError):
+    """Raised when an asset, a manifest or a lineage query fails."""
+
+    exit_code = 9
+
+
+class ManifestError(ProvenanceError):
+    """Raised when a path cannot be hashed into a manifest."""
+
+
+class AssetNotFoundError(ProvenanceError):
+    """Raised when no registered asset matches an id; suggests the nearest ids."""
+
+    def __init__(self, ref: str, known: Iterable[str] = ()):
+        close = difflib.get_close_matches(ref, sorted(known), n=3, cutoff=0.6)
+        hint = (
+            f"did you mean {', '.join(close)}?"
+            if close
+            else "run `neuroledger asset list` to see registered assets"
+        )
+        super().__init__(f"no registered asset matches {ref!r}; {hint}")
+        self.ref = ref
+        self.suggestions = close
+
+
+class MetadataError(ProvenanceError):
+    """Raised when asset metadata is missing, not JSON, or over the size limit."""
+
+
+class IndexReorgError(ProvenanceError):
+    """Raised when the chain reorganised below the index's final block."""
