@@ -65,6 +65,7 @@ class SignatureRejectedError(TransactionRevertedError):
 _REASON_TYPES: list[tuple[str, type[TransactionRevertedError]]] = [
     ("did: caller is not", NotAuthorizedError),
     ("did: signature", SignatureRejectedError),
+    ("registry: caller is not", NotAuthorizedError),
 ]
 
 

@@ -1,0 +1,59 @@
+"""Provenance: assets, lineage, manifests, verification and standard exports.
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> model = Path(tempfile.mkdtemp()) / "model"
+>>> model.mkdir()
+>>> _ = (model / "weights.bin").write_bytes(b"weights")
+>>> manifest = build_manifest(model)
+>>> [(f.name, f.size) for f in manifest.files]
+[('weights.bin', 7)]
+>>> len(manifest.digest)
+64
+
+Registering, verifying and tracing need a chain: see :class:`Provenance` and
+``docs/provenance.md``.
+"""
+
+from neuroledger.provenance.documents import canonical, digest_of, training_run_statement
+from neuroledger.provenance.export import to_dot, to_openlineage, to_prov_json, to_tree
+from neuroledger.provenance.hashcache import HashCache
+from neuroledger.provenance.index import AssetRecord, Attestation, Change, LineageIndex
+from neuroledger.provenance.manifest import FileEntry, Manifest, ManifestDiff, build_manifest
+from neuroledger.provenance.registry import KINDS, STATUSES, AssetRegistryClient
+from neuroledger.provenance.service import (
+    VERIFY_EXIT_CODES,
+    AssetView,
+    Lineage,
+    Provenance,
+    Registration,
+    Verification,
+)
+
+__all__ = [
+    "KINDS",
+    "STATUSES",
+    "VERIFY_EXIT_CODES",
+    "AssetRecord",
+    "AssetRegistryClient",
+    "AssetView",
+    "Attestation",
+    "Change",
+    "FileEntry",
+    "HashCache",
+    "Lineage",
+    "LineageIndex",
+    "Manifest",
+    "ManifestDiff",
+    "Provenance",
+    "Registration",
+    "Verification",
+    "build_manifest",
+    "canonical",
+    "digest_of",
+    "to_dot",
+    "to_openlineage",
+    "to_prov_json",
+    "to_tree",
+    "training_run_statement",
+]

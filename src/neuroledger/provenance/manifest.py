@@ -2,9 +2,15 @@
 
 A manifest lists every file of a model with its SHA-256, under its path
 relative to the model root (a single file is named ``"."``), sorted by path
-components. Its digest, the asset's content digest, is the SHA-256 of the raw
-per-file digests concatenated in that order: the ``subject`` digest of a
-model-signing v1.0 statement over the same files.
+components, exactly as model-signing v1.0 does.
+
+Two digests are derived from it. :attr:`Manifest.subject_digest` is
+model-signing's subject digest: SHA-256 over the raw per-file digests in
+order. It does not cover the file names (model-signing protects those with
+the signature over the whole statement), so renaming a file without changing
+the order leaves it unchanged. The asset's content digest,
+:attr:`Manifest.digest`, therefore hashes the RFC 8785 canonical form of the
+resource list itself: names, algorithms and digests.
 
 Files are hashed in parallel threads (hashlib releases the GIL), largest first
 so that the cores finish together, each one streamed through a fixed buffer.
@@ -25,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from neuroledger.errors import ManifestError
+from neuroledger.provenance.documents import canonical
 from neuroledger.provenance.hashcache import FileKey, HashCache
 
 __all__ = [
@@ -91,8 +98,18 @@ class Manifest:
     stats: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
+    def resources(self) -> list[dict[str, str]]:
+        """The model-signing resource descriptors, in order."""
+        return [{"name": e.name, "algorithm": "sha256", "digest": e.digest} for e in self.files]
+
+    @property
     def digest(self) -> str:
-        """SHA-256 over the raw file digests in order: the asset's content digest."""
+        """The asset's content digest: SHA-256 of the canonical resource list (names included)."""
+        return hashlib.sha256(canonical(self.resources)).hexdigest()
+
+    @property
+    def subject_digest(self) -> str:
+        """model-signing's subject digest: SHA-256 over the raw file digests in order."""
         h = hashlib.sha256()
         for entry in self.files:
             h.update(bytes.fromhex(entry.digest))
@@ -114,14 +131,9 @@ class Manifest:
             serialization["ignore_paths"] = list(self.ignore_paths)
         return {
             "_type": "https://in-toto.io/Statement/v1",
-            "subject": [{"name": self.model_name, "digest": {"sha256": self.digest}}],
+            "subject": [{"name": self.model_name, "digest": {"sha256": self.subject_digest}}],
             "predicateType": PREDICATE_TYPE,
-            "predicate": {
-                "serialization": serialization,
-                "resources": [
-                    {"name": e.name, "algorithm": "sha256", "digest": e.digest} for e in self.files
-                ],
-            },
+            "predicate": {"serialization": serialization, "resources": self.resources},
         }
 
     @classmethod
@@ -143,10 +155,12 @@ class Manifest:
             )
             expected = subject["digest"]["sha256"]
         except (KeyError, IndexError, TypeError) as exc:
-            raise ManifestError(f"not a model-signing v1.0 manifest statement: missing {exc}") from None
-        if manifest.digest != expected:
             raise ManifestError(
-                f"manifest statement is inconsistent: its resources hash to {manifest.digest}, "
+                f"not a model-signing v1.0 manifest statement: missing {exc}"
+            ) from None
+        if manifest.subject_digest != expected:
+            raise ManifestError(
+                f"manifest statement is inconsistent: its resources hash to {manifest.subject_digest}, "
                 f"its subject says {expected}"
             )
         return manifest
@@ -220,7 +234,9 @@ def _walk(root: Path, ignore: Iterable[str], allow_symlinks: bool) -> list[_Foun
             try:
                 names = sorted(os.listdir(path))
             except PermissionError:
-                raise ManifestError(f"directory {path} cannot be listed: permission denied") from None
+                raise ManifestError(
+                    f"directory {path} cannot be listed: permission denied"
+                ) from None
             for name in names:
                 child = rel / name
                 if any(child.is_relative_to(i) for i in ignored):
@@ -286,7 +302,9 @@ def build_manifest(
     except PermissionError as exc:
         raise ManifestError(f"{exc.filename} cannot be read: permission denied") from None
     except FileNotFoundError as exc:
-        raise ManifestError(f"{exc.filename} disappeared while it was being hashed; retry") from None
+        raise ManifestError(
+            f"{exc.filename} disappeared while it was being hashed; retry"
+        ) from None
     digests = dict(known)
     digests.update(zip((f.key for f in todo), hashed, strict=True))
     if cache is not None and todo:

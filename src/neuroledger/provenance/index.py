@@ -1,0 +1,472 @@
+"""The local lineage index: registry events in SQLite, reorg-safe and resumable.
+
+Blocks at least ``confirmations`` deep are final; the rest are re-read on
+every sync. Each chunk of blocks is committed with the index's position, so a
+crash mid-sync loses at most the chunk in progress and the next sync resumes.
+If the chain reorganised below the final block (deeper than the confirmation
+depth), :class:`~neuroledger.errors.IndexReorgError` says to rebuild.
+
+Lineage queries (ancestors, descendants, paths) are recursive SQL over the
+``parents`` table and never touch the chain.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+
+from neuroledger.errors import AssetNotFoundError, IndexReorgError, ProvenanceError
+from neuroledger.provenance.registry import AssetEvent, decode_log, kind_name
+
+__all__ = ["AssetRecord", "Attestation", "Change", "LineageIndex"]
+
+_CHUNK_BLOCKS = 2000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS assets (
+    id TEXT PRIMARY KEY, kind INTEGER NOT NULL, registrant TEXT NOT NULL,
+    owner TEXT NOT NULL, status INTEGER NOT NULL,
+    metadata_digest TEXT NOT NULL, metadata_uri TEXT NOT NULL, license TEXT NOT NULL,
+    sender TEXT NOT NULL, block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS assets_block ON assets(block);
+CREATE TABLE IF NOT EXISTS parents (
+    child TEXT NOT NULL, parent TEXT NOT NULL, position INTEGER NOT NULL,
+    block INTEGER NOT NULL, PRIMARY KEY (child, position)
+);
+CREATE INDEX IF NOT EXISTS parents_parent ON parents(parent);
+CREATE TABLE IF NOT EXISTS changes (
+    block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx TEXT NOT NULL, id TEXT NOT NULL,
+    type TEXT NOT NULL, owner TEXT, reason TEXT, sender TEXT NOT NULL,
+    PRIMARY KEY (block, log_index)
+);
+CREATE INDEX IF NOT EXISTS changes_id ON changes(id);
+CREATE TABLE IF NOT EXISTS attestations (
+    block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx TEXT NOT NULL, id TEXT NOT NULL,
+    attester TEXT NOT NULL, statement_digest TEXT NOT NULL, statement_uri TEXT NOT NULL,
+    sender TEXT NOT NULL, PRIMARY KEY (block, log_index)
+);
+CREATE INDEX IF NOT EXISTS attestations_id ON attestations(id);
+CREATE TABLE IF NOT EXISTS files (
+    asset TEXT NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL, model_name TEXT NOT NULL,
+    PRIMARY KEY (asset, name)
+);
+CREATE INDEX IF NOT EXISTS files_digest ON files(digest);
+CREATE INDEX IF NOT EXISTS files_model ON files(model_name);
+"""
+
+
+@dataclass(frozen=True)
+class AssetRecord:
+    """What the index knows about one asset."""
+
+    id: str
+    kind: str
+    owner: str
+    registrant: str
+    status: str
+    metadata_digest: str
+    metadata_uri: str
+    license: str
+    sender: str
+    block: int
+    tx: str
+    parents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """A statement an identity made about an asset."""
+
+    id: str
+    attester: str
+    statement_digest: str
+    statement_uri: str
+    sender: str
+    block: int
+    tx: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """A deprecation, revocation or transfer."""
+
+    id: str
+    type: str
+    owner: str | None
+    reason: str | None
+    sender: str
+    block: int
+    tx: str
+
+
+_STATUS_NAMES = {1: "active", 2: "deprecated", 3: "revoked"}
+
+
+class LineageIndex:
+    """Registry events of one contract on one chain, in an SQLite file."""
+
+    def __init__(self, path: Path, *, chain_id: int, contract: str, start_block: int = 0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+        self.start_block = start_block
+        scope = f"{chain_id}:{contract.lower()}"
+        stored = self._meta("scope")
+        if stored is not None and stored != scope:
+            # Another chain or another deployment: the index restarts from scratch.
+            self._clear()
+        with self.db:
+            self._set_meta("scope", scope)
+
+    # -- meta ------------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def _clear(self) -> None:
+        with self.db:
+            for table in ("meta", "assets", "parents", "changes", "attestations", "files"):
+                self.db.execute(f"DELETE FROM {table}")
+
+    @property
+    def final_block(self) -> int:
+        """Highest block the index treats as final (-1 before the first sync)."""
+        value = self._meta("final_block")
+        return int(value) if value is not None else self.start_block - 1
+
+    @property
+    def synced_block(self) -> int:
+        """Highest block read so far."""
+        value = self._meta("synced_block")
+        return int(value) if value is not None else self.final_block
+
+    def rebuild(self) -> None:
+        """Forget everything; the next sync reads the chain from the deployment block."""
+        self._clear()
+
+    # -- sync ------------------------------------------------------------------------
+    def sync(
+        self,
+        w3: Web3,
+        address: str,
+        *,
+        confirmations: int = 0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Read new registry events up to the chain head; return how many were applied."""
+        final = self.final_block
+        if final >= self.start_block:
+            recorded = self._meta("final_hash")
+            actual = w3.eth.get_block(final)["hash"].hex()
+            if recorded is not None and recorded.removeprefix("0x") != actual.removeprefix("0x"):
+                raise IndexReorgError(
+                    f"block {final} changed after the index treated it as final (a reorg deeper "
+                    f"than {confirmations} confirmations); run `neuroledger asset index --rebuild`"
+                    " and raise NEUROLEDGER_CONFIRMATIONS"
+                )
+        with self.db:
+            self._drop_after(final)
+        head = int(w3.eth.block_number)
+        applied = 0
+        start = final + 1
+        while start <= head:
+            end = min(start + _CHUNK_BLOCKS - 1, head)
+            raw = w3.provider.make_request(  # type: ignore[arg-type]
+                "eth_getLogs",
+                [{"address": address, "fromBlock": hex(start), "toBlock": hex(end)}],
+            )
+            if "error" in raw:
+                raise ProvenanceError(f"reading registry events failed: {raw['error']}")
+            events = [e for e in (decode_log(log) for log in raw["result"]) if e is not None]
+            new_final = min(end, head - confirmations)
+            with self.db:
+                touched = self._apply(events)
+                self._recompute(touched)
+                if new_final > final:
+                    block_hash = w3.eth.get_block(new_final)["hash"].hex()
+                    self._set_meta("final_block", str(new_final))
+                    self._set_meta("final_hash", block_hash)
+                    final = new_final
+                self._set_meta("synced_block", str(end))
+            applied += len(events)
+            if progress is not None:
+                progress(end - self.start_block + 1, head - self.start_block + 1)
+            start = end + 1
+        return applied
+
+    def _drop_after(self, block: int) -> None:
+        ids = {
+            r[0]
+            for r in self.db.execute(
+                "SELECT id FROM changes WHERE block > ? UNION SELECT id FROM assets WHERE block > ?",
+                (block, block),
+            )
+        }
+        for table in ("assets", "parents", "changes", "attestations"):
+            self.db.execute(f"DELETE FROM {table} WHERE block > ?", (block,))
+        self._recompute(ids)
+
+    def _apply(self, events: Iterable[AssetEvent]) -> set[str]:
+        touched: set[str] = set()
+        for e in events:
+            a = e.args
+            touched.add(a["id"])
+            if e.name == "AssetRegistered":
+                self.db.execute(
+                    "INSERT OR REPLACE INTO assets VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        a["id"], a["kind"], a["owner"], a["owner"], 1, a["metadataDigest"],
+                        a["metadataURI"], a["license"], a["sender"], e.block, e.log_index, e.tx,
+                    ),
+                )  # fmt: skip
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO parents VALUES (?,?,?,?)",
+                    [(a["id"], p, i, e.block) for i, p in enumerate(a["parents"])],
+                )
+            elif e.name == "AssetAttested":
+                self.db.execute(
+                    "INSERT OR REPLACE INTO attestations VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        e.block, e.log_index, e.tx, a["id"], a["attester"], a["statementDigest"],
+                        a["statementURI"], a["sender"],
+                    ),
+                )  # fmt: skip
+            else:
+                kind = {"AssetDeprecated": "deprecated", "AssetRevoked": "revoked"}.get(
+                    e.name, "transferred"
+                )
+                self.db.execute(
+                    "INSERT OR REPLACE INTO changes VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        e.block, e.log_index, e.tx, a["id"], kind, a.get("newOwner"),
+                        a.get("reason"), a["sender"],
+                    ),
+                )  # fmt: skip
+        return touched
+
+    def _recompute(self, ids: Iterable[str]) -> None:
+        """Derive current owner and status from the registration and later changes."""
+        for asset_id in ids:
+            row = self.db.execute(
+                "SELECT registrant FROM assets WHERE id = ?", (asset_id,)
+            ).fetchone()
+            if row is None:
+                continue
+            owner, status = row[0], 1
+            for kind, new_owner in self.db.execute(
+                "SELECT type, owner FROM changes WHERE id = ? ORDER BY block, log_index",
+                (asset_id,),
+            ):
+                if kind == "deprecated":
+                    status = 2
+                elif kind == "revoked":
+                    status = 3
+                else:
+                    owner = new_owner
+            self.db.execute(
+                "UPDATE assets SET owner = ?, status = ? WHERE id = ?", (owner, status, asset_id)
+            )
+
+    # -- queries ---------------------------------------------------------------------
+    def resolve(self, ref: str) -> str:
+        """The full id of the asset ``ref`` names (a full id or a unique prefix, 0x optional)."""
+        text = ref.lower().removeprefix("0x")
+        if len(text) < 4 or any(c not in "0123456789abcdef" for c in text):
+            raise ProvenanceError(
+                f"{ref!r} is not an asset id; give its hex digest or a unique prefix of at least "
+                "4 hex digits"
+            )
+        rows = self.db.execute(
+            "SELECT id FROM assets WHERE id >= ? AND id < ? LIMIT 3", (text, text + "g")
+        ).fetchall()
+        if len(rows) == 1:
+            return str(rows[0][0])
+        if len(rows) > 1:
+            raise ProvenanceError(f"{ref!r} matches several assets; give more digits")
+        known = [r[0][: len(text)] for r in self.db.execute("SELECT id FROM assets LIMIT 5000")]
+        raise AssetNotFoundError(ref, known)
+
+    def get(self, asset_id: str) -> AssetRecord | None:
+        """The record of ``asset_id``, or None."""
+        row = self.db.execute(
+            "SELECT id, kind, owner, registrant, status, metadata_digest, metadata_uri, license,"
+            " sender, block, tx FROM assets WHERE id = ?",
+            (asset_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        parents = tuple(
+            r[0]
+            for r in self.db.execute(
+                "SELECT parent FROM parents WHERE child = ? ORDER BY position", (asset_id,)
+            )
+        )
+        return AssetRecord(
+            id=row[0], kind=kind_name(row[1]), owner=row[2], registrant=row[3],
+            status=_STATUS_NAMES[row[4]], metadata_digest=row[5], metadata_uri=row[6],
+            license=row[7], sender=row[8], block=row[9], tx=row[10], parents=parents,
+        )  # fmt: skip
+
+    def all(self, *, kind: str | None = None, owner: str | None = None) -> list[AssetRecord]:
+        """Every asset, oldest first, optionally of one kind or owner."""
+        rows = self.db.execute("SELECT id FROM assets ORDER BY block, log_index").fetchall()
+        records = [r for r in (self.get(row[0]) for row in rows) if r is not None]
+        return [
+            r
+            for r in records
+            if (kind is None or r.kind == kind)
+            and (owner is None or r.owner.lower() == owner.lower())
+        ]
+
+    def ancestors(self, asset_id: str) -> dict[str, int]:
+        """Every asset ``asset_id`` derives from, with its shortest distance."""
+        return self._walk(asset_id, "parent")
+
+    def descendants(self, asset_id: str) -> dict[str, int]:
+        """Every asset derived from ``asset_id``, with its shortest distance."""
+        return self._walk(asset_id, "child")
+
+    def _walk(self, asset_id: str, column: str) -> dict[str, int]:
+        join = "p.child = w.id" if column == "parent" else "p.parent = w.id"
+        rows = self.db.execute(
+            f"""
+            WITH RECURSIVE walk(id, depth) AS (
+                SELECT ?, 0
+                UNION
+                SELECT p.{column}, w.depth + 1 FROM parents p JOIN walk w ON {join}
+            )
+            SELECT id, MIN(depth) FROM walk WHERE depth > 0 GROUP BY id
+            """,
+            (asset_id,),
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def edges(self, ids: Iterable[str]) -> list[tuple[str, str]]:
+        """(child, parent) edges among ``ids``."""
+        wanted = set(ids)
+        out = []
+        for child in sorted(wanted):
+            for (parent,) in self.db.execute(
+                "SELECT parent FROM parents WHERE child = ? ORDER BY position", (child,)
+            ):
+                if parent in wanted:
+                    out.append((child, str(parent)))
+        return out
+
+    def paths(self, descendant: str, ancestor: str, *, limit: int = 100) -> list[list[str]]:
+        """Derivation paths from ``descendant`` up to ``ancestor`` (at most ``limit``)."""
+        reachable = set(self.ancestors(descendant))
+        if ancestor not in reachable:
+            return []
+        reachable.add(ancestor)
+        found: list[list[str]] = []
+
+        def extend(path: list[str]) -> None:
+            if len(found) >= limit:
+                return
+            here = path[-1]
+            if here == ancestor:
+                found.append(path)
+                return
+            for (parent,) in self.db.execute(
+                "SELECT parent FROM parents WHERE child = ? ORDER BY position", (here,)
+            ):
+                if parent in reachable:
+                    extend([*path, str(parent)])
+
+        extend([descendant])
+        return found
+
+    def attestations(self, asset_id: str) -> list[Attestation]:
+        """Attestations about ``asset_id``, oldest first."""
+        return [
+            Attestation(
+                id=r[0],
+                attester=r[1],
+                statement_digest=r[2],
+                statement_uri=r[3],
+                sender=r[4],
+                block=r[5],
+                tx=r[6],
+            )  # fmt: skip
+            for r in self.db.execute(
+                "SELECT id, attester, statement_digest, statement_uri, sender, block, tx "
+                "FROM attestations WHERE id = ? ORDER BY block, log_index",
+                (asset_id,),
+            )
+        ]
+
+    def changes(self, asset_id: str) -> list[Change]:
+        """Deprecations, revocations and transfers of ``asset_id``, oldest first."""
+        return [
+            Change(id=r[0], type=r[1], owner=r[2], reason=r[3], sender=r[4], block=r[5], tx=r[6])
+            for r in self.db.execute(
+                "SELECT id, type, owner, reason, sender, block, tx FROM changes WHERE id = ? "
+                "ORDER BY block, log_index",
+                (asset_id,),
+            )
+        ]
+
+    def learn_files(self, asset_id: str, model_name: str, files: Iterable[tuple[str, str]]) -> None:
+        """Remember the (name, digest) files of an asset's manifest, to explain mismatches."""
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?,?,?,?)",
+                [(asset_id, name, digest, model_name) for name, digest in files],
+            )
+
+    def knows_files(self, asset_id: str) -> bool:
+        """Whether the files of ``asset_id`` are known."""
+        row = self.db.execute("SELECT 1 FROM files WHERE asset = ? LIMIT 1", (asset_id,)).fetchone()
+        return row is not None
+
+    def closest(self, model_name: str, files: Iterable[tuple[str, str]]) -> str | None:
+        """The asset whose manifest shares the most files with ``files`` (or, failing
+        that, has the same model name); None when nothing is alike."""
+        pairs = list(files)
+        best: dict[str, int] = {}
+        for name, digest in pairs:
+            for (asset,) in self.db.execute(
+                "SELECT f.asset FROM files f JOIN assets a ON a.id = f.asset "
+                "WHERE f.digest = ? AND f.name = ?",
+                (digest, name),
+            ):
+                best[asset] = best.get(asset, 0) + 1
+        if best:
+            return max(sorted(best), key=lambda a: best[a])
+        row = self.db.execute(
+            "SELECT f.asset FROM files f JOIN assets a ON a.id = f.asset WHERE f.model_name = ? "
+            "ORDER BY a.block DESC LIMIT 1",
+            (model_name,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def count(self) -> int:
+        """Number of indexed assets."""
+        return int(self.db.execute("SELECT COUNT(*) FROM assets").fetchone()[0])
+
+    def stats(self) -> dict[str, Any]:
+        """Position and size of the index."""
+        return {
+            "assets": self.count(),
+            "final_block": self.final_block,
+            "synced_block": self.synced_block,
+            "path": str(self.path),
+        }
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()

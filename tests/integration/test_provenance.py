@@ -1,0 +1,208 @@
+"""Provenance on a real anvil: register, lineage, training runs, attest, revoke, verify."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from neuroledger.chain.client import Chain
+from neuroledger.chain.tx import NotAuthorizedError
+from neuroledger.errors import (
+    AssetNotFoundError,
+    ManifestError,
+    MetadataError,
+    ProvenanceError,
+)
+from neuroledger.identity.keystore import Keystore
+from neuroledger.identity.service import Identities
+from neuroledger.provenance import HashCache, Provenance
+from neuroledger.provenance.documents import MAX_METADATA_BYTES
+from neuroledger.store import FileStore
+
+pytestmark = pytest.mark.anvil
+
+
+@pytest.fixture
+def prov(chain: Chain, keystore: Keystore, identities: Identities, settings) -> Provenance:
+    for name, kind in (("hospital-a", "org"), ("auditor", "org")):
+        identities.create(name, kind, publish=False)
+    return Provenance(
+        chain,
+        keystore,
+        store=FileStore(settings.store_dir),
+        index_path=settings.index_path,
+        hash_cache=HashCache(settings.hash_cache_path, racy_window_ns=0),
+    )
+
+
+def make_model(root: Path, name: str = "model", seed: bytes = b"") -> Path:
+    model = root / name
+    (model / "shards").mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps({"layers": 2, "seed": seed.hex()}))
+    (model / "shards" / "00.bin").write_bytes(b"\x01" * 5000 + seed)
+    (model / "shards" / "01.bin").write_bytes(b"\x02" * 7000 + seed)
+    (model / "tokenizer.txt").write_text("a b c" + seed.hex())
+    return model
+
+
+def test_register_show_and_lineage(prov: Provenance, tmp_path: Path) -> None:
+    data = tmp_path / "cohort.csv"
+    data.write_text("age,label\n40,1\n")
+    code = tmp_path / "train.py"
+    code.write_text("print('train')\n")
+    d = prov.register(data, kind="dataset", owner="hospital-a", license="CC-BY-4.0")
+    c = prov.register(code, kind="code", owner="hospital-a", metadata={"repo": "git+https://x"})
+    model = make_model(tmp_path)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    run, m = prov.register_training_run(
+        model, owner="hospital-a", inputs=[d.asset_id, c.asset_id[:10]],
+        started=start, finished=start + timedelta(hours=2), parameters={"epochs": 3},
+    )  # fmt: skip
+
+    view = prov.show(m.asset_id[:8])
+    assert view.record.kind == "model"
+    assert view.record.parents == (run.asset_id,)
+    assert view.metadata is not None and view.metadata["user"] == {"trainingRun": run.asset_id}
+    assert prov.show(c.asset_id).metadata["user"] == {"repo": "git+https://x"}
+
+    run_doc = prov.show(run.asset_id).metadata
+    assert run_doc["predicateType"] == "https://slsa.dev/provenance/v1"
+    assert run_doc["subject"][0]["digest"]["sha256"] == m.asset_id
+    deps = run_doc["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert [x["digest"]["sha256"] for x in deps] == [d.asset_id, c.asset_id]
+    assert (
+        run_doc["predicate"]["runDetails"]["builder"]["id"]
+        == prov.show(d.asset_id).to_json(prov.chain.chain_id)["owner"]
+    )
+
+    lineage = prov.lineage(m.asset_id)
+    assert lineage.depth == {m.asset_id: 0, run.asset_id: 1, d.asset_id: 2, c.asset_id: 2}
+    assert set(lineage.edges) == {
+        (m.asset_id, run.asset_id), (run.asset_id, d.asset_id), (run.asset_id, c.asset_id),
+    }  # fmt: skip
+    down = prov.lineage(d.asset_id, direction="descendants")
+    assert set(down.depth) == {d.asset_id, run.asset_id, m.asset_id}
+    assert prov.index.paths(m.asset_id, d.asset_id) == [[m.asset_id, run.asset_id, d.asset_id]]
+
+
+def test_verify_ok_modified_unknown_revoked(prov: Provenance, tmp_path: Path) -> None:
+    model = make_model(tmp_path)
+    reg = prov.register(model, kind="model", owner="hospital-a")
+    result = prov.verify(model)
+    assert (result.status, result.exit_code) == ("ok", 0)
+    assert result.asset is not None and result.asset.record.id == reg.asset_id
+
+    shard = model / "shards" / "01.bin"
+    raw = bytearray(shard.read_bytes())
+    raw[100] ^= 0x01
+    shard.write_bytes(bytes(raw))
+    result = prov.verify(model)
+    assert (result.status, result.exit_code) == ("modified", 11)
+    assert result.expected == reg.asset_id
+    assert result.diff is not None and result.diff.changed == ("shards/01.bin",)
+    raw[100] ^= 0x01
+    shard.write_bytes(bytes(raw))
+    assert prov.verify(model).status == "ok"
+
+    other = tmp_path / "other.bin"
+    other.write_bytes(os.urandom(100))
+    assert prov.verify(other).status == "unknown"
+    assert prov.verify(other).exit_code == 10
+
+    prov.revoke(reg.asset_id, actor="hospital-a", reason="trained on withdrawn data")
+    result = prov.verify(model)
+    assert (result.status, result.exit_code) == ("revoked", 12)
+    assert prov.show(reg.asset_id).changes[0].reason == "trained on withdrawn data"
+
+
+@pytest.mark.parametrize("tamper", ["change", "add", "remove", "rename", "truncate", "touch-back"])
+def test_every_tampering_is_caught(prov: Provenance, tmp_path: Path, tamper: str) -> None:
+    model = make_model(tmp_path)
+    reg = prov.register(model, kind="model", owner="hospital-a")
+    assert prov.verify(model).status == "ok"  # the cache is warm now
+    target = model / "tokenizer.txt"
+    before = target.stat()
+    if tamper == "change":
+        target.write_text("a b d")
+    elif tamper == "add":
+        (model / "shards" / "02.bin").write_bytes(b"extra")
+    elif tamper == "remove":
+        target.unlink()
+    elif tamper == "rename":
+        target.rename(model / "tokenizer2.txt")
+    elif tamper == "truncate":
+        target.write_bytes(target.read_bytes()[:-1])
+    elif tamper == "touch-back":  # same size, mtime restored: only ctime gives it away
+        data = bytearray(target.read_bytes())
+        data[0] ^= 0x20
+        target.write_bytes(bytes(data))
+        os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    result = prov.verify(model)
+    assert result.status == "modified", tamper
+    assert result.expected == reg.asset_id
+    assert result.diff
+
+
+def test_attestation_by_third_party(prov: Provenance, tmp_path: Path) -> None:
+    model = make_model(tmp_path)
+    reg = prov.register(model, kind="model", owner="hospital-a")
+    digest, _ = prov.attest(reg.asset_id, attester="auditor", statement={"accuracy": 0.95})
+    (att,) = prov.show(reg.asset_id).attestations
+    assert att.statement_digest == digest
+    assert att.attester == prov.keystore.get("auditor").identity
+    stored = json.loads(prov.store.get(digest))
+    assert stored == {"asset": reg.asset_id, "accuracy": 0.95}
+
+
+def test_bad_input_writes_nothing(prov: Provenance, tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("x\n")
+    block = prov.chain.w3.eth.block_number
+    with pytest.raises(AssetNotFoundError, match="no registered asset"):
+        prov.register(data, kind="dataset", owner="hospital-a", parents=["abcdef12"])
+    with pytest.raises(ManifestError, match="does not exist"):
+        prov.register(tmp_path / "missing", kind="dataset", owner="hospital-a")
+    with pytest.raises(ProvenanceError, match="unknown asset kind"):
+        prov.register(data, kind="weights", owner="hospital-a")
+    with pytest.raises(MetadataError, match="over the"):
+        prov.register(
+            data, kind="dataset", owner="hospital-a", metadata={"x": "y" * MAX_METADATA_BYTES}
+        )
+    assert prov.chain.w3.eth.block_number == block
+    first = prov.register(data, kind="dataset", owner="hospital-a")
+    block = prov.chain.w3.eth.block_number
+    with pytest.raises(ProvenanceError, match="already registered"):
+        prov.register(data, kind="dataset", owner="auditor")
+    with pytest.raises(NotAuthorizedError, match="not the identity owner"):
+        prov.revoke(first.asset_id, actor="auditor", reason="not mine")
+    assert prov.chain.w3.eth.block_number == block
+    assert prov.show(first.asset_id).record.status == "active"
+
+
+def test_symlinks_and_special_files(prov: Provenance, tmp_path: Path) -> None:
+    model = make_model(tmp_path)
+    (model / "link").symlink_to(model / "config.json")
+    with pytest.raises(ManifestError, match="symbolic link"):
+        prov.register(model, kind="model", owner="hospital-a")
+    (model / "link").unlink()
+    (model / "loop").symlink_to(model / "loop")
+    with pytest.raises(ManifestError, match="symlink loop"):
+        prov.manifest(model, allow_symlinks=True)
+    (model / "loop").unlink()
+    os.mkfifo(model / "pipe")
+    with pytest.raises(ManifestError, match="neither a file nor a directory"):
+        prov.manifest(model)
+    assert prov.manifest(model, ignore=["pipe"]).files
+
+
+def test_unreadable_file(prov: Provenance, tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    model = make_model(tmp_path)
+    (model / "config.json").chmod(0)
+    with pytest.raises(ManifestError, match="permission denied"):
+        prov.manifest(model)
