@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from neuroledger.errors import AssetNotFoundError, IndexReorgError, ProvenanceError
 from neuroledger.provenance.registry import AssetEvent, decode_log, kind_name
@@ -184,8 +185,8 @@ class LineageIndex:
         start = final + 1
         while start <= head:
             end = min(start + _CHUNK_BLOCKS - 1, head)
-            raw = w3.provider.make_request(  # type: ignore[arg-type]
-                "eth_getLogs",
+            raw = w3.provider.make_request(
+                RPCEndpoint("eth_getLogs"),
                 [{"address": address, "fromBlock": hex(start), "toBlock": hex(end)}],
             )
             if "error" in raw:
@@ -393,15 +394,7 @@ class LineageIndex:
     def attestations(self, asset_id: str) -> list[Attestation]:
         """Attestations about ``asset_id``, oldest first."""
         return [
-            Attestation(
-                id=r[0],
-                attester=r[1],
-                statement_digest=r[2],
-                statement_uri=r[3],
-                sender=r[4],
-                block=r[5],
-                tx=r[6],
-            )  # fmt: skip
+            Attestation(*r)
             for r in self.db.execute(
                 "SELECT id, attester, statement_digest, statement_uri, sender, block, tx "
                 "FROM attestations WHERE id = ? ORDER BY block, log_index",

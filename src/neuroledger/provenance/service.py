@@ -210,7 +210,7 @@ class Provenance:
         return resolved
 
     def _check_new(self, asset_id: str) -> None:
-        owner, kind, status = self.registry.asset_of(asset_id)
+        owner, _, status = self.registry.asset_of(asset_id)
         if status != 0:
             raise ProvenanceError(
                 f"this content is already registered as asset {asset_id} ({STATUSES[status]}, "
