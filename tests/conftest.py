@@ -12,6 +12,8 @@ from neuroledger.chain.node import start_dev_anvil
 from neuroledger.config import KdfParams, Settings
 from neuroledger.identity.keystore import Keystore
 from neuroledger.identity.service import Identities
+from neuroledger.provenance import HashCache, Provenance
+from neuroledger.store import FileStore
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSPHRASE = "correct horse battery staple"
@@ -51,3 +53,32 @@ def external_anvil() -> Iterator[str]:
     yield url
     proc.kill()
     proc.wait()
+
+
+@pytest.fixture
+def prov(
+    chain: Chain, keystore: Keystore, identities: Identities, settings: Settings
+) -> Provenance:
+    """Provenance service with two identities, hospital-a and auditor."""
+    for name in ("hospital-a", "auditor"):
+        identities.create(name, "org", publish=False)
+    return Provenance(
+        chain,
+        keystore,
+        store=FileStore(settings.store_dir),
+        index_path=settings.index_path,
+        hash_cache=HashCache(settings.hash_cache_path, racy_window_ns=0),
+    )
+
+
+def make_model(root: Path, name: str = "model", seed: bytes = b"") -> Path:
+    """A small model directory: a config, two shards, a tokenizer."""
+    import json
+
+    model = root / name
+    (model / "shards").mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps({"layers": 2, "seed": seed.hex()}))
+    (model / "shards" / "00.bin").write_bytes(b"\x01" * 5000 + seed)
+    (model / "shards" / "01.bin").write_bytes(b"\x02" * 7000 + seed)
+    (model / "tokenizer.txt").write_text("a b c" + seed.hex())
+    return model

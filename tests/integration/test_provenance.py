@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from neuroledger.chain.client import Chain
 from neuroledger.chain.tx import NotAuthorizedError
 from neuroledger.errors import (
     AssetNotFoundError,
@@ -17,36 +16,11 @@ from neuroledger.errors import (
     MetadataError,
     ProvenanceError,
 )
-from neuroledger.identity.keystore import Keystore
-from neuroledger.identity.service import Identities
-from neuroledger.provenance import HashCache, Provenance
+from neuroledger.provenance import Provenance
 from neuroledger.provenance.documents import MAX_METADATA_BYTES
-from neuroledger.store import FileStore
+from tests.conftest import make_model
 
 pytestmark = pytest.mark.anvil
-
-
-@pytest.fixture
-def prov(chain: Chain, keystore: Keystore, identities: Identities, settings) -> Provenance:
-    for name, kind in (("hospital-a", "org"), ("auditor", "org")):
-        identities.create(name, kind, publish=False)
-    return Provenance(
-        chain,
-        keystore,
-        store=FileStore(settings.store_dir),
-        index_path=settings.index_path,
-        hash_cache=HashCache(settings.hash_cache_path, racy_window_ns=0),
-    )
-
-
-def make_model(root: Path, name: str = "model", seed: bytes = b"") -> Path:
-    model = root / name
-    (model / "shards").mkdir(parents=True)
-    (model / "config.json").write_text(json.dumps({"layers": 2, "seed": seed.hex()}))
-    (model / "shards" / "00.bin").write_bytes(b"\x01" * 5000 + seed)
-    (model / "shards" / "01.bin").write_bytes(b"\x02" * 7000 + seed)
-    (model / "tokenizer.txt").write_text("a b c" + seed.hex())
-    return model
 
 
 def test_register_show_and_lineage(prov: Provenance, tmp_path: Path) -> None:

@@ -166,6 +166,7 @@ class LineageIndex:
         *,
         confirmations: int = 0,
         progress: Callable[[int, int], None] | None = None,
+        chunk_blocks: int = _CHUNK_BLOCKS,
     ) -> int:
         """Read new registry events up to the chain head; return how many were applied."""
         final = self.final_block
@@ -184,7 +185,7 @@ class LineageIndex:
         applied = 0
         start = final + 1
         while start <= head:
-            end = min(start + _CHUNK_BLOCKS - 1, head)
+            end = min(start + chunk_blocks - 1, head)
             raw = w3.provider.make_request(
                 RPCEndpoint("eth_getLogs"),
                 [{"address": address, "fromBlock": hex(start), "toBlock": hex(end)}],
