@@ -17,8 +17,14 @@ from neuroledger.config import KdfParams, Settings, default_home
 from neuroledger.errors import ConfigError, KeystoreError
 from neuroledger.identity.keystore import Keystore
 from neuroledger.identity.service import Identities
+from neuroledger.provenance import HashCache, Provenance
+from neuroledger.store import FileStore
 
-__all__ = ["CLIContext", "emit", "settings_from_env"]
+__all__ = ["EXTERNAL_CONFIRMATIONS", "CLIContext", "emit", "settings_from_env"]
+
+#: Confirmation depth of the index on an external chain (the embedded chain has
+#: one node and never reorganises).
+EXTERNAL_CONFIRMATIONS = 12
 
 console = Console()
 err_console = Console(stderr=True)
@@ -43,16 +49,29 @@ def settings_from_env(home: Path | None, rpc_url: str | None, port: int | None) 
         if n < 2**10 or n & (n - 1):
             raise ConfigError("NEUROLEDGER_SCRYPT_N must be a power of two of at least 1024")
         kdf = KdfParams(n=n)
+    confirmations = None
+    if env.get("NEUROLEDGER_CONFIRMATIONS"):
+        try:
+            confirmations = int(env["NEUROLEDGER_CONFIRMATIONS"])
+        except ValueError:
+            confirmations = -1
+        if confirmations < 0:
+            raise ConfigError("NEUROLEDGER_CONFIRMATIONS must be a whole number of blocks, e.g. 12")
     anvil = env.get("NEUROLEDGER_ANVIL")
     if rpc_url is not None and not rpc_url.startswith(("http://", "https://")):
         raise ConfigError(f"RPC URL {rpc_url!r} must start with http:// or https://")
-    return Settings(
+    settings = Settings(
         home=home.expanduser().resolve(),
         rpc_url=rpc_url,
         node_port=port,
         kdf=kdf,
         anvil_path=Path(anvil) if anvil else None,
     )
+    if confirmations is not None:
+        settings = settings.with_(confirmations=confirmations)
+    elif rpc_url is not None:
+        settings = settings.with_(confirmations=EXTERNAL_CONFIRMATIONS)
+    return settings
 
 
 def _passphrase_source(confirm: bool) -> str:
@@ -103,6 +122,16 @@ class CLIContext:
     def identities(self, *, new_passphrase: bool = False) -> Identities:
         """Identities service on the configured chain."""
         return Identities(self.chain(), self.keystore(new_passphrase=new_passphrase))
+
+    def provenance(self) -> Provenance:
+        """Provenance service on the configured chain, with the home's store and index."""
+        return Provenance(
+            self.chain(),
+            self.keystore(),
+            store=FileStore(self.settings.store_dir),
+            index_path=self.settings.index_path,
+            hash_cache=HashCache(self.settings.hash_cache_path),
+        )
 
 
 def emit(data: Any, *, as_json: bool, human: str | None = None) -> None:

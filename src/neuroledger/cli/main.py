@@ -9,7 +9,7 @@ from typing import Annotated
 import click
 import typer
 
-from neuroledger.cli import identity, node
+from neuroledger.cli import asset, identity, node
 from neuroledger.cli._context import CLIContext, emit, err_console, settings_from_env
 from neuroledger.cli.demo import demo
 from neuroledger.errors import NeuroLedgerError
@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(node.app, name="node")
 app.add_typer(identity.app, name="identity")
+app.add_typer(asset.app, name="asset")
 app.command("demo")(demo)
 
 
@@ -110,7 +111,10 @@ def run(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="neuroledger", standalone_mode=False)
+        # Without standalone mode, click returns the code of a `typer.Exit(code)`.
+        code = app(args=args, prog_name="neuroledger", standalone_mode=False)
+        if isinstance(code, int) and code:
+            return _exit(code, argv)
     except NeuroLedgerError as exc:
         if debug:
             raise

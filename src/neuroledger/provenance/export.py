@@ -115,7 +115,7 @@ def to_openlineage(lineage: Lineage, *, chain_id: int) -> list[dict[str, Any]]:
             inputs = [p for p in parents[asset_id] if lineage.nodes[p].kind != _RUN]
             outputs = [asset_id]
             job = f"register-{record.kind}/{asset_id}"
-        finished = run_times.get(asset_id, ("", ""))[1] or "1970-01-01T00:00:00Z"
+        finished = run_times.get(asset_id, ("", ""))[1] or lineage.registered.get(asset_id, "")
         events.append(
             {
                 "eventType": "COMPLETE",
@@ -138,11 +138,12 @@ def to_dot(lineage: Lineage) -> str:
     """Graphviz DOT of the lineage: boxes for assets, arrows from child to parent."""
 
     def quote(text: str) -> str:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return '"' + escaped + '"'
 
     lines = ["digraph lineage {", "  rankdir=BT;", "  node [shape=box, fontname=Helvetica];"]
     for asset_id, record in sorted(lineage.nodes.items()):
-        label = f"{record.kind}\\n{lineage.names.get(asset_id, '')}\\n{asset_id[:12]}"
+        label = f"{record.kind}\n{lineage.names.get(asset_id, '')}\n{asset_id[:12]}"
         shape = "ellipse" if record.kind == _RUN else "box"
         style = ", penwidth=2" if asset_id == lineage.root else ""
         lines.append(

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,7 @@ class Lineage:
     direction: str = "ancestors"
     names: dict[str, str] = field(default_factory=dict)
     run_times: dict[str, tuple[str, str]] = field(default_factory=dict)  # run -> (start, end)
+    registered: dict[str, str] = field(default_factory=dict)  # id -> ISO time of its block
 
     def label(self, asset_id: str) -> str:
         """Short human label: kind, name (when known) and id prefix."""
@@ -442,7 +443,10 @@ class Provenance:
         nodes = {i: r for i in ids if (r := self.index.get(i)) is not None}
         names: dict[str, str] = {}
         run_times: dict[str, tuple[str, str]] = {}
+        registered: dict[str, str] = {}
         for i, r in nodes.items():
+            stamp = int(self.chain.w3.eth.get_block(r.block)["timestamp"])
+            registered[i] = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             meta = self.metadata(r) or {}
             if isinstance(meta.get("name"), str):
                 names[i] = meta["name"]
@@ -458,6 +462,7 @@ class Provenance:
             direction=direction,
             names=names,
             run_times=run_times,
+            registered=registered,
         )
 
     def stored_manifest(self, record: AssetRecord) -> Manifest | None:
