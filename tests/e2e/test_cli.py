@@ -98,6 +98,12 @@ def test_missing_passphrase_source(cli) -> None:
 
 def test_demo_runs_and_reports_json(cli) -> None:
     report = json.loads(cli("demo", "--json").stdout)
-    assert report["ok"] and len(report["identities"]) == 4
+    assert report["ok"] and len(report["identities"]) == 5
     assert all(c["ok"] for c in report["checks"])
+    assert len(report["checks"]) == 13
     assert report["rotation"]["old_owner"] != report["rotation"]["new_owner"]
+    p = report["provenance"]
+    assert set(p["datasets"]) == {"hospital-a", "hospital-b", "hospital-c"}
+    assert "MODIFIED" in p["tampered_verify"] and "weights.bin" in p["tampered_verify"]
+    for asset_id in [*p["datasets"].values(), p["code"], p["model"]]:
+        assert asset_id[:12] in p["lineage_tree"]

@@ -40,6 +40,18 @@ def _print(report: DemoReport) -> None:
     r = report.rotation
     console.print(f"rotated hospital-a owner {r['old_owner']} -> {r['new_owner']} (DID unchanged)")
     console.print(f"triage-agent is a sigAuth delegate of hospital-a ({report.delegation['tx']})")
+    p = report.provenance
+    if p:
+        table = Table("asset", "id")
+        for hospital, asset_id in p["datasets"].items():
+            table.add_row(f"dataset of {hospital}", asset_id)
+        for key in ("code", "training_run", "model", "deployment"):
+            table.add_row(key.replace("_", " "), p[key])
+        console.print(table)
+        console.print(f"auditor's attested accuracy on a held-out cohort: {p['accuracy']}")
+        console.print("lineage of the deployment:")
+        console.print(p["lineage_tree"].rstrip(), highlight=False)
+        console.print(f"after changing one byte: {p['tampered_verify']}", highlight=False)
     for check in report.checks:
         mark = "[green]ok[/green]  " if check["ok"] else "[red]FAIL[/red]"
         console.print(f"  {mark} {check['check']}")

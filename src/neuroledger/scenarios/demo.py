@@ -4,7 +4,9 @@ Steps: three hospitals and one AI agent are created (keys encrypted in a fresh
 demo home, funded from anvil's development accounts), each publishes its X25519
 key-agreement key, the agent becomes a signing delegate of hospital A, hospital
 A rotates its owner key, and every DID is resolved into its DID document.
-Later capabilities add steps to this scenario.
+Then the provenance scenario (:mod:`neuroledger.scenarios.provenance`) records
+datasets, code, a training run, a model, an audit and a deployment, and shows
+that a one-byte change to the model is caught.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from neuroledger.chain.client import Chain
 from neuroledger.config import KdfParams, Settings
 from neuroledger.identity.keystore import Keystore
 from neuroledger.identity.service import Identities
+from neuroledger.provenance import HashCache, Provenance
+from neuroledger.scenarios.provenance import run_provenance
+from neuroledger.store import FileStore
 
 __all__ = ["DemoReport", "run_demo"]
 
@@ -29,6 +34,7 @@ PARTICIPANTS = [
     ("hospital-b", "org"),
     ("hospital-c", "org"),
     ("triage-agent", "agent"),
+    ("auditor", "org"),
 ]
 
 
@@ -43,6 +49,7 @@ class DemoReport:
     rotation: dict[str, Any] = field(default_factory=dict)
     delegation: dict[str, Any] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -59,6 +66,7 @@ class DemoReport:
             "identities": self.identities,
             "rotation": self.rotation,
             "delegation": self.delegation,
+            "provenance": self.provenance,
             "checks": self.checks,
             "ok": self.ok,
             "seconds": round(self.seconds, 2),
@@ -101,6 +109,15 @@ def run_demo(
     report = DemoReport(home=str(home), chain_id=chain.chain_id, rpc_url=chain.url)
     try:
         _scenario(ids, report, step)
+        prov = Provenance(
+            chain,
+            keystore,
+            store=FileStore(demo_settings.store_dir),
+            index_path=demo_settings.index_path,
+            hash_cache=HashCache(demo_settings.hash_cache_path),
+        )
+        report.provenance, checks = run_provenance(prov, home / "work", step)
+        report.checks.extend(checks)
     finally:
         if stop_node and chain.node is not None:
             chain.node.stop()
