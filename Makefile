@@ -50,6 +50,8 @@ contracts: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_tx.py
 	$(BIN)/python benchmarks/gas_table.py
+	$(BIN)/python benchmarks/bench_manifest.py
+	$(BIN)/python benchmarks/bench_lineage.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -43,9 +43,12 @@ TARGET_MS = 50.0
 
 def ancestors_from_logs(chain: Chain, address: str, start: int, asset_id: str) -> set[str]:
     """The baseline: read every registration from the chain and walk parents."""
-    topic = "0x" + keccak(
-        text="AssetRegistered(bytes32,address,uint8,bytes32,string,bytes32[],string,address)"
-    ).hex()
+    topic = (
+        "0x"
+        + keccak(
+            text="AssetRegistered(bytes32,address,uint8,bytes32,string,bytes32[],string,address)"
+        ).hex()
+    )
     raw = chain.w3.provider.make_request(
         RPCEndpoint("eth_getLogs"),
         [{"address": address, "fromBlock": hex(start), "toBlock": "latest", "topics": [topic]}],
@@ -89,7 +92,9 @@ def main() -> None:
             batch = []
             for _ in range(min(GENERATION, args.assets - len(ids))):
                 asset_id = hashlib.sha256(f"asset-{len(ids) + len(batch)}".encode()).hexdigest()
-                parents = rng.sample(earlier, k=min(len(earlier), rng.randint(1, 3))) if earlier else []
+                parents = (
+                    rng.sample(earlier, k=min(len(earlier), rng.randint(1, 3))) if earlier else []
+                )
                 batch.append((asset_id, parents))
             sender.send_batch(
                 [
@@ -148,7 +153,9 @@ def main() -> None:
     )
     print(table)
     if not args.no_write:
-        write_section(ROOT / "docs" / "benchmarks.md", "bench_lineage", f"Machine: {machine()}\n\n{table}")
+        write_section(
+            ROOT / "docs" / "benchmarks.md", "bench_lineage", f"Machine: {machine()}\n\n{table}"
+        )
 
 
 if __name__ == "__main__":

@@ -27,9 +27,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, write_section
-
 import model_signing.hashing as ms_hashing
+from _common import ROOT, machine, write_section
 
 from neuroledger.provenance import HashCache, build_manifest
 
@@ -101,7 +100,9 @@ def main() -> None:
             results["ms"].append(timed(lambda: ms_hashing.hash(model)))
             dropped &= drop_page_cache()
             results["sha"].append(
-                timed(lambda: subprocess.run(["sha256sum", *files], check=True, capture_output=True))  # noqa: B023
+                timed(
+                    lambda: subprocess.run(["sha256sum", *files], check=True, capture_output=True)
+                )
             )
             cache.close()
             reference = reference or manifest.subject_digest
@@ -129,7 +130,7 @@ def main() -> None:
             "",
             "| hasher | seconds | GB/s | speed vs model_signing | speed vs our cold | note |",
             "|---|---:|---:|---:|---:|---|",
-            row("neuroledger cold (no cache)", "cold", "2 threads, largest file first"),
+            row("neuroledger cold (no cache)", "cold", "2 threads per core, largest file first"),
             row("neuroledger warm (cache)", "warm", "stat + SQLite lookup per file"),
             row("model_signing 1.1.1 (baseline)", "ms", "ThreadPoolExecutor, default workers"),
             row("sha256sum (single core)", "sha", "coreutils, one process"),

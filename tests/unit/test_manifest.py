@@ -197,3 +197,49 @@ def test_fuzz_order_matches_model_signing(tmp_path_factory, names: list[str]) ->
         path.write_bytes(name.encode())
         written.append(path)
     assert ours(root) == reference(root)
+
+
+_AS_NOBODY = """
+import sys
+from neuroledger.errors import ManifestError
+from neuroledger.provenance import build_manifest
+try:
+    build_manifest(sys.argv[1])
+except ManifestError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+def test_unreadable_file_is_a_clear_error() -> None:
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="nl-unreadable-"))
+    try:
+        root.chmod(0o755)
+        (root / "ok.bin").write_bytes(b"fine")
+        secret = root / "secret.bin"
+        secret.write_bytes(b"no")
+        secret.chmod(0)
+        if os.geteuid() != 0:
+            with pytest.raises(ManifestError, match="permission denied"):
+                build_manifest(root)
+            return
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
+        if (
+            shutil.which("setpriv") is None
+            or subprocess.run(
+                [*nobody, "-c", "import neuroledger"], capture_output=True, timeout=60
+            ).returncode
+        ):
+            pytest.skip("running as root, and an unprivileged user cannot run this Python")
+        proc = subprocess.run(
+            [*nobody, "-c", _AS_NOBODY, str(root)], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 3, proc.stderr
+        assert "secret.bin cannot be read: permission denied" in proc.stdout
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -10,7 +10,14 @@ import pytest
 import neuroledger
 from neuroledger import errors
 
-PACKAGES = ["neuroledger", "neuroledger.chain", "neuroledger.identity", "neuroledger.errors"]
+PACKAGES = [
+    "neuroledger",
+    "neuroledger.chain",
+    "neuroledger.identity",
+    "neuroledger.errors",
+    "neuroledger.store",
+    "neuroledger.provenance",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -47,6 +54,9 @@ def test_every_error_derives_from_root() -> None:
         "neuroledger.chain.artifacts",
         "neuroledger.identity",
         "neuroledger.identity.did",
+        "neuroledger.store",
+        "neuroledger.provenance",
+        "neuroledger.provenance.documents",
     ],
 )
 def test_docstring_examples_run(name: str) -> None:

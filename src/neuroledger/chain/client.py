@@ -151,7 +151,8 @@ class Chain:
     def contract(self, name: str) -> Contract:
         """A web3 contract object for suite contract ``name``."""
         address = self.deployment().contracts[name]["address"]
-        return self.w3.eth.contract(address=address, abi=load_artifact(name).abi)
+        contract: Contract = self.w3.eth.contract(address=address, abi=load_artifact(name).abi)
+        return contract
 
     def wait_block_time(self, seconds: int) -> None:
         """Advance the embedded chain's clock (tests and demos of expiry)."""

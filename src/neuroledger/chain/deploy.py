@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 
 from neuroledger._fs import atomic_write, file_lock
 from neuroledger.chain.artifacts import Artifact, load_artifact

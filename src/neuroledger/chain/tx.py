@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
@@ -157,7 +157,7 @@ class NonceManager:
         """Reserve ``count`` consecutive nonces for ``address``; return the first."""
         with self._lock:
             if address not in self._next:
-                self._next[address] = self._w3.eth.get_transaction_count(address, "pending")
+                self._next[address] = self._w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending")
             first = self._next[address]
             self._next[address] = first + count
             return first
@@ -204,7 +204,7 @@ class TransactionSender:
         for start in range(0, len(requests), _BATCH_CHUNK):
             chunk = requests[start : start + _BATCH_CHUNK]
             try:
-                got = self.w3.provider.make_batch_request(chunk)  # type: ignore[arg-type]
+                got = self.w3.provider.make_batch_request(chunk)  # type: ignore[attr-defined]
             except (ConnectionError, OSError) as exc:
                 raise RPCUnreachableError(
                     f"the chain node stopped answering ({exc}); check `neuroledger node status`"
@@ -238,7 +238,7 @@ class TransactionSender:
         first = self.nonces.reserve(sender, len(calls))
         signed = []
         for offset, (call, gas) in enumerate(zip(calls, gas_limits, strict=True)):
-            tx = {
+            tx: dict[str, Any] = {
                 "type": 2,
                 "chainId": self.chain_id,
                 "nonce": first + offset,
@@ -293,7 +293,7 @@ class TransactionSender:
 
     def _check_funds(self, calls: Sequence[Call], gas_limits: list[int], max_fee: int) -> None:
         need = sum(g * max_fee + c.value for c, g in zip(calls, gas_limits, strict=True))
-        have = int(self.w3.eth.get_balance(self.address))
+        have = int(self.w3.eth.get_balance(Web3.to_checksum_address(self.address)))
         if have >= need:
             return
         if self.top_up is not None:

@@ -72,15 +72,16 @@ def init(
     s.keystore_dir.chmod(0o700)
     chain = c.chain()
     record = chain.deployment()
+    contracts = {k: str(v["address"]) for k, v in record.contracts.items()}
     data = {
         "home": str(s.home),
         "chain_id": chain.chain_id,
         "rpc_url": chain.url,
         "embedded": chain.embedded,
-        "contracts": {k: v["address"] for k, v in record.contracts.items()},
+        "contracts": contracts,
     }
     lines = [f"home {s.home} ready; chain {chain.chain_id} at {chain.url}"]
-    lines += [f"  {k} at {v}" for k, v in data["contracts"].items()]
+    lines += [f"  {k} at {v}" for k, v in contracts.items()]
     emit(data, as_json=as_json, human="\n".join(lines))
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from eth_keys import keys
-from eth_utils import to_checksum_address
+from eth_keys.datatypes import PublicKey
+from eth_utils.address import to_checksum_address
 
 from neuroledger.errors import MalformedDIDError
 
@@ -63,7 +63,7 @@ def parse_did(text: str) -> ParsedDID:
     public_key = None
     if len(ident) == 68:
         try:
-            address = keys.PublicKey.from_compressed_bytes(bytes.fromhex(ident[2:])).to_address()
+            address = PublicKey.from_compressed_bytes(bytes.fromhex(ident[2:])).to_address()
         except Exception:
             raise MalformedDIDError(
                 f"{text!r} holds a public key that is not on secp256k1"

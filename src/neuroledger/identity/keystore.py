@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import eth_keyfile
+from eth_keyfile.keyfile import create_keyfile_json, decode_keyfile_json
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -102,7 +102,7 @@ class Keystore:
 
     # -- secrets on disk ---------------------------------------------------------------
     def _write_secret(self, path: Path, secret: bytes) -> None:
-        keyfile = eth_keyfile.create_keyfile_json(
+        keyfile = create_keyfile_json(
             secret, self._get_passphrase().encode(), kdf="scrypt", iterations=self.kdf.n
         )
         if path.name.startswith("x25519-"):
@@ -126,7 +126,7 @@ class Keystore:
             ) from None
         try:
             secret = bytes(
-                eth_keyfile.decode_keyfile_json(keyfile, self._get_passphrase().encode())
+                decode_keyfile_json(keyfile, self._get_passphrase().encode())
             )
         except ValueError as exc:
             if "MAC mismatch" in str(exc):
@@ -225,7 +225,7 @@ class Keystore:
         """Make and store the next owner key of ``name``; mark it pending until confirmed."""
         record = self.get(name)
         self.owner_account(name)  # proves the passphrase before anything is written
-        account = Account.create(extra_entropy=secrets.token_hex(16))
+        account: LocalAccount = Account.create(extra_entropy=secrets.token_hex(16))
         self._write_secret(self._keys / f"{account.address.lower()[2:]}.json", bytes(account.key))
         record.pending_owner = str(account.address)
         self.save(record)

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_typing import Hash32
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3.contract import Contract
 
 from neuroledger.chain.tx import Call
@@ -130,7 +132,7 @@ class RegistryClient:
     def sign(self, owner: LocalAccount, identity: str, action: str, payload: bytes) -> Signature:
         """Sign a registry message as ``owner`` with the owner's current nonce."""
         digest = self.signed_message(identity, self.nonce(str(owner.address)), action, payload)
-        sig = owner.unsafe_sign_hash(digest)
+        sig = owner.unsafe_sign_hash(Hash32(digest))
         return Signature(
             v=int(sig.v), r=int(sig.r).to_bytes(32, "big"), s=int(sig.s).to_bytes(32, "big")
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
@@ -84,7 +84,7 @@ def _history(w3: Web3, registry: Contract, address: str) -> list[tuple[int, str,
                 "topics": [None, topic],
                 "fromBlock": block,
                 "toBlock": block,
-            }  # type: ignore[list-item]
+            }
         )
         if not logs:
             raise IdentityError(
@@ -188,7 +188,7 @@ def _document(
             service_count += 1
         if not valid:
             for table in (keys, auth, assertion, agreement, services):
-                table.pop(index, None)  # type: ignore[attr-defined]
+                table.pop(index, None)
             continue
         if parts[1] == "pub":
             algorithm = parts[2]

@@ -12,8 +12,9 @@ the order leaves it unchanged. The asset's content digest,
 :attr:`Manifest.digest`, therefore hashes the RFC 8785 canonical form of the
 resource list itself: names, algorithms and digests.
 
-Files are hashed in parallel threads (hashlib releases the GIL), largest first
-so that the cores finish together, each one streamed through a fixed buffer.
+Files are hashed in parallel threads (hashlib releases the GIL), two per core
+so that reads overlap hashing, largest first so that the threads finish
+together, each one streamed through a fixed buffer.
 A :class:`~neuroledger.provenance.hashcache.HashCache` skips files whose size,
 mtime, ctime and inode are unchanged since they were last hashed.
 """
@@ -292,7 +293,8 @@ def build_manifest(
     if progress is not None:
         progress(sum(f.key.size for f in found if f.key in known))
     todo.sort(key=lambda f: f.key.size, reverse=True)  # largest first: cores finish together
-    threads = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    # Two threads per core: one can wait on the disk while the other hashes.
+    threads = max(1, min(workers or 2 * (os.cpu_count() or 1), len(todo)))
     try:
         if threads == 1:
             hashed = [hash_file(f.path, progress=progress) for f in todo]
