@@ -57,6 +57,10 @@ def test_asset_lifecycle_and_verify_exit_codes(cli, tmp_path: Path) -> None:  # 
     ]
     assert len(events) == 2
     assert cli("asset", "lineage", dep["id"], "-f", "dot").stdout.startswith("digraph")
+    paths = json.loads(
+        cli("asset", "lineage", dep["id"], "--path-to", d["id"][:8], "-f", "json").stdout
+    )
+    assert paths["paths"] == [[dep["id"], run["model"], run["run"], d["id"]]]
     down = json.loads(cli("asset", "lineage", d["id"], "--descendants", "-f", "json").stdout)
     assert set(down["nodes"]) == {d["id"], run["run"], run["model"], dep["id"]}
 

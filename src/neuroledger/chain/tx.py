@@ -157,7 +157,9 @@ class NonceManager:
         """Reserve ``count`` consecutive nonces for ``address``; return the first."""
         with self._lock:
             if address not in self._next:
-                self._next[address] = self._w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending")
+                self._next[address] = self._w3.eth.get_transaction_count(
+                    Web3.to_checksum_address(address), "pending"
+                )
             first = self._next[address]
             self._next[address] = first + count
             return first

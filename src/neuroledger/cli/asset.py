@@ -236,11 +236,25 @@ def lineage(
     descendants: Annotated[
         bool, typer.Option("--descendants", help="Show what derives from it.")
     ] = False,
+    path_to: Annotated[
+        str | None, typer.Option("--path-to", help="Print every derivation path to this ancestor.")
+    ] = None,
 ) -> None:
     """Trace an asset back to its data and code (or forward with --descendants)."""
     if fmt not in _FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(_FORMATS)}")
     prov = _ctx(ctx).provenance()
+    if path_to is not None:
+        start, goal = prov.resolve(asset), prov.resolve(path_to)
+        paths = prov.index.paths(start, goal)
+        if fmt == "json":
+            emit({"from": start, "to": goal, "paths": paths}, as_json=True)
+        elif not paths:
+            console.print(f"{goal[:12]} is not an ancestor of {start[:12]}")
+        else:
+            for path in paths:
+                console.print(" -> ".join(p[:12] for p in path), highlight=False)
+        return
     lin = prov.lineage(asset, direction="descendants" if descendants else "ancestors")
     chain_id = prov.chain.chain_id
     if fmt == "tree":

@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_keyfile.keyfile import create_keyfile_json, decode_keyfile_json
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_keyfile.keyfile import create_keyfile_json, decode_keyfile_json
 
 from neuroledger._fs import atomic_write
 from neuroledger.config import KdfParams
@@ -125,9 +125,7 @@ class Keystore:
                 f"the key file {path} of {what} is not valid JSON; restore it from a backup"
             ) from None
         try:
-            secret = bytes(
-                decode_keyfile_json(keyfile, self._get_passphrase().encode())
-            )
+            secret = bytes(decode_keyfile_json(keyfile, self._get_passphrase().encode()))
         except ValueError as exc:
             if "MAC mismatch" in str(exc):
                 self._passphrase = None
