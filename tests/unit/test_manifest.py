@@ -243,3 +243,46 @@ def test_unreadable_file_is_a_clear_error() -> None:
         assert "secret.bin cannot be read: permission denied" in proc.stdout
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("op", ["flip", "append", "truncate", "remove", "rename", "restore-mtime"])
+def test_every_file_every_tampering_changes_the_digest(
+    tmp_path: Path, model: Path, op: str
+) -> None:
+    """For each file of the model in turn: tamper, check with the warm cache, undo."""
+    import random
+    import shutil
+
+    cache = HashCache(tmp_path / "cache.sqlite", racy_window_ns=0)
+    original = build_manifest(model, cache=cache)
+    rng = random.Random(op)
+    backup = tmp_path / "backup"
+    for entry in original.files:
+        target = model / entry.name
+        shutil.copy2(target, backup)
+        data = bytearray(target.read_bytes())
+        st = target.stat()
+        if op == "flip" and data:
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+            target.write_bytes(bytes(data))
+        elif op == "append":
+            target.write_bytes(bytes(data) + b"\0")
+        elif op == "truncate" and data:
+            target.write_bytes(bytes(data[:-1]))
+        elif op == "remove":
+            target.unlink()
+        elif op == "rename":
+            target.rename(target.with_name(target.name + ".renamed"))
+        elif op == "restore-mtime" and data:
+            data[0] ^= 0xFF
+            target.write_bytes(bytes(data))
+            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+        else:
+            continue  # an empty file cannot be flipped or truncated
+        tampered = build_manifest(model, cache=cache)
+        assert tampered.digest != original.digest, (op, entry.name)
+        assert original.diff(tampered), (op, entry.name)
+        target.with_name(target.name + ".renamed").unlink(missing_ok=True)
+        target.unlink(missing_ok=True)
+        shutil.copy2(backup, target)
+    assert build_manifest(model, cache=cache).digest == original.digest
