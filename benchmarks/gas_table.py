@@ -143,8 +143,16 @@ def asset_scenario(w3: Web3, did_address: str) -> list[tuple[str, int, int | Non
         results.append((label, receipt["gasUsed"], target))
 
     ids = [keccak(bytes([i])) for i in range(6)]
-    send("register (no parent)", f.register(me, ids[0], 1, meta, uri, [], "CC-BY-4.0"), me)
-    send("register (no parent)", f.register(me, ids[1], 1, meta, uri, [], "CC-BY-4.0"), me)
+    send(
+        "register (no parent, first asset)",
+        f.register(me, ids[0], 1, meta, uri, [], "CC-BY-4.0"),
+        me,
+    )
+    send(
+        "register (no parent, warm contract)",
+        f.register(me, ids[1], 1, meta, uri, [], "CC-BY-4.0"),
+        me,
+    )
     send("register (one parent)", f.register(me, ids[2], 2, meta, uri, [ids[0]], "MIT"), me)
     send(
         "register (two parents)",
