@@ -147,6 +147,7 @@ def test_bad_input_writes_nothing(prov: Provenance, tmp_path: Path) -> None:
             data, kind="dataset", owner="hospital-a", metadata={"x": "y" * MAX_METADATA_BYTES}
         )
     assert prov.chain.w3.eth.block_number == block
+    assert not list((prov.store.root / "sha256").rglob("*"))  # nothing stored either
     first = prov.register(data, kind="dataset", owner="hospital-a")
     block = prov.chain.w3.eth.block_number
     with pytest.raises(ProvenanceError, match="already registered"):

@@ -265,17 +265,18 @@ class Provenance:
         )
         if not manifest.files:
             raise ManifestError(f"{path} holds no files to register (all ignored or empty)")
+        statement = canonical(manifest.to_statement())
         document = {
             "name": manifest.model_name,
             "kind": kind,
             "files": len(manifest.files),
             "size": manifest.size,
-            "manifest": blob_uri(self.store.put(canonical(manifest.to_statement()))),
+            "manifest": blob_uri(hashlib.sha256(statement).hexdigest()),
             "user": metadata or {},
         }
         return self._register(
             manifest.digest, document, kind=kind, code=code, owner=owner, parents=parents,
-            license=license, signer=signer, manifest=manifest,
+            license=license, signer=signer, manifest=manifest, blobs=[statement],
         )  # fmt: skip
 
     def register_document(
@@ -311,12 +312,16 @@ class Provenance:
         license: str,
         signer: str | None,
         manifest: Manifest | None,
+        blobs: Sequence[bytes] = (),
     ) -> Registration:
+        # Every check first: bad input leaves nothing in the store and nothing on chain.
         identity = self._identity(owner)
         account = self.keystore.owner_account(signer or owner)
         parent_ids = self._check_parents(parents)
         self._check_new(asset_id)
         raw = check_size(document)
+        for blob in blobs:
+            self.store.put(blob)
         metadata_digest = self.store.put(raw)
         call = self.registry.register(
             identity,
