@@ -172,3 +172,18 @@ def test_symlinks_and_special_files(prov: Provenance, tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="neither a file nor a directory"):
         prov.manifest(model)
     assert prov.manifest(model, ignore=["pipe"]).files
+
+
+def test_a_verikey_delegate_registers_for_its_organization(
+    prov: Provenance, identities, tmp_path: Path
+) -> None:
+    identities.create("triage-agent", "agent", publish=False)
+    data = tmp_path / "d.csv"
+    data.write_text("x\n")
+    with pytest.raises(NotAuthorizedError):
+        prov.register(data, kind="dataset", owner="hospital-a", signer="triage-agent")
+    identities.add_delegate("hospital-a", "triage-agent", "veriKey", 3600)
+    reg = prov.register(data, kind="dataset", owner="hospital-a", signer="triage-agent")
+    record = prov.show(reg.asset_id).record
+    assert record.owner == prov.keystore.get("hospital-a").identity
+    assert record.sender == prov.keystore.get("triage-agent").owner
