@@ -26,11 +26,15 @@ exits with the error's ``exit_code``::
     ├── StoreError                   the content-addressed blob store
     │   ├── BlobNotFoundError        no blob with that digest
     │   └── BlobCorruptError         a stored blob fails its digest check
-    └── ProvenanceError              assets, manifests, lineage
-        ├── ManifestError            a path that cannot be hashed (missing, unreadable, symlink)
-        ├── AssetNotFoundError       no asset with that id (did you mean …?)
-        ├── MetadataError            metadata missing, malformed or over the size limit
-        └── IndexReorgError          a reorg deeper than the index's confirmation depth
+    ├── ProvenanceError              assets, manifests, lineage
+    │   ├── ManifestError            a path that cannot be hashed (missing, unreadable, symlink)
+    │   ├── AssetNotFoundError       no asset with that id (did you mean …?)
+    │   ├── MetadataError            metadata missing, malformed or over the size limit
+    │   └── IndexReorgError          a reorg deeper than the index's confirmation depth
+    └── AuditError                   tamper-evident logs
+        ├── InvalidProofError        a Merkle proof that does not verify
+        ├── SignatureError           a note or checkpoint signature that does not verify
+        └── LogCorruptError          log files that fail their check (names the place)
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from collections.abc import Iterable
 __all__ = [
     "ArtifactError",
     "AssetNotFoundError",
+    "AuditError",
     "BlobCorruptError",
     "BlobNotFoundError",
     "ChainError",
@@ -51,7 +56,9 @@ __all__ = [
     "IdentityNotFoundError",
     "IndexReorgError",
     "InsufficientFundsError",
+    "InvalidProofError",
     "KeystoreError",
+    "LogCorruptError",
     "MalformedDIDError",
     "ManifestError",
     "MetadataError",
@@ -62,6 +69,7 @@ __all__ = [
     "PortInUseError",
     "ProvenanceError",
     "RPCUnreachableError",
+    "SignatureError",
     "StoreError",
     "TransactionRevertedError",
     "TransactionTimeoutError",
@@ -221,3 +229,21 @@ class MetadataError(ProvenanceError):
 
 class IndexReorgError(ProvenanceError):
     """Raised when the chain reorganised below the index's final block."""
+
+
+class AuditError(NeuroLedgerError):
+    """Raised when a tamper-evident log cannot be written, read or verified."""
+
+    exit_code = 14  # 10-13 are the outcomes of `asset verify`
+
+
+class InvalidProofError(AuditError):
+    """Raised when an inclusion or consistency proof does not verify."""
+
+
+class SignatureError(AuditError):
+    """Raised when a signed note or checkpoint has no valid signature by a trusted key."""
+
+
+class LogCorruptError(AuditError):
+    """Raised when a log's files fail their check; the message names the file and position."""
