@@ -147,7 +147,7 @@ def test_witness_cosignature_round_trip() -> None:
     note = open_note(cosigned, [log.verifier, witness.verifier])
     assert note.verified == (log.name, witness.name)
     assert witness.verifier.key_id == key_id(witness.name, 0x04, witness.verifier.public_key)
-    assert base64.b64decode(witness.verifier.vkey.split("+")[2])[0] == 0x04
+    assert base64.b64decode(witness.verifier.vkey.split("+", 2)[2])[0] == 0x04
     tampered = cosigned.replace("\n5\n", "\n6\n")
     with pytest.raises(SignatureError):
         open_note(tampered, [witness.verifier])
