@@ -1,0 +1,332 @@
+"""A transparency log on the filesystem, in the C2SP tlog-tiles layout.
+
+Appends come in batches. A batch is durable before :meth:`TileLog.append` returns:
+the entry bundles and tiles it touches are written to temporary files,
+fsynced, renamed into place, their directories fsynced, and only then is the
+log's size record (``.neuroledger-log.json``, the commit point) replaced
+atomically. A crash at any point leaves the log at its last committed size;
+files written for uncommitted entries are overwritten by later batches and
+never covered by a checkpoint.
+
+The directory can be served as it is by any static file server: ``checkpoint``
+and ``tile/…`` are the tlog-tiles resources.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from neuroledger._fs import atomic_write, file_lock, fsync_dir
+from neuroledger.audit.merkle import HASH_SIZE, MerkleTree, leaf_hash, verify_consistency
+from neuroledger.audit.note import Checkpoint, NoteSigner, open_checkpoint, sign_checkpoint
+from neuroledger.audit.tiles import (
+    TILE_WIDTH,
+    decode_bundle,
+    encode_bundle,
+    entries_path,
+    tile_path,
+)
+from neuroledger.errors import AuditError, LogCorruptError, SignatureError
+
+__all__ = ["STATE_FILE", "LogState", "TileLog"]
+
+STATE_FILE = ".neuroledger-log.json"
+_TILE_BYTES = TILE_WIDTH * HASH_SIZE
+
+
+@dataclass(frozen=True)
+class LogState:
+    """The committed state of a log: its origin, size and root, and its last checkpoint."""
+
+    origin: str
+    size: int
+    root: bytes
+    checkpoint_size: int
+    checkpoint_root: bytes
+
+    def to_json(self) -> dict[str, object]:
+        """The state as stored."""
+        return {
+            "origin": self.origin,
+            "size": self.size,
+            "root": base64.b64encode(self.root).decode(),
+            "checkpoint_size": self.checkpoint_size,
+            "checkpoint_root": base64.b64encode(self.checkpoint_root).decode(),
+        }
+
+
+class TileLog:
+    """An append-only log of byte entries under ``root``, signed by ``signer``."""
+
+    def __init__(
+        self,
+        root: Path,
+        state: LogState,
+        tree: MerkleTree,
+        pending: list[bytes],
+        signer: NoteSigner | None,
+    ) -> None:
+        self.root = root
+        self.origin = state.origin
+        self.signer = signer
+        self._state = state
+        self._tree = tree
+        self._pending = pending  # entries of the partial bundle
+        self._lock = root / ".lock"
+
+    # -- life cycle ------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: Path, *, origin: str, signer: NoteSigner) -> TileLog:
+        """A new empty log with a signed checkpoint of size 0."""
+        if (root / STATE_FILE).exists():
+            raise AuditError(f"a log already exists at {root}; open it instead of creating it")
+        if signer.name != origin:
+            raise AuditError(f"the log key is named {signer.name!r} but the origin is {origin!r}")
+        root.mkdir(parents=True, exist_ok=True)
+        empty = MerkleTree().root()
+        state = LogState(
+            origin=origin, size=0, root=empty, checkpoint_size=0, checkpoint_root=empty
+        )
+        log = cls(root, state, MerkleTree(), [], signer)
+        log._commit(state)
+        log.checkpoint()
+        return log
+
+    @classmethod
+    def open(cls, root: Path, *, signer: NoteSigner | None = None) -> TileLog:
+        """Open a log; rebuild its tree from its level-0 tiles and check the committed root."""
+        try:
+            data = json.loads((root / STATE_FILE).read_text())
+            state = LogState(
+                origin=str(data["origin"]),
+                size=int(data["size"]),
+                root=base64.b64decode(data["root"]),
+                checkpoint_size=int(data["checkpoint_size"]),
+                checkpoint_root=base64.b64decode(data["checkpoint_root"]),
+            )
+        except FileNotFoundError:
+            raise AuditError(
+                f"no log at {root}; create one with `neuroledger audit create`"
+            ) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LogCorruptError(f"{root / STATE_FILE} is unreadable ({exc})") from None
+        if signer is not None and signer.name != state.origin:
+            raise SignatureError(f"the key {signer.name!r} is not the key of log {state.origin!r}")
+        tree = MerkleTree()
+        full, width = divmod(state.size, TILE_WIDTH)
+        for index in range(full + (1 if width else 0)):
+            w = TILE_WIDTH if index < full else width
+            path = tile_path(0, index, width=w)
+            raw = cls._read(root, path, w * HASH_SIZE)
+            tree.levels[0] += raw
+        cls._rebuild_levels(tree)
+        if tree.root() != state.root:
+            raise LogCorruptError(
+                f"the level-0 tiles of {root} do not hash to the committed root of size "
+                f"{state.size}; run `neuroledger audit verify` to find the damaged file"
+            )
+        pending: list[bytes] = []
+        if width:
+            path = entries_path(full, width=width)
+            pending = decode_bundle((root / path).read_bytes(), where=str(root / path))
+            if len(pending) != width:
+                raise LogCorruptError(f"{root / path} holds {len(pending)} entries, not {width}")
+        return cls(root, state, tree, pending, signer)
+
+    @staticmethod
+    def _read(root: Path, path: str, length: int) -> bytes:
+        try:
+            raw = (root / path).read_bytes()
+        except FileNotFoundError:
+            raise LogCorruptError(f"{root / path} is missing") from None
+        if len(raw) != length:
+            raise LogCorruptError(f"{root / path} is {len(raw)} bytes, not {length}")
+        return raw
+
+    @staticmethod
+    def _rebuild_levels(tree: MerkleTree) -> None:
+        leaves = bytes(tree.levels[0])
+        tree.levels = [bytearray()]
+        for i in range(0, len(leaves), HASH_SIZE):
+            tree.append(leaves[i : i + HASH_SIZE])
+
+    # -- reads -----------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """Number of committed entries."""
+        return self._state.size
+
+    @property
+    def state(self) -> LogState:
+        """The committed state."""
+        return self._state
+
+    @property
+    def tree(self) -> MerkleTree:
+        """The in-memory Merkle tree (read-only use)."""
+        return self._tree
+
+    def root_hash(self, size: int | None = None) -> bytes:
+        """Root of the tree of ``size`` entries (the committed size by default)."""
+        return self._tree.root(self.size if size is None else size)
+
+    def entry(self, index: int) -> bytes:
+        """Entry ``index``, read from its bundle."""
+        if not 0 <= index < self.size:
+            raise AuditError(f"entry {index} is not in the log (size {self.size})")
+        bundle, offset = divmod(index, TILE_WIDTH)
+        full = (bundle + 1) * TILE_WIDTH <= self.size
+        path = entries_path(bundle, width=None if full else self.size % TILE_WIDTH)
+        entries = decode_bundle((self.root / path).read_bytes(), where=str(self.root / path))
+        return entries[offset]
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """Inclusion proof of entry ``index`` in the tree of ``size`` (committed by default)."""
+        return self._tree.inclusion_proof(index, self.size if size is None else size)
+
+    def consistency_proof(self, old: int, new: int | None = None) -> list[bytes]:
+        """Consistency proof from size ``old`` to ``new`` (committed by default)."""
+        new = self.size if new is None else new
+        return [] if old == new else self._tree.consistency_proof(old, new)
+
+    # -- writes ----------------------------------------------------------------------
+    def append(self, entries: Sequence[bytes]) -> int:
+        """Append a batch durably; return the index of its first entry."""
+        if not entries:
+            return self.size
+        encode_bundle(entries)  # refuses oversized entries before anything changes
+        with file_lock(self._lock):
+            first = self.size
+            tree = self._tree
+            for entry in entries:
+                tree.append(leaf_hash(entry))
+            try:
+                files = self._files_for(first, tree.size, list(entries))
+                self._write_all(files)
+                new_root = tree.root()
+                state = LogState(
+                    origin=self.origin, size=tree.size, root=new_root,
+                    checkpoint_size=self._state.checkpoint_size,
+                    checkpoint_root=self._state.checkpoint_root,
+                )  # fmt: skip
+                self._commit(state)
+            except BaseException:
+                self._truncate_tree(first)
+                raise
+            bundle_start = (tree.size // TILE_WIDTH) * TILE_WIDTH
+            combined = self._pending + list(entries)
+            self._pending = (
+                combined[len(combined) - (tree.size - bundle_start) :]
+                if tree.size > bundle_start
+                else []
+            )
+            return first
+
+    def _truncate_tree(self, size: int) -> None:
+        leaves = bytes(self._tree.levels[0][: size * HASH_SIZE])
+        self._tree.levels = [bytearray(leaves)]
+        self._rebuild_levels(self._tree)
+
+    def _files_for(self, old: int, new: int, entries: list[bytes]) -> dict[str, bytes]:
+        files: dict[str, bytes] = {}
+        # Entry bundles from the one holding `old` to the one holding `new - 1`.
+        stream = self._pending + entries
+        base = (old // TILE_WIDTH) * TILE_WIDTH
+        for bundle in range(old // TILE_WIDTH, (new - 1) // TILE_WIDTH + 1):
+            lo = bundle * TILE_WIDTH
+            hi = min(lo + TILE_WIDTH, new)
+            files[entries_path(bundle, width=hi - lo)] = encode_bundle(
+                stream[lo - base : hi - base]
+            )
+        # Tiles: at level L, the hashes of complete subtrees of 256**L leaves.
+        level = 0
+        while new // TILE_WIDTH**level:
+            nodes_old = old // TILE_WIDTH**level
+            nodes_new = new // TILE_WIDTH**level
+            hashes = self._tree.levels[8 * level]
+            first_tile = nodes_old // TILE_WIDTH
+            last_tile = (nodes_new - 1) // TILE_WIDTH
+            for tile in range(first_tile, last_tile + 1):
+                lo = tile * TILE_WIDTH
+                hi = min(lo + TILE_WIDTH, nodes_new)
+                if hi <= lo:
+                    continue
+                files[tile_path(level, tile, width=hi - lo)] = bytes(
+                    hashes[lo * HASH_SIZE : hi * HASH_SIZE]
+                )
+            level += 1
+        return files
+
+    def _write_all(self, files: dict[str, bytes]) -> None:
+        """Write every file to a temporary name and fsync it, then rename all and fsync dirs."""
+        staged = []
+        token = secrets.token_hex(4)
+        for rel, data in files.items():
+            target = self.root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{token}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            staged.append((tmp, target))
+        dirs = set()
+        for tmp, target in staged:
+            os.replace(tmp, target)
+            dirs.add(target.parent)
+        for directory in dirs:
+            fsync_dir(directory)
+
+    def _commit(self, state: LogState) -> None:
+        atomic_write(self.root / STATE_FILE, json.dumps(state.to_json()).encode(), mode=0o644)
+        self._state = state
+
+    def checkpoint(self) -> str:
+        """Sign a checkpoint of the committed size and publish it at ``<root>/checkpoint``.
+
+        The log refuses to sign a checkpoint that is not consistent with the
+        last one it signed (a rolled-back or forked state).
+        """
+        if self.signer is None:
+            raise SignatureError("this log was opened without its key; it cannot sign checkpoints")
+        with file_lock(self._lock):
+            state = self._state
+            if state.size < state.checkpoint_size:
+                raise AuditError(
+                    f"log {self.origin} is at size {state.size}, below its last signed checkpoint "
+                    f"({state.checkpoint_size}); it was rolled back and must not sign again"
+                )
+            if state.checkpoint_size:
+                verify_consistency(
+                    state.checkpoint_size, state.size,
+                    self.consistency_proof(state.checkpoint_size, state.size),
+                    state.checkpoint_root, state.root,
+                )  # fmt: skip
+            text = sign_checkpoint(
+                Checkpoint(origin=self.origin, size=state.size, root=state.root), self.signer
+            )
+            atomic_write(self.root / "checkpoint", text.encode(), mode=0o644)
+            self._commit(
+                LogState(
+                    origin=state.origin,
+                    size=state.size,
+                    root=state.root,
+                    checkpoint_size=state.size,
+                    checkpoint_root=state.root,
+                )  # fmt: skip
+            )
+            return text
+
+    def signed_checkpoint(self) -> Checkpoint:
+        """The published checkpoint, verified with the log's key."""
+        if self.signer is None:
+            raise SignatureError("open the log with its key, or use verify_log with its vkey")
+        return open_checkpoint((self.root / "checkpoint").read_text(), self.signer.verifier)
