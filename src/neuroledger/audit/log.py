@@ -321,7 +321,7 @@ class TileLog:
                     root=state.root,
                     checkpoint_size=state.size,
                     checkpoint_root=state.root,
-                )  # fmt: skip
+                )
             )
             return text
 

@@ -57,7 +57,7 @@ def entries_path(index: int, *, width: int | None = None) -> str:
 
 def partial_width(size: int, level: int) -> int:
     """Width of the partial tile at ``level`` for a tree of ``size`` (0: none)."""
-    return (size // TILE_WIDTH**level) % TILE_WIDTH
+    return int(size // TILE_WIDTH**level) % TILE_WIDTH
 
 
 def encode_bundle(entries: Sequence[bytes]) -> bytes:
@@ -77,7 +77,7 @@ def encode_bundle(entries: Sequence[bytes]) -> bytes:
 
 def decode_bundle(data: bytes, *, where: str = "entry bundle") -> list[bytes]:
     """Split a bundle into its entries; a truncated bundle is a :class:`LogCorruptError`."""
-    entries = []
+    entries: list[bytes] = []
     position = 0
     while position < len(data):
         if position + 2 > len(data):
