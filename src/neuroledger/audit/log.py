@@ -137,7 +137,43 @@ class TileLog:
             pending = decode_bundle((root / path).read_bytes(), where=str(root / path))
             if len(pending) != width:
                 raise LogCorruptError(f"{root / path} holds {len(pending)} entries, not {width}")
-        return cls(root, state, tree, pending, signer)
+        log = cls(root, state, tree, pending, signer)
+        log._sweep_uncommitted()
+        return log
+
+    def _resources(self, level: int | None, index: int, width: int | None = None) -> str:
+        if level is None:
+            return entries_path(index, width=width)
+        return tile_path(level, index, width=width)
+
+    def _sweep_uncommitted(self) -> None:
+        """Remove tiles and bundles a crashed batch wrote beyond the committed size."""
+        size = self.size
+        for leftover in (self.root / "tile").rglob(".*.tmp") if (self.root / "tile").exists() else ():
+            leftover.unlink(missing_ok=True)
+        levels: list[int | None] = [None]
+        level = 0
+        while (self.root / "tile" / str(level)).exists():
+            levels.append(level)
+            level += 1
+        for lvl in levels:
+            nodes = size // TILE_WIDTH ** (lvl or 0)
+            full, width = divmod(nodes, TILE_WIDTH)
+            index = full
+            while True:  # uncommitted full tiles are contiguous from the first missing one
+                path = self.root / self._resources(lvl, index)
+                if not path.exists():
+                    break
+                path.unlink()
+                index += 1
+            for tile in (full, full + 1):
+                partial_dir = self.root / (self._resources(lvl, tile) + ".p")
+                if not partial_dir.is_dir():
+                    continue
+                for child in partial_dir.iterdir():
+                    too_wide = tile > full or not child.name.isdigit() or int(child.name) > width
+                    if too_wide or child.name.startswith("."):
+                        child.unlink()
 
     @staticmethod
     def _read(root: Path, path: str, length: int) -> bytes:
@@ -219,6 +255,7 @@ class TileLog:
             except BaseException:
                 self._truncate_tree(first)
                 raise
+            self._drop_superseded_partials(files)
             bundle_start = (tree.size // TILE_WIDTH) * TILE_WIDTH
             combined = self._pending + list(entries)
             self._pending = (
@@ -262,6 +299,17 @@ class TileLog:
                 )
             level += 1
         return files
+
+    def _drop_superseded_partials(self, files: dict[str, bytes]) -> None:
+        """Delete the partial versions of tiles and bundles that are now full (the spec allows it)."""
+        import shutil
+
+        for rel in files:
+            if ".p/" in rel:
+                continue
+            partial_dir = self.root / (rel + ".p")
+            if partial_dir.is_dir():
+                shutil.rmtree(partial_dir, ignore_errors=True)
 
     def _write_all(self, files: dict[str, bytes]) -> None:
         """Write every file to a temporary name and fsync it, then rename all and fsync dirs."""
