@@ -34,9 +34,11 @@ from neuroledger.audit.tiles import (
 )
 from neuroledger.errors import AuditError, LogCorruptError, SignatureError
 
-__all__ = ["STATE_FILE", "LogState", "TileLog"]
+__all__ = ["HISTORY_DIR", "STATE_FILE", "LogState", "TileLog"]
 
 STATE_FILE = ".neuroledger-log.json"
+#: Every checkpoint the log signed, by tree size.
+HISTORY_DIR = ".checkpoints"
 _TILE_BYTES = TILE_WIDTH * HASH_SIZE
 
 
@@ -149,7 +151,9 @@ class TileLog:
     def _sweep_uncommitted(self) -> None:
         """Remove tiles and bundles a crashed batch wrote beyond the committed size."""
         size = self.size
-        for leftover in (self.root / "tile").rglob(".*.tmp") if (self.root / "tile").exists() else ():
+        for leftover in (
+            (self.root / "tile").rglob(".*.tmp") if (self.root / "tile").exists() else ()
+        ):
             leftover.unlink(missing_ok=True)
         levels: list[int | None] = [None]
         level = 0
@@ -361,6 +365,9 @@ class TileLog:
             text = sign_checkpoint(
                 Checkpoint(origin=self.origin, size=state.size, root=state.root), self.signer
             )
+            # History first (what `audit verify` checks successive checkpoints against),
+            # then the served file.
+            atomic_write(self.root / HISTORY_DIR / str(state.size), text.encode(), mode=0o644)
             atomic_write(self.root / "checkpoint", text.encode(), mode=0o644)
             self._commit(
                 LogState(
