@@ -160,7 +160,7 @@ def verify_log(root: Path, verifier: NoteVerifier) -> LogReport:
     level = 1
     while size // TILE_WIDTH**level:
         nodes = size // TILE_WIDTH**level
-        hashes = tree.levels[8 * level]
+        level_hashes = tree.levels[8 * level]
         n_full, n_width = divmod(nodes, TILE_WIDTH)
         for index in range(n_full + (1 if n_width else 0)):
             w = TILE_WIDTH if index < n_full else n_width
@@ -170,7 +170,9 @@ def verify_log(root: Path, verifier: NoteVerifier) -> LogReport:
                 root,
                 rel,
                 bytes(
-                    hashes[index * TILE_WIDTH * HASH_SIZE : (index * TILE_WIDTH + w) * HASH_SIZE]
+                    level_hashes[
+                        index * TILE_WIDTH * HASH_SIZE : (index * TILE_WIDTH + w) * HASH_SIZE
+                    ]
                 ),
                 report,
             )
