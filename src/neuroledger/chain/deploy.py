@@ -34,6 +34,7 @@ __all__ = ["SUITE", "DeploymentRecord", "DeploymentStore", "ensure_deployed"]
 SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("DIDRegistry", ()),
     ("AssetRegistry", ("DIDRegistry",)),
+    ("AuditAnchor", ()),
 )
 
 
