@@ -161,7 +161,7 @@ class AuditLog:
                     output_digest=None if span.output is None else digest_of_value(span.output),
                     risk_flag=span.risk_flag or error is not None,
                     details=details,
-                )  # fmt: skip
+                )
             )
 
     def traced(
