@@ -1,0 +1,189 @@
+"""Anchoring checkpoints on chain, and deciding when: every N entries or T seconds, fee-aware.
+
+A log's id on chain is the SHA-256 of its verifier key string. An anchor is
+the ``AuditAnchor.anchor(logId, treeSize, rootHash)`` transaction; its receipt
+is kept in the log directory (``.anchors.json``) so proof bundles can name it.
+
+:class:`AnchorPolicy` decides when to anchor. It must anchor once ``every``
+entries are waiting or ``interval`` seconds have passed since the first one
+that is not anchored yet, but it may wait for a cheaper block as long as the
+oldest unanchored entry stays within ``max_latency``: it anchors early only
+when the current base fee is at or below a low percentile of the recent ones
+(``eth_feeHistory``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.types import RPCEndpoint
+
+from neuroledger._fs import atomic_write
+from neuroledger.audit.log import TileLog
+from neuroledger.audit.note import NoteVerifier
+from neuroledger.chain.client import Chain
+from neuroledger.chain.tx import Call
+from neuroledger.errors import AuditError
+
+__all__ = [
+    "ANCHORS_FILE",
+    "AnchorPolicy",
+    "AnchorRecord",
+    "Anchors",
+    "fee_history",
+    "log_id",
+    "read_anchor",
+]
+
+ANCHORS_FILE = ".anchors.json"
+_ANCHORED_TOPIC = "0x" + Web3.keccak(
+    text="Anchored(bytes32,address,uint64,bytes32,uint64)"
+).hex().removeprefix("0x")
+
+
+def log_id(verifier: NoteVerifier) -> bytes:
+    """The on-chain id of a log: SHA-256 of its verifier key string."""
+    return hashlib.sha256(verifier.vkey.encode()).digest()
+
+
+@dataclass(frozen=True)
+class AnchorRecord:
+    """One anchor transaction."""
+
+    chain_id: int
+    contract: str
+    log_id: str
+    size: int
+    root: str  # hex
+    tx: str
+    block: int
+
+    def to_json(self) -> dict[str, Any]:
+        """As stored."""
+        return asdict(self)
+
+
+class Anchors:
+    """The anchors of one log: sending them, remembering them, checking them."""
+
+    def __init__(self, log: TileLog, chain: Chain) -> None:
+        self.log = log
+        self.chain = chain
+        self.contract = chain.contract("AuditAnchor")
+        self.path = log.root / ANCHORS_FILE
+
+    def records(self) -> list[AnchorRecord]:
+        """Every anchor sent for this log, oldest first."""
+        try:
+            return [AnchorRecord(**r) for r in json.loads(self.path.read_text())]
+        except FileNotFoundError:
+            return []
+
+    def anchor(self, account: LocalAccount) -> AnchorRecord:
+        """Anchor the log's latest signed checkpoint; return the record."""
+        if self.log.signer is None:
+            raise AuditError("open the log with its key to anchor it")
+        checkpoint = self.log.signed_checkpoint()
+        if checkpoint.size == 0:
+            raise AuditError("the log is empty; append entries and sign a checkpoint first")
+        lid = log_id(self.log.signer.verifier)
+        _, latest = self.contract.functions.latest(lid).call()
+        if int(latest) >= checkpoint.size:
+            raise AuditError(
+                f"size {checkpoint.size} is already anchored (chain has {latest}); "
+                "append and checkpoint before anchoring again"
+            )
+        data = self.contract.encode_abi("anchor", args=[lid, checkpoint.size, checkpoint.root])
+        call = Call(
+            to=str(self.contract.address),
+            data=bytes.fromhex(data.removeprefix("0x")),
+            label=f"anchor({self.log.origin}, {checkpoint.size})",
+        )
+        receipt = self.chain.sender(account).send(call)
+        record = AnchorRecord(
+            chain_id=self.chain.chain_id, contract=str(self.contract.address), log_id=lid.hex(),
+            size=checkpoint.size, root=checkpoint.root.hex(), tx=receipt.tx_hash,
+            block=receipt.block_number,
+        )  # fmt: skip
+        records = [*self.records(), record]
+        atomic_write(
+            self.path, json.dumps([r.to_json() for r in records], indent=1).encode(), mode=0o644
+        )
+        return record
+
+    def latest_for(self, size: int) -> AnchorRecord | None:
+        """The first anchor covering ``size`` entries."""
+        for record in self.records():
+            if record.size >= size:
+                return record
+        return None
+
+
+def read_anchor(w3: Web3, record: AnchorRecord) -> tuple[int, bytes, str]:
+    """Read an anchor back from the chain: (size, root, owner) of its Anchored event."""
+    receipt = w3.eth.get_transaction_receipt(record.tx)  # type: ignore[arg-type]
+    for entry in receipt["logs"]:
+        topics = [t.hex() if not isinstance(t, str) else t for t in entry["topics"]]
+        topics = ["0x" + t.removeprefix("0x") for t in topics]
+        if (
+            str(entry["address"]).lower() == record.contract.lower()
+            and topics
+            and topics[0].lower() == _ANCHORED_TOPIC.lower()
+            and topics[1].removeprefix("0x").lower() == record.log_id.lower()
+        ):
+            data = bytes(entry["data"])
+            size = int.from_bytes(data[0:32], "big")
+            root = data[32:64]
+            owner = "0x" + topics[2][-40:]
+            return size, root, Web3.to_checksum_address(owner)
+    raise AuditError(f"transaction {record.tx} holds no anchor of log {record.log_id[:16]}…")
+
+
+@dataclass(frozen=True)
+class AnchorPolicy:
+    """When to anchor: every ``every`` entries or ``interval`` s, cheaper blocks within ``max_latency``."""
+
+    every: int = 10_000
+    interval: float = 60.0
+    max_latency: float = 300.0
+    cheap_percentile: float = 25.0
+    fee_aware: bool = True
+
+    def should_anchor(
+        self, *, pending: int, waited: float, base_fee: int, recent_fees: Sequence[int]
+    ) -> bool:
+        """Decide now: ``pending`` entries unanchored for ``waited`` s, current and recent base fees."""
+        if pending <= 0:
+            return False
+        if waited >= self.max_latency:
+            return True  # the latency bound wins over any fee
+        due = pending >= self.every or waited >= self.interval
+        if not self.fee_aware:
+            return due
+        if not recent_fees:
+            return due
+        threshold = (
+            statistics.quantiles(list(recent_fees), n=100)[int(self.cheap_percentile) - 1]
+            if len(recent_fees) > 1
+            else recent_fees[0]
+        )
+        cheap = base_fee <= threshold
+        # Due: anchor unless the fee is high and waiting is still allowed. Not due yet: only
+        # a clearly cheap block pulls the anchor forward (after half the interval).
+        if due:
+            return cheap or waited + self.interval / 4 >= self.max_latency
+        return cheap and waited >= self.interval / 2
+
+
+def fee_history(w3: Web3, blocks: int = 20) -> tuple[int, list[int]]:
+    """(next block's base fee, base fees of the last ``blocks`` blocks) from eth_feeHistory."""
+    reply = w3.provider.make_request(RPCEndpoint("eth_feeHistory"), [hex(blocks), "latest", []])
+    fees = [int(x, 16) if isinstance(x, str) else int(x) for x in reply["result"]["baseFeePerGas"]]
+    return fees[-1], fees[:-1]
