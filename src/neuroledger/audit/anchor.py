@@ -73,10 +73,9 @@ class AnchorRecord:
 class Anchors:
     """The anchors of one log: sending them, remembering them, checking them."""
 
-    def __init__(self, log: TileLog, chain: Chain) -> None:
+    def __init__(self, log: TileLog, chain: Chain | None = None) -> None:
         self.log = log
         self.chain = chain
-        self.contract = chain.contract("AuditAnchor")
         self.path = log.root / ANCHORS_FILE
 
     def records(self) -> list[AnchorRecord]:
@@ -90,25 +89,29 @@ class Anchors:
         """Anchor the log's latest signed checkpoint; return the record."""
         if self.log.signer is None:
             raise AuditError("open the log with its key to anchor it")
+        if self.chain is None:
+            raise AuditError("anchoring needs a chain connection")
+        chain = self.chain
+        contract = chain.contract("AuditAnchor")
         checkpoint = self.log.signed_checkpoint()
         if checkpoint.size == 0:
             raise AuditError("the log is empty; append entries and sign a checkpoint first")
         lid = log_id(self.log.signer.verifier)
-        _, latest = self.contract.functions.latest(lid).call()
+        _, latest = contract.functions.latest(lid).call()
         if int(latest) >= checkpoint.size:
             raise AuditError(
                 f"size {checkpoint.size} is already anchored (chain has {latest}); "
                 "append and checkpoint before anchoring again"
             )
-        data = self.contract.encode_abi("anchor", args=[lid, checkpoint.size, checkpoint.root])
+        data = contract.encode_abi("anchor", args=[lid, checkpoint.size, checkpoint.root])
         call = Call(
-            to=str(self.contract.address),
+            to=str(contract.address),
             data=bytes.fromhex(data.removeprefix("0x")),
             label=f"anchor({self.log.origin}, {checkpoint.size})",
         )
-        receipt = self.chain.sender(account).send(call)
+        receipt = chain.sender(account).send(call)
         record = AnchorRecord(
-            chain_id=self.chain.chain_id, contract=str(self.contract.address), log_id=lid.hex(),
+            chain_id=chain.chain_id, contract=str(contract.address), log_id=lid.hex(),
             size=checkpoint.size, root=checkpoint.root.hex(), tx=receipt.tx_hash,
             block=receipt.block_number,
         )  # fmt: skip

@@ -105,7 +105,7 @@ class Keystore:
         keyfile = create_keyfile_json(
             secret, self._get_passphrase().encode(), kdf="scrypt", iterations=self.kdf.n
         )
-        if path.name.startswith("x25519-"):
+        if path.name.startswith(("x25519-", "ed25519-")):  # not Ethereum keys: no address
             keyfile.pop("address", None)
         atomic_write(path, json.dumps(keyfile).encode())
 
@@ -137,6 +137,14 @@ class Keystore:
         return secret
 
     # -- identities --------------------------------------------------------------------
+    def store_secret(self, path: Path, secret: bytes) -> None:
+        """Encrypt a 32-byte secret (another key, e.g. a log's Ed25519 seed) under the passphrase."""
+        self._write_secret(path, secret)
+
+    def load_secret(self, path: Path, *, what: str) -> bytes:
+        """Decrypt a secret written by :meth:`store_secret`."""
+        return self._read_secret(path, what)
+
     def names(self) -> list[str]:
         """Names of all identities, sorted."""
         if not self._identities.exists():
