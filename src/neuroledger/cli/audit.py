@@ -253,12 +253,10 @@ def export(
     rows: list[dict[str, Any]] = []
     for index in range(checkpoint.size):
         event = decode_event(log.entry(index))
-        row = {"index": index, **{f: event.get(f) for f in AI_ACT_FIELDS}}
-        row["details"] = (
-            json.dumps(event.get("details", {}), sort_keys=True)
-            if fmt == "csv"
-            else event.get("details", {})
-        )
+        row: dict[str, Any] = {"index": index, **{f: event.get(f) for f in AI_ACT_FIELDS}}
+        extra = {k: v for k, v in event.items() if k not in AI_ACT_FIELDS and k != "details"}
+        details = {**event.get("details", {}), **extra}
+        row["details"] = json.dumps(details, sort_keys=True) if fmt == "csv" else details
         rows.append(row)
     if fmt == "json":
         emit({"origin": info.origin, "checkpoint_size": checkpoint.size, "root": checkpoint.root.hex(),
