@@ -39,6 +39,7 @@ def cli(tmp_path: Path):
             assert proc.returncode == 0, proc.stderr
         return proc
 
+    run.env = env  # type: ignore[attr-defined]
     yield run
     run("node", "stop", ok=False)
 
