@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -151,13 +150,20 @@ def read_anchor(w3: Web3, record: AnchorRecord) -> tuple[int, bytes, str]:
 
 @dataclass(frozen=True)
 class AnchorPolicy:
-    """When to anchor: every ``every`` entries or ``interval`` s, cheaper blocks within ``max_latency``."""
+    """When to anchor: every ``every`` entries or ``interval`` s; cheap blocks, within ``max_latency``.
+
+    Without fee awareness it anchors as soon as it is due. With it, once due it
+    waits for a block whose base fee is at or below the ``cheap_percentile`` of
+    the recent ones, but never past ``max_latency`` (it anchors in the last
+    block that keeps the bound).
+    """
 
     every: int = 10_000
     interval: float = 60.0
     max_latency: float = 300.0
     cheap_percentile: float = 25.0
     fee_aware: bool = True
+    block_time: float = 12.0
 
     def should_anchor(
         self, *, pending: int, waited: float, base_fee: int, recent_fees: Sequence[int]
@@ -165,24 +171,14 @@ class AnchorPolicy:
         """Decide now: ``pending`` entries unanchored for ``waited`` s, current and recent base fees."""
         if pending <= 0:
             return False
-        if waited >= self.max_latency:
-            return True  # the latency bound wins over any fee
+        if waited + self.block_time > self.max_latency:
+            return True  # the next block would break the latency bound
         due = pending >= self.every or waited >= self.interval
-        if not self.fee_aware:
+        if not due or not self.fee_aware or not recent_fees:
             return due
-        if not recent_fees:
-            return due
-        threshold = (
-            statistics.quantiles(list(recent_fees), n=100)[int(self.cheap_percentile) - 1]
-            if len(recent_fees) > 1
-            else recent_fees[0]
-        )
-        cheap = base_fee <= threshold
-        # Due: anchor unless the fee is high and waiting is still allowed. Not due yet: only
-        # a clearly cheap block pulls the anchor forward (after half the interval).
-        if due:
-            return cheap or waited + self.interval / 4 >= self.max_latency
-        return cheap and waited >= self.interval / 2
+        ranked = sorted(recent_fees)
+        threshold = ranked[min(len(ranked) - 1, int(len(ranked) * self.cheap_percentile / 100))]
+        return base_fee <= threshold
 
 
 def fee_history(w3: Web3, blocks: int = 20) -> tuple[int, list[int]]:
