@@ -101,7 +101,8 @@ def test_demo_runs_and_reports_json(cli) -> None:
     report = json.loads(cli("demo", "--json").stdout)
     assert report["ok"] and len(report["identities"]) == 5
     assert all(c["ok"] for c in report["checks"])
-    assert len(report["checks"]) == 13
+    assert len(report["checks"]) == 17
+    assert report["audit"]["entries"] == 300 and report["audit"]["anchor"]["size"] == 300
     assert report["rotation"]["old_owner"] != report["rotation"]["new_owner"]
     p = report["provenance"]
     assert set(p["datasets"]) == {"hospital-a", "hospital-b", "hospital-c"}

@@ -52,6 +52,19 @@ def _print(report: DemoReport) -> None:
         console.print("lineage of the deployment:")
         console.print(p["lineage_tree"].rstrip(), highlight=False)
         console.print(f"after changing one byte: {p['tampered_verify']}", highlight=False)
+    a = report.audit
+    if a:
+        console.print(
+            f"triage-agent logged {a['entries']} decisions ({a['urgent']} urgent) in {a['log']}; "
+            f"anchored size {a['anchor']['size']} in block {a['anchor']['block']}",
+            highlight=False,
+        )
+        console.print(
+            f"proof bundle for decision {a['bundle']['index']}: {a['bundle']['file']}",
+            highlight=False,
+        )
+        for problem in a["tampered_verify"]:
+            console.print(f"after changing one byte of a tile: {problem}", highlight=False)
     for check in report.checks:
         mark = "[green]ok[/green]  " if check["ok"] else "[red]FAIL[/red]"
         console.print(f"  {mark} {check['check']}")

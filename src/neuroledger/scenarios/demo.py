@@ -6,7 +6,10 @@ key-agreement key, the agent becomes a signing delegate of hospital A, hospital
 A rotates its owner key, and every DID is resolved into its DID document.
 Then the provenance scenario (:mod:`neuroledger.scenarios.provenance`) records
 datasets, code, a training run, a model, an audit and a deployment, and shows
-that a one-byte change to the model is caught.
+that a one-byte change to the model is caught; and the audit scenario
+(:mod:`neuroledger.scenarios.audit`) has the triage agent log every decision,
+anchors the log, verifies one decision from a proof bundle, and shows that a
+one-byte change to a tile is reported where it is.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from neuroledger.config import KdfParams, Settings
 from neuroledger.identity.keystore import Keystore
 from neuroledger.identity.service import Identities
 from neuroledger.provenance import HashCache, Provenance
+from neuroledger.scenarios.audit import run_audit
 from neuroledger.scenarios.provenance import run_provenance
 from neuroledger.store import FileStore
 
@@ -50,6 +54,7 @@ class DemoReport:
     delegation: dict[str, Any] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    audit: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -67,6 +72,7 @@ class DemoReport:
             "rotation": self.rotation,
             "delegation": self.delegation,
             "provenance": self.provenance,
+            "audit": self.audit,
             "checks": self.checks,
             "ok": self.ok,
             "seconds": round(self.seconds, 2),
@@ -109,14 +115,19 @@ def run_demo(
     report = DemoReport(home=str(home), chain_id=chain.chain_id, rpc_url=chain.url)
     try:
         _scenario(ids, report, step)
+        store = FileStore(demo_settings.store_dir)
         prov = Provenance(
             chain,
             keystore,
-            store=FileStore(demo_settings.store_dir),
+            store=store,
             index_path=demo_settings.index_path,
             hash_cache=HashCache(demo_settings.hash_cache_path),
         )
         report.provenance, checks = run_provenance(prov, home / "work", step)
+        report.checks.extend(checks)
+        report.audit, checks = run_audit(
+            chain, keystore, store, home, report.provenance["model"], step
+        )
         report.checks.extend(checks)
     finally:
         if stop_node and chain.node is not None:

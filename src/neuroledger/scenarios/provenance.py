@@ -75,18 +75,19 @@ def _train(cohorts: list[list[tuple[list[float], int]]]) -> dict[int, list[float
     return {k: [s / counts[k] for s in v] for k, v in sums.items()}
 
 
-def _accuracy(centroids: dict[int, list[float]], data: list[tuple[list[float], int]]) -> float:
+def _predict(centroids: dict[int, list[float]], features: list[float]) -> int:
+    """The label of the nearest centroid (features scaled by the centroids' spread)."""
     scale = [max(abs(centroids[0][i] - centroids[1][i]), 1e-9) for i in range(len(FEATURES))]
+    return min(
+        centroids,
+        key=lambda k: sum(
+            ((f - c) / s) ** 2 for f, c, s in zip(features, centroids[k], scale, strict=True)
+        ),
+    )
 
-    def predict(features: list[float]) -> int:
-        return min(
-            centroids,
-            key=lambda k: sum(
-                ((f - c) / s) ** 2 for f, c, s in zip(features, centroids[k], scale, strict=True)
-            ),
-        )
 
-    return sum(predict(f) == label for f, label in data) / len(data)
+def _accuracy(centroids: dict[int, list[float]], data: list[tuple[list[float], int]]) -> float:
+    return sum(_predict(centroids, f) == label for f, label in data) / len(data)
 
 
 def run_provenance(
