@@ -15,6 +15,7 @@ and ``tile/…`` are the tlog-tiles resources.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuroledger._fs import atomic_write, file_lock, fsync_dir
-from neuroledger.audit.merkle import HASH_SIZE, MerkleTree, leaf_hash, verify_consistency
+from neuroledger.audit.merkle import HASH_SIZE, MerkleTree, verify_consistency
 from neuroledger.audit.note import Checkpoint, NoteSigner, open_checkpoint, sign_checkpoint
 from neuroledger.audit.tiles import (
     TILE_WIDTH,
@@ -193,8 +194,7 @@ class TileLog:
     def _rebuild_levels(tree: MerkleTree) -> None:
         leaves = bytes(tree.levels[0])
         tree.levels = [bytearray()]
-        for i in range(0, len(leaves), HASH_SIZE):
-            tree.append(leaves[i : i + HASH_SIZE])
+        tree.extend([leaves[i : i + HASH_SIZE] for i in range(0, len(leaves), HASH_SIZE)])
 
     # -- reads -----------------------------------------------------------------------
     @property
@@ -244,8 +244,8 @@ class TileLog:
         with file_lock(self._lock):
             first = self.size
             tree = self._tree
-            for entry in entries:
-                tree.append(leaf_hash(entry))
+            sha = hashlib.sha256
+            tree.extend([sha(b"\x00" + entry).digest() for entry in entries])
             try:
                 files = self._files_for(first, tree.size, list(entries))
                 self._write_all(files)

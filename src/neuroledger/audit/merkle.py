@@ -96,9 +96,25 @@ class MerkleTree:
         return index
 
     def extend(self, leaves: Sequence[bytes]) -> None:
-        """Append many leaf hashes."""
-        for leaf in leaves:
-            self.append(leaf)
+        """Append many leaf hashes, level by level (much faster than one by one)."""
+        if not leaves:
+            return
+        old = self.size
+        self.levels[0] += b"".join(leaves)
+        new = old + len(leaves)
+        sha = _sha256
+        h = 0
+        while (new >> (h + 1)) > (old >> (h + 1)):
+            below = self.levels[h]
+            if h + 1 == len(self.levels):
+                self.levels.append(bytearray())
+            above = self.levels[h + 1]
+            view = memoryview(below)
+            first, last = old >> (h + 1), new >> (h + 1)
+            above += b"".join(
+                sha(b"\x01" + view[64 * i : 64 * i + 64]).digest() for i in range(first, last)
+            )
+            h += 1
 
     def leaf(self, index: int) -> bytes:
         """The leaf hash at ``index``."""
