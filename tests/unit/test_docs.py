@@ -35,3 +35,20 @@ def test_provenance_doc_shell_example_uses_real_commands() -> None:
     commands = set(get_command(app).commands["asset"].commands)  # type: ignore[attr-defined]
     used = set(re.findall(r"neuroledger asset ([a-z-]+)", text))
     assert used and used <= commands, used - commands
+
+
+def test_audit_doc_example_runs() -> None:
+    text = (ROOT / "docs" / "audit.md").read_text()
+    [code] = re.findall(r"```python\n(.*?)```", text, re.S)
+    exec(compile(code, "docs/audit.md", "exec"), {})
+
+
+def test_audit_doc_shell_example_uses_real_commands() -> None:
+    from typer.main import get_command
+
+    from neuroledger.cli.main import app
+
+    text = (ROOT / "docs" / "audit.md").read_text()
+    commands = set(get_command(app).commands["audit"].commands)  # type: ignore[attr-defined]
+    used = set(re.findall(r"neuroledger audit ([a-z-]+)", text))
+    assert used and used <= commands, used - commands

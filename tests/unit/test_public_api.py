@@ -17,6 +17,7 @@ PACKAGES = [
     "neuroledger.errors",
     "neuroledger.store",
     "neuroledger.provenance",
+    "neuroledger.audit",
 ]
 
 
@@ -57,6 +58,12 @@ def test_every_error_derives_from_root() -> None:
         "neuroledger.store",
         "neuroledger.provenance",
         "neuroledger.provenance.documents",
+        "neuroledger.audit",
+        "neuroledger.audit.merkle",
+        "neuroledger.audit.note",
+        "neuroledger.audit.tiles",
+        "neuroledger.audit.entries",
+        "neuroledger.audit.sdk",
     ],
 )
 def test_docstring_examples_run(name: str) -> None:

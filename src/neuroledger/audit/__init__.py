@@ -1,0 +1,61 @@
+"""Tamper-evident audit logs: RFC 9162 Merkle logs in the C2SP tlog-tiles format.
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> signer = NoteSigner.generate("example.org/agent")
+>>> with AuditLog.create(Path(tempfile.mkdtemp()) / "log", signer=signer) as log:
+...     receipt = log.record({"system": "agent", "event_type": "decision"})
+...     text = log.checkpoint()
+>>> open_checkpoint(text, signer.verifier).size
+1
+
+See ``docs/audit.md`` for checkpoints, witnesses, anchors and proof bundles.
+"""
+
+from neuroledger.audit.anchor import AnchorPolicy, AnchorRecord, Anchors, log_id
+from neuroledger.audit.bundle import make_bundle, verify_bundle
+from neuroledger.audit.entries import AI_ACT_FIELDS, AuditEvent, commit, open_commitment
+from neuroledger.audit.log import TileLog
+from neuroledger.audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
+from neuroledger.audit.note import (
+    Checkpoint,
+    NoteSigner,
+    NoteVerifier,
+    add_cosignature,
+    open_checkpoint,
+    open_note,
+    sign_note,
+)
+from neuroledger.audit.sdk import AuditLog, Receipt
+from neuroledger.audit.service import AuditLogs
+from neuroledger.audit.verify import LogReport, verify_log
+
+__all__ = [
+    "AI_ACT_FIELDS",
+    "AnchorPolicy",
+    "AnchorRecord",
+    "Anchors",
+    "AuditEvent",
+    "AuditLog",
+    "AuditLogs",
+    "Checkpoint",
+    "LogReport",
+    "MerkleTree",
+    "NoteSigner",
+    "NoteVerifier",
+    "Receipt",
+    "TileLog",
+    "add_cosignature",
+    "commit",
+    "leaf_hash",
+    "log_id",
+    "make_bundle",
+    "open_checkpoint",
+    "open_commitment",
+    "open_note",
+    "sign_note",
+    "verify_bundle",
+    "verify_consistency",
+    "verify_inclusion",
+    "verify_log",
+]
