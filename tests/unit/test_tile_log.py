@@ -30,11 +30,14 @@ def entry(i: int) -> bytes:
     return f"entry-{i}".encode()
 
 
-def fill(log: TileLog, batches: list[int]) -> None:
+def fill(log: TileLog, batches: list[int], *, materialize: bool = True) -> None:
+    """Append batches; write their tiles after each one (as a checkpoint would)."""
     n = log.size
     for b in batches:
         log.append([entry(n + i) for i in range(b)])
         n += b
+        if materialize:
+            log.materialize()
 
 
 def test_layout_of_the_spec_example_size_70000(tmp_path: Path, signer: NoteSigner) -> None:
@@ -69,6 +72,7 @@ def test_reopen_entries_proofs_and_checkpoint(tmp_path: Path, signer: NoteSigner
     log = TileLog.create(tmp_path / "log", origin=ORIGIN, signer=signer)
     fill(log, [1, 255, 256, 1000, 7])
     text = log.checkpoint()
+    log.close()
     again = TileLog.open(tmp_path / "log", signer=signer)
     assert again.size == 1519 and again.root_hash() == log.root_hash()
     assert again.entry(0) == entry(0) and again.entry(1518) == entry(1518)
@@ -179,3 +183,35 @@ def test_sigkill_during_appends_loses_nothing_acknowledged(
             )
         assert log.root_hash() == root_of([leaf_hash(entry(i)) for i in range(log.size)])
         log.checkpoint()
+
+
+def test_journaled_entries_survive_reopen_before_any_checkpoint(
+    tmp_path: Path, signer: NoteSigner
+) -> None:
+    log = TileLog.create(tmp_path / "log", origin=ORIGIN, signer=signer)
+    fill(log, [300, 5], materialize=False)
+    assert not (tmp_path / "log" / tile_path(0, 0)).exists()  # tiles wait for a checkpoint
+    log.close()
+    again = TileLog.open(tmp_path / "log", signer=signer)
+    assert again.size == 305 and again.entry(304) == entry(304)
+    again.checkpoint()
+    assert (tmp_path / "log" / tile_path(0, 0)).exists()
+    assert TileLog.open(tmp_path / "log").size == 305
+
+
+def test_torn_journal_batch_is_cut_off(tmp_path: Path, signer: NoteSigner) -> None:
+    log = TileLog.create(tmp_path / "log", origin=ORIGIN, signer=signer)
+    fill(log, [10, 20], materialize=False)
+    log.close()
+    journal = next((tmp_path / "log" / ".journal").iterdir())
+    data = journal.read_bytes()
+    journal.write_bytes(data[:-7])  # the second batch was half written when the power went
+    again = TileLog.open(tmp_path / "log", signer=signer)
+    assert again.size == 10
+    fill(again, [3], materialize=False)
+    again.close()
+    assert [TileLog.open(tmp_path / "log").entry(i) for i in (9, 10, 12)] == [
+        entry(9),
+        entry(10),
+        entry(12),
+    ]

@@ -1,12 +1,16 @@
 """A transparency log on the filesystem, in the C2SP tlog-tiles layout.
 
 Appends come in batches. A batch is durable before :meth:`TileLog.append` returns:
-the entry bundles and tiles it touches are written to temporary files,
-fsynced, renamed into place, their directories fsynced, and only then is the
-log's size record (``.neuroledger-log.json``, the commit point) replaced
-atomically. A crash at any point leaves the log at its last committed size;
-files written for uncommitted entries are overwritten by later batches and
-never covered by a checkpoint.
+it is appended to a journal (``.journal/<first index>``) as one record with its
+SHA-256, and the journal is fsynced: one write and one fsync per batch. The
+tiles and entry bundles are written when a checkpoint is signed
+(:meth:`TileLog.checkpoint`, which the spec requires for every checkpointed
+size): each file goes to a temporary name, is fsynced and renamed, the
+directories are fsynced, then the size record (``.neuroledger-log.json``) is
+replaced atomically and a fresh journal started. On open, the tiles are
+loaded up to the recorded size and the journal is replayed after it; a batch
+record that is torn or fails its hash (a crash mid-write) is cut off, and it
+was never acknowledged.
 
 The directory can be served as it is by any static file server: ``checkpoint``
 and ``tile/…`` are the tlog-tiles resources.
@@ -15,6 +19,7 @@ and ``tile/…`` are the tlog-tiles resources.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -38,6 +43,8 @@ from neuroledger.errors import AuditError, LogCorruptError, SignatureError
 __all__ = ["HISTORY_DIR", "STATE_FILE", "LogState", "TileLog"]
 
 STATE_FILE = ".neuroledger-log.json"
+JOURNAL_DIR = ".journal"
+_BATCH_HEADER = 4 + 4 + 32  # entry count, payload length, SHA-256 of the payload
 #: Every checkpoint the log signed, by tree size.
 HISTORY_DIR = ".checkpoints"
 _TILE_BYTES = TILE_WIDTH * HASH_SIZE
@@ -80,7 +87,9 @@ class TileLog:
         self.signer = signer
         self._state = state
         self._tree = tree
-        self._pending = pending  # entries of the partial bundle
+        self._pending = pending  # entries of the partial bundle at the materialized size
+        self._unmaterialized: list[bytes] = []  # journaled entries after the materialized size
+        self._journal_fd: int | None = None
         self._lock = root / ".lock"
 
     # -- life cycle ------------------------------------------------------------------
@@ -98,6 +107,7 @@ class TileLog:
         )
         log = cls(root, state, MerkleTree(), [], signer)
         log._commit(state)
+        log._start_journal()
         log.checkpoint()
         return log
 
@@ -142,7 +152,57 @@ class TileLog:
                 raise LogCorruptError(f"{root / path} holds {len(pending)} entries, not {width}")
         log = cls(root, state, tree, pending, signer)
         log._sweep_uncommitted()
+        log._replay_journal()
         return log
+
+    # -- journal ---------------------------------------------------------------------
+    def _journal_path(self, base: int) -> Path:
+        return self.root / JOURNAL_DIR / str(base)
+
+    def _start_journal(self) -> None:
+        """Start the journal of entries after the materialized size; drop older journals."""
+        base = self._state.size
+        directory = self.root / JOURNAL_DIR
+        directory.mkdir(exist_ok=True)
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+        path = self._journal_path(base)
+        self._journal_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fsync_dir(directory)
+        for old in directory.iterdir():
+            if old.name.isdigit() and int(old.name) < base:
+                old.unlink()
+
+    def _replay_journal(self) -> None:
+        directory = self.root / JOURNAL_DIR
+        base = self._state.size
+        bases = (
+            sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+            if directory.exists()
+            else []
+        )
+        usable = [b for b in bases if b <= base]
+        if usable:
+            start = usable[-1]
+            path = self._journal_path(start)
+            data = path.read_bytes()
+            entries, good = _parse_journal(data)
+            if good < len(data):  # a torn or damaged last batch: never acknowledged
+                with open(path, "r+b") as fh:
+                    fh.truncate(good)
+                    os.fsync(fh.fileno())
+            if len(entries) >= base - start:
+                replay = entries[base - start :]
+                if replay:
+                    self._tree.extend([hashlib.sha256(b"\x00" + e).digest() for e in replay])
+                    self._unmaterialized = replay
+            if start != base:
+                # Rewrite what is left into a journal based at the materialized size.
+                fresh = self._journal_path(base)
+                fresh.write_bytes(
+                    _journal_record(self._unmaterialized) if self._unmaterialized else b""
+                )
+        self._start_journal()
 
     def _resources(self, level: int | None, index: int, width: int | None = None) -> str:
         if level is None:
@@ -150,8 +210,8 @@ class TileLog:
         return tile_path(level, index, width=width)
 
     def _sweep_uncommitted(self) -> None:
-        """Remove tiles and bundles a crashed batch wrote beyond the committed size."""
-        size = self.size
+        """Remove tiles and bundles a crashed materialization wrote beyond the committed size."""
+        size = self._state.size
         for leftover in (
             (self.root / "tile").rglob(".*.tmp") if (self.root / "tile").exists() else ()
         ):
@@ -199,8 +259,8 @@ class TileLog:
     # -- reads -----------------------------------------------------------------------
     @property
     def size(self) -> int:
-        """Number of committed entries."""
-        return self._state.size
+        """Number of durable entries (materialized in tiles or journaled)."""
+        return self._state.size + len(self._unmaterialized)
 
     @property
     def state(self) -> LogState:
@@ -220,9 +280,12 @@ class TileLog:
         """Entry ``index``, read from its bundle."""
         if not 0 <= index < self.size:
             raise AuditError(f"entry {index} is not in the log (size {self.size})")
+        materialized = self._state.size
+        if index >= materialized:
+            return self._unmaterialized[index - materialized]
         bundle, offset = divmod(index, TILE_WIDTH)
-        full = (bundle + 1) * TILE_WIDTH <= self.size
-        path = entries_path(bundle, width=None if full else self.size % TILE_WIDTH)
+        full = (bundle + 1) * TILE_WIDTH <= materialized
+        path = entries_path(bundle, width=None if full else materialized % TILE_WIDTH)
         entries = decode_bundle((self.root / path).read_bytes(), where=str(self.root / path))
         return entries[offset]
 
@@ -237,42 +300,60 @@ class TileLog:
 
     # -- writes ----------------------------------------------------------------------
     def append(self, entries: Sequence[bytes]) -> int:
-        """Append a batch durably; return the index of its first entry."""
+        """Append a batch durably (one journal write and fsync); return its first index."""
         if not entries:
             return self.size
         encode_bundle(entries)  # refuses oversized entries before anything changes
+        record = _journal_record(entries)
         with file_lock(self._lock):
             first = self.size
-            tree = self._tree
-            sha = hashlib.sha256
-            tree.extend([sha(b"\x00" + entry).digest() for entry in entries])
+            assert self._journal_fd is not None
+            offset = os.lseek(self._journal_fd, 0, os.SEEK_END)
             try:
-                files = self._files_for(first, tree.size, list(entries))
-                self._write_all(files)
-                new_root = tree.root()
-                state = LogState(
-                    origin=self.origin, size=tree.size, root=new_root,
-                    checkpoint_size=self._state.checkpoint_size,
-                    checkpoint_root=self._state.checkpoint_root,
-                )  # fmt: skip
-                self._commit(state)
+                view = memoryview(record)
+                while view:
+                    view = view[os.write(self._journal_fd, view) :]
+                os.fsync(self._journal_fd)
             except BaseException:
-                self._truncate_tree(first)
+                os.ftruncate(self._journal_fd, offset)
                 raise
-            self._drop_superseded_partials(files)
-            bundle_start = (tree.size // TILE_WIDTH) * TILE_WIDTH
-            combined = self._pending + list(entries)
-            self._pending = (
-                combined[len(combined) - (tree.size - bundle_start) :]
-                if tree.size > bundle_start
-                else []
-            )
+            sha = hashlib.sha256
+            self._tree.extend([sha(b"\x00" + entry).digest() for entry in entries])
+            self._unmaterialized.extend(entries)
             return first
 
-    def _truncate_tree(self, size: int) -> None:
-        leaves = bytes(self._tree.levels[0][: size * HASH_SIZE])
-        self._tree.levels = [bytearray(leaves)]
-        self._rebuild_levels(self._tree)
+    def materialize(self) -> None:
+        """Write the tiles and entry bundles of every journaled entry; start a fresh journal."""
+        with file_lock(self._lock):
+            old, new = self._state.size, self.size
+            if new == old:
+                return
+            files = self._files_for(old, new, self._unmaterialized)
+            self._write_all(files)
+            state = LogState(
+                origin=self.origin, size=new, root=self._tree.root(new),
+                checkpoint_size=self._state.checkpoint_size,
+                checkpoint_root=self._state.checkpoint_root,
+            )  # fmt: skip
+            self._commit(state)
+            bundle_start = (new // TILE_WIDTH) * TILE_WIDTH
+            combined = self._pending + self._unmaterialized
+            self._pending = (
+                combined[len(combined) - (new - bundle_start) :] if new > bundle_start else []
+            )
+            self._unmaterialized = []
+            self._start_journal()
+            self._drop_superseded_partials(files)
+
+    def close(self) -> None:
+        """Release the journal file."""
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
     def _files_for(self, old: int, new: int, entries: list[bytes]) -> dict[str, bytes]:
         files: dict[str, bytes] = {}
@@ -349,6 +430,7 @@ class TileLog:
         """
         if self.signer is None:
             raise SignatureError("this log was opened without its key; it cannot sign checkpoints")
+        self.materialize()
         with file_lock(self._lock):
             state = self._state
             if state.size < state.checkpoint_size:
@@ -385,3 +467,39 @@ class TileLog:
         if self.signer is None:
             raise SignatureError("open the log with its key, or use verify_log with its vkey")
         return open_checkpoint((self.root / "checkpoint").read_text(), self.signer.verifier)
+
+
+def _journal_record(entries: Sequence[bytes]) -> bytes:
+    """One batch as a journal record: count, length, SHA-256, then the bundle encoding."""
+    payload = encode_bundle(entries)
+    return (
+        len(entries).to_bytes(4, "big")
+        + len(payload).to_bytes(4, "big")
+        + hashlib.sha256(payload).digest()
+        + payload
+    )
+
+
+def _parse_journal(data: bytes) -> tuple[list[bytes], int]:
+    """The entries of every intact batch record, and the length of the intact prefix."""
+    entries: list[bytes] = []
+    position = 0
+    while position + _BATCH_HEADER <= len(data):
+        count = int.from_bytes(data[position : position + 4], "big")
+        length = int.from_bytes(data[position + 4 : position + 8], "big")
+        digest = data[position + 8 : position + 40]
+        end = position + _BATCH_HEADER + length
+        if end > len(data):
+            break
+        payload = data[position + _BATCH_HEADER : end]
+        if hashlib.sha256(payload).digest() != digest:
+            break
+        try:
+            batch = decode_bundle(payload)
+        except LogCorruptError:
+            break
+        if len(batch) != count:
+            break
+        entries.extend(batch)
+        position = end
+    return entries, position

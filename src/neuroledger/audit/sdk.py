@@ -215,6 +215,7 @@ class AuditLog:
             self._closed = True
             self._cond.notify()
         self._writer.join()
+        self.log.close()
 
     def __enter__(self) -> AuditLog:
         return self
