@@ -10,7 +10,14 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from neuroledger.audit.anchor import AnchorPolicy, Anchors, fee_history, log_id, read_anchor
+from neuroledger.audit.anchor import (
+    AnchorPolicy,
+    Anchors,
+    AnchorService,
+    fee_history,
+    log_id,
+    read_anchor,
+)
 from neuroledger.audit.bundle import make_bundle, verify_bundle
 from neuroledger.audit.entries import decode_event
 from neuroledger.audit.log import TileLog
@@ -115,3 +122,27 @@ def test_fee_history_and_policy(chain: Chain) -> None:
     assert not AnchorPolicy(fee_aware=False).should_anchor(
         pending=1, waited=1, base_fee=1, recent_fees=calm
     )
+
+
+def test_anchor_service_anchors_every_n_entries_or_t_seconds(chain: Chain, tmp_path: Path) -> None:
+    signer = NoteSigner.generate("log.example/service")
+    log = TileLog.create(tmp_path / "log", origin=signer.name, signer=signer)
+    account = Account.create()
+    chain.fund(account.address)
+    service = AnchorService(
+        Anchors(log, chain),
+        account,
+        AnchorPolicy(every=50, interval=60, max_latency=120, fee_aware=False),
+    )
+    assert service.tick(0.0) is None  # nothing to anchor
+    log.append([b"e"] * 10)
+    assert service.tick(1.0) is None  # neither 50 entries nor 60 s
+    log.append([b"e"] * 40)
+    first = service.tick(2.0)
+    assert first is not None and first.size == 50  # 50 entries
+    log.append([b"e"] * 5)
+    assert service.tick(3.0) is None
+    second = service.tick(70.0)  # 60 s after the first pending entry was seen
+    assert second is not None and second.size == 55
+    assert [r.size for r in Anchors(log).records()] == [50, 55]
+    assert read_anchor(chain.w3, second)[0] == 55

@@ -35,6 +35,7 @@ __all__ = [
     "ANCHORS_FILE",
     "AnchorPolicy",
     "AnchorRecord",
+    "AnchorService",
     "Anchors",
     "fee_history",
     "log_id",
@@ -179,6 +180,39 @@ class AnchorPolicy:
         ranked = sorted(recent_fees)
         threshold = ranked[min(len(ranked) - 1, int(len(ranked) * self.cheap_percentile / 100))]
         return base_fee <= threshold
+
+
+class AnchorService:
+    """Anchors a log by its policy: call :meth:`tick` regularly (a loop, a timer, the SDK)."""
+
+    def __init__(self, anchors: Anchors, account: LocalAccount, policy: AnchorPolicy) -> None:
+        self.anchors = anchors
+        self.account = account
+        self.policy = policy
+        self._first_pending_at: float | None = None
+
+    def tick(self, now: float) -> AnchorRecord | None:
+        """Anchor if the policy says so now; return the new anchor, if any."""
+        log = self.anchors.log
+        records = self.anchors.records()
+        anchored = records[-1].size if records else 0
+        pending = log.size - anchored
+        if pending <= 0:
+            self._first_pending_at = None
+            return None
+        if self._first_pending_at is None:
+            self._first_pending_at = now
+        assert self.anchors.chain is not None
+        base_fee, recent = fee_history(self.anchors.chain.w3)
+        waited = now - self._first_pending_at
+        if not self.policy.should_anchor(
+            pending=pending, waited=waited, base_fee=base_fee, recent_fees=recent
+        ):
+            return None
+        log.checkpoint()
+        record = self.anchors.anchor(self.account)
+        self._first_pending_at = None
+        return record
 
 
 def fee_history(w3: Web3, blocks: int = 20) -> tuple[int, list[int]]:

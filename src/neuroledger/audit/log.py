@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -397,20 +398,33 @@ class TileLog:
                 shutil.rmtree(partial_dir, ignore_errors=True)
 
     def _write_all(self, files: dict[str, bytes]) -> None:
-        """Write every file to a temporary name and fsync it, then rename all and fsync dirs."""
-        staged = []
+        """Write every file to a temporary name and fsync it, then rename all and fsync dirs.
+
+        Files are written by a few threads at once: creating and syncing a file
+        is a system call that waits, and the calls overlap.
+        """
         token = secrets.token_hex(4)
-        for rel, data in files.items():
-            target = self.root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
+        targets = [self.root / rel for rel in files]
+        for parent in {t.parent for t in targets}:
+            parent.mkdir(parents=True, exist_ok=True)
+
+        def stage(target: Path, data: bytes) -> tuple[Path, Path]:
             tmp = target.with_name(f".{target.name}.{token}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                os.write(fd, data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            staged.append((tmp, target))
+            return tmp, target
+
+        if len(files) > 4:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                staged = list(pool.map(stage, targets, files.values()))
+        else:
+            staged = [stage(t, d) for t, d in zip(targets, files.values(), strict=True)]
         dirs = set()
         for tmp, target in staged:
             os.replace(tmp, target)
