@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python benchmarks/gas_table.py
 	$(BIN)/python benchmarks/bench_manifest.py
 	$(BIN)/python benchmarks/bench_lineage.py
+	$(BIN)/python benchmarks/bench_audit.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
