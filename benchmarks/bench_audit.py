@@ -199,8 +199,8 @@ def main() -> None:
         f"{aware / fixed:.2f} | lower than the timer: {'met' if aware < fixed else 'MISSED'} |",
     ]
     table = (
-        f"bench_audit: one core for appends (fsync per batch), proofs over in-memory trees; "
-        f"fee history: 7,200 blocks of 12 s with EIP-1559 dynamics, seed 11\n\n" + "\n".join(rows)
+        "bench_audit: one core for appends (fsync per batch), proofs over in-memory trees; "
+        "fee history: 7,200 blocks of 12 s with EIP-1559 dynamics, seed 11\n\n" + "\n".join(rows)
     )
     print(table)
     if not args.no_write:
