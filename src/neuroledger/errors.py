@@ -31,10 +31,11 @@ exits with the error's ``exit_code``::
     │   ├── AssetNotFoundError       no asset with that id (did you mean …?)
     │   ├── MetadataError            metadata missing, malformed or over the size limit
     │   └── IndexReorgError          a reorg deeper than the index's confirmation depth
-    └── AuditError                   tamper-evident logs
-        ├── InvalidProofError        a Merkle proof that does not verify
-        ├── SignatureError           a note or checkpoint signature that does not verify
-        └── LogCorruptError          log files that fail their check (names the place)
+    ├── AuditError                   tamper-evident logs
+    │   ├── InvalidProofError        a Merkle proof that does not verify
+    │   ├── SignatureError           a note or checkpoint signature that does not verify
+    │   └── LogCorruptError          log files that fail their check (names the place)
+    └── FederatedError               federated training (aggregation, rounds, updates)
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ __all__ = [
     "ChainIdMismatchError",
     "ConfigError",
     "ContractsNotDeployedError",
+    "FederatedError",
     "IdentityError",
     "IdentityNotFoundError",
     "IndexReorgError",
@@ -247,3 +249,9 @@ class SignatureError(AuditError):
 
 class LogCorruptError(AuditError):
     """Raised when a log's files fail their check; the message names the file and position."""
+
+
+class FederatedError(NeuroLedgerError):
+    """Raised when federated training cannot go on (too few updates, bad settings)."""
+
+    exit_code = 15

@@ -18,6 +18,7 @@ PACKAGES = [
     "neuroledger.store",
     "neuroledger.provenance",
     "neuroledger.audit",
+    "neuroledger.federated",
 ]
 
 
@@ -64,6 +65,8 @@ def test_every_error_derives_from_root() -> None:
         "neuroledger.audit.tiles",
         "neuroledger.audit.entries",
         "neuroledger.audit.sdk",
+        "neuroledger.federated",
+        "neuroledger.federated.aggregators",
     ],
 )
 def test_docstring_examples_run(name: str) -> None:

@@ -1,0 +1,33 @@
+"""Federated training: aggregation rules and server optimizers (a numpy core).
+
+>>> import numpy as np
+>>> updates = [Update("h1", np.array([1.0, 1.0])), Update("h2", np.array([3.0, 3.0]))]
+>>> ServerOptimizer().step(np.zeros(2), FedAvg().aggregate(updates))
+array([2., 2.])
+"""
+
+from neuroledger.federated.aggregators import (
+    Aggregator,
+    CoordinateMedian,
+    FedAvg,
+    FLTrust,
+    Krum,
+    ServerOptimizer,
+    TrimmedMean,
+    Update,
+    staleness_weight,
+    validate_updates,
+)
+
+__all__ = [
+    "Aggregator",
+    "CoordinateMedian",
+    "FLTrust",
+    "FedAvg",
+    "Krum",
+    "ServerOptimizer",
+    "TrimmedMean",
+    "Update",
+    "staleness_weight",
+    "validate_updates",
+]
