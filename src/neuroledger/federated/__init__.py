@@ -1,4 +1,4 @@
-"""Federated training: aggregation rules and server optimizers (a numpy core).
+"""Federated training: aggregation rules, server optimizers, secure aggregation (a numpy core).
 
 >>> import numpy as np
 >>> updates = [Update("h1", np.array([1.0, 1.0])), Update("h2", np.array([3.0, 3.0]))]
@@ -18,6 +18,7 @@ from neuroledger.federated.aggregators import (
     staleness_weight,
     validate_updates,
 )
+from neuroledger.federated.secagg import SecAggClient, dequantize, quantize, unmask_sum
 
 __all__ = [
     "Aggregator",
@@ -25,9 +26,13 @@ __all__ = [
     "FLTrust",
     "FedAvg",
     "Krum",
+    "SecAggClient",
     "ServerOptimizer",
     "TrimmedMean",
     "Update",
+    "dequantize",
+    "quantize",
     "staleness_weight",
+    "unmask_sum",
     "validate_updates",
 ]
