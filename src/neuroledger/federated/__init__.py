@@ -18,18 +18,22 @@ from neuroledger.federated.aggregators import (
     staleness_weight,
     validate_updates,
 )
+from neuroledger.federated.dp import DPFedAvg, PrivacyAccountant, clip_update
 from neuroledger.federated.secagg import SecAggClient, dequantize, quantize, unmask_sum
 
 __all__ = [
     "Aggregator",
     "CoordinateMedian",
+    "DPFedAvg",
     "FLTrust",
     "FedAvg",
     "Krum",
+    "PrivacyAccountant",
     "SecAggClient",
     "ServerOptimizer",
     "TrimmedMean",
     "Update",
+    "clip_update",
     "dequantize",
     "quantize",
     "staleness_weight",
