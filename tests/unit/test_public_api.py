@@ -67,6 +67,9 @@ def test_every_error_derives_from_root() -> None:
         "neuroledger.audit.sdk",
         "neuroledger.federated",
         "neuroledger.federated.aggregators",
+        "neuroledger.federated.contribution",
+        "neuroledger.federated.models",
+        "neuroledger.federated.dp",
     ],
 )
 def test_docstring_examples_run(name: str) -> None:

@@ -18,7 +18,9 @@ from neuroledger.federated.aggregators import (
     staleness_weight,
     validate_updates,
 )
+from neuroledger.federated.contribution import exact_shapley, gtg_shapley, leave_one_out
 from neuroledger.federated.dp import DPFedAvg, PrivacyAccountant, clip_update
+from neuroledger.federated.models import LogisticModel, local_train
 from neuroledger.federated.secagg import SecAggClient, dequantize, quantize, unmask_sum
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "FLTrust",
     "FedAvg",
     "Krum",
+    "LogisticModel",
     "PrivacyAccountant",
     "SecAggClient",
     "ServerOptimizer",
@@ -35,6 +38,10 @@ __all__ = [
     "Update",
     "clip_update",
     "dequantize",
+    "exact_shapley",
+    "gtg_shapley",
+    "leave_one_out",
+    "local_train",
     "quantize",
     "staleness_weight",
     "unmask_sum",
