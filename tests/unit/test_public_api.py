@@ -70,6 +70,7 @@ def test_every_error_derives_from_root() -> None:
         "neuroledger.federated.contribution",
         "neuroledger.federated.models",
         "neuroledger.federated.dp",
+        "neuroledger.federated.simulation",
     ],
 )
 def test_docstring_examples_run(name: str) -> None:

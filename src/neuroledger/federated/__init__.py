@@ -22,6 +22,7 @@ from neuroledger.federated.contribution import exact_shapley, gtg_shapley, leave
 from neuroledger.federated.dp import DPFedAvg, PrivacyAccountant, clip_update
 from neuroledger.federated.models import LogisticModel, local_train
 from neuroledger.federated.secagg import SecAggClient, dequantize, quantize, unmask_sum
+from neuroledger.federated.simulation import SimConfig, SimResult, dirichlet_split, simulate
 
 __all__ = [
     "Aggregator",
@@ -34,15 +35,19 @@ __all__ = [
     "PrivacyAccountant",
     "SecAggClient",
     "ServerOptimizer",
+    "SimConfig",
+    "SimResult",
     "TrimmedMean",
     "Update",
     "clip_update",
     "dequantize",
+    "dirichlet_split",
     "exact_shapley",
     "gtg_shapley",
     "leave_one_out",
     "local_train",
     "quantize",
+    "simulate",
     "staleness_weight",
     "unmask_sum",
     "validate_updates",
