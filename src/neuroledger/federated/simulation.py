@@ -130,7 +130,7 @@ def simulate(x: NDArray[np.float64], y: NDArray[np.int64], config: SimConfig) ->
     def delay() -> float:
         return float(config.delay_median * np.exp(rng.normal(0.0, config.delay_sigma)))
 
-    def train(c: int, start: NDArray[np.float64]) -> NDArray[np.float64]:
+    def work(c: int, start: NDArray[np.float64]) -> NDArray[np.float64]:
         xs, ys = data[c]
         delta = (
             local_train(
@@ -168,7 +168,7 @@ def simulate(x: NDArray[np.float64], y: NDArray[np.int64], config: SimConfig) ->
             else:
                 chosen = list(range(config.clients))
                 now += max(delays)
-            raw = [Update(f"c{c}", train(c, w), float(len(data[c][1]))) for c in chosen]
+            raw = [Update(f"c{c}", work(c, w), float(len(data[c][1]))) for c in chosen]
             updates, rejected = validate_updates(raw, size=model.size)
             w = config.server.step(w, config.aggregator.aggregate(updates))
             record(r, now, updates, len(rejected))
@@ -187,7 +187,7 @@ def simulate(x: NDArray[np.float64], y: NDArray[np.int64], config: SimConfig) ->
             buffer.append(
                 Update(
                     f"c{c}/{jobs}",
-                    train(c, start),
+                    work(c, start),
                     float(len(data[c][1])),
                     staleness=version - started_at,
                 )
