@@ -35,6 +35,7 @@ SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("DIDRegistry", ()),
     ("AssetRegistry", ("DIDRegistry",)),
     ("AuditAnchor", ()),
+    ("FederatedTask", ()),
 )
 
 
