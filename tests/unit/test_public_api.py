@@ -71,6 +71,7 @@ def test_every_error_derives_from_root() -> None:
         "neuroledger.federated.models",
         "neuroledger.federated.dp",
         "neuroledger.federated.simulation",
+        "neuroledger.federated.adapters",
     ],
 )
 def test_docstring_examples_run(name: str) -> None:

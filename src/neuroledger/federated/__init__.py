@@ -6,6 +6,12 @@
 array([2., 2.])
 """
 
+from neuroledger.federated.adapters import (
+    sklearn_to_vector,
+    state_dict_to_vector,
+    vector_to_sklearn,
+    vector_to_state_dict,
+)
 from neuroledger.federated.aggregators import (
     Aggregator,
     CoordinateMedian,
@@ -48,7 +54,11 @@ __all__ = [
     "local_train",
     "quantize",
     "simulate",
+    "sklearn_to_vector",
     "staleness_weight",
+    "state_dict_to_vector",
     "unmask_sum",
     "validate_updates",
+    "vector_to_sklearn",
+    "vector_to_state_dict",
 ]

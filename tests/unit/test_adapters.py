@@ -1,0 +1,48 @@
+"""Framework adapters: scikit-learn linear models and state_dicts round-trip through vectors."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+
+from neuroledger.errors import FederatedError
+from neuroledger.federated.adapters import (
+    sklearn_to_vector,
+    state_dict_to_vector,
+    vector_to_sklearn,
+    vector_to_state_dict,
+)
+
+
+def test_sklearn_round_trip_keeps_predictions() -> None:
+    data = load_breast_cancer()
+    clf = LogisticRegression(max_iter=2000).fit(data.data, data.target)
+    flat = sklearn_to_vector(clf)
+    assert flat.shape == (31,)
+    clone = LogisticRegression(max_iter=2000).fit(data.data[:50], data.target[:50])
+    vector_to_sklearn(clone, flat)
+    assert (clone.predict(data.data) == clf.predict(data.data)).all()
+    with pytest.raises(FederatedError, match="needs 31"):
+        vector_to_sklearn(clone, flat[:-1])
+    with pytest.raises(FederatedError, match="not a fitted linear model"):
+        sklearn_to_vector(object())
+
+
+def test_state_dict_round_trip() -> None:
+    state = OrderedDict(
+        [
+            ("layer.weight", np.arange(6, dtype=np.float32).reshape(2, 3)),
+            ("layer.bias", np.ones(2, dtype=np.float32)),
+        ]
+    )
+    flat, layout = state_dict_to_vector(state)
+    assert flat.tolist() == [0, 1, 2, 3, 4, 5, 1, 1]
+    back = vector_to_state_dict(flat, layout)
+    assert list(back) == ["layer.weight", "layer.bias"]
+    assert np.asarray(back["layer.weight"]).tolist() == [[0, 1, 2], [3, 4, 5]]
+    with pytest.raises(FederatedError, match="layout needs 8"):
+        vector_to_state_dict(flat[:-1], layout)
