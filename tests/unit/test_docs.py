@@ -52,3 +52,9 @@ def test_audit_doc_shell_example_uses_real_commands() -> None:
     commands = set(get_command(app).commands["audit"].commands)  # type: ignore[attr-defined]
     used = set(re.findall(r"neuroledger audit ([a-z-]+)", text))
     assert used and used <= commands, used - commands
+
+
+def test_federated_doc_example_runs() -> None:
+    text = (ROOT / "docs" / "federated.md").read_text()
+    [code] = re.findall(r"```python\n(.*?)```", text, re.S)
+    exec(compile(code, "docs/federated.md", "exec"), {})
