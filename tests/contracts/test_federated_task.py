@@ -6,12 +6,21 @@ import hashlib
 from pathlib import Path
 
 import boa
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 SOURCE = Path(__file__).resolve().parents[2] / "contracts" / "FederatedTask.vy"
 POOL = 10**18
+
+
+@pytest.fixture(autouse=True)
+def fresh_env():
+    """A fresh titanoboa environment: its storage traces of earlier tests' contracts at the
+    same addresses would otherwise break titanoboa's error reports (a titanoboa 0.2.8 quirk)."""
+    with boa.swap_env(boa.Env()):
+        yield
 
 
 def h(label: str) -> bytes:
