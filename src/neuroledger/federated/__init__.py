@@ -26,6 +26,7 @@ from neuroledger.federated.aggregators import (
 )
 from neuroledger.federated.contribution import exact_shapley, gtg_shapley, leave_one_out
 from neuroledger.federated.dp import DPFedAvg, PrivacyAccountant, clip_update
+from neuroledger.federated.ledger import TaskLedger, reward_shares, vector_digest
 from neuroledger.federated.models import LogisticModel, local_train
 from neuroledger.federated.secagg import SecAggClient, dequantize, quantize, unmask_sum
 from neuroledger.federated.simulation import SimConfig, SimResult, dirichlet_split, simulate
@@ -43,6 +44,7 @@ __all__ = [
     "ServerOptimizer",
     "SimConfig",
     "SimResult",
+    "TaskLedger",
     "TrimmedMean",
     "Update",
     "clip_update",
@@ -53,12 +55,14 @@ __all__ = [
     "leave_one_out",
     "local_train",
     "quantize",
+    "reward_shares",
     "simulate",
     "sklearn_to_vector",
     "staleness_weight",
     "state_dict_to_vector",
     "unmask_sum",
     "validate_updates",
+    "vector_digest",
     "vector_to_sklearn",
     "vector_to_state_dict",
 ]

@@ -1,0 +1,167 @@
+"""Recording federated rounds on chain: the task contract's client and the round ledger.
+
+Updates and aggregates live in the content store; the chain gets, per round,
+the Merkle root (RFC 9162) of the update commitments and the SHA-256 of the
+aggregate. Validators fetch the updates from the store, recompute the
+aggregate and attest its digest; a round is final after k attestations.
+Rewards are shared out in proportion to contribution scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from eth_account.signers.local import LocalAccount
+from web3.contract import Contract
+
+from neuroledger.audit.merkle import MerkleTree, leaf_hash
+from neuroledger.chain.client import Chain
+from neuroledger.chain.tx import Call
+from neuroledger.errors import FederatedError
+from neuroledger.federated.aggregators import Aggregator, Update
+from neuroledger.store import BlobStore
+
+__all__ = ["RoundRecord", "TaskLedger", "reward_shares", "vector_digest"]
+
+
+def vector_digest(vector: np.ndarray) -> str:
+    """SHA-256 of a vector's float64 little-endian bytes: what the chain records."""
+    return hashlib.sha256(np.ascontiguousarray(vector, dtype="<f8").tobytes()).hexdigest()
+
+
+def reward_shares(scores: Mapping[str, float], pool: int) -> dict[str, int]:
+    """Split ``pool`` wei in proportion to positive scores; the rounding remainder goes to the best."""
+    positive = {k: max(v, 0.0) for k, v in scores.items()}
+    total = sum(positive.values())
+    if total <= 0:
+        raise FederatedError(
+            "no participant has a positive contribution score; nothing to share out"
+        )
+    shares = {k: int(pool * v / total) for k, v in positive.items() if v > 0}
+    best = max(shares, key=lambda k: (positive[k], k))
+    shares[best] += pool - sum(shares.values())
+    return {k: v for k, v in shares.items() if v > 0}
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What one round put on chain and in the store."""
+
+    task_id: int
+    round: int
+    commitments_root: str
+    aggregate_digest: str
+    updates: dict[str, str]  # participant name -> digest of its update blob
+
+
+class TaskLedger:
+    """The FederatedTask contract seen from Python, with the content store beside it."""
+
+    def __init__(self, chain: Chain, store: BlobStore) -> None:
+        self.chain = chain
+        self.store = store
+        self.contract: Contract = chain.contract("FederatedTask")
+
+    def _send(self, account: LocalAccount, fn: str, args: list[Any], *, value: int = 0) -> Any:
+        data = self.contract.encode_abi(fn, args=args)
+        call = Call(
+            to=str(self.contract.address), data=bytes.fromhex(data.removeprefix("0x")), value=value,
+            label=f"FederatedTask.{fn}",
+        )  # fmt: skip
+        return self.chain.sender(account).send(call)
+
+    # -- owner -----------------------------------------------------------------------
+    def create_task(
+        self,
+        owner: LocalAccount,
+        *,
+        model_asset: str,
+        code_asset: str,
+        rounds: int,
+        validators: int,
+        pool_wei: int,
+    ) -> int:
+        """Create a task escrowing ``pool_wei``; return its id."""
+        self._send(
+            owner, "createTask",
+            [bytes.fromhex(model_asset), bytes.fromhex(code_asset), rounds, validators], value=pool_wei,
+        )  # fmt: skip
+        return int(self.contract.functions.taskCount().call())
+
+    def record_round(
+        self,
+        owner: LocalAccount,
+        task_id: int,
+        round_: int,
+        updates: Mapping[str, np.ndarray],
+        aggregate: np.ndarray,
+    ) -> RoundRecord:
+        """Store the round's updates and aggregate; record the commitments root and digest on chain."""
+        digests = {
+            name: self.store.put(np.ascontiguousarray(u, dtype="<f8").tobytes())
+            for name, u in sorted(updates.items())
+        }
+        tree = MerkleTree()
+        tree.extend([leaf_hash(f"{name}:{digest}".encode()) for name, digest in digests.items()])
+        aggregate_digest = self.store.put(np.ascontiguousarray(aggregate, dtype="<f8").tobytes())
+        assert aggregate_digest == vector_digest(aggregate)
+        self._send(
+            owner, "recordRound", [task_id, round_, tree.root(), bytes.fromhex(aggregate_digest)]
+        )
+        return RoundRecord(task_id, round_, tree.root().hex(), aggregate_digest, digests)
+
+    def finish(
+        self, owner: LocalAccount, task_id: int, final_model_asset: str, payees: Mapping[str, int]
+    ) -> None:
+        """End the task with rewards (address -> wei) that add up to the pool."""
+        addresses = list(payees)
+        self._send(
+            owner,
+            "finish",
+            [task_id, bytes.fromhex(final_model_asset), addresses, [payees[a] for a in addresses]],
+        )
+
+    # -- participants ----------------------------------------------------------------
+    def join(self, participant: LocalAccount, task_id: int) -> None:
+        """Join a task."""
+        self._send(participant, "join", [task_id])
+
+    def validate(
+        self,
+        validator: LocalAccount,
+        record: RoundRecord,
+        aggregator: Aggregator,
+        weights: Mapping[str, float],
+    ) -> str:
+        """Recompute the round's aggregate from the stored updates and attest its digest."""
+        updates = []
+        for name, digest in record.updates.items():
+            vector = np.frombuffer(self.store.get(digest), dtype="<f8")
+            updates.append(Update(name, vector, weights.get(name, 1.0)))
+        digest = vector_digest(aggregator.aggregate(updates))
+        self._send(validator, "attest", [record.task_id, record.round, bytes.fromhex(digest)])
+        return digest
+
+    def attest(self, validator: LocalAccount, task_id: int, round_: int, digest: str) -> None:
+        """Attest a digest as it is (used to show that a wrong one is refused)."""
+        self._send(validator, "attest", [task_id, round_, bytes.fromhex(digest)])
+
+    def claim(self, participant: LocalAccount, task_id: int) -> None:
+        """Withdraw one's reward."""
+        self._send(participant, "claim", [task_id])
+
+    # -- reads -----------------------------------------------------------------------
+    def task(self, task_id: int) -> dict[str, Any]:
+        """The task's fields."""
+        fields = self.contract.functions.tasks(task_id).call()
+        names = ("owner", "model_asset", "code_asset", "rounds", "validators", "current_round",
+                 "finalized_round", "participants", "status", "pool")  # fmt: skip
+        return dict(zip(names, fields, strict=True))
+
+    def reward_of(self, task_id: int, address: str) -> int:
+        """Reward still to withdraw."""
+        return int(self.contract.functions.rewardOf(task_id, address).call())

@@ -1,0 +1,85 @@
+"""Federated rounds recorded on a real anvil: commitments, k-of-n attestations, rewards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from eth_account import Account
+from sklearn.datasets import load_breast_cancer
+
+from neuroledger.chain.client import Chain
+from neuroledger.errors import TransactionRevertedError
+from neuroledger.federated import FedAvg, ServerOptimizer, Update
+from neuroledger.federated.contribution import gtg_shapley
+from neuroledger.federated.ledger import TaskLedger, reward_shares, vector_digest
+from neuroledger.federated.models import LogisticModel, local_train
+from neuroledger.store import FileStore
+
+pytestmark = pytest.mark.anvil
+
+POOL = 3 * 10**18
+
+
+def test_two_rounds_attested_then_rewards_paid(chain: Chain, settings) -> None:
+    ledger = TaskLedger(chain, FileStore(settings.store_dir))
+    owner = Account.create()
+    chain.fund(owner.address, 10 * 10**18)
+    people = {name: Account.create() for name in ("hospital-a", "hospital-b", "hospital-c")}
+    for account in people.values():
+        chain.fund(account.address)
+    task_id = ledger.create_task(
+        owner, model_asset="11" * 32, code_asset="22" * 32, rounds=2, validators=2, pool_wei=POOL
+    )
+    for account in people.values():
+        ledger.join(account, task_id)
+    assert ledger.task(task_id)["participants"] == 3
+
+    data = load_breast_cancer()
+    x = (data.data - data.data.mean(axis=0)) / data.data.std(axis=0)
+    y = data.target.astype(np.int64)
+    parts = dict(zip(people, np.array_split(np.arange(len(y)), 3), strict=True))
+    model = LogisticModel(features=30, classes=2)
+    w = model.init()
+    server = ServerOptimizer()
+    for round_ in (1, 2):
+        deltas = {
+            n: local_train(model, w, x[idx], y[idx], epochs=10) - w for n, idx in parts.items()
+        }
+        aggregate = FedAvg().aggregate([Update(n, d) for n, d in deltas.items()])
+        record = ledger.record_round(owner, task_id, round_, deltas, aggregate)
+        assert record.aggregate_digest == vector_digest(aggregate)
+        with pytest.raises(TransactionRevertedError, match="digest differs"):
+            ledger.attest(people["hospital-c"], task_id, round_, "ab" * 32)  # a wrong digest
+        for name in ("hospital-a", "hospital-b"):  # k = 2 validators recompute and attest
+            assert ledger.validate(people[name], record, FedAvg(), {}) == record.aggregate_digest
+        assert ledger.task(task_id)["finalized_round"] == round_
+        w = server.step(w, aggregate)
+    assert model.accuracy(w, x, y) > 0.9
+
+    def utility(coalition: frozenset[str]) -> float:
+        if not coalition:
+            return model.accuracy(model.init(), x, y)
+        return model.accuracy(
+            FedAvg().aggregate([Update(n, deltas[n]) for n in sorted(coalition)]), x, y
+        )
+
+    scores = gtg_shapley(sorted(people), utility, rng=np.random.default_rng(0))
+    shares = reward_shares(scores, POOL)
+    assert sum(shares.values()) == POOL
+    ledger.finish(owner, task_id, "33" * 32, {people[n].address: v for n, v in shares.items()})
+    for name, account in people.items():
+        if name not in shares:
+            continue
+        before = chain.w3.eth.get_balance(account.address)
+        ledger.claim(account, task_id)
+        assert chain.w3.eth.get_balance(account.address) > before  # reward minus gas
+        with pytest.raises(TransactionRevertedError, match="already paid"):
+            ledger.claim(account, task_id)
+    assert chain.w3.eth.get_balance(ledger.contract.address) == POOL - sum(shares.values())
+
+
+def test_reward_shares() -> None:
+    assert reward_shares({"a": 3.0, "b": 1.0, "c": -1.0}, 100) == {"a": 75, "b": 25}
+    assert sum(reward_shares({"a": 1.0, "b": 1.0, "c": 1.0}, 100).values()) == 100
+    with pytest.raises(Exception, match="no participant"):
+        reward_shares({"a": 0.0}, 100)
