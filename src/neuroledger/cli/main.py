@@ -9,7 +9,7 @@ from typing import Annotated
 import click
 import typer
 
-from neuroledger.cli import asset, audit, identity, node
+from neuroledger.cli import asset, audit, fl, identity, node
 from neuroledger.cli._context import CLIContext, emit, err_console, settings_from_env
 from neuroledger.cli.demo import demo
 from neuroledger.errors import NeuroLedgerError
@@ -25,6 +25,7 @@ app.add_typer(node.app, name="node")
 app.add_typer(identity.app, name="identity")
 app.add_typer(asset.app, name="asset")
 app.add_typer(audit.app, name="audit")
+app.add_typer(fl.app, name="fl")
 app.command("demo")(demo)
 
 
