@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -29,35 +28,19 @@ def events(n: int, start: int = 0) -> str:
     )
 
 
-def run_with_stdin(cli, stdin: str, *args: str, ok: bool = True):  # noqa: F811
-    import os
-    import sys
-
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "neuroledger"), *args],
-        input=stdin, capture_output=True, text=True, timeout=120,
-        env={**os.environ, **cli.env},
-    )  # fmt: skip
-    if ok:
-        assert proc.returncode == 0, proc.stderr
-    return proc
-
-
 def test_audit_lifecycle(cli, tmp_path: Path) -> None:  # noqa: F811
     cli("identity", "create", "agent-owner", "--kind", "org")
     created = json.loads(cli("audit", "create", "triage", "--json").stdout)
     assert created["vkey"].startswith("neuroledger.local/triage+")
-    out = json.loads(run_with_stdin(cli, events(300), "audit", "append", "triage", "--json").stdout)
+    out = json.loads(cli("audit", "append", "triage", "--json", stdin=events(300)).stdout)
     assert out == {"first_index": 0, "count": 300, "size": 300}
-    bad = run_with_stdin(cli, events(2) + '{"oops": \n', "audit", "append", "triage", ok=False)
+    bad = cli("audit", "append", "triage", stdin=events(2) + '{"oops": \n', ok=False)
     assert (
         bad.returncode == 14
         and "line 3 is not JSON" in bad.stderr
         and "nothing was appended" in bad.stderr
     )
-    big = run_with_stdin(
-        cli, json.dumps({"x": "y" * 70_000}) + "\n", "audit", "append", "triage", ok=False
-    )
+    big = cli("audit", "append", "triage", stdin=json.dumps({"x": "y" * 70_000}) + "\n", ok=False)
     assert big.returncode == 14 and "entry limit" in big.stderr
     assert "\n300\n" in cli("audit", "checkpoint", "triage").stdout
     anchor = json.loads(cli("audit", "anchor", "triage", "--as", "agent-owner", "--json").stdout)

@@ -26,10 +26,11 @@ def cli(tmp_path: Path):
     env.pop("NEUROLEDGER_RPC_URL", None)
 
     def run(
-        *args: str, ok: bool = True, extra_env: dict | None = None
+        *args: str, ok: bool = True, extra_env: dict | None = None, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [str(Path(sys.executable).parent / "neuroledger"), *args],
+            input=stdin,
             capture_output=True,
             text=True,
             env={**env, **(extra_env or {})},

@@ -1,4 +1,4 @@
-"""The Python examples in docs/ run as written."""
+"""The Python examples in docs/ run as written, and the commands they show exist."""
 
 from __future__ import annotations
 
@@ -10,51 +10,36 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.anvil
-def test_identity_doc_example_runs(tmp_path: Path) -> None:
-    text = (ROOT / "docs" / "identity.md").read_text()
+def run_example(doc: str, home_placeholder: str | None = None, home: Path | None = None) -> None:
+    """Execute the one Python block of ``docs/<doc>``, with its home path pointed at ``home``."""
+    text = (ROOT / "docs" / doc).read_text()
     [code] = re.findall(r"```python\n(.*?)```", text, re.S)
-    code = code.replace("/tmp/nl-example", str(tmp_path / "home"))
-    exec(compile(code, "docs/identity.md", "exec"), {})
+    if home_placeholder is not None and home is not None:
+        code = code.replace(home_placeholder, str(home))
+    exec(compile(code, f"docs/{doc}", "exec"), {})
 
 
 @pytest.mark.anvil
-def test_provenance_doc_example_runs(tmp_path: Path) -> None:
-    text = (ROOT / "docs" / "provenance.md").read_text()
-    [code] = re.findall(r"```python\n(.*?)```", text, re.S)
-    code = code.replace("/tmp/nl-provenance", str(tmp_path / "home"))
-    exec(compile(code, "docs/provenance.md", "exec"), {})
+@pytest.mark.parametrize(
+    ("doc", "placeholder"),
+    [("identity.md", "/tmp/nl-example"), ("provenance.md", "/tmp/nl-provenance")],
+)
+def test_chain_doc_examples_run(tmp_path: Path, doc: str, placeholder: str) -> None:
+    run_example(doc, placeholder, tmp_path / "home")
 
 
-def test_provenance_doc_shell_example_uses_real_commands() -> None:
+@pytest.mark.parametrize("doc", ["audit.md", "federated.md"])
+def test_offline_doc_examples_run(doc: str) -> None:
+    run_example(doc)
+
+
+@pytest.mark.parametrize(("doc", "group"), [("provenance.md", "asset"), ("audit.md", "audit")])
+def test_doc_shell_examples_use_real_commands(doc: str, group: str) -> None:
     from typer.main import get_command
 
     from neuroledger.cli.main import app
 
-    text = (ROOT / "docs" / "provenance.md").read_text()
-    commands = set(get_command(app).commands["asset"].commands)  # type: ignore[attr-defined]
-    used = set(re.findall(r"neuroledger asset ([a-z-]+)", text))
+    text = (ROOT / "docs" / doc).read_text()
+    commands = set(get_command(app).commands[group].commands)  # type: ignore[attr-defined]
+    used = set(re.findall(rf"neuroledger {group} ([a-z-]+)", text))
     assert used and used <= commands, used - commands
-
-
-def test_audit_doc_example_runs() -> None:
-    text = (ROOT / "docs" / "audit.md").read_text()
-    [code] = re.findall(r"```python\n(.*?)```", text, re.S)
-    exec(compile(code, "docs/audit.md", "exec"), {})
-
-
-def test_audit_doc_shell_example_uses_real_commands() -> None:
-    from typer.main import get_command
-
-    from neuroledger.cli.main import app
-
-    text = (ROOT / "docs" / "audit.md").read_text()
-    commands = set(get_command(app).commands["audit"].commands)  # type: ignore[attr-defined]
-    used = set(re.findall(r"neuroledger audit ([a-z-]+)", text))
-    assert used and used <= commands, used - commands
-
-
-def test_federated_doc_example_runs() -> None:
-    text = (ROOT / "docs" / "federated.md").read_text()
-    [code] = re.findall(r"```python\n(.*?)```", text, re.S)
-    exec(compile(code, "docs/federated.md", "exec"), {})

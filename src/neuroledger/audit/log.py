@@ -304,8 +304,7 @@ class TileLog:
         """Append a batch durably (one journal write and fsync); return its first index."""
         if not entries:
             return self.size
-        encode_bundle(entries)  # refuses oversized entries before anything changes
-        record = _journal_record(entries)
+        record = _journal_record(entries)  # refuses oversized entries before anything changes
         with file_lock(self._lock):
             first = self.size
             assert self._journal_fd is not None

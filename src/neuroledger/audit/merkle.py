@@ -82,17 +82,7 @@ class MerkleTree:
     def append(self, leaf: bytes) -> int:
         """Append a leaf hash; return its index."""
         index = self.size
-        levels = self.levels
-        levels[0] += leaf
-        node, i, h = leaf, index, 0
-        while i & 1:
-            left = levels[h][(i - 1) * HASH_SIZE : i * HASH_SIZE]
-            node = _sha256(b"\x01" + left + node).digest()
-            h += 1
-            i >>= 1
-            if h == len(levels):
-                levels.append(bytearray())
-            levels[h] += node
+        self.extend([leaf])
         return index
 
     def extend(self, leaves: Sequence[bytes]) -> None:

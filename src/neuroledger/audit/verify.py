@@ -116,26 +116,17 @@ def verify_log(root: Path, verifier: NoteVerifier) -> LogReport:
         return tree.root()
 
     root_b, root_t = root_of(from_bundles), root_of(from_tiles)
-    if root_b == checkpoint.root:
-        truth = from_bundles
-        for i, (b, t) in enumerate(zip(from_bundles, from_tiles, strict=True)):
-            if t is not None and b != t:
-                report.problems.append(
-                    Problem(
-                        tile_places[i],
-                        f"hash {i % TILE_WIDTH} (entry {i}) differs from the hash of the entry",
-                    )
-                )
-    elif root_t == checkpoint.root:
-        truth = from_tiles
-        for i, (b, t) in enumerate(zip(from_bundles, from_tiles, strict=True)):
-            if b is not None and b != t:
-                report.problems.append(
-                    Problem(
-                        bundle_places[i],
-                        f"entry {i % TILE_WIDTH} (log index {i}) was altered: it no longer hashes to its leaf",
-                    )
-                )
+    # The signed root says which side is right; every difference is then a damaged file on the other.
+    if root_b == checkpoint.root or root_t == checkpoint.root:
+        if root_b == checkpoint.root:
+            truth, other, places = from_bundles, from_tiles, tile_places
+            template = "hash {k} (entry {i}) differs from the hash of the entry"
+        else:
+            truth, other, places = from_tiles, from_bundles, bundle_places
+            template = "entry {k} (log index {i}) was altered: it no longer hashes to its leaf"
+        for i, (good, bad) in enumerate(zip(truth, other, strict=True)):
+            if bad is not None and good != bad:
+                report.problems.append(Problem(places[i], template.format(k=i % TILE_WIDTH, i=i)))
     else:
         report.problems.append(
             Problem(

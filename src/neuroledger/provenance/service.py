@@ -196,8 +196,10 @@ class Provenance:
 
     def _check_parents(self, parents: Sequence[str]) -> list[str]:
         resolved = []
+        if parents:
+            self.sync()
         for ref in parents:
-            asset_id = self.resolve(ref)
+            asset_id = self.index.resolve(ref)
             _, _, status = self.registry.asset_of(asset_id)
             if status == 0:
                 raise AssetNotFoundError(ref)
@@ -428,7 +430,10 @@ class Provenance:
 
     def show(self, ref: str) -> AssetView:
         """Everything known about asset ``ref``."""
-        asset_id = self.resolve(ref)
+        return self._view(self.resolve(ref))
+
+    def _view(self, asset_id: str) -> AssetView:
+        """The view of an indexed asset (no sync: the caller synced)."""
         record = self.index.get(asset_id)
         assert record is not None
         return AssetView(
@@ -440,7 +445,10 @@ class Provenance:
 
     def lineage(self, ref: str, *, direction: str = "ancestors") -> Lineage:
         """The asset and its ancestors (or descendants)."""
-        root = self.resolve(ref)
+        return self._lineage(self.resolve(ref), direction)
+
+    def _lineage(self, root: str, direction: str = "ancestors") -> Lineage:
+        """The lineage of an indexed asset (no sync: the caller synced)."""
         depth = (
             self.index.ancestors(root) if direction == "ancestors" else self.index.descendants(root)
         )
@@ -508,11 +516,11 @@ class Provenance:
         if target is None or target == digest:
             _, _, status_code = self.registry.asset_of(digest)
             if status_code != 0:
-                view = self.show(digest)
+                view = self._view(digest)
                 status = {"active": "ok"}.get(STATUSES[status_code], STATUSES[status_code])
                 return Verification(
                     status=status, path=str(path), digest=digest, asset=view,
-                    expected=digest, lineage=self.lineage(digest),
+                    expected=digest, lineage=self._lineage(digest),
                 )  # fmt: skip
         if target is None:
             self._learn_known_manifests()
@@ -521,12 +529,12 @@ class Provenance:
             )
         if target is None:
             return Verification(status="unknown", path=str(path), digest=digest)
-        view = self.show(target)
+        view = self._view(target)
         reference = self.stored_manifest(view.record)
         diff = reference.diff(manifest) if reference is not None else None
         return Verification(
             status="modified", path=str(path), digest=digest, asset=view, expected=target,
-            diff=diff, lineage=self.lineage(target),
+            diff=diff, lineage=self._lineage(target),
         )  # fmt: skip
 
     def _learn_known_manifests(self) -> None:
