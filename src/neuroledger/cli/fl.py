@@ -1,31 +1,286 @@
-"""``neuroledger fl …``: federated training (so far: simulation for experiments)."""
+"""``neuroledger fl …``: federated training across processes, and simulation for experiments."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from neuroledger.cli._context import console, emit
+from neuroledger.cli._context import CLIContext, console, emit, err_console
 from neuroledger.errors import FederatedError
 from neuroledger.federated import (
-    CoordinateMedian,
+    RULES,
     DPFedAvg,
-    FedAvg,
-    Krum,
     PrivacyAccountant,
     SimConfig,
-    TrimmedMean,
+    make_aggregator,
     simulate,
 )
+from neuroledger.federated.data import DATASETS, write_parties
+from neuroledger.federated.process import Fault
+from neuroledger.federated.service import FederatedTasks
+from neuroledger.provenance import HashCache, Provenance
+from neuroledger.store import FileStore
 
-app = typer.Typer(help="Federated training across organizations (simulation for now).")
+app = typer.Typer(
+    help="Federated training across organizations: create, join, run, status, simulate."
+)
 
-_AGGREGATORS = ("fedavg", "median", "trimmed-mean", "krum")
-_DATASETS = ("breast-cancer", "digits")
+_AGGREGATORS = RULES
+_DATASETS = DATASETS
+
+SharedOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--shared",
+        help="Directory shared by the task's processes: content store and message board "
+        "[env NEUROLEDGER_SHARED; default HOME/shared].",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _ctx(ctx: typer.Context) -> CLIContext:
+    obj: CLIContext = ctx.obj
+    return obj
+
+
+def _tasks(ctx: typer.Context, shared: Path | None) -> FederatedTasks:
+    c = _ctx(ctx)
+    where = shared or Path(os.environ.get("NEUROLEDGER_SHARED") or c.settings.home / "shared")
+
+    def provenance(store: FileStore) -> Provenance:
+        return Provenance(
+            c.chain(),
+            c.keystore(),
+            store=store,
+            index_path=c.settings.index_path,
+            hash_cache=HashCache(c.settings.hash_cache_path),
+        )
+
+    return FederatedTasks.open(c.chain(), c.keystore(), where.expanduser().resolve(), provenance)
+
+
+def _logging() -> None:
+    """Round events (rejections, dropouts, attestations) as one line each on stderr."""
+    logger = logging.getLogger("neuroledger.federated")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("fl %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _rounds_bar(total: int, what: str) -> Progress:
+    return Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+
+
+def _wei(eth: str) -> int:
+    try:
+        value = Decimal(eth)
+    except InvalidOperation:
+        raise FederatedError(f"--pool {eth!r} is not an amount of ETH such as 0.5") from None
+    if value < 0:
+        raise FederatedError("--pool must not be negative")
+    return int(value * 10**18)
+
+
+@app.command("prepare")
+def prepare(
+    out: Annotated[Path, typer.Argument(help="Directory for party-N.npz and validation.npz.")],
+    dataset: Annotated[str, typer.Option("--dataset", help=", ".join(DATASETS))] = "breast-cancer",
+    parties: Annotated[int, typer.Option("--parties", "-n", min=1)] = 3,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Dirichlet concentration (small = non-IID).")
+    ] = 0.5,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Split a bundled scikit-learn data set non-IID into one file per party (for experiments)."""
+    if alpha <= 0:
+        raise FederatedError("--alpha must be positive (0.5 is skewed, 100 is nearly IID)")
+    paths = write_parties(out, dataset, parties=parties, alpha=alpha, seed=seed)
+    emit(
+        [str(p) for p in paths],
+        as_json=as_json,
+        human=f"wrote {len(paths) - 1} party files and validation.npz to {out}",
+    )
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    owner: Annotated[
+        str, typer.Option("--from", help="Identity that owns the task and pays the pool.")
+    ],
+    validation: Annotated[
+        Path, typer.Option("--validation", help="Owner's validation data (.npz).")
+    ],
+    rounds: Annotated[int, typer.Option("--rounds", "-r", min=1)] = 10,
+    validators: Annotated[
+        int, typer.Option("--validators", "-k", help="Attestations per round.")
+    ] = 2,
+    min_participants: Annotated[int, typer.Option("--min-participants", min=1)] = 3,
+    pool: Annotated[str, typer.Option("--pool", help="Reward pool in ETH, escrowed now.")] = "0.3",
+    aggregator: Annotated[str, typer.Option("--aggregator", help=", ".join(RULES))] = "fedavg",
+    secure: Annotated[bool, typer.Option("--secure", help="Secure aggregation (SecAgg).")] = False,
+    dp_noise: Annotated[
+        float | None, typer.Option("--dp-noise", help="DP noise multiplier.")
+    ] = None,
+    clip: Annotated[float, typer.Option("--clip", help="L2 clipping norm (DP, SecAgg).")] = 10.0,
+    local_epochs: Annotated[int, typer.Option("--local-epochs")] = 5,
+    lr: Annotated[float, typer.Option("--lr")] = 0.5,
+    mu: Annotated[float, typer.Option("--mu", help="FedProx proximal weight.")] = 0.0,
+    phase_timeout: Annotated[
+        float, typer.Option("--phase-timeout", help="Seconds to wait per phase.")
+    ] = 20.0,
+    shared: SharedOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a task: register code and initial model, escrow the pool, post the spec."""
+    spec = _tasks(ctx, shared).create(
+        owner,
+        validation,
+        rounds=rounds,
+        validators=validators,
+        min_participants=min_participants,
+        pool_wei=_wei(pool),
+        aggregator=aggregator,
+        secure=secure,
+        dp_noise=dp_noise,
+        clip=clip,
+        local_epochs=local_epochs,
+        lr=lr,
+        mu=mu,
+        phase_timeout=phase_timeout,
+    )
+    emit(
+        spec.to_json(),
+        as_json=as_json,
+        human=f"task {spec.task_id} created: {rounds} rounds, "
+        f"{min_participants}+ participants, k={validators}, pool {pool} ETH; join with "
+        f"`neuroledger fl join {spec.task_id} --identity NAME --data FILE`",
+    )
+
+
+@app.command("join")
+def join(
+    ctx: typer.Context,
+    task: Annotated[int, typer.Argument(help="Task id.")],
+    identity: Annotated[str, typer.Option("--identity", help="Identity that participates.")],
+    data: Annotated[Path, typer.Option("--data", help="This participant's data (.npz with x, y).")],
+    fault: Annotated[
+        str | None,
+        typer.Option(
+            "--fault",
+            help="Inject a fault on purpose (testing): "
+            + ", ".join(Fault.KINDS)
+            + ", optionally @ROUND.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for the owner.")
+    ] = 600.0,
+    shared: SharedOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Join a task and take part until it ends: train, validate, attest, claim the reward."""
+    _logging()
+    parsed = Fault.parse(fault) if fault else None
+    participant = _tasks(ctx, shared).join(task, identity, data, fault=parsed, timeout=timeout)
+    with _rounds_bar(participant.spec.rounds, f"task {task} as {identity}") as bar:
+        progress = bar.add_task("", total=participant.spec.rounds)
+        summary = participant.run(on_round=lambda r: bar.update(progress, completed=r))
+    reward = int(summary.get("reward_wei", 0))
+    emit(
+        summary,
+        as_json=as_json,
+        human=f"{identity}: played {summary['rounds_played']} rounds"
+        + (
+            " (dropped out)"
+            if summary.get("dropped")
+            else f", attested {len(summary['attested'])}, "
+            f"reward {reward / 1e18:.6f} ETH" + (" claimed" if summary.get("claimed") else "")
+        ),
+    )
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    task: Annotated[int, typer.Argument(help="Task id.")],
+    validation: Annotated[
+        Path, typer.Option("--validation", help="Owner's validation data (.npz).")
+    ],
+    join_timeout: Annotated[
+        float, typer.Option("--join-timeout", help="Seconds to wait for participants.")
+    ] = 300.0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the results (JSON).")
+    ] = None,
+    shared: SharedOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drive a task you own: every round, then scores, the final model's lineage and rewards."""
+    _logging()
+    tasks = _tasks(ctx, shared)
+    spec = tasks.spec(task)
+    with _rounds_bar(spec.rounds, f"task {task}") as bar:
+        progress = bar.add_task("waiting for participants", total=spec.rounds)
+
+        def on_round(row: dict[str, Any]) -> None:
+            bar.update(
+                progress, completed=row["round"], description=f"accuracy {row['accuracy']:.3f}"
+            )
+
+        report = tasks.run(task, validation, join_timeout=join_timeout, on_round=on_round)
+    data = report.to_json()
+    if out is not None:
+        out.write_text(json.dumps(data, indent=1))
+    last = report.rounds[-1]
+    emit(
+        data,
+        as_json=as_json,
+        human=f"task {task}: {len(report.rounds)} rounds, accuracy "
+        f"{last['accuracy']:.3f}"
+        + (f", epsilon {last['epsilon']}" if last["epsilon"] else "")
+        + f"; final model {report.final_model_asset}; rewards "
+        + ", ".join(f"{a[:10]} {v / 1e18:.4f} ETH" for a, v in report.rewards.items())
+        + (f"; results in {out}" if out else ""),
+    )
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    task: Annotated[int, typer.Argument(help="Task id.")],
+    shared: SharedOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A task's state on chain and on the board."""
+    info = _tasks(ctx, shared).status(task)
+    human = (
+        f"task {task}: {info['status']}, {info['participants']} participants, rounds "
+        f"recorded {info['recorded_round']}/{info['rounds']}, final {info['final_round']}"
+        + (f", final model {info['final_model_asset']}" if info["final_model_asset"] else "")
+    )
+    emit(info, as_json=as_json, human=human)
 
 
 @app.command("simulate")
@@ -73,24 +328,28 @@ def simulate_cmd(
     if clients < 2 or rounds < 1:
         raise FederatedError("use at least 2 clients and 1 round")
     data = load_breast_cancer() if dataset == "breast-cancer" else load_digits()
-    rule: Any = {
-        "fedavg": FedAvg(),
-        "median": CoordinateMedian(),
-        "trimmed-mean": TrimmedMean(beta=min(0.45, (attackers + 1) / clients)),
-        "krum": Krum(f=max(attackers, 1), m=max(1, clients - 2 * max(attackers, 1) - 2)),
-    }[aggregator]
+    rule: Any = make_aggregator(aggregator, clients, attackers)
     accountant = None
     if dp_noise is not None:
         rule = DPFedAvg(
-            clip_norm=dp_clip, noise_multiplier=dp_noise, expected_clients=clients,
+            clip_norm=dp_clip,
+            noise_multiplier=dp_noise,
+            expected_clients=clients,
             rng=np.random.default_rng(seed),
-        )  # fmt: skip
+        )
         accountant = PrivacyAccountant(noise_multiplier=dp_noise, sampling_probability=1.0)
         aggregator = "dp-fedavg"  # DP replaces the chosen rule: clipped, noised FedAvg
     config = SimConfig(
-        clients=clients, rounds=rounds, mode=mode, alpha=alpha, deadline=deadline, attackers=attackers,
-        attack=attack, aggregator=rule, seed=seed,
-    )  # fmt: skip
+        clients=clients,
+        rounds=rounds,
+        mode=mode,
+        alpha=alpha,
+        deadline=deadline,
+        attackers=attackers,
+        attack=attack,
+        aggregator=rule,
+        seed=seed,
+    )
     with console.status(f"simulating {rounds} rounds of {clients} clients ({mode})"):
         result = simulate(data.data, data.target, config)
     rows = []
@@ -99,10 +358,26 @@ def simulate_cmd(
         if accountant is not None:
             accountant.rounds = r.round
             epsilon = round(accountant.epsilon(), 4)
-        rows.append({"round": r.round, "time": round(r.time, 3), "accuracy": round(r.accuracy, 4),
-                     "loss": round(r.loss, 4), "epsilon": epsilon, "updates": r.updates, "rejected": r.rejected})  # fmt: skip
-    report = {"dataset": dataset, "clients": clients, "mode": mode, "aggregator": aggregator,
-              "attackers": attackers, "dp_noise": dp_noise, "rounds": rows}  # fmt: skip
+        rows.append(
+            {
+                "round": r.round,
+                "time": round(r.time, 3),
+                "accuracy": round(r.accuracy, 4),
+                "loss": round(r.loss, 4),
+                "epsilon": epsilon,
+                "updates": r.updates,
+                "rejected": r.rejected,
+            }
+        )
+    report = {
+        "dataset": dataset,
+        "clients": clients,
+        "mode": mode,
+        "aggregator": aggregator,
+        "attackers": attackers,
+        "dp_noise": dp_noise,
+        "rounds": rows,
+    }
     if out is not None:
         out.write_text(json.dumps(report, indent=1))
     last = rows[-1]

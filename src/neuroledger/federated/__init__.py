@@ -13,6 +13,7 @@ from neuroledger.federated.adapters import (
     vector_to_state_dict,
 )
 from neuroledger.federated.aggregators import (
+    RULES,
     Aggregator,
     CoordinateMedian,
     FedAvg,
@@ -21,30 +22,48 @@ from neuroledger.federated.aggregators import (
     ServerOptimizer,
     TrimmedMean,
     Update,
+    make_aggregator,
     staleness_weight,
     validate_updates,
 )
+from neuroledger.federated.board import Board
 from neuroledger.federated.contribution import exact_shapley, gtg_shapley, leave_one_out
+from neuroledger.federated.data import split_dataset
 from neuroledger.federated.dp import DPFedAvg, PrivacyAccountant, clip_update
 from neuroledger.federated.ledger import TaskLedger, reward_shares, vector_digest
 from neuroledger.federated.models import LogisticModel, local_train
+from neuroledger.federated.process import (
+    Coordinator,
+    Fault,
+    Participant,
+    RunReport,
+    TaskSpec,
+    recompute_aggregate,
+)
 from neuroledger.federated.secagg import SecAggClient, dequantize, quantize, unmask_sum
 from neuroledger.federated.simulation import SimConfig, SimResult, dirichlet_split, simulate
 
 __all__ = [
+    "RULES",
     "Aggregator",
+    "Board",
     "CoordinateMedian",
+    "Coordinator",
     "DPFedAvg",
     "FLTrust",
+    "Fault",
     "FedAvg",
     "Krum",
     "LogisticModel",
+    "Participant",
     "PrivacyAccountant",
+    "RunReport",
     "SecAggClient",
     "ServerOptimizer",
     "SimConfig",
     "SimResult",
     "TaskLedger",
+    "TaskSpec",
     "TrimmedMean",
     "Update",
     "clip_update",
@@ -54,10 +73,13 @@ __all__ = [
     "gtg_shapley",
     "leave_one_out",
     "local_train",
+    "make_aggregator",
     "quantize",
+    "recompute_aggregate",
     "reward_shares",
     "simulate",
     "sklearn_to_vector",
+    "split_dataset",
     "staleness_weight",
     "state_dict_to_vector",
     "unmask_sum",

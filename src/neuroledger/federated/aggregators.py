@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from neuroledger.errors import FederatedError
 
 __all__ = [
+    "RULES",
     "Aggregator",
     "CoordinateMedian",
     "FLTrust",
@@ -34,6 +35,7 @@ __all__ = [
     "ServerOptimizer",
     "TrimmedMean",
     "Update",
+    "make_aggregator",
     "staleness_weight",
     "validate_updates",
 ]
@@ -246,3 +248,21 @@ class ServerOptimizer:
         else:
             self.v = self.v + d2
         return np.asarray(model + self.lr * self.m / (np.sqrt(self.v) + self.tau), dtype=np.float64)
+
+
+#: Rules a task or a simulation can name (FLTrust needs the server's root data: Python API only).
+RULES = ("fedavg", "median", "trimmed-mean", "krum")
+
+
+def make_aggregator(name: str, clients: int, attackers: int = 0) -> Aggregator:
+    """The rule called ``name``, sized for ``clients`` of whom up to ``attackers`` may lie."""
+    f = max(attackers, 1)
+    if name == "fedavg":
+        return FedAvg()
+    if name == "median":
+        return CoordinateMedian()
+    if name == "trimmed-mean":
+        return TrimmedMean(beta=min(0.45, (attackers + 1) / max(clients, 1)))
+    if name == "krum":
+        return Krum(f=f, m=max(1, clients - 2 * f - 2))
+    raise FederatedError(f"unknown aggregator {name!r}; use one of {', '.join(RULES)}")

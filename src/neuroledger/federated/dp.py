@@ -47,6 +47,8 @@ class PrivacyAccountant:
     delta: float = 1e-5
     kind: str = "rdp"
     rounds: int = 0
+    #: Rounds run at another noise multiplier (a dropout leaves less noise in the sum).
+    other: list[tuple[float, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.noise_multiplier <= 0:
@@ -56,23 +58,30 @@ class PrivacyAccountant:
         if self.kind not in ("rdp", "pld"):
             raise FederatedError("the accountant is 'rdp' or 'pld'")
 
-    def step(self, rounds: int = 1) -> None:
-        """Record ``rounds`` more rounds."""
-        self.rounds += rounds
+    def step(self, rounds: int = 1, *, noise_multiplier: float | None = None) -> None:
+        """Record ``rounds`` more rounds (at another noise multiplier if given)."""
+        if noise_multiplier is None or noise_multiplier == self.noise_multiplier:
+            self.rounds += rounds
+        elif noise_multiplier <= 0:
+            raise FederatedError("a round without noise has no privacy guarantee")
+        else:
+            self.other.append((noise_multiplier, rounds))
 
     def epsilon(self) -> float:
         """Epsilon spent so far, at this accountant's delta."""
-        if self.rounds == 0:
+        if self.rounds == 0 and not self.other:
             return 0.0
         import dp_accounting
         from dp_accounting import pld, rdp
 
         logging.getLogger("absl").setLevel(logging.ERROR)  # convergence chatter of RDP orders
-        event = dp_accounting.PoissonSampledDpEvent(
-            self.sampling_probability, dp_accounting.GaussianDpEvent(self.noise_multiplier)
-        )
         accountant = rdp.RdpAccountant() if self.kind == "rdp" else pld.PLDAccountant()
-        accountant.compose(event, self.rounds)
+        for sigma, count in [(self.noise_multiplier, self.rounds), *self.other]:
+            if count:
+                event = dp_accounting.PoissonSampledDpEvent(
+                    self.sampling_probability, dp_accounting.GaussianDpEvent(sigma)
+                )
+                accountant.compose(event, count)
         return float(accountant.get_epsilon(self.delta))
 
 

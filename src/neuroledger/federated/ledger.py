@@ -25,12 +25,19 @@ from neuroledger.errors import FederatedError
 from neuroledger.federated.aggregators import Aggregator, Update
 from neuroledger.store import BlobStore
 
-__all__ = ["RoundRecord", "TaskLedger", "reward_shares", "vector_digest"]
+__all__ = ["RoundRecord", "TaskLedger", "commitments_root", "reward_shares", "vector_digest"]
 
 
 def vector_digest(vector: np.ndarray) -> str:
     """SHA-256 of a vector's float64 little-endian bytes: what the chain records."""
     return hashlib.sha256(np.ascontiguousarray(vector, dtype="<f8").tobytes()).hexdigest()
+
+
+def commitments_root(updates: Mapping[str, str]) -> str:
+    """RFC 9162 Merkle root (hex) of the leaves ``name:digest``, sorted by name."""
+    tree = MerkleTree()
+    tree.extend([leaf_hash(f"{name}:{updates[name]}".encode()) for name in sorted(updates)])
+    return tree.root().hex()
 
 
 def reward_shares(scores: Mapping[str, float], pool: int) -> dict[str, int]:
@@ -56,6 +63,7 @@ class RoundRecord:
     commitments_root: str
     aggregate_digest: str
     updates: dict[str, str]  # participant name -> digest of its update blob
+    gas_used: int = 0
 
 
 class TaskLedger:
@@ -105,14 +113,25 @@ class TaskLedger:
             name: self.store.put(np.ascontiguousarray(u, dtype="<f8").tobytes())
             for name, u in sorted(updates.items())
         }
-        tree = MerkleTree()
-        tree.extend([leaf_hash(f"{name}:{digest}".encode()) for name, digest in digests.items()])
         aggregate_digest = self.store.put(np.ascontiguousarray(aggregate, dtype="<f8").tobytes())
-        assert aggregate_digest == vector_digest(aggregate)
-        self._send(
-            owner, "recordRound", [task_id, round_, tree.root(), bytes.fromhex(aggregate_digest)]
+        return self.record_digests(owner, task_id, round_, digests, aggregate_digest)
+
+    def record_digests(
+        self,
+        owner: LocalAccount,
+        task_id: int,
+        round_: int,
+        updates: Mapping[str, str],
+        aggregate_digest: str,
+    ) -> RoundRecord:
+        """Record a round whose update blobs (name -> digest) are already in the store."""
+        root = commitments_root(updates)
+        receipt = self._send(
+            owner, "recordRound", [task_id, round_, bytes.fromhex(root), bytes.fromhex(aggregate_digest)]
+        )  # fmt: skip
+        return RoundRecord(
+            task_id, round_, root, aggregate_digest, dict(sorted(updates.items())), receipt.gas_used
         )
-        return RoundRecord(task_id, round_, tree.root().hex(), aggregate_digest, digests)
 
     def finish(
         self, owner: LocalAccount, task_id: int, final_model_asset: str, payees: Mapping[str, int]
@@ -143,7 +162,7 @@ class TaskLedger:
             vector = np.frombuffer(self.store.get(digest), dtype="<f8")
             updates.append(Update(name, vector, weights.get(name, 1.0)))
         digest = vector_digest(aggregator.aggregate(updates))
-        self._send(validator, "attest", [record.task_id, record.round, bytes.fromhex(digest)])
+        self.attest(validator, record.task_id, record.round, digest)
         return digest
 
     def attest(self, validator: LocalAccount, task_id: int, round_: int, digest: str) -> None:
@@ -161,6 +180,14 @@ class TaskLedger:
         names = ("owner", "model_asset", "code_asset", "rounds", "validators", "current_round",
                  "finalized_round", "participants", "status", "pool")  # fmt: skip
         return dict(zip(names, fields, strict=True))
+
+    def is_participant(self, task_id: int, address: str) -> bool:
+        """Whether ``address`` joined the task."""
+        return bool(self.contract.functions.isParticipant(task_id, address).call())
+
+    def has_attested(self, task_id: int, round_: int, address: str) -> bool:
+        """Whether ``address`` attested round ``round_``."""
+        return bool(self.contract.functions.hasAttested(task_id, round_, address).call())
 
     def reward_of(self, task_id: int, address: str) -> int:
         """Reward still to withdraw."""

@@ -24,9 +24,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -43,8 +45,10 @@ __all__ = [
     "PRIME",
     "SecAggClient",
     "dequantize",
+    "open_sealed",
     "prg",
     "quantize",
+    "seal",
     "shamir_reconstruct",
     "shamir_split",
     "unmask_sum",
@@ -80,6 +84,37 @@ def prg(seed: bytes, size: int) -> Ring:
 
 def _hkdf(secret: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+
+
+def seal(recipient_public: bytes, plaintext: bytes, context: bytes) -> bytes:
+    """Encrypt ``plaintext`` to an X25519 public key (an identity's published key).
+
+    An ephemeral X25519 key agrees a secret with the recipient; HKDF-SHA256
+    (bound to both public keys and ``context``) derives an AES-256-GCM key.
+    Output: ephemeral public key (32 bytes) || ciphertext with tag.
+    """
+    ephemeral = X25519PrivateKey.generate()
+    epk = ephemeral.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient_public))
+    key = _hkdf(shared, b"neuroledger-seal/" + epk + recipient_public + context)
+    return epk + AESGCM(key).encrypt(b"\0" * 12, plaintext, context)
+
+
+def open_sealed(private: bytes, sealed: bytes, context: bytes) -> bytes:
+    """Decrypt what :func:`seal` made for the holder of X25519 key ``private``."""
+    if len(sealed) < 32 + 16:
+        raise FederatedError("a sealed message is too short; it was truncated")
+    key_obj = X25519PrivateKey.from_private_bytes(private)
+    own = key_obj.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    epk, body = sealed[:32], sealed[32:]
+    key = _hkdf(key_obj.exchange(X25519PublicKey.from_public_bytes(epk)),
+                b"neuroledger-seal/" + epk + own + context)  # fmt: skip
+    try:
+        return AESGCM(key).decrypt(b"\0" * 12, body, context)
+    except InvalidTag:
+        raise FederatedError(
+            "a sealed message does not open with this identity's key (wrong recipient or tampered)"
+        ) from None
 
 
 def shamir_split(secret: int, n: int, t: int) -> list[tuple[int, int]]:

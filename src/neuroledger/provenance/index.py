@@ -116,7 +116,9 @@ class LineageIndex:
     def __init__(self, path: Path, *, chain_id: int, contract: str, start_block: int = 0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, timeout=30)
+        # A federated run registers rounds from its ledger thread while the main thread
+        # waits; the connection is used by one thread at a time (SQLite serialises anyway).
+        self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)

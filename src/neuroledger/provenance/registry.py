@@ -32,6 +32,7 @@ KINDS: dict[str, int] = {
     "evaluation": 5,
     "deployment": 6,
     "agent": 7,
+    "federated-round": 8,
 }
 
 #: On-chain status codes.

@@ -1,0 +1,444 @@
+"""Federated tasks of one home: create, join, run and inspect, with the chain and provenance.
+
+This glues :mod:`neuroledger.federated.process` to the rest of NeuroLedger:
+the task contract (escrow, rounds, attestations, rewards), the identity
+registry (participants' X25519 keys for secure aggregation) and the asset
+registry (datasets, code, the initial model, every round and the final model,
+with a SLSA training run).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import neuroledger.federated as federated_pkg
+from neuroledger._fs import atomic_write
+from neuroledger.chain.client import Chain
+from neuroledger.chain.deploy import DeploymentStore
+from neuroledger.errors import AssetNotFoundError, FederatedError, NeuroLedgerError
+from neuroledger.federated.board import Board, Message
+from neuroledger.federated.ledger import TaskLedger
+from neuroledger.federated.models import LogisticModel
+from neuroledger.federated.process import (
+    Coordinator,
+    Fault,
+    Participant,
+    RunReport,
+    TaskSpec,
+    load_party_data,
+    put_vector,
+)
+from neuroledger.identity.did import format_did
+from neuroledger.identity.keystore import Keystore
+from neuroledger.identity.registry import RegistryClient
+from neuroledger.identity.resolver import resolve_did
+from neuroledger.provenance import Provenance
+from neuroledger.store import FileStore
+
+__all__ = ["FederatedTasks", "adopt_deployment", "published_x25519"]
+
+log = logging.getLogger("neuroledger.federated")
+
+#: Parents an asset may list (the asset registry's limit).
+MAX_PARENTS = 16
+
+
+def adopt_deployment(chain: Chain, shared: Path) -> None:
+    """Use the suite deployment the task owner left in ``shared`` when this home has none.
+
+    The record is checked against the chain's code before use, so a wrong one is refused.
+    """
+    store = DeploymentStore(chain.settings.deployments_dir)
+    if chain.embedded or store.load(chain.chain_id) is not None:
+        return
+    source = shared / "deployments" / f"{chain.chain_id}.json"
+    if source.is_file():
+        chain.settings.deployments_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, store.path(chain.chain_id))
+
+
+def published_x25519(chain: Chain, identity: str) -> bytes:
+    """The X25519 key-agreement key ``identity`` published in the DID registry."""
+    did = format_did(chain.chain_id, identity)
+    document = resolve_did(
+        chain.w3, chain.contract("DIDRegistry"), did, chain_id=chain.chain_id
+    ).document
+    keys = [
+        m["publicKeyBase64"]
+        for m in document.get("verificationMethod", [])
+        if m.get("type") == "X25519KeyAgreementKey2019" and "publicKeyBase64" in m
+    ]
+    if not keys:
+        raise FederatedError(
+            f"{did} has published no X25519 key; run `neuroledger identity publish NAME`"
+        )
+    return base64.b64decode(keys[-1])
+
+
+class FederatedTasks:
+    """Federated tasks seen from one home, sharing ``shared`` (store + boards) with the others."""
+
+    def __init__(
+        self, chain: Chain, keystore: Keystore, provenance: Provenance, shared: Path
+    ) -> None:
+        self.chain = chain
+        self.keystore = keystore
+        self.prov = provenance
+        self.shared = shared
+        self.store = provenance.store
+        self.ledger = TaskLedger(chain, self.store)
+        self._keys: dict[str, bytes] = {}
+        self.identities = RegistryClient(chain.contract("DIDRegistry"))
+
+    @classmethod
+    def open(
+        cls,
+        chain: Chain,
+        keystore: Keystore,
+        shared: Path,
+        make_provenance: Callable[[FileStore], Provenance],
+    ) -> FederatedTasks:
+        """Open the shared directory (created if missing) and adopt its deployment record."""
+        shared.mkdir(parents=True, exist_ok=True)
+        adopt_deployment(chain, shared)
+        return cls(chain, keystore, make_provenance(FileStore(shared / "store")), shared)
+
+    def board(self, task_id: int) -> Board:
+        """The board of task ``task_id``."""
+        return Board(self.shared, task_id)
+
+    def spec(self, task_id: int) -> TaskSpec:
+        """The task's spec, checked against the chain's record of its owner."""
+        on_chain = self.ledger.task(task_id)
+        if int(on_chain["status"]) == 0 or int(on_chain["rounds"]) == 0:
+            raise FederatedError(f"task {task_id} does not exist on this chain; see `fl status`")
+        message = self.board(task_id).read("task.json", signer=str(on_chain["owner"]))
+        if message is None:
+            raise FederatedError(
+                f"task {task_id} has no spec signed by its owner in {self.shared}; "
+                "check the --shared directory"
+            )
+        spec = TaskSpec.from_json(message.body)
+        if spec.task_id != task_id or spec.rounds != int(on_chain["rounds"]):
+            raise FederatedError(
+                f"the spec of task {task_id} on the board does not match the chain"
+            )
+        return spec
+
+    # -- helpers ---------------------------------------------------------------------
+    def _reuse_or_register(self, path: Path, *, kind: str, owner: str, **kw: Any) -> str:
+        ignore = kw.pop("ignore", ())
+        digest = self.prov.manifest(path, ignore=ignore).digest
+        try:
+            return self.prov.show(digest).record.id
+        except AssetNotFoundError:
+            return self.prov.register(path, kind=kind, owner=owner, ignore=ignore, **kw).asset_id
+
+    def keys_of(self, task_id: int) -> Callable[[str], bytes]:
+        """Address -> X25519 key that the participant's identity published on chain."""
+        board = self.board(task_id)
+
+        def key(address: str) -> bytes:
+            if address not in self._keys:
+                message = board.read(f"participants/{address.lower()}.json", signer=address)
+                if message is None:
+                    raise FederatedError(f"participant {address} has no join message on the board")
+                self._keys[address] = published_x25519(self.chain, str(message.body["identity"]))
+            return self._keys[address]
+
+        return key
+
+    # -- owner -----------------------------------------------------------------------
+    def create(
+        self,
+        owner: str,
+        validation: Path,
+        *,
+        rounds: int,
+        validators: int,
+        min_participants: int,
+        pool_wei: int,
+        **settings: Any,
+    ) -> TaskSpec:
+        """Register the code and initial model, escrow the pool, post the spec; return it."""
+        xv, yv = load_party_data(validation)
+        features, classes = xv.shape[1], int(yv.max()) + 1
+        draft = TaskSpec(
+            task_id=0,
+            owner="",
+            features=features,
+            classes=classes,
+            rounds=rounds,
+            validators=validators,
+            min_participants=min_participants,
+            initial_model="",
+            **settings,
+        ).check()
+        account = self.keystore.owner_account(owner)
+        model = LogisticModel(features, classes)
+        initial = model.init()
+        model_dir = self.shared / "models" / f"initial-{features}x{classes}"
+        _write_model(model_dir, initial, features, classes, {"init": "zeros"})
+        model_asset = self._reuse_or_register(model_dir, kind="model", owner=owner)
+        code_dir = Path(federated_pkg.__file__).parent
+        code_asset = self._reuse_or_register(
+            code_dir, kind="code", owner=owner, license="Apache-2.0", ignore=["__pycache__"]
+        )
+        task_id = self.ledger.create_task(
+            account,
+            model_asset=model_asset,
+            code_asset=code_asset,
+            rounds=rounds,
+            validators=validators,
+            pool_wei=pool_wei,
+        )
+        spec = TaskSpec(
+            **{
+                **draft.to_json(),
+                "task_id": task_id,
+                "owner": str(account.address),
+                "initial_model": put_vector(self.store, initial),
+                "model_asset": model_asset,
+                "code_asset": code_asset,
+                "chain_id": self.chain.chain_id,
+                "contract": str(self.ledger.contract.address),
+            }
+        ).check()
+        self.board(task_id).post("task.json", spec.to_json(), account)
+        record = self.chain.deployment().to_json()
+        atomic_write(
+            self.shared / "deployments" / f"{self.chain.chain_id}.json",
+            json.dumps(record, indent=2, sort_keys=True).encode(),
+            mode=0o644,
+        )
+        return spec
+
+    def _check_join(self, spec: TaskSpec, message: Message) -> str | None:
+        body = message.body
+        try:
+            identity = str(body["identity"])
+            if self.identities.identity_owner(identity).lower() != message.signer.lower():
+                return f"signer is not the owner of identity {identity}"
+            dataset = self.prov.show(str(body["dataset"]))
+            if dataset.record.kind != "dataset" or dataset.record.status != "active":
+                return f"dataset {str(body['dataset'])[:12]} is not an active dataset asset"
+            if published_x25519(self.chain, identity) != base64.b64decode(str(body["x25519"])):
+                return "its X25519 key differs from the one its identity published"
+        except (KeyError, ValueError, NeuroLedgerError) as exc:
+            return f"join message rejected: {exc}"
+        del spec
+        return None
+
+    def run(
+        self,
+        task_id: int,
+        validation: Path,
+        *,
+        join_timeout: float = 300.0,
+        on_round: Callable[[dict[str, Any]], None] | None = None,
+    ) -> RunReport:
+        """Drive every round of a task this home owns, then score, register and pay."""
+        spec = self.spec(task_id)
+        owner_record = self.keystore.find_by_address(spec.owner)
+        if owner_record is None:
+            raise FederatedError(
+                f"task {task_id} is owned by {spec.owner}, which is not a key of this home; "
+                "run `fl run` in the owner's home"
+            )
+        owner_name = owner_record.name
+        account = self.keystore.owner_account(owner_name)
+        xv, yv = load_party_data(validation, features=spec.features, classes=spec.classes)
+        board = self.board(task_id)
+        datasets: list[str] = []
+
+        def register_round(r: int, result: dict[str, Any], root: str, parent: str | None) -> str:
+            document = {
+                "type": "https://neuroledger.dev/federated-round/v1",
+                "task": task_id,
+                "chain": self.chain.chain_id,
+                "contract": spec.contract,
+                "round": r,
+                "commitmentsRoot": root,
+                "aggregateDigest": result["aggregate"],
+                "model": result["model"],
+                "updates": result["updates"],
+                "rejected": result["rejected"],
+                "dropped": result["dropped"],
+            }
+            parents = [parent] if parent else [spec.model_asset, spec.code_asset, *datasets]
+            return self.prov.register_document(
+                document, kind="federated-round", owner=owner_name, parents=parents[:MAX_PARENTS]
+            ).asset_id
+
+        started = datetime.now(UTC)
+        coordinator = Coordinator(
+            board,
+            self.store,
+            spec,
+            account,
+            validation=(xv, yv),
+            ledger=self.ledger,
+            join_timeout=join_timeout,
+            register_round=register_round,
+        )
+        participants = coordinator.wait_participants(lambda m: self._check_join(spec, m))
+        for address in participants:
+            message = board.read(f"participants/{address.lower()}.json", signer=address)
+            assert message is not None
+            if message.body["dataset"] not in datasets:
+                datasets.append(str(message.body["dataset"]))
+        if len(datasets) > MAX_PARENTS - 2:
+            log.warning(
+                "only %d of %d datasets fit in round 1's parents; the rest are named in "
+                "the round documents",
+                MAX_PARENTS - 2,
+                len(datasets),
+            )
+
+        def finish(
+            w: np.ndarray, scores: dict[str, float], rewards: dict[str, int], rounds: list[str]
+        ) -> tuple[str | None, str | None]:
+            model_dir = self.shared / "models" / f"task-{task_id}-final"
+            _write_model(model_dir, w, spec.features, spec.classes, {"task": task_id})
+            inputs = [rounds[-1], spec.code_asset, *datasets][:MAX_PARENTS]
+            run, model = self.prov.register_training_run(
+                model_dir,
+                owner=owner_name,
+                inputs=inputs,
+                started=started,
+                finished=datetime.now(UTC),
+                parameters={
+                    "task": task_id,
+                    "rounds": spec.rounds,
+                    "aggregator": spec.aggregator,
+                    "secure": spec.secure,
+                    "dp_noise": spec.dp_noise,
+                    "scores": scores,
+                    "rewards": {a: str(v) for a, v in rewards.items()},
+                },
+            )
+            if rewards:
+                self.ledger.finish(account, task_id, model.asset_id, rewards)
+            return model.asset_id, run.asset_id
+
+        pool = int(self.ledger.task(task_id)["pool"])
+        return coordinator.run(participants, on_round=on_round, finish=finish, pool_wei=pool)
+
+    # -- participant -----------------------------------------------------------------
+    def join(
+        self,
+        task_id: int,
+        identity: str,
+        data: Path,
+        *,
+        fault: Fault | None = None,
+        timeout: float = 600.0,
+    ) -> Participant:
+        """Check the data, register it as a dataset, join on chain, post the join message."""
+        spec = self.spec(task_id)
+        x, y = load_party_data(data, features=spec.features, classes=spec.classes)
+        record = self.keystore.get(identity)
+        account = self.keystore.owner_account(identity)
+        if self.ledger.is_participant(task_id, str(account.address)):
+            raise FederatedError(
+                f"identity {identity!r} already joined task {task_id}; a participant joins once "
+                "(see `neuroledger fl status`)"
+            )
+        if int(self.ledger.task(task_id)["current_round"]) > 0:
+            raise FederatedError(
+                f"task {task_id} has started training; it takes no new participants"
+            )
+        dataset = self._reuse_or_register(
+            data, kind="dataset", owner=identity, license="LicenseRef-consortium-only"
+        )
+        self.ledger.join(account, task_id)
+        self.board(task_id).post(
+            f"participants/{str(account.address).lower()}.json",
+            {
+                "identity": record.identity,
+                "did": format_did(self.chain.chain_id, record.identity),
+                "x25519": record.x25519_public,
+                "dataset": dataset,
+                "examples": len(y),
+            },
+            account,
+        )
+        return Participant(
+            self.board(task_id),
+            self.store,
+            spec,
+            account,
+            x,
+            y,
+            self.keystore.x25519_private(identity),
+            self.keys_of(task_id),
+            ledger=self.ledger,
+            fault=fault,
+            timeout=timeout,
+        )
+
+    # -- reads -----------------------------------------------------------------------
+    def status(self, task_id: int) -> dict[str, Any]:
+        """The task on chain and on the board."""
+        on_chain = self.ledger.task(task_id)
+        if int(on_chain["rounds"]) == 0:
+            raise FederatedError(f"task {task_id} does not exist on chain {self.chain.chain_id}")
+        board = self.board(task_id)
+        done = board.read("done.json", signer=str(on_chain["owner"]))
+        rounds = []
+        for r in range(1, int(on_chain["rounds"]) + 1):
+            result = board.read(f"r{r}/result.json", signer=str(on_chain["owner"]))
+            if result is None:
+                break
+            rounds.append(
+                {
+                    "round": r,
+                    "aggregate": result.body["aggregate"],
+                    "updates": len(result.body["updates"]),
+                    "rejected": result.body["rejected"],
+                    "dropped": result.body["dropped"],
+                }
+            )
+        status = {1: "open", 2: "finished"}.get(int(on_chain["status"]), "unknown")
+        return {
+            "task": task_id,
+            "owner": on_chain["owner"],
+            "status": status,
+            "rounds": int(on_chain["rounds"]),
+            "recorded_round": int(on_chain["current_round"]),
+            "final_round": int(on_chain["finalized_round"]),
+            "participants": int(on_chain["participants"]),
+            "validators": int(on_chain["validators"]),
+            "pool_wei": str(on_chain["pool"]),
+            "board_rounds": rounds,
+            "final_model_asset": done.body.get("final_model_asset") if done else None,
+            "rewards": done.body.get("rewards") if done else None,
+        }
+
+
+def _write_model(
+    directory: Path, w: np.ndarray, features: int, classes: int, extra: dict[str, Any]
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write(
+        directory / "weights.f64", np.ascontiguousarray(w, dtype="<f8").tobytes(), mode=0o644
+    )
+    config = {
+        "type": "softmax-regression",
+        "features": features,
+        "classes": classes,
+        "layout": "weights (features x classes, row-major) then biases; float64 LE",
+        **extra,
+    }
+    atomic_write(
+        directory / "config.json", json.dumps(config, indent=1, sort_keys=True).encode(), mode=0o644
+    )
