@@ -65,6 +65,26 @@ def _print(report: DemoReport) -> None:
         )
         for problem in a["tampered_verify"]:
             console.print(f"after changing one byte of a tile: {problem}", highlight=False)
+    f = report.federated
+    if f:
+        p, r = f["private"], f["robust"]
+        console.print(
+            f"federated task {p['task']} (SecAgg + DP): accuracy {p['accuracy']:.3f} at epsilon "
+            f"{p['epsilon']}; task {r['task']} (median, hospital-c poisoning): accuracy "
+            f"{r['accuracy_median']:.3f} (FedAvg baseline {r['accuracy_fedavg_baseline']:.3f})",
+            highlight=False,
+        )
+        table = Table("hospital", "GTG-Shapley score", "reward (ETH)")
+        for hospital, score in r["scores"].items():
+            table.add_row(
+                hospital, f"{score:+.4f}", f"{int(r['rewards_wei'][hospital]) / 1e18:.4f}"
+            )
+        console.print(table)
+        console.print(
+            f"final model {r['final_model']}: lineage of {f['lineage']['nodes']} assets, "
+            f"{f['lineage']['rounds']} rounds; plot {f['plot']['file']}",
+            highlight=False,
+        )
     for check in report.checks:
         mark = "[green]ok[/green]  " if check["ok"] else "[red]FAIL[/red]"
         console.print(f"  {mark} {check['check']}")

@@ -77,6 +77,7 @@ __all__ = [
     "load_party_data",
     "put_vector",
     "recompute_aggregate",
+    "run_in_threads",
 ]
 
 log = logging.getLogger("neuroledger.federated")
@@ -1030,3 +1031,81 @@ class Coordinator:
             return reward_shares(scores, pool_wei)
         log.warning("no participant improved the model; the pool is shared equally")
         return reward_shares(dict.fromkeys(scores, 1.0), pool_wei)
+
+
+def run_in_threads(
+    shared: Path,
+    template: TaskSpec,
+    parties: list[tuple[Vector, NDArray[np.int64]]],
+    validation: tuple[Vector, NDArray[np.int64]],
+    *,
+    faults: Mapping[int, Fault] | None = None,
+) -> RunReport:
+    """Run a task in one process with no chain: the owner and each party as threads.
+
+    For experiments and baselines (the same protocol, board and store, minus
+    the ledger). ``template``'s owner and initial model are filled in here.
+    """
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+        PublicFormat,
+    )
+    from eth_account import Account
+
+    from neuroledger.store import FileStore
+
+    store = FileStore(shared / "store")
+    owner = Account.create()
+    model = LogisticModel(template.features, template.classes)
+    spec = TaskSpec(
+        **{
+            **template.to_json(),
+            "owner": str(owner.address),
+            "initial_model": put_vector(store, model.init()),
+        }
+    ).check()
+    board = Board(shared, spec.task_id)
+    accounts = [Account.create() for _ in parties]
+    keys = [X25519PrivateKey.generate() for _ in parties]
+    public = {
+        str(a.address): k.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        for a, k in zip(accounts, keys, strict=True)
+    }
+    for a in accounts:
+        board.post(f"participants/{str(a.address).lower()}.json", {"identity": a.address}, a)
+    errors: list[BaseException] = []
+
+    def serve(i: int) -> None:
+        private = keys[i].private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        fault = (faults or {}).get(i)
+        try:
+            Participant(
+                board,
+                store,
+                spec,
+                accounts[i],
+                parties[i][0],
+                parties[i][1],
+                private,
+                public.__getitem__,
+                fault=fault,
+                timeout=120,
+            ).run()
+        except BaseException as exc:  # reported after the run
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=serve, args=(i,), name=f"party-{i}") for i in range(len(parties))
+    ]
+    for t in threads:
+        t.start()
+    coordinator = Coordinator(board, store, spec, owner, validation=validation)
+    report = coordinator.run(coordinator.wait_participants())
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return report

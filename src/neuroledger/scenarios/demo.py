@@ -9,7 +9,10 @@ datasets, code, a training run, a model, an audit and a deployment, and shows
 that a one-byte change to the model is caught; and the audit scenario
 (:mod:`neuroledger.scenarios.audit`) has the triage agent log every decision,
 anchors the log, verifies one decision from a proof bundle, and shows that a
-one-byte change to a tile is reported where it is.
+one-byte change to a tile is reported where it is; and the federated scenario
+(:mod:`neuroledger.scenarios.federated`) has the three hospitals train one
+classifier with secure aggregation and DP, then with a poisoner held off by a
+robust rule, scores contributions, pays rewards and plots sync vs async.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from neuroledger.identity.keystore import Keystore
 from neuroledger.identity.service import Identities
 from neuroledger.provenance import HashCache, Provenance
 from neuroledger.scenarios.audit import run_audit
+from neuroledger.scenarios.federated import run_federated
 from neuroledger.scenarios.provenance import run_provenance
 from neuroledger.store import FileStore
 
@@ -55,6 +59,7 @@ class DemoReport:
     checks: list[dict[str, Any]] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     audit: dict[str, Any] = field(default_factory=dict)
+    federated: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -73,6 +78,7 @@ class DemoReport:
             "delegation": self.delegation,
             "provenance": self.provenance,
             "audit": self.audit,
+            "federated": self.federated,
             "checks": self.checks,
             "ok": self.ok,
             "seconds": round(self.seconds, 2),
@@ -128,6 +134,15 @@ def run_demo(
         report.audit, checks = run_audit(
             chain, keystore, store, home, report.provenance["model"], step
         )
+        report.checks.extend(checks)
+
+        def shared_provenance(shared_store: FileStore) -> Provenance:
+            return Provenance(
+                chain, keystore, store=shared_store, index_path=demo_settings.index_path,
+                hash_cache=HashCache(demo_settings.hash_cache_path),
+            )  # fmt: skip
+
+        report.federated, checks = run_federated(chain, keystore, home, shared_provenance, step)
         report.checks.extend(checks)
     finally:
         if stop_node and chain.node is not None:
