@@ -109,7 +109,7 @@ def test_party_data_files_are_checked(tmp_path: Path) -> None:
         with pytest.raises(FederatedError, match=message):
             load_party_data(tmp_path / name, features=3, classes=2)
     (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(FederatedError, match="not a .npz"):
+    with pytest.raises(FederatedError, match=r"not a \.npz"):
         load_party_data(tmp_path / "text.npz")
     with pytest.raises(FederatedError, match="has 3 features, the task's model takes 5"):
         load_party_data(good, features=5)
