@@ -53,6 +53,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_manifest.py
 	$(BIN)/python benchmarks/bench_lineage.py
 	$(BIN)/python benchmarks/bench_audit.py
+	$(BIN)/python benchmarks/bench_fl.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

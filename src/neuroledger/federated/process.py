@@ -73,11 +73,13 @@ __all__ = [
     "Participant",
     "RunReport",
     "TaskSpec",
+    "Workers",
+    "designated_validators",
     "get_vector",
     "load_party_data",
     "put_vector",
     "recompute_aggregate",
-    "run_in_threads",
+    "run_local",
 ]
 
 log = logging.getLogger("neuroledger.federated")
@@ -302,6 +304,18 @@ def _owner_message(board: Board, spec: TaskSpec, rel: str) -> dict[str, Any]:
     return message.body
 
 
+def designated_validators(roster: list[str], r: int, k: int) -> list[str]:
+    """The k participants that attest round ``r`` first (a rotation over the sorted roster).
+
+    Everyone can compute it; the others validate too and attest as backups
+    when the round is not final after a phase timeout.
+    """
+    members = sorted(roster)
+    if not members:
+        return []
+    return [members[(r - 1 + j) % len(members)] for j in range(min(k, len(members)))]
+
+
 def _digest(vector: Vector) -> str:
     return hashlib.sha256(np.ascontiguousarray(vector, dtype="<f8").tobytes()).hexdigest()
 
@@ -328,6 +342,7 @@ class Participant:
     attested: list[int] = field(default_factory=list)
     _attest_queue: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
     _models: dict[int, str] = field(default_factory=dict)
+    _rosters: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
@@ -354,6 +369,7 @@ class Participant:
                 if start is None:
                     break
                 self._models[r] = start["model"]
+                self._rosters[r] = list(start["participants"])
                 if self.address in start["participants"]:
                     if self._play(r, start, model, rng):
                         played += 1
@@ -589,10 +605,8 @@ class Participant:
             return True if state["current_round"] == r else None
 
         if not Board.wait(
-            recorded, timeout=self.timeout, what=f"round {r} to be recorded on chain", poll=0.05
+            recorded, timeout=self.timeout, what=f"round {r} to be recorded on chain", poll=0.2
         ):
-            return
-        if ledger.has_attested(task, r, self.address):
             return
         if self.fault is not None and self.fault.active("wrong-attest", r):
             try:
@@ -604,6 +618,29 @@ class Participant:
                     r,
                     exc,
                 )
+            return
+        if self.address not in designated_validators(
+            self._rosters.get(r, []), r, self.spec.validators
+        ):
+            # A backup validator: attest only if the designated ones have not made it final.
+            try:
+                Board.wait(
+                    lambda: True if ledger.task(task)["finalized_round"] >= r else None,
+                    timeout=self.spec.phase_timeout,
+                    what="",
+                    poll=1.0,
+                )
+                return
+            except FederatedError:
+                log.warning(
+                    "%s: round %d: not final after %.0f s; attesting as a backup validator",
+                    self._label(),
+                    r,
+                    self.spec.phase_timeout,
+                )
+                if ledger.task(task)["finalized_round"] >= r:
+                    return
+        if ledger.has_attested(task, r, self.address):
             return
         try:
             ledger.attest(self.account, task, r, mine)
@@ -639,7 +676,14 @@ class RunReport:
 
 
 class _LedgerWriter:
-    """Records rounds on chain and registers them as assets, off the critical path."""
+    """Records rounds on chain off the critical path; registers them as assets at the end.
+
+    A round's commitments root and aggregate digest go on chain as soon as the
+    previous round is final (validators attest them while the next round
+    trains). The round assets that carry the lineage (each round's parent is
+    the one before) are registered when training is over, so that their
+    transactions do not compete with training for the machine.
+    """
 
     def __init__(self, coordinator: Coordinator) -> None:
         self.c = coordinator
@@ -647,6 +691,7 @@ class _LedgerWriter:
         self.error: BaseException | None = None
         self.gas: dict[int, int] = {}
         self.assets: list[str] = []
+        self.recorded: list[tuple[int, dict[str, Any], str]] = []
         self.thread = threading.Thread(target=self._loop, name="ledger", daemon=True)
         self.thread.start()
 
@@ -660,6 +705,10 @@ class _LedgerWriter:
         self.thread.join()
         if self.error is not None:
             raise self.error
+        if self.c.register_round is not None:
+            for r, result, root in self.recorded:
+                parent = self.assets[-1] if self.assets else None
+                self.assets.append(self.c.register_round(r, result, root, parent))
 
     def _loop(self) -> None:
         while (job := self.jobs.get()) is not None:
@@ -679,9 +728,7 @@ class _LedgerWriter:
             c.account, c.spec.task_id, r, result["updates"], result["aggregate"]
         )
         self.gas[r] = record.gas_used
-        if c.register_round is not None:
-            parent = self.assets[-1] if self.assets else None
-            self.assets.append(c.register_round(r, result, record.commitments_root, parent))
+        self.recorded.append((r, result, record.commitments_root))
 
 
 class Coordinator:
@@ -997,7 +1044,7 @@ class Coordinator:
             lambda: True if ledger.task(self.spec.task_id)["finalized_round"] >= r else None,
             timeout=max(60.0, 4 * self.spec.phase_timeout),
             what=f"round {r} to collect {self.spec.validators} attestations (are validators running?)",
-            poll=0.05,
+            poll=0.1,
         )
 
     # -- scoring ---------------------------------------------------------------------
@@ -1033,15 +1080,52 @@ class Coordinator:
         return reward_shares(dict.fromkeys(scores, 1.0), pool_wei)
 
 
-def run_in_threads(
+class Workers:
+    """Run callables as threads, or as forked OS processes (one GIL each, as in deployment)."""
+
+    def __init__(self, jobs: list[Callable[[], Any]], *, processes: bool = False) -> None:
+        import multiprocessing
+
+        self.errors: list[BaseException] = []
+        self.processes = processes
+        self.handles: list[Any] = []
+        for i, job in enumerate(jobs):
+            if processes:
+                handle: Any = multiprocessing.get_context("fork").Process(
+                    target=job, name=f"party-{i}", daemon=True
+                )
+            else:
+                handle = threading.Thread(target=self._guard, args=(job,), name=f"party-{i}")
+            handle.start()
+            self.handles.append(handle)
+
+    def _guard(self, job: Callable[[], Any]) -> None:
+        try:
+            job()
+        except BaseException as exc:  # reported by join()
+            self.errors.append(exc)
+
+    def join(self, timeout: float = 300.0) -> None:
+        """Wait for every worker; raise the first failure."""
+        for handle in self.handles:
+            handle.join(timeout)
+        if self.errors:
+            raise self.errors[0]
+        failed = [h.name for h in self.handles if self.processes and h.exitcode != 0]
+        if failed:
+            raise FederatedError(f"participant processes failed: {', '.join(failed)}")
+
+
+def run_local(
     shared: Path,
     template: TaskSpec,
     parties: list[tuple[Vector, NDArray[np.int64]]],
     validation: tuple[Vector, NDArray[np.int64]],
     *,
     faults: Mapping[int, Fault] | None = None,
+    processes: bool = False,
 ) -> RunReport:
-    """Run a task in one process with no chain: the owner and each party as threads.
+    """Run a task on this machine with no chain: the owner here, each party a thread or process.
 
     For experiments and baselines (the same protocol, board and store, minus
     the ledger). ``template``'s owner and initial model are filled in here.
@@ -1076,36 +1160,27 @@ def run_in_threads(
     }
     for a in accounts:
         board.post(f"participants/{str(a.address).lower()}.json", {"identity": a.address}, a)
-    errors: list[BaseException] = []
 
     def serve(i: int) -> None:
         private = keys[i].private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-        fault = (faults or {}).get(i)
-        try:
-            Participant(
-                board,
-                store,
-                spec,
-                accounts[i],
-                parties[i][0],
-                parties[i][1],
-                private,
-                public.__getitem__,
-                fault=fault,
-                timeout=120,
-            ).run()
-        except BaseException as exc:  # reported after the run
-            errors.append(exc)
+        Participant(
+            board,
+            store,
+            spec,
+            accounts[i],
+            parties[i][0],
+            parties[i][1],
+            private,
+            public.__getitem__,
+            fault=(faults or {}).get(i),
+            timeout=120,
+        ).run()
 
-    threads = [
-        threading.Thread(target=serve, args=(i,), name=f"party-{i}") for i in range(len(parties))
-    ]
-    for t in threads:
-        t.start()
+    workers = Workers(
+        [lambda i=i: serve(i) for i in range(len(parties))],  # type: ignore[misc]
+        processes=processes,
+    )
     coordinator = Coordinator(board, store, spec, owner, validation=validation)
     report = coordinator.run(coordinator.wait_participants())
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    workers.join()
     return report

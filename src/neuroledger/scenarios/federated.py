@@ -32,7 +32,7 @@ import numpy as np
 
 from neuroledger.chain.client import Chain
 from neuroledger.federated.data import load_dataset, split_dataset, write_parties
-from neuroledger.federated.process import Fault, RunReport, TaskSpec, run_in_threads
+from neuroledger.federated.process import Fault, RunReport, TaskSpec, run_local
 from neuroledger.federated.service import FederatedTasks
 from neuroledger.federated.simulation import SimConfig, simulate
 from neuroledger.identity.keystore import Keystore
@@ -185,9 +185,7 @@ def run_federated(
         initial_model="",
         phase_timeout=20.0,
     )
-    fedavg = run_in_threads(
-        work / "baseline", template, parties, validation, faults={2: Fault("scale")}
-    )
+    fedavg = run_local(work / "baseline", template, parties, validation, faults={2: Fault("scale")})
     acc_median, acc_fedavg = robust.rounds[-1]["accuracy"], fedavg.rounds[-1]["accuracy"]
     addresses = {h: str(keystore.owner_account(h).address) for h in HOSPITALS}
     scores = {h: robust.scores[addresses[h]] for h in HOSPITALS}
