@@ -249,6 +249,7 @@ def _ledger_run(
         for i, (x, y) in enumerate(parties):
             np.savez(data / f"party-{i}.npz", x=x, y=y)
         np.savez(data / "validation.npz", x=validation[0], y=validation[1])
+
         def open_tasks(c: Chain, ks: Keystore) -> FederatedTasks:
             return FederatedTasks.open(
                 c, ks, home / "shared",
@@ -306,7 +307,9 @@ def bench_ledger(
         plain: list[float] = []
         ledger: list[tuple[float, float, int]] = []
         for i in range(repeats):  # interleaved
-            report = run_local(tmp / f"plain-{e}-{i}", template, parties, validation, processes=True)
+            report = run_local(
+                tmp / f"plain-{e}-{i}", template, parties, validation, processes=True
+            )
             plain.append(report.rounds[-1]["seconds"])
             ledger.append(_ledger_run(tmp, spec_kw, parties, validation, external=external))
         p = statistics.median(plain) / rounds
