@@ -17,7 +17,7 @@ $(BIN)/python:
 
 $(PY_OK): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,flower]'
 	@touch $@
 
 # `npm install` (not `npm ci`): the lock pins every package, but npm records no

@@ -10,6 +10,7 @@ Rewards are shared out in proportion to contribution scores.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -180,6 +181,28 @@ class TaskLedger:
         names = ("owner", "model_asset", "code_asset", "rounds", "validators", "current_round",
                  "finalized_round", "participants", "status", "pool")  # fmt: skip
         return dict(zip(names, fields, strict=True))
+
+    def wait_for_round(self, task_id: int, round_: int, *, timeout: float = 60.0) -> None:
+        """Wait until round ``round_`` is recorded on chain (the round validators attest)."""
+        deadline = time.monotonic() + timeout
+        while self.task(task_id)["current_round"] < round_:
+            if time.monotonic() > deadline:
+                raise FederatedError(
+                    f"round {round_} of task {task_id} is not recorded after {timeout:.0f} s; "
+                    "is the task owner's process running?"
+                )
+            time.sleep(0.1)
+
+    def wait_final(self, task_id: int, round_: int, *, timeout: float = 60.0) -> None:
+        """Wait until round ``round_`` has its k attestations (``FederatedError`` at the timeout)."""
+        deadline = time.monotonic() + timeout
+        while self.task(task_id)["finalized_round"] < round_:
+            if time.monotonic() > deadline:
+                raise FederatedError(
+                    f"round {round_} of task {task_id} is not final after {timeout:.0f} s: "
+                    "too few attestations (are the validators running?)"
+                )
+            time.sleep(0.1)
 
     def is_participant(self, task_id: int, address: str) -> bool:
         """Whether ``address`` joined the task."""

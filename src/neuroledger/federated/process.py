@@ -71,6 +71,7 @@ __all__ = [
     "Coordinator",
     "Fault",
     "Participant",
+    "RoundWriter",
     "RunReport",
     "TaskSpec",
     "Workers",
@@ -675,7 +676,7 @@ class RunReport:
         return asdict(self)
 
 
-class _LedgerWriter:
+class RoundWriter:
     """Records rounds on chain off the critical path; registers them as assets at the end.
 
     A round's commitments root and aggregate digest go on chain as soon as the
@@ -685,8 +686,17 @@ class _LedgerWriter:
     transactions do not compete with training for the machine.
     """
 
-    def __init__(self, coordinator: Coordinator) -> None:
-        self.c = coordinator
+    def __init__(
+        self,
+        ledger: TaskLedger,
+        account: LocalAccount,
+        task_id: int,
+        *,
+        wait_final: Callable[[int], None],
+        register_round: Callable[[int, dict[str, Any], str, str | None], str] | None = None,
+    ) -> None:
+        self.ledger, self.account, self.task_id = ledger, account, task_id
+        self.wait_final, self.register_round = wait_final, register_round
         self.jobs: queue.Queue[tuple[int, dict[str, Any]] | None] = queue.Queue()
         self.error: BaseException | None = None
         self.gas: dict[int, int] = {}
@@ -696,19 +706,21 @@ class _LedgerWriter:
         self.thread.start()
 
     def submit(self, r: int, result: dict[str, Any]) -> None:
+        """Queue round ``r`` (its ``updates`` digests and ``aggregate`` digest) for the chain."""
         if self.error is not None:
             raise self.error
         self.jobs.put((r, result))
 
     def close(self) -> None:
+        """Wait for every queued round; then register the round assets."""
         self.jobs.put(None)
         self.thread.join()
         if self.error is not None:
             raise self.error
-        if self.c.register_round is not None:
+        if self.register_round is not None:
             for r, result, root in self.recorded:
                 parent = self.assets[-1] if self.assets else None
-                self.assets.append(self.c.register_round(r, result, root, parent))
+                self.assets.append(self.register_round(r, result, root, parent))
 
     def _loop(self) -> None:
         while (job := self.jobs.get()) is not None:
@@ -720,12 +732,10 @@ class _LedgerWriter:
                 self.error = exc
 
     def _record(self, r: int, result: dict[str, Any]) -> None:
-        c, ledger = self.c, self.c.ledger
-        assert ledger is not None
         if r > 1:
-            c.wait_final(r - 1)
-        record = ledger.record_digests(
-            c.account, c.spec.task_id, r, result["updates"], result["aggregate"]
+            self.wait_final(r - 1)
+        record = self.ledger.record_digests(
+            self.account, self.task_id, r, result["updates"], result["aggregate"]
         )
         self.gas[r] = record.gas_used
         self.recorded.append((r, result, record.commitments_root))
@@ -855,7 +865,17 @@ class Coordinator:
         """Run every round with ``participants``; score, finish and return the report."""
         started = time.monotonic()
         w = get_vector(self.store, self.spec.initial_model, self.spec.size)
-        writer = _LedgerWriter(self) if self.ledger is not None else None
+        writer = (
+            RoundWriter(
+                self.ledger,
+                self.account,
+                self.spec.task_id,
+                wait_final=self.wait_final,
+                register_round=self.register_round,
+            )
+            if self.ledger is not None
+            else None
+        )
         active = list(participants)
         rows: list[dict[str, Any]] = []
         for r in range(1, self.spec.rounds + 1):
@@ -1038,14 +1058,8 @@ class Coordinator:
     # -- chain -----------------------------------------------------------------------
     def wait_final(self, r: int) -> None:
         """Wait until round ``r`` has its k attestations on chain."""
-        ledger = self.ledger
-        assert ledger is not None
-        Board.wait(
-            lambda: True if ledger.task(self.spec.task_id)["finalized_round"] >= r else None,
-            timeout=max(60.0, 4 * self.spec.phase_timeout),
-            what=f"round {r} to collect {self.spec.validators} attestations (are validators running?)",
-            poll=0.1,
-        )
+        assert self.ledger is not None
+        self.ledger.wait_final(self.spec.task_id, r, timeout=max(60.0, 4 * self.spec.phase_timeout))
 
     # -- scoring ---------------------------------------------------------------------
     def scores(self, participants: list[str]) -> dict[str, float]:

@@ -1,0 +1,176 @@
+"""The Flower adapter on a real anvil chain, with real Flower strategies, messages and ClientApps.
+
+What is replaced: the transport. A SuperLink and SuperNodes would carry the
+messages over gRPC; here a loopback Grid hands each message to the node's
+ClientApp in this process, setting Flower's task identity the way Flower's
+own runtimes do. The strategy, the messages, the ClientApps and the chain
+are the real ones.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+from flwr.supercore.task_identity import TaskIdentity
+
+from neuroledger.errors import FederatedError
+from neuroledger.federated.board import Board
+from neuroledger.federated.data import split_dataset
+from neuroledger.federated.flower import LedgerStrategy, aggregate_digest, validate_round
+from neuroledger.federated.ledger import TaskLedger, commitments_root
+from neuroledger.federated.models import LogisticModel, local_train
+from neuroledger.store import FileStore
+
+NODES = (11, 12, 13)
+POISONER = 13
+PARTIES, (XV, YV) = split_dataset("breast-cancer", parties=3, alpha=1.0, seed=2)
+MODEL = LogisticModel(30, 2)
+
+client = ClientApp()
+
+
+@client.train()
+def train(msg: Message, context: Context) -> Message:
+    """An ordinary Flower ClientApp: local training on this node's partition."""
+    x, y = PARTIES[NODES.index(context.node_id)]
+    if context.node_id == POISONER:
+        y = 1 - y  # flipped labels
+    w = msg.content["arrays"]["w"].numpy()
+    new = local_train(MODEL, w, x, y, epochs=5, lr=0.5)
+    content = RecordDict({"arrays": ArrayRecord({"w": Array(new)}),
+                          "metrics": MetricRecord({"num-examples": len(y)})})  # fmt: skip
+    return Message(content, reply_to=msg)
+
+
+class LoopbackGrid(Grid):  # type: ignore[misc]
+    """Flower's Grid contract, delivering in-process instead of through a SuperLink."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, Message] = {}
+
+    def set_run(self, run):  # type: ignore[no-untyped-def]
+        self._run = run
+
+    @property
+    def run(self):  # type: ignore[no-untyped-def]
+        return self._run
+
+    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None):  # type: ignore[no-untyped-def]
+        return Message(content=content, dst_node_id=dst_node_id, message_type=message_type,
+                       group_id=group_id)  # fmt: skip
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(NODES)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        ids = []
+        for i, message in enumerate(messages):
+            ids.append(f"{message.metadata.dst_node_id}-{i}")
+            self.pending[ids[-1]] = message
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        replies = []
+        for mid in message_ids:
+            message = self.pending.pop(mid)
+            node = message.metadata.dst_node_id
+            context = Context(run_id=1, node_id=node, node_config={}, state=RecordDict(),
+                              run_config={})  # fmt: skip
+            replies.append(client(message, context))
+        return replies
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:  # fmt: skip
+        return self.pull_messages(self.push_messages(messages))
+
+
+def _accuracy(arrays: ArrayRecord) -> float:
+    return MODEL.accuracy(arrays["w"].numpy(), XV, YV)
+
+
+@pytest.fixture
+def task(chain, keystore, identities, tmp_path: Path):  # type: ignore[no-untyped-def]
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+    for name in ("owner", "member-a", "member-b", "member-c"):
+        identities.create(name, "org")
+    store = FileStore(tmp_path / "store")
+    ledger = TaskLedger(chain, store)
+    owner = keystore.owner_account("owner")
+    members = [keystore.owner_account(n) for n in ("member-a", "member-b", "member-c")]
+    task_id = ledger.create_task(owner, model_asset="11" * 32, code_asset="22" * 32, rounds=3,
+                                 validators=2, pool_wei=9 * 10**17)  # fmt: skip
+    for m in members:
+        ledger.join(m, task_id)
+    return ledger, owner, members, task_id, Board(tmp_path, task_id), store
+
+
+def test_flower_rounds_are_recorded_validated_scored_and_paid(task) -> None:  # type: ignore[no-untyped-def]
+    ledger, owner, members, task_id, board, store = task
+    strategy = LedgerStrategy(
+        FedAvg(fraction_evaluate=0.0, min_available_nodes=3, min_train_nodes=3),
+        ledger=ledger, owner=owner, task_id=task_id, board=board, utility=_accuracy,
+    )  # fmt: skip
+    attested: list[tuple[int, str]] = []
+
+    def validator(account) -> None:  # type: ignore[no-untyped-def]
+        for r in (1, 2, 3):
+            Board.wait(lambda r=r: board.read(f"r{r}/result.json", signer=owner.address),
+                       timeout=60, what=f"round {r}")  # fmt: skip
+            attested.append((r, validate_round(ledger, account, board, store, owner.address, r)))
+
+    threads = [threading.Thread(target=validator, args=(m,)) for m in members[:2]]
+    for t in threads:
+        t.start()
+    result = strategy.start(LoopbackGrid(), ArrayRecord({"w": Array(MODEL.init())}), num_rounds=3)
+    for t in threads:
+        t.join(60)
+    assert _accuracy(result.arrays) > 0.85
+    payees = {f"node-{n}": str(m.address) for n, m in zip(NODES, members, strict=True)}
+    rewards = strategy.finish("33" * 32, payees)
+    state = ledger.task(task_id)
+    assert state["finalized_round"] == 3 and state["status"] == 2
+    assert sum(rewards.values()) == 9 * 10**17
+    # The poisoner scores lowest and gets the smallest reward (nothing, if its score is negative).
+    assert min(strategy.scores, key=strategy.scores.__getitem__) == f"node-{POISONER}"
+    assert rewards.get(str(members[2].address), 0) == min(
+        rewards.get(a, 0) for a in payees.values()
+    )
+    # What the chain holds is what the board and the store hold.
+    for r in (1, 2, 3):
+        manifest = board.read(f"r{r}/result.json", signer=owner.address)
+        assert manifest is not None
+        root, digest, count = ledger.contract.functions.roundRecords(task_id, r).call()
+        assert root.hex() == commitments_root(manifest.body["updates"])
+        assert digest.hex() == manifest.body["aggregate"] and count == 2
+        assert sorted(d for rr, d in attested if rr == r) == [digest.hex()] * 2
+    assert digest.hex() == aggregate_digest(result.arrays)
+    for m in members:
+        if ledger.reward_of(task_id, str(m.address)):
+            ledger.claim(m, task_id)
+            assert ledger.reward_of(task_id, str(m.address)) == 0
+
+
+def test_a_validator_refuses_an_aggregate_that_does_not_recompute(task) -> None:  # type: ignore[no-untyped-def]
+    ledger, owner, members, task_id, board, store = task
+    strategy = LedgerStrategy(
+        FedAvg(fraction_evaluate=0.0, min_available_nodes=3, min_train_nodes=3),
+        ledger=ledger, owner=owner, task_id=task_id, board=board,
+    )  # fmt: skip
+    replies = LoopbackGrid().send_and_receive(
+        strategy.configure_train(
+            1, ArrayRecord({"w": Array(MODEL.init())}), ConfigRecord(), LoopbackGrid()
+        )
+    )
+    strategy.aggregate_train(1, replies)
+    manifest = board.read("r1/result.json", signer=owner.address)
+    assert manifest is not None
+    # An owner that lies about the aggregate: validators recompute and refuse.
+    board.post("r1/result.json", {**manifest.body, "aggregate": "ab" * 32}, owner)
+    with pytest.raises(FederatedError, match="differs from the recorded"):
+        validate_round(ledger, members[0], board, store, owner.address, 1)
