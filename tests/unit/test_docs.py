@@ -33,7 +33,9 @@ def test_offline_doc_examples_run(doc: str) -> None:
     run_example(doc)
 
 
-@pytest.mark.parametrize(("doc", "group"), [("provenance.md", "asset"), ("audit.md", "audit")])
+@pytest.mark.parametrize(
+    ("doc", "group"), [("provenance.md", "asset"), ("audit.md", "audit"), ("federated.md", "fl")]
+)
 def test_doc_shell_examples_use_real_commands(doc: str, group: str) -> None:
     from typer.main import get_command
 
