@@ -9,6 +9,7 @@ are the real ones.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -83,7 +84,8 @@ class LoopbackGrid(Grid):  # type: ignore[misc]
             node = message.metadata.dst_node_id
             context = Context(run_id=1, node_id=node, node_config={}, state=RecordDict(),
                               run_config={})  # fmt: skip
-            replies.append(client(message, context))
+            # A SuperLink serialises messages: each node gets its own copy.
+            replies.append(client(copy.deepcopy(message), context))
         return replies
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:  # fmt: skip
