@@ -76,13 +76,12 @@ def bench_async(target: float = 0.95, seeds: int = 5) -> str:
 def flower_secaggplus_seconds(n: int, size: int, num_shares: int) -> float:
     """One Flower SecAgg+ round (flwr's own workflow and client mod), in this process.
 
-    The transport is a loopback grid that copies each message (as gRPC would)
-    and hands it to the node's ClientApp; clients return a fixed update, so
+    The transport is :class:`InProcessGrid`: each message copied (as gRPC would)
+    and handed to the node's ClientApp; clients return a fixed update, so
     the time is the protocol's: key setup, share exchange, masking, unmasking.
     """
-    import copy
 
-    from flwr.app import Context, Message, RecordDict
+    from flwr.app import Context, RecordDict
     from flwr.client import NumPyClient
     from flwr.client.mod import secaggplus_mod
     from flwr.clientapp import ClientApp
@@ -91,11 +90,9 @@ def flower_secaggplus_seconds(n: int, size: int, num_shares: int) -> float:
     from flwr.server.compat.legacy_context import LegacyContext
     from flwr.server.strategy import FedAvg as FlowerFedAvg
     from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
-    from flwr.serverapp import Grid
-    from flwr.supercore.run import Run
-    from flwr.supercore.task_identity import TaskIdentity
 
-    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+    from neuroledger.federated.flower import InProcessGrid
+
     rng = np.random.default_rng(0)
     updates = {i: rng.normal(0, 0.1, size).astype(np.float32) for i in range(1, n + 1)}
 
@@ -109,42 +106,6 @@ def flower_secaggplus_seconds(n: int, size: int, num_shares: int) -> float:
     app = ClientApp(
         client_fn=lambda context: Fixed(context.node_id).to_client(), mods=[secaggplus_mod]
     )
-    states = {i: RecordDict() for i in range(1, n + 1)}
-
-    class Loopback(Grid):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self._run = Run.create_empty(1)
-
-        def set_run(self, run):  # type: ignore[no-untyped-def]
-            self._run = run
-
-        @property
-        def run(self):  # type: ignore[no-untyped-def]
-            return self._run
-
-        def create_message(self, content, message_type, dst_node_id, group_id, ttl=None):  # type: ignore[no-untyped-def]
-            return Message(content=content, dst_node_id=dst_node_id, message_type=message_type,
-                           group_id=group_id)  # fmt: skip
-
-        def get_node_ids(self):  # type: ignore[no-untyped-def]
-            return list(range(1, n + 1))
-
-        def push_messages(self, messages):  # type: ignore[no-untyped-def]
-            raise NotImplementedError
-
-        def pull_messages(self, message_ids):  # type: ignore[no-untyped-def]
-            raise NotImplementedError
-
-        def send_and_receive(self, messages, *, timeout=None):  # type: ignore[no-untyped-def]
-            out = []
-            for m in messages:
-                node = m.metadata.dst_node_id
-                ctx = Context(
-                    run_id=1, node_id=node, node_config={}, state=states[node], run_config={}
-                )
-                out.append(app(copy.deepcopy(m), ctx))
-            return out
-
     import logging
 
     logging.getLogger("flwr").setLevel(logging.WARNING)
@@ -159,7 +120,7 @@ def flower_secaggplus_seconds(n: int, size: int, num_shares: int) -> float:
         clipping_range=1.0,
     ))  # fmt: skip
     start = time.perf_counter()
-    workflow(Loopback(), context)
+    workflow(InProcessGrid(app, range(1, n + 1)), context)
     return time.perf_counter() - start
 
 

@@ -1,30 +1,30 @@
 """The Flower adapter on a real anvil chain, with real Flower strategies, messages and ClientApps.
 
 What is replaced: the transport. A SuperLink and SuperNodes would carry the
-messages over gRPC; here a loopback Grid hands each message to the node's
-ClientApp in this process, setting Flower's task identity the way Flower's
-own runtimes do. The strategy, the messages, the ClientApps and the chain
-are the real ones.
+messages over gRPC; here :class:`InProcessGrid` copies each message and hands
+it to the node's ClientApp in this process. The strategy, the messages, the
+ClientApps and the chain are the real ones.
 """
 
 from __future__ import annotations
 
-import copy
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
-from flwr.supercore.task_identity import TaskIdentity
 
 from neuroledger.errors import FederatedError
 from neuroledger.federated.board import Board
 from neuroledger.federated.data import split_dataset
-from neuroledger.federated.flower import LedgerStrategy, aggregate_digest, validate_round
+from neuroledger.federated.flower import (
+    InProcessGrid,
+    LedgerStrategy,
+    aggregate_digest,
+    validate_round,
+)
 from neuroledger.federated.ledger import TaskLedger, commitments_root
 from neuroledger.federated.models import LogisticModel, local_train
 from neuroledger.store import FileStore
@@ -50,46 +50,8 @@ def train(msg: Message, context: Context) -> Message:
     return Message(content, reply_to=msg)
 
 
-class LoopbackGrid(Grid):  # type: ignore[misc]
-    """Flower's Grid contract, delivering in-process instead of through a SuperLink."""
-
-    def __init__(self) -> None:
-        self.pending: dict[str, Message] = {}
-
-    def set_run(self, run):  # type: ignore[no-untyped-def]
-        self._run = run
-
-    @property
-    def run(self):  # type: ignore[no-untyped-def]
-        return self._run
-
-    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None):  # type: ignore[no-untyped-def]
-        return Message(content=content, dst_node_id=dst_node_id, message_type=message_type,
-                       group_id=group_id)  # fmt: skip
-
-    def get_node_ids(self) -> Iterable[int]:
-        return list(NODES)
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        ids = []
-        for i, message in enumerate(messages):
-            ids.append(f"{message.metadata.dst_node_id}-{i}")
-            self.pending[ids[-1]] = message
-        return ids
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        replies = []
-        for mid in message_ids:
-            message = self.pending.pop(mid)
-            node = message.metadata.dst_node_id
-            context = Context(run_id=1, node_id=node, node_config={}, state=RecordDict(),
-                              run_config={})  # fmt: skip
-            # A SuperLink serialises messages: each node gets its own copy.
-            replies.append(client(copy.deepcopy(message), context))
-        return replies
-
-    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:  # fmt: skip
-        return self.pull_messages(self.push_messages(messages))
+def grid() -> InProcessGrid:
+    return InProcessGrid(client, NODES)
 
 
 def _accuracy(arrays: ArrayRecord) -> float:
@@ -98,7 +60,7 @@ def _accuracy(arrays: ArrayRecord) -> float:
 
 @pytest.fixture
 def task(chain, keystore, identities, tmp_path: Path):  # type: ignore[no-untyped-def]
-    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+    grid()  # sets Flower's task identity, as a ServerApp runtime does
     for name in ("owner", "member-a", "member-b", "member-c"):
         identities.create(name, "org")
     store = FileStore(tmp_path / "store")
@@ -129,7 +91,7 @@ def test_flower_rounds_are_recorded_validated_scored_and_paid(task) -> None:  # 
     threads = [threading.Thread(target=validator, args=(m,)) for m in members[:2]]
     for t in threads:
         t.start()
-    result = strategy.start(LoopbackGrid(), ArrayRecord({"w": Array(MODEL.init())}), num_rounds=3)
+    result = strategy.start(grid(), ArrayRecord({"w": Array(MODEL.init())}), num_rounds=3)
     for t in threads:
         t.join(60)
     assert _accuracy(result.arrays) > 0.85
@@ -164,10 +126,8 @@ def test_a_validator_refuses_an_aggregate_that_does_not_recompute(task) -> None:
         FedAvg(fraction_evaluate=0.0, min_available_nodes=3, min_train_nodes=3),
         ledger=ledger, owner=owner, task_id=task_id, board=board,
     )  # fmt: skip
-    replies = LoopbackGrid().send_and_receive(
-        strategy.configure_train(
-            1, ArrayRecord({"w": Array(MODEL.init())}), ConfigRecord(), LoopbackGrid()
-        )
+    replies = grid().send_and_receive(
+        strategy.configure_train(1, ArrayRecord({"w": Array(MODEL.init())}), ConfigRecord(), grid())
     )
     strategy.aggregate_train(1, replies)
     manifest = board.read("r1/result.json", signer=owner.address)

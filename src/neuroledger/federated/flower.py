@@ -25,14 +25,16 @@ Needs the ``flower`` extra: ``pip install 'neuroledger[flower]'``.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
@@ -44,7 +46,7 @@ from neuroledger.federated.ledger import TaskLedger, reward_shares, vector_diges
 from neuroledger.federated.process import RoundWriter
 from neuroledger.store import BlobStore
 
-__all__ = ["LedgerStrategy", "aggregate_digest", "validate_round"]
+__all__ = ["InProcessGrid", "LedgerStrategy", "aggregate_digest", "validate_round"]
 
 log = logging.getLogger("neuroledger.federated")
 
@@ -264,6 +266,83 @@ class LedgerStrategy(Strategy):
         rewards = reward_shares(scores, pool)
         self.ledger.finish(self.owner, self.task_id, final_model_asset, rewards)
         return rewards
+
+
+class InProcessGrid(Grid):
+    """Flower's Grid contract in one process, for experiments and tests without a SuperLink.
+
+    Each message is copied (a SuperLink serialises it, so a ClientApp can never
+    change what another node receives) and handed to ``app`` as node
+    ``node_id``; each node keeps its state across rounds, as a SuperNode does.
+    Flower's task identity is set the way Flower's own runtimes set it.
+    """
+
+    def __init__(self, app: ClientApp, node_ids: Sequence[int], *, run_id: int = 1) -> None:
+        from flwr.supercore.run import Run
+        from flwr.supercore.task_identity import TaskIdentity
+
+        TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = run_id, 0, 1
+        self.app = app
+        self.node_ids = list(node_ids)
+        self.states = {n: RecordDict() for n in self.node_ids}
+        self._run = Run.create_empty(run_id)
+        self._pending: dict[str, Message] = {}
+
+    def set_run(self, run: Any) -> None:
+        """Flower calls this with the run's record."""
+        self._run = run
+
+    @property
+    def run(self) -> Any:
+        """The run's record."""
+        return self._run
+
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        """A message to one node."""
+        return Message(
+            content=content, dst_node_id=dst_node_id, message_type=message_type, group_id=group_id
+        )
+
+    def get_node_ids(self) -> Iterable[int]:
+        """The nodes of this grid."""
+        return list(self.node_ids)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        """Queue messages; return their ids."""
+        ids: list[str] = []
+        for message in messages:
+            ids.append(f"{message.metadata.dst_node_id}-{len(self._pending)}-{len(ids)}")
+            self._pending[ids[-1]] = copy.deepcopy(message)
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        """Run each queued message through its node's ClientApp; return the replies."""
+        replies = []
+        for mid in message_ids:
+            message = self._pending.pop(mid)
+            node = message.metadata.dst_node_id
+            context = Context(
+                run_id=self._run.run_id,
+                node_id=node,
+                node_config={},
+                state=self.states[node],
+                run_config={},
+            )
+            replies.append(self.app(message, context))
+        return replies
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        """Push and pull at once (no timeout: delivery is synchronous)."""
+        return self.pull_messages(self.push_messages(messages))
 
 
 def _digest_of_layout(layout: Mapping[str, Any]) -> str:

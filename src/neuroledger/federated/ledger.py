@@ -78,9 +78,11 @@ class TaskLedger:
     def _send(self, account: LocalAccount, fn: str, args: list[Any], *, value: int = 0) -> Any:
         data = self.contract.encode_abi(fn, args=args)
         call = Call(
-            to=str(self.contract.address), data=bytes.fromhex(data.removeprefix("0x")), value=value,
+            to=str(self.contract.address),
+            data=bytes.fromhex(data.removeprefix("0x")),
+            value=value,
             label=f"FederatedTask.{fn}",
-        )  # fmt: skip
+        )
         return self.chain.sender(account).send(call)
 
     # -- owner -----------------------------------------------------------------------
@@ -96,9 +98,11 @@ class TaskLedger:
     ) -> int:
         """Create a task escrowing ``pool_wei``; return its id."""
         self._send(
-            owner, "createTask",
-            [bytes.fromhex(model_asset), bytes.fromhex(code_asset), rounds, validators], value=pool_wei,
-        )  # fmt: skip
+            owner,
+            "createTask",
+            [bytes.fromhex(model_asset), bytes.fromhex(code_asset), rounds, validators],
+            value=pool_wei,
+        )
         return int(self.contract.functions.taskCount().call())
 
     def record_round(
@@ -128,8 +132,10 @@ class TaskLedger:
         """Record a round whose update blobs (name -> digest) are already in the store."""
         root = commitments_root(updates)
         receipt = self._send(
-            owner, "recordRound", [task_id, round_, bytes.fromhex(root), bytes.fromhex(aggregate_digest)]
-        )  # fmt: skip
+            owner,
+            "recordRound",
+            [task_id, round_, bytes.fromhex(root), bytes.fromhex(aggregate_digest)],
+        )
         return RoundRecord(
             task_id, round_, root, aggregate_digest, dict(sorted(updates.items())), receipt.gas_used
         )
@@ -178,29 +184,46 @@ class TaskLedger:
     def task(self, task_id: int) -> dict[str, Any]:
         """The task's fields."""
         fields = self.contract.functions.tasks(task_id).call()
-        names = ("owner", "model_asset", "code_asset", "rounds", "validators", "current_round",
-                 "finalized_round", "participants", "status", "pool")  # fmt: skip
+        names = (
+            "owner",
+            "model_asset",
+            "code_asset",
+            "rounds",
+            "validators",
+            "current_round",
+            "finalized_round",
+            "participants",
+            "status",
+            "pool",
+        )
         return dict(zip(names, fields, strict=True))
 
     def wait_for_round(self, task_id: int, round_: int, *, timeout: float = 60.0) -> None:
         """Wait until round ``round_`` is recorded on chain (the round validators attest)."""
-        deadline = time.monotonic() + timeout
-        while self.task(task_id)["current_round"] < round_:
-            if time.monotonic() > deadline:
-                raise FederatedError(
-                    f"round {round_} of task {task_id} is not recorded after {timeout:.0f} s; "
-                    "is the task owner's process running?"
-                )
-            time.sleep(0.1)
+        self._wait(
+            task_id,
+            "current_round",
+            round_,
+            timeout,
+            "not recorded: is the task owner's process running?",
+        )
 
     def wait_final(self, task_id: int, round_: int, *, timeout: float = 60.0) -> None:
         """Wait until round ``round_`` has its k attestations (``FederatedError`` at the timeout)."""
+        self._wait(
+            task_id,
+            "finalized_round",
+            round_,
+            timeout,
+            "not final: too few attestations (are the validators running?)",
+        )
+
+    def _wait(self, task_id: int, field: str, round_: int, timeout: float, why: str) -> None:
         deadline = time.monotonic() + timeout
-        while self.task(task_id)["finalized_round"] < round_:
+        while self.task(task_id)[field] < round_:
             if time.monotonic() > deadline:
                 raise FederatedError(
-                    f"round {round_} of task {task_id} is not final after {timeout:.0f} s: "
-                    "too few attestations (are the validators running?)"
+                    f"round {round_} of task {task_id} is {why} (waited {timeout:.0f} s)"
                 )
             time.sleep(0.1)
 

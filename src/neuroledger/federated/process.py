@@ -831,6 +831,23 @@ class Coordinator:
             )
         return got
 
+    def _accept(
+        self, r: int, base: str, got: Mapping[str, Message], dtype: str, note: str
+    ) -> tuple[dict[str, str], dict[str, float], dict[str, str]]:
+        """Split a round's updates into accepted ones (digests, weights) and rejections."""
+        updates: dict[str, str] = {}
+        weights: dict[str, float] = {}
+        rejected: dict[str, str] = {}
+        for address, message in sorted(got.items()):
+            reason = self._check_update(r, base, address, message, dtype)
+            if reason is not None:
+                log.warning("round %d: rejected the update of %s: %s%s", r, address, reason, note)
+                rejected[address] = reason
+                continue
+            updates[address] = str(message.body["update"])
+            weights[address] = float(message.body["examples"])
+        return updates, weights, rejected
+
     def _check_update(
         self, r: int, base: str, address: str, message: Message, dtype: str
     ) -> str | None:
@@ -964,17 +981,7 @@ class Coordinator:
 
     def _round_plain(self, r: int, base: str, active: list[str]) -> dict[str, Any]:
         got = self._gather(f"r{r}/update", active, r)
-        updates: dict[str, str] = {}
-        weights: dict[str, float] = {}
-        rejected: dict[str, str] = {}
-        for address, message in sorted(got.items()):
-            reason = self._check_update(r, base, address, message, "<f8")
-            if reason is not None:
-                log.warning("round %d: rejected the update of %s: %s", r, address, reason)
-                rejected[address] = reason
-                continue
-            updates[address] = str(message.body["update"])
-            weights[address] = float(message.body["examples"])
+        updates, weights, rejected = self._accept(r, base, got, "<f8", "")
         if not updates:
             raise FederatedError(f"round {r}: no acceptable update (rejected: {rejected})")
         return {
@@ -1010,23 +1017,9 @@ class Coordinator:
         ]
         self.board.post(f"r{r}/u2.json", {"round": r, "members": dealt}, self.account)
         got = self._gather(f"r{r}/update", dealt, r, need=threshold)
-        updates: dict[str, str] = {}
-        weights: dict[str, float] = {}
-        rejected: dict[str, str] = {}
-        for address, message in sorted(got.items()):
-            reason = self._check_update(r, base, address, message, "<u8")
-            if reason is not None:
-                log.warning(
-                    "round %d: rejected the update of %s: %s (its masks are removed with "
-                    "the dropped clients' shares)",
-                    r,
-                    address,
-                    reason,
-                )
-                rejected[address] = reason
-                continue
-            updates[address] = str(message.body["update"])
-            weights[address] = float(message.body["examples"])
+        updates, weights, rejected = self._accept(
+            r, base, got, "<u8", " (its masks are removed with the dropped clients' shares)"
+        )
         survivors = sorted(updates)
         if len(survivors) < threshold:
             raise FederatedError(
