@@ -170,7 +170,7 @@ def bench_secagg(size: int = 100_000) -> str:
         )
     rows.append(
         "\nFlower: flwr 1.41.0's SecAggPlusWorkflow and secaggplus_mod, one round in this process over "
-        "a loopback grid (messages deep-copied as gRPC would), clients returning a fixed update. "
+        "InProcessGrid (messages deep-copied as gRPC would), clients returning a fixed update. "
         "ratio = Flower (every pair) time / ours (no dropout): above 1 means ours is faster. "
         "SecAgg+ with few neighbours trades the O(n^2) pairs for a sparse graph."
     )
@@ -349,8 +349,9 @@ def bench_ledger(
     rows = [
         f"wall time per round, digits (64 features, 10 classes), 4 parties, {rounds} rounds, "
         f"owner and each party its own process (2 cores shared with anvil), median "
-        f"of {repeats} interleaved runs; ledger = recordRound + 2 attestations + a round asset per "
-        "round on the embedded anvil chain (its state persisted after every transaction)",
+        f"of {repeats} interleaved runs; ledger = recordRound + 2 attestations per round on "
+        f"{'a separately started anvil node' if external else 'the embedded chain'}, then a round "
+        "asset per round, the final model and the rewards once training is over",
         "",
         "| local epochs per round | no ledger (baseline), s/round | with ledger: critical path "
         "(to the last round's result), s/round | added | with ledger: until final on chain and "
