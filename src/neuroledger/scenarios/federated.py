@@ -13,9 +13,9 @@ split non-IID (Dirichlet 0.5) across hospitals A, B and C:
 
 Each round is final on chain after two hospitals recompute the aggregate and
 attest its digest; the final model's lineage reaches every hospital's
-dataset, every round and the training code. Last, a simulation with
-log-normal stragglers compares synchronous and asynchronous (FedBuff)
-training, plotted as a PNG.
+dataset, every round and the training code. Last, a simulation on the
+digits data with log-normal stragglers compares synchronous and
+asynchronous (FedBuff) training, plotted as a PNG.
 
 The hospitals run as threads of the demo process here; ``neuroledger fl
 join`` runs each as its own process (see docs/federated.md).
@@ -90,14 +90,17 @@ def _plot(path: Path) -> dict[str, Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x, y = load_dataset("breast-cancer")
+    # Digits with one local epoch per round: slow enough to converge that the curves show it.
+    x, y = load_dataset("digits")
     runs = {}
-    for mode in ("sync", "async"):
+    for mode, rounds in (("sync", 40), ("async", 460)):
         config = SimConfig(
             clients=10,
-            rounds=40 if mode == "sync" else 120,
+            rounds=rounds,
             mode=mode,
             alpha=0.5,
+            local_epochs=1,
+            lr=0.1,
             delay_sigma=1.0,
             seed=SEED,
         )
@@ -108,17 +111,16 @@ def _plot(path: Path) -> dict[str, Any]:
         ax.plot(
             [r.time for r in result.rounds], [r.accuracy for r in result.rounds], label=labels[mode]
         )
-    horizon = max(r.rounds[-1].time for r in runs.values())
-    ax.set_xlim(0, min(horizon, runs["sync"].rounds[-1].time))
-    ax.set_xlabel("time (s, 10 clients with log-normal stragglers)")
+    ax.set_xlim(0, min(r.rounds[-1].time for r in runs.values()))
+    ax.set_xlabel("time (s; 10 clients, log-normal delays: median 1 s, sigma 1)")
     ax.set_ylabel("validation accuracy")
-    ax.set_title("Breast cancer, non-IID: accuracy over time")
+    ax.set_title("Digits, non-IID (Dirichlet 0.5): accuracy over time")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    target = 0.95
+    target = 0.9
     return {
         "file": str(path),
         "target": target,
