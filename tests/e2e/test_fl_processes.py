@@ -221,3 +221,32 @@ def test_join_twice_and_bad_data_are_refused(consortium: Consortium) -> None:
     assert again.returncode == 15 and "already joined" in again.stderr
     unknown = c.owner("fl", "status", "999")
     assert unknown.returncode == 15 and "does not exist" in unknown.stderr
+
+
+def test_bad_options_give_one_line_and_change_nothing(consortium: Consortium) -> None:
+    c = consortium
+    data = c.data("breast-cancer")
+    task = _create(c, data, "--rounds", "1", "--min-participants", "1", "--validators", "1")
+    before = json.loads(c.owner("fl", "status", str(task), "--json").stdout)
+    cases = [
+        (c.owner, ["fl", "create", "--from", "sponsor", "--validation", str(data / "validation.npz"),
+                   "--pool", "lots"], "is not an amount of ETH"),
+        (c.owner, ["fl", "create", "--from", "sponsor", "--validation", str(data / "validation.npz"),
+                   "--validators", "5", "--min-participants", "3"], "must be between 1 and"),
+        (c.owner, ["fl", "create", "--from", "sponsor", "--validation", str(data / "nope.npz")],
+         "no data file"),
+        (c.owner, ["fl", "create", "--from", "sponsor", "--validation", str(data / "validation.npz"),
+                   "--secure", "--aggregator", "krum"], "needs every update in the clear"),
+        (lambda *a: c.party(0, *a), ["fl", "run", str(task), "--validation", str(data / "validation.npz")],
+         "not a key of this home"),
+        (lambda *a: c.party(0, *a), ["fl", "join", str(task), "--identity", "hospital-0", "--data",
+                                     str(data / "party-1.npz"), "--fault", "boom"], "unknown fault"),
+    ]  # fmt: skip
+    for run, args, message in cases:
+        proc = run(*args)
+        assert proc.returncode == 15, (args, proc.stderr)
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    after = json.loads(c.owner("fl", "status", str(task), "--json").stdout)
+    assert after == before
+    # No bad `fl create` left a task behind.
+    assert c.owner("fl", "status", str(task + 1)).returncode == 15
