@@ -28,7 +28,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -163,6 +165,39 @@ class LedgerStrategy(Strategy):
             owner,
             task_id,
             wait_final=lambda r: ledger.wait_final(task_id, r, timeout=final_timeout),
+        )
+
+    @classmethod
+    def from_env(
+        cls,
+        inner: Strategy,
+        *,
+        task_id: int,
+        owner: str,
+        utility: Utility | None = None,
+        shared: Path | None = None,
+    ) -> LedgerStrategy:
+        """Build it inside a ServerApp from the process's ``NEUROLEDGER_*`` environment.
+
+        The home (``NEUROLEDGER_HOME``), the chain (its embedded node or
+        ``NEUROLEDGER_RPC_URL``), the passphrase (``NEUROLEDGER_PASSPHRASE_FILE``) and the
+        shared directory (``NEUROLEDGER_SHARED``) are read as the CLI reads them; ``owner``
+        is the identity that owns task ``task_id``.
+        """
+        from neuroledger.cli._context import CLIContext, settings_from_env
+        from neuroledger.store import FileStore
+
+        ctx = CLIContext(settings_from_env(None, None, None))
+        where = shared or Path(os.environ.get("NEUROLEDGER_SHARED") or ctx.settings.home / "shared")
+        ledger = TaskLedger(ctx.chain(), FileStore(where / "store"))
+        account = ctx.keystore().owner_account(owner)
+        return cls(
+            inner,
+            ledger=ledger,
+            owner=account,
+            task_id=task_id,
+            board=Board(where, task_id),
+            utility=utility,
         )
 
     # -- delegated ---------------------------------------------------------------------
