@@ -225,7 +225,7 @@ class TaskLedger:
                 raise FederatedError(
                     f"round {round_} of task {task_id} is {why} (waited {timeout:.0f} s)"
                 )
-            time.sleep(0.1)
+            time.sleep(0.25)
 
     def is_participant(self, task_id: int, address: str) -> bool:
         """Whether ``address`` joined the task."""
