@@ -82,3 +82,20 @@ def test_a_client_with_random_labels_scores_lowest() -> None:
         gtg_shapley(players, u, rng=np.random.default_rng(1)),
     ):
         assert min(values, key=values.__getitem__) == "h2", values
+
+
+def test_shapley_is_exact_for_small_coalitions_and_estimated_beyond() -> None:
+    from neuroledger.federated.contribution import EXACT_UP_TO, shapley
+
+    def utility(s: frozenset[str]) -> float:
+        return float(len(s) ** 2)
+
+    few = [f"p{i}" for i in range(EXACT_UP_TO)]
+    assert shapley(few, utility) == exact_shapley(few, utility)
+    many = [f"p{i}" for i in range(EXACT_UP_TO + 2)]
+    estimated = shapley(many, utility, rng=np.random.default_rng(0))
+    # Symmetric players: each deserves n of U(all) = n^2; the Monte-Carlo estimates are
+    # efficient (they add up to U(all) - U(empty)) and near n each.
+    n = len(many)
+    assert sum(estimated.values()) == pytest.approx(n * n)
+    assert all(abs(v - n) < 0.25 * n for v in estimated.values())

@@ -27,7 +27,11 @@ import numpy as np
 
 from neuroledger.errors import FederatedError
 
-__all__ = ["Utility", "exact_shapley", "gtg_shapley", "leave_one_out"]
+__all__ = ["EXACT_UP_TO", "Utility", "exact_shapley", "gtg_shapley", "leave_one_out", "shapley"]
+
+#: Up to this many players, enumerating every coalition is cheaper than sampling
+#: permutations (bench_fl: GTG-Shapley overtakes exact enumeration at about 9).
+EXACT_UP_TO = 8
 
 Utility = Callable[[frozenset[str]], float]
 
@@ -115,3 +119,12 @@ def gtg_shapley(
                 break
         previous = means.copy()
     return {p: float(totals[i] / count) for i, p in enumerate(players)}
+
+
+def shapley(
+    players: Sequence[str], utility: Utility, *, rng: np.random.Generator | None = None
+) -> dict[str, float]:
+    """Shapley values: exact up to :data:`EXACT_UP_TO` players, GTG-Shapley estimates beyond."""
+    if len(players) <= EXACT_UP_TO:
+        return exact_shapley(players, utility)
+    return gtg_shapley(players, utility, rng=rng)

@@ -14,7 +14,8 @@ change. Every training round it
   recomputes the aggregate with Flower's own arithmetic
   (:func:`validate_round`) and attests its digest;
 - when given a utility (the owner's validation score of a model), scores each
-  node's contribution with GTG-Shapley over coalitions of that round's
+  node's contribution with Shapley values (exact up to 8 nodes, GTG-Shapley
+  beyond) over coalitions of that round's
   replies, aggregated the same way.
 
 :meth:`LedgerStrategy.finish` waits for the last round to be final and pays
@@ -43,7 +44,7 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
 from neuroledger.errors import FederatedError
 from neuroledger.federated.board import Board
-from neuroledger.federated.contribution import gtg_shapley
+from neuroledger.federated.contribution import shapley
 from neuroledger.federated.ledger import TaskLedger, reward_shares, vector_digest
 from neuroledger.federated.process import RoundWriter
 from neuroledger.store import BlobStore
@@ -285,7 +286,7 @@ class LedgerStrategy(Strategy):
             picked = [contents[n] for n in sorted(coalition)]
             return utility(aggregate_arrayrecords(picked, self.weight_key))
 
-        return gtg_shapley(sorted(contents), value, rng=np.random.default_rng(len(self.rounds)))
+        return shapley(sorted(contents), value, rng=np.random.default_rng(len(self.rounds)))
 
     def finish(self, final_model_asset: str, payees: Mapping[str, str]) -> dict[str, int]:
         """Wait until every round is final, then pay the pool by score (``node -> address``)."""

@@ -24,7 +24,8 @@ signed messages, and they talk to the same chain. A synchronous round:
    attests its digest on chain; a round is final after k attestations, and
    the owner records a round only once the previous one is final.
 
-At the end the owner scores contributions (GTG-Shapley over the rounds'
+At the end the owner scores contributions (Shapley values, exact for up to 8
+participants and GTG-Shapley beyond, over the rounds'
 updates on its validation set; with secure aggregation, where single updates
 are never seen, by rounds contributed), registers the final model with a SLSA
 training run whose lineage reaches every dataset, round and the code, and
@@ -53,7 +54,7 @@ from numpy.typing import NDArray
 from neuroledger.errors import FederatedError, NeuroLedgerError, TransactionRevertedError
 from neuroledger.federated.aggregators import RULES, FedAvg, Update, make_aggregator
 from neuroledger.federated.board import Board, Message
-from neuroledger.federated.contribution import gtg_shapley
+from neuroledger.federated.contribution import shapley
 from neuroledger.federated.dp import PrivacyAccountant, clip_update
 from neuroledger.federated.ledger import TaskLedger, reward_shares
 from neuroledger.federated.models import LogisticModel, local_train
@@ -1063,7 +1064,7 @@ class Coordinator:
 
     # -- scoring ---------------------------------------------------------------------
     def scores(self, participants: list[str]) -> dict[str, float]:
-        """Contribution scores: GTG-Shapley per round, summed; under secure aggregation, rounds contributed."""
+        """Contribution scores: Shapley values per round, summed; under secure aggregation, rounds contributed."""
         if self.spec.secure:
             return {a: float(self.participation.get(a, 0)) for a in participants}
         totals = dict.fromkeys(participants, 0.0)
@@ -1081,7 +1082,7 @@ class Coordinator:
                 delta = rule.aggregate([Update(a, vs[a], ws[a]) for a in sorted(coalition)])
                 return self.model.accuracy(w0 + delta, self.xv, self.yv)
 
-            values = gtg_shapley(sorted(vectors), utility, rng=np.random.default_rng(len(totals)))
+            values = shapley(sorted(vectors), utility, rng=np.random.default_rng(len(totals)))
             for a, v in values.items():
                 totals[a] += v
         return {a: round(v, 6) for a, v in totals.items()}
