@@ -15,12 +15,7 @@ SOURCE = Path(__file__).resolve().parents[2] / "contracts" / "FederatedTask.vy"
 POOL = 10**18
 
 
-@pytest.fixture(autouse=True)
-def fresh_env():
-    """A fresh titanoboa environment: its storage traces of earlier tests' contracts at the
-    same addresses would otherwise break titanoboa's error reports (a titanoboa 0.2.8 quirk)."""
-    with boa.swap_env(boa.Env()):
-        yield
+pytestmark = pytest.mark.usefixtures("fresh_env")
 
 
 def h(label: str) -> bytes:

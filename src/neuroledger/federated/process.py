@@ -274,12 +274,11 @@ def recompute_aggregate(
     }
     seed_shares: dict[int, list[tuple[int, int]]] = {}
     key_shares: dict[int, list[tuple[int, int]]] = {}
-    for address, message in board.from_each(f"r{r}/unmask", list(result["revealers"])).items():
+    for message in board.from_each(f"r{r}/unmask", list(result["revealers"])).values():
         for target, share in message.body["seed"].items():
             seed_shares.setdefault(index[target], []).append(_share(share))
         for target, share in message.body["key"].items():
             key_shares.setdefault(index[target], []).append(_share(share))
-        del address
     total = unmask_sum(
         masked,
         keys,
@@ -843,7 +842,7 @@ class Coordinator:
         weights: dict[str, float] = {}
         rejected: dict[str, str] = {}
         for address, message in sorted(got.items()):
-            reason = self._check_update(r, base, address, message, dtype)
+            reason = self._check_update(r, base, message, dtype)
             if reason is not None:
                 log.warning("round %d: rejected the update of %s: %s%s", r, address, reason, note)
                 rejected[address] = reason
@@ -852,9 +851,7 @@ class Coordinator:
             weights[address] = float(message.body["examples"])
         return updates, weights, rejected
 
-    def _check_update(
-        self, r: int, base: str, address: str, message: Message, dtype: str
-    ) -> str | None:
+    def _check_update(self, r: int, base: str, message: Message, dtype: str) -> str | None:
         """Why the update is rejected, or None."""
         body = message.body
         if body.get("base") != base:
@@ -868,7 +865,6 @@ class Coordinator:
         examples = body.get("examples")
         if not isinstance(examples, int) or examples <= 0:
             return f"examples {examples!r} is not a positive count"
-        del address
         return None
 
     # -- the run ---------------------------------------------------------------------

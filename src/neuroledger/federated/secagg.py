@@ -225,22 +225,19 @@ def unmask_sum(
     for i in survivors:
         total = (total + masked[i]) % MODULUS
     for i in survivors:
-        shares = seed_shares.get(i, ())
-        if len(shares) < threshold:
-            raise FederatedError(
-                f"{len(shares)} shares of client {i}'s self mask; {threshold} are needed"
-            )
-        seed = shamir_reconstruct(list(shares)[:threshold]).to_bytes(32, "big")
+        seed = _recover(seed_shares.get(i, ()), threshold, f"client {i}'s self mask")
         total = (total + MODULUS - prg(seed, size)) % MODULUS
     for d in dropped:
-        shares = key_shares.get(d, ())
-        if len(shares) < threshold:
-            raise FederatedError(
-                f"{len(shares)} shares of dropped client {d}'s key; {threshold} are needed"
-            )
-        private = shamir_reconstruct(list(shares)[:threshold]).to_bytes(32, "big")
+        private = _recover(key_shares.get(d, ()), threshold, f"dropped client {d}'s key")
         for j in survivors:
             mask = prg(pair_seed(private, public_keys[j], round_id, d, j), size)
             # Survivor j added +mask if j < d, and -mask if j > d: undo it.
             total = (total + MODULUS - mask) % MODULUS if j < d else (total + mask) % MODULUS
     return total.astype(np.uint64)
+
+
+def _recover(shares: Sequence[tuple[int, int]], threshold: int, what: str) -> bytes:
+    """The 32-byte secret behind ``threshold`` of ``shares`` (``FederatedError`` if too few)."""
+    if len(shares) < threshold:
+        raise FederatedError(f"{len(shares)} shares of {what}; {threshold} are needed")
+    return shamir_reconstruct(list(shares)[:threshold]).to_bytes(32, "big")

@@ -222,7 +222,7 @@ class FederatedTasks:
         )
         return spec
 
-    def _check_join(self, spec: TaskSpec, message: Message) -> str | None:
+    def _check_join(self, message: Message) -> str | None:
         body = message.body
         try:
             identity = str(body["identity"])
@@ -235,7 +235,6 @@ class FederatedTasks:
                 return "its X25519 key differs from the one its identity published"
         except (KeyError, ValueError, NeuroLedgerError) as exc:
             return f"join message rejected: {exc}"
-        del spec
         return None
 
     def run(
@@ -290,7 +289,7 @@ class FederatedTasks:
             join_timeout=join_timeout,
             register_round=register_round,
         )
-        participants = coordinator.wait_participants(lambda m: self._check_join(spec, m))
+        participants = coordinator.wait_participants(self._check_join)
         for address in participants:
             message = board.read(f"participants/{address.lower()}.json", signer=address)
             assert message is not None
