@@ -9,7 +9,19 @@ NODE_OK := node_modules/.installed
 
 .PHONY: setup demo test test-fast contracts bench lint clean
 
-setup: $(PY_OK) $(NODE_OK) $(BIN)/anvil
+setup: $(PY_OK) $(NODE_OK) $(BIN)/anvil $(BIN)/age
+
+# The `age` tool, against which the tests check that our encrypted files interoperate
+# (and that users can decrypt with it). From the system packages: Debian/Ubuntu apt, as
+# root or through sudo; elsewhere install `age` yourself and rerun.
+$(BIN)/age: $(BIN)/python
+	@command -v age >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get install -y -qq age >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq age >/dev/null; } || \
+	  { echo "could not install the age tool; install it (apt-get install age) and rerun"; exit 1; }; }
+	@ln -sf "$$(command -v age)" $@
+	@$@ --version
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "NeuroLedger needs Python 3.11 or newer: set PYTHON=python3.11")'

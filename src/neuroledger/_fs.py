@@ -8,8 +8,9 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["atomic_write", "file_lock", "fsync_dir"]
+__all__ = ["atomic_write", "atomic_writer", "file_lock", "fsync_dir"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -22,25 +23,32 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file.
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file."""
+    with atomic_writer(path, mode=mode) as out:
+        out.write(data)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, mode: int = 0o600) -> Iterator[BinaryIO]:
+    """A file to stream into that replaces ``path`` only when the block ends without error.
 
     The bytes go to a temporary file in the same directory, are fsynced, renamed
-    over ``path``, and the directory is fsynced.
+    over ``path``, and the directory is fsynced. If the block raises, the
+    temporary file is removed and ``path`` is left as it was.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    out = os.fdopen(fd, "wb", buffering=1024 * 1024)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        yield out
+        out.flush()
         os.fsync(fd)
     except BaseException:
-        os.close(fd)
+        out.close()
         tmp.unlink(missing_ok=True)
         raise
-    os.close(fd)
+    out.close()
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

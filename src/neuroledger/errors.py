@@ -35,7 +35,11 @@ exits with the error's ``exit_code``::
     │   ├── InvalidProofError        a Merkle proof that does not verify
     │   ├── SignatureError           a note or checkpoint signature that does not verify
     │   └── LogCorruptError          log files that fail their check (names the place)
-    └── FederatedError               federated training (aggregation, rounds, updates)
+    ├── FederatedError               federated training (aggregation, rounds, updates)
+    └── PrivacyError                 encrypted assets, grants, the gateway, compute jobs
+        ├── DecryptError             ciphertext that is corrupt or not for this key
+        ├── AccessDeniedError        no valid grant, signature or consent for the request
+        └── SandboxError             a compute job refused, killed or failed
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "AccessDeniedError",
     "ArtifactError",
     "AssetNotFoundError",
     "AuditError",
@@ -53,6 +58,7 @@ __all__ = [
     "ChainIdMismatchError",
     "ConfigError",
     "ContractsNotDeployedError",
+    "DecryptError",
     "FederatedError",
     "IdentityError",
     "IdentityNotFoundError",
@@ -69,8 +75,10 @@ __all__ = [
     "NodeLockedError",
     "NodeStateCorruptError",
     "PortInUseError",
+    "PrivacyError",
     "ProvenanceError",
     "RPCUnreachableError",
+    "SandboxError",
     "SignatureError",
     "StoreError",
     "TransactionRevertedError",
@@ -255,3 +263,21 @@ class FederatedError(NeuroLedgerError):
     """Raised when federated training cannot go on (too few updates, bad settings)."""
 
     exit_code = 15
+
+
+class PrivacyError(NeuroLedgerError):
+    """Raised when encrypted data, a grant, the gateway or a compute job cannot proceed."""
+
+    exit_code = 16
+
+
+class DecryptError(PrivacyError):
+    """Raised when ciphertext is corrupt, truncated, or not encrypted to the given key."""
+
+
+class AccessDeniedError(PrivacyError):
+    """Raised when a request lacks a valid grant, signature, nonce or consent."""
+
+
+class SandboxError(PrivacyError):
+    """Raised when a compute-to-data job is refused, killed at a limit, or fails."""
