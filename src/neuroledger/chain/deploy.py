@@ -36,6 +36,7 @@ SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("AssetRegistry", ("DIDRegistry",)),
     ("AuditAnchor", ()),
     ("FederatedTask", ()),
+    ("AccessGrants", ("DIDRegistry", "AssetRegistry")),
 )
 
 

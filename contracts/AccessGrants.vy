@@ -1,0 +1,289 @@
+# pragma version 0.4.3
+"""
+@title NeuroLedger access grants (owner-granted, revocable access to private assets)
+@custom:contract-name AccessGrants
+@license Apache-2.0
+@notice The owner of a registered asset grants an identity access to it for a
+        purpose, in one or both modes (download: may fetch the key wrap and
+        the ciphertext; compute: may only run approved algorithms on it at the
+        owner's side), until an expiry. The owner revokes grants and approves
+        algorithms (code assets, by digest) per dataset. Data subjects (for
+        example patients) withdraw from, or give again, consent to a purpose;
+        owners exclude withdrawn subjects' records from use for that purpose.
+        Every change is an event.
+@dev Owners and subjects are `did:ethr` identities of the DID registry: the
+     identity's owner or a valid `veriKey` delegate acts for it. A grant
+     remembers the owner who gave it and lapses when the asset passes to
+     another owner, is revoked, or expires.
+@custom:security The gateway reads `hasAccess` at request time (or from a
+                 cache bounded in blocks), so revocation takes effect at once
+                 on chain and within that bound at the gateway.
+"""
+
+
+# @dev The slice of the DID registry this contract reads.
+interface DIDRegistry:
+    def identityOwner(identity: address) -> address: view
+    def validDelegate(identity: address, delegateType: bytes32, delegate: address) -> bool: view
+
+
+# @dev The slice of the asset registry this contract reads.
+interface AssetRegistry:
+    def assetOf(id: bytes32) -> (address, uint8, uint8): view
+
+
+# @dev Access modes, as bits: a grant may hold both.
+MODE_DOWNLOAD: constant(uint8) = 1
+MODE_COMPUTE: constant(uint8) = 2
+_ALL_MODES: constant(uint8) = 3
+
+# @dev The asset registry's "active" status.
+_ACTIVE: constant(uint8) = 1
+
+# @dev The DID delegate type allowed to act for an identity: "veriKey".
+_DELEGATE_TYPE: constant(bytes32) = 0x766572694b657900000000000000000000000000000000000000000000000000
+
+
+# @dev One grant: the purpose, the expiry (unix seconds), the modes, and the
+# owner identity that gave it.
+struct Grant:
+    purpose: bytes32
+    expiry: uint64
+    modes: uint8
+    grantor: address
+
+
+# @dev The DID registry whose identities own assets and consent.
+didRegistry: public(immutable(address))
+
+# @dev The asset registry that says who owns an asset.
+assetRegistry: public(immutable(address))
+
+# @dev asset => grantee identity => grant (modes zero when none).
+_grants: HashMap[bytes32, HashMap[address, Grant]]
+
+# @dev dataset => algorithm (code asset digest) => approved.
+_approved: HashMap[bytes32, HashMap[bytes32, bool]]
+
+# @dev subject identity => purpose => consent withdrawn.
+_withdrawn: HashMap[address, HashMap[bytes32, bool]]
+
+
+# @dev Emitted when an owner grants (or replaces a grant of) access.
+event AccessGranted:
+    asset: indexed(bytes32)
+    grantee: indexed(address)
+    owner: indexed(address)
+    modes: uint8
+    purpose: bytes32
+    expiry: uint64
+    sender: address
+
+
+# @dev Emitted when an owner revokes a grant.
+event AccessRevoked:
+    asset: indexed(bytes32)
+    grantee: indexed(address)
+    owner: indexed(address)
+    sender: address
+
+
+# @dev Emitted when an owner approves an algorithm for a dataset, or withdraws the approval.
+event AlgorithmApproval:
+    dataset: indexed(bytes32)
+    algorithm: indexed(bytes32)
+    owner: indexed(address)
+    approved: bool
+    sender: address
+
+
+# @dev Emitted when a data subject gives or withdraws consent to a purpose.
+event ConsentChanged:
+    subject: indexed(address)
+    purpose: indexed(bytes32)
+    given: bool
+    sender: address
+
+
+@deploy
+def __init__(did_registry: address, asset_registry: address):
+    """
+    @notice Binds the grants to the DID registry and the asset registry.
+    @param did_registry Address of the ERC-1056 DID registry.
+    @param asset_registry Address of the NeuroLedger asset registry.
+    """
+    assert did_registry != empty(address), "grants: DID registry is the zero address"
+    assert asset_registry != empty(address), "grants: asset registry is the zero address"
+    didRegistry = did_registry
+    assetRegistry = asset_registry
+
+
+@external
+def grant(asset: bytes32, grantee: address, modes: uint8, purpose: bytes32, expiry: uint64):
+    """
+    @notice Grants `grantee` access to an active asset, replacing any earlier grant.
+    @dev The caller must act for the asset's owner identity.
+    @param asset The asset (its content digest).
+    @param grantee The identity that receives access.
+    @param modes 1 download, 2 compute, 3 both.
+    @param purpose What the access is for (a short ASCII name, left-aligned).
+    @param expiry Unix time after which the grant no longer holds.
+    """
+    owner: address = self._active_owner(asset)
+    self._check_actor(owner)
+    assert grantee != empty(address), "grants: grantee is the zero address"
+    assert modes != 0 and modes & _ALL_MODES == modes, "grants: modes must be 1, 2 or 3"
+    assert purpose != empty(bytes32), "grants: purpose is empty"
+    assert convert(expiry, uint256) > block.timestamp, "grants: expiry is in the past"
+    self._grants[asset][grantee] = Grant(purpose=purpose, expiry=expiry, modes=modes, grantor=owner)
+    log AccessGranted(
+        asset=asset,
+        grantee=grantee,
+        owner=owner,
+        modes=modes,
+        purpose=purpose,
+        expiry=expiry,
+        sender=msg.sender,
+    )
+
+
+@external
+def revoke(asset: bytes32, grantee: address):
+    """
+    @notice Revokes the grant of `grantee` on `asset`; it stops holding at once.
+    @dev The caller must act for the asset's current owner identity.
+    @param asset The asset.
+    @param grantee The identity whose grant ends.
+    """
+    owner: address = self._owner(asset)
+    self._check_actor(owner)
+    assert self._grants[asset][grantee].modes != 0, "grants: no grant to revoke"
+    self._grants[asset][grantee] = empty(Grant)
+    log AccessRevoked(asset=asset, grantee=grantee, owner=owner, sender=msg.sender)
+
+
+@external
+def approveAlgorithm(dataset: bytes32, algorithm: bytes32, approved: bool):
+    """
+    @notice Approves (or stops approving) an algorithm to run on a dataset at the owner's side.
+    @dev The caller must act for the dataset's owner identity.
+    @param dataset The dataset asset.
+    @param algorithm The digest of the code asset that may run on it.
+    @param approved True to approve, false to withdraw the approval.
+    """
+    owner: address = self._owner(dataset)
+    self._check_actor(owner)
+    assert algorithm != empty(bytes32), "grants: algorithm digest is zero"
+    self._approved[dataset][algorithm] = approved
+    log AlgorithmApproval(
+        dataset=dataset, algorithm=algorithm, owner=owner, approved=approved, sender=msg.sender
+    )
+
+
+@external
+def setConsent(subject: address, purpose: bytes32, given: bool):
+    """
+    @notice A data subject gives or withdraws consent to the use of its records for a purpose.
+    @dev The caller must act for `subject`. Consent is given unless withdrawn.
+    @param subject The data subject's identity.
+    @param purpose The purpose (a short ASCII name, left-aligned).
+    @param given True to give consent, false to withdraw it.
+    """
+    self._check_actor(subject)
+    assert purpose != empty(bytes32), "grants: purpose is empty"
+    self._withdrawn[subject][purpose] = not given
+    log ConsentChanged(subject=subject, purpose=purpose, given=given, sender=msg.sender)
+
+
+@external
+@view
+def hasAccess(asset: bytes32, grantee: address, mode: uint8, purpose: bytes32) -> bool:
+    """
+    @notice Tells whether `grantee` may now use `asset` in `mode` for `purpose`.
+    @param asset The asset.
+    @param grantee The identity asking.
+    @param mode 1 download or 2 compute.
+    @param purpose The purpose of the use.
+    @return True when an unexpired grant of the current owner covers the mode and purpose.
+    """
+    g: Grant = self._grants[asset][grantee]
+    if mode == 0 or g.modes & mode != mode or g.purpose != purpose:
+        return False
+    if convert(g.expiry, uint256) <= block.timestamp:
+        return False
+    owner: address = empty(address)
+    kind: uint8 = 0
+    status: uint8 = 0
+    owner, kind, status = staticcall AssetRegistry(assetRegistry).assetOf(asset)
+    return status == _ACTIVE and owner == g.grantor
+
+
+@external
+@view
+def grantOf(asset: bytes32, grantee: address) -> (uint8, bytes32, uint64, address):
+    """
+    @notice Returns the stored grant of `grantee` on `asset`.
+    @param asset The asset.
+    @param grantee The identity.
+    @return The modes, the purpose, the expiry and the grantor (all zero when none).
+    """
+    g: Grant = self._grants[asset][grantee]
+    return g.modes, g.purpose, g.expiry, g.grantor
+
+
+@external
+@view
+def isApproved(dataset: bytes32, algorithm: bytes32) -> bool:
+    """
+    @notice Tells whether an algorithm is approved for a dataset.
+    @param dataset The dataset asset.
+    @param algorithm The code asset digest.
+    @return True when the dataset's owner approved it.
+    """
+    return self._approved[dataset][algorithm]
+
+
+@external
+@view
+def hasWithdrawn(subject: address, purpose: bytes32) -> bool:
+    """
+    @notice Tells whether a data subject withdrew consent to a purpose.
+    @param subject The data subject's identity.
+    @param purpose The purpose.
+    @return True when consent is withdrawn.
+    """
+    return self._withdrawn[subject][purpose]
+
+
+@internal
+@view
+def _owner(asset: bytes32) -> address:
+    owner: address = empty(address)
+    kind: uint8 = 0
+    status: uint8 = 0
+    owner, kind, status = staticcall AssetRegistry(assetRegistry).assetOf(asset)
+    assert status != 0, "grants: unknown asset"
+    return owner
+
+
+@internal
+@view
+def _active_owner(asset: bytes32) -> address:
+    owner: address = empty(address)
+    kind: uint8 = 0
+    status: uint8 = 0
+    owner, kind, status = staticcall AssetRegistry(assetRegistry).assetOf(asset)
+    assert status != 0, "grants: unknown asset"
+    assert status == _ACTIVE, "grants: asset is not active"
+    return owner
+
+
+@internal
+@view
+def _check_actor(identity: address):
+    # The identity's owner, or a valid veriKey delegate, may act for it.
+    if msg.sender == staticcall DIDRegistry(didRegistry).identityOwner(identity):
+        return
+    assert staticcall DIDRegistry(didRegistry).validDelegate(
+        identity, _DELEGATE_TYPE, msg.sender
+    ), "grants: caller is not the identity owner or a delegate"

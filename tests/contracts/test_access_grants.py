@@ -1,0 +1,284 @@
+"""Access grants: expiry, revocation, modes and purposes, transfer, algorithm approval,
+consent, with a stateful fuzz test against a plain-Python model."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import boa
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+ROOT = Path(__file__).resolve().parents[2]
+DID_SOURCE = ROOT / "contracts" / "DIDRegistry.vy"
+ASSET_SOURCE = ROOT / "contracts" / "AssetRegistry.vy"
+GRANTS_SOURCE = ROOT / "contracts" / "AccessGrants.vy"
+VERIKEY = b"veriKey".ljust(32, b"\0")
+DOWNLOAD, COMPUTE = 1, 2
+RESEARCH = b"research".ljust(32, b"\0")
+MARKETING = b"marketing".ljust(32, b"\0")
+NOT_ALLOWED = "grants: caller is not the identity owner or a delegate"
+
+pytestmark = pytest.mark.usefixtures("fresh_env")
+
+
+def digest(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+def deploy():
+    did = boa.load(str(DID_SOURCE))
+    assets = boa.load(str(ASSET_SOURCE), did.address)
+    grants = boa.load(str(GRANTS_SOURCE), did.address, assets.address)
+    return did, assets, grants
+
+
+@pytest.fixture
+def suite():
+    did, assets, grants = deploy()
+    hospital, lab, patient = (boa.env.generate_address() for _ in range(3))
+    data = digest("records")
+    with boa.env.prank(hospital):
+        assets.register(hospital, data, 1, b"\1" * 32, "", [], "")
+    return did, assets, grants, hospital, lab, patient, data
+
+
+def test_grant_expires(suite) -> None:
+    _, _, grants, hospital, lab, _, data = suite
+    expiry = boa.env.evm.patch.timestamp + 3600
+    with boa.env.prank(hospital):
+        grants.grant(data, lab, DOWNLOAD, RESEARCH, expiry)
+    logs = grants.get_logs()
+    assert logs[-1].__class__.__name__ == "AccessGranted" and logs[-1].expiry == expiry
+    assert grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
+    assert grants.grantOf(data, lab) == (DOWNLOAD, RESEARCH, expiry, hospital)
+    boa.env.time_travel(seconds=3600)
+    assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
+    with boa.env.prank(hospital), boa.reverts("grants: expiry is in the past"):
+        grants.grant(data, lab, DOWNLOAD, RESEARCH, boa.env.evm.patch.timestamp)
+
+
+def test_revocation_takes_effect_at_once(suite) -> None:
+    _, _, grants, hospital, lab, _, data = suite
+    with boa.env.prank(hospital):
+        grants.grant(data, lab, DOWNLOAD | COMPUTE, RESEARCH, 2**40)
+        grants.revoke(data, lab)
+    assert grants.get_logs()[-1].__class__.__name__ == "AccessRevoked"
+    assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
+    assert not grants.hasAccess(data, lab, COMPUTE, RESEARCH)
+    with boa.env.prank(hospital), boa.reverts("grants: no grant to revoke"):
+        grants.revoke(data, lab)
+
+
+def test_mode_and_purpose_must_match(suite) -> None:
+    _, _, grants, hospital, lab, _, data = suite
+    with boa.env.prank(hospital):
+        grants.grant(data, lab, COMPUTE, RESEARCH, 2**40)
+    assert grants.hasAccess(data, lab, COMPUTE, RESEARCH)
+    assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)  # compute-only
+    assert not grants.hasAccess(data, lab, COMPUTE, MARKETING)  # another purpose
+    assert not grants.hasAccess(data, lab, 0, RESEARCH)
+    assert not grants.hasAccess(data, lab, 3, RESEARCH)  # both asked, one granted
+    with boa.env.prank(hospital):
+        for modes in (0, 4, 7):
+            with boa.reverts("grants: modes must be 1, 2 or 3"):
+                grants.grant(data, lab, modes, RESEARCH, 2**40)
+        with boa.reverts("grants: purpose is empty"):
+            grants.grant(data, lab, COMPUTE, b"\0" * 32, 2**40)
+        with boa.reverts("grants: grantee is the zero address"):
+            grants.grant(data, "0x" + "00" * 20, COMPUTE, RESEARCH, 2**40)
+
+
+def test_only_the_owner_or_a_delegate_grants(suite) -> None:
+    did, _, grants, hospital, lab, patient, data = suite
+    with boa.env.prank(lab), boa.reverts(NOT_ALLOWED):
+        grants.grant(data, lab, DOWNLOAD, RESEARCH, 2**40)
+    with boa.env.prank(hospital):
+        did.addDelegate(hospital, VERIKEY, patient, 10**6)
+    with boa.env.prank(patient):
+        grants.grant(data, lab, DOWNLOAD, RESEARCH, 2**40)
+    assert grants.get_logs()[-1].sender == patient
+    with boa.reverts("grants: unknown asset"):
+        grants.grant(digest("nothing"), lab, DOWNLOAD, RESEARCH, 2**40)
+
+
+def test_transfer_and_asset_revocation_void_grants(suite) -> None:
+    _, assets, grants, hospital, lab, patient, data = suite
+    with boa.env.prank(hospital):
+        grants.grant(data, lab, DOWNLOAD, RESEARCH, 2**40)
+        assets.transfer(data, patient)
+    assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)  # the new owner never granted
+    with boa.env.prank(patient):
+        grants.grant(data, lab, DOWNLOAD, RESEARCH, 2**40)
+        assert grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
+        assets.revoke(data, "withdrawn")
+    assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
+    with boa.env.prank(patient), boa.reverts("grants: asset is not active"):
+        grants.grant(data, lab, DOWNLOAD, RESEARCH, 2**40)
+
+
+def test_algorithm_approval(suite) -> None:
+    _, _, grants, hospital, lab, _, data = suite
+    algorithm = digest("stats.py")
+    assert not grants.isApproved(data, algorithm)
+    with boa.env.prank(lab), boa.reverts(NOT_ALLOWED):
+        grants.approveAlgorithm(data, algorithm, True)
+    with boa.env.prank(hospital):
+        grants.approveAlgorithm(data, algorithm, True)
+        assert grants.isApproved(data, algorithm)
+        grants.approveAlgorithm(data, algorithm, False)
+    assert [e.approved for e in grants.get_logs()] == [False]
+    assert not grants.isApproved(data, algorithm)
+
+
+def test_consent_is_the_subjects_own(suite) -> None:
+    _, _, grants, hospital, _, patient, _ = suite
+    assert not grants.hasWithdrawn(patient, RESEARCH)
+    with boa.env.prank(hospital), boa.reverts(NOT_ALLOWED):
+        grants.setConsent(patient, RESEARCH, False)  # the hospital cannot withdraw for a patient
+    with boa.env.prank(patient):
+        grants.setConsent(patient, RESEARCH, False)
+        assert grants.hasWithdrawn(patient, RESEARCH)
+        assert not grants.hasWithdrawn(patient, MARKETING)
+        grants.setConsent(patient, RESEARCH, True)
+    event = grants.get_logs()[-1]
+    assert not grants.hasWithdrawn(patient, RESEARCH)
+    assert event.__class__.__name__ == "ConsentChanged" and event.given is True
+
+
+ACTORS = [boa.env.generate_address() for _ in range(3)]
+ASSETS = [digest(f"asset-{i}") for i in range(3)]
+PURPOSES = [RESEARCH, MARKETING]
+
+
+class GrantsMachine(RuleBasedStateMachine):
+    """Model: grants per (asset, grantee) with the grantor; owners; statuses; time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.env = boa.swap_env(boa.Env())
+        self.env.__enter__()
+        self.did, self.assets, self.grants = deploy()
+        self.owner: dict[bytes, str] = {}
+        self.active: dict[bytes, bool] = {}
+        for i, asset in enumerate(ASSETS):
+            owner = ACTORS[i % len(ACTORS)]
+            with boa.env.prank(owner):
+                self.assets.register(owner, asset, 1, b"\1" * 32, "", [], "")
+            self.owner[asset], self.active[asset] = owner, True
+        self.model: dict[tuple[bytes, str], tuple[int, bytes, int, str]] = {}
+        self.withdrawn: set[tuple[str, bytes]] = set()
+
+    def teardown(self) -> None:
+        self.env.__exit__(None, None, None)
+
+    def now(self) -> int:
+        return int(boa.env.evm.patch.timestamp)
+
+    @rule(
+        actor=st.sampled_from(ACTORS),
+        asset=st.sampled_from(ASSETS),
+        grantee=st.sampled_from(ACTORS),
+        modes=st.integers(0, 4),
+        purpose=st.sampled_from(PURPOSES),
+        ttl=st.integers(-10, 1000),
+    )
+    def grant(self, actor, asset, grantee, modes, purpose, ttl) -> None:
+        expiry = max(0, self.now() + ttl)
+        with boa.env.prank(actor):
+            if not self.active[asset]:
+                with boa.reverts("grants: asset is not active"):
+                    self.grants.grant(asset, grantee, modes, purpose, expiry)
+            elif actor != self.owner[asset]:
+                with boa.reverts(NOT_ALLOWED):
+                    self.grants.grant(asset, grantee, modes, purpose, expiry)
+            elif modes not in (1, 2, 3):
+                with boa.reverts("grants: modes must be 1, 2 or 3"):
+                    self.grants.grant(asset, grantee, modes, purpose, expiry)
+            elif expiry <= self.now():
+                with boa.reverts("grants: expiry is in the past"):
+                    self.grants.grant(asset, grantee, modes, purpose, expiry)
+            else:
+                self.grants.grant(asset, grantee, modes, purpose, expiry)
+                self.model[(asset, grantee)] = (modes, purpose, expiry, self.owner[asset])
+
+    @rule(
+        actor=st.sampled_from(ACTORS),
+        asset=st.sampled_from(ASSETS),
+        grantee=st.sampled_from(ACTORS),
+    )
+    def revoke(self, actor, asset, grantee) -> None:
+        with boa.env.prank(actor):
+            if actor != self.owner[asset]:
+                with boa.reverts(NOT_ALLOWED):
+                    self.grants.revoke(asset, grantee)
+            elif (asset, grantee) not in self.model:
+                with boa.reverts("grants: no grant to revoke"):
+                    self.grants.revoke(asset, grantee)
+            else:
+                self.grants.revoke(asset, grantee)
+                del self.model[(asset, grantee)]
+
+    @rule(asset=st.sampled_from(ASSETS), to=st.sampled_from(ACTORS))
+    def transfer(self, asset, to) -> None:
+        if self.active[asset]:
+            with boa.env.prank(self.owner[asset]):
+                self.assets.transfer(asset, to)
+            self.owner[asset] = to
+
+    @rule(asset=st.sampled_from(ASSETS))
+    def revoke_asset(self, asset) -> None:
+        if self.active[asset]:
+            with boa.env.prank(self.owner[asset]):
+                self.assets.revoke(asset, "gone")
+            self.active[asset] = False
+
+    @rule(seconds=st.integers(1, 600))
+    def wait(self, seconds) -> None:
+        boa.env.time_travel(seconds=seconds)
+
+    @rule(actor=st.sampled_from(ACTORS), subject=st.sampled_from(ACTORS),
+          purpose=st.sampled_from(PURPOSES), given=st.booleans())  # fmt: skip
+    def consent(self, actor, subject, purpose, given) -> None:
+        with boa.env.prank(actor):
+            if actor != subject:
+                with boa.reverts(NOT_ALLOWED):
+                    self.grants.setConsent(subject, purpose, given)
+                return
+            self.grants.setConsent(subject, purpose, given)
+        if given:
+            self.withdrawn.discard((subject, purpose))
+        else:
+            self.withdrawn.add((subject, purpose))
+
+    @invariant()
+    def access_matches_the_model(self) -> None:
+        for asset in ASSETS:
+            for grantee in ACTORS:
+                g = self.model.get((asset, grantee))
+                for mode in (1, 2):
+                    for purpose in PURPOSES:
+                        expected = (
+                            g is not None
+                            and g[0] & mode == mode
+                            and g[1] == purpose
+                            and g[2] > self.now()
+                            and self.active[asset]
+                            and g[3] == self.owner[asset]
+                        )
+                        assert self.grants.hasAccess(asset, grantee, mode, purpose) == expected
+
+    @invariant()
+    def consent_matches_the_model(self) -> None:
+        for subject in ACTORS:
+            for purpose in PURPOSES:
+                assert self.grants.hasWithdrawn(subject, purpose) == (
+                    (subject, purpose) in self.withdrawn
+                )
+
+
+GrantsMachine.TestCase.settings = settings(max_examples=15, stateful_step_count=20, deadline=None)
+test_grants_machine = GrantsMachine.TestCase
