@@ -47,15 +47,19 @@ __all__ = [
     "Header",
     "Stanza",
     "decrypt_file",
+    "decrypt_payload",
     "decrypt_stream",
     "encrypt_file",
     "encrypt_stream",
     "identity_string",
+    "make_header",
+    "new_file_key",
     "parse_identity",
     "parse_recipient",
     "read_header",
     "recipient_string",
     "rewrap",
+    "seal_payload",
     "unwrap_file_key",
     "x25519_public",
 ]
@@ -307,8 +311,18 @@ def _nonce(counter: int, last: bool) -> bytes:
 
 def encrypt_stream(src: BinaryIO, dst: BinaryIO, recipients: Sequence[bytes]) -> int:
     """Encrypt ``src`` to ``recipients`` (32-byte X25519 keys) into ``dst``; return plaintext bytes."""
-    file_key = os.urandom(FILE_KEY_SIZE)
+    file_key = new_file_key()
     dst.write(make_header(file_key, recipients))
+    return seal_payload(src, dst, file_key)
+
+
+def new_file_key() -> bytes:
+    """A fresh 16-byte file key (never reuse one for two files)."""
+    return os.urandom(FILE_KEY_SIZE)
+
+
+def seal_payload(src: BinaryIO, dst: BinaryIO, file_key: bytes) -> int:
+    """Write the payload (nonce and sealed chunks) of ``src`` under ``file_key``; return its size."""
     nonce = os.urandom(NONCE_SIZE)
     dst.write(nonce)
     aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))

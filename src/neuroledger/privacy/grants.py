@@ -1,0 +1,211 @@
+"""Calls to, reads of, and events from the deployed AccessGrants contract."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+
+from neuroledger.chain.tx import Call
+from neuroledger.errors import PrivacyError
+
+__all__ = [
+    "MODES",
+    "GrantEvent",
+    "GrantView",
+    "GrantsClient",
+    "mode_bits",
+    "mode_names",
+    "purpose_bytes",
+    "purpose_name",
+]
+
+CONTRACT = "AccessGrants"
+
+#: Access modes and their bits on chain.
+MODES: dict[str, int] = {"download": 1, "compute": 2}
+
+_PURPOSE = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
+
+
+def purpose_bytes(purpose: str) -> bytes:
+    """The on-chain form of a purpose name: its ASCII, left-aligned in 32 bytes."""
+    if not _PURPOSE.fullmatch(purpose):
+        raise PrivacyError(
+            f"purpose {purpose!r} is not allowed; use 1-32 lowercase letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit (e.g. research)"
+        )
+    return purpose.encode().ljust(32, b"\0")
+
+
+def purpose_name(raw: bytes) -> str:
+    """The name of an on-chain purpose."""
+    return bytes(raw).rstrip(b"\0").decode("ascii", "replace")
+
+
+def mode_bits(modes: str) -> int:
+    """Bits of ``download``, ``compute`` or ``both`` (or ``download,compute``)."""
+    names = ["download", "compute"] if modes == "both" else modes.split(",")
+    bits = 0
+    for name in names:
+        if name.strip() not in MODES:
+            raise PrivacyError(f"unknown access mode {name!r}; use download, compute or both")
+        bits |= MODES[name.strip()]
+    return bits
+
+
+def mode_names(bits: int) -> list[str]:
+    """The names of the modes in ``bits``."""
+    return [name for name, bit in MODES.items() if bits & bit]
+
+
+def _b32(hex_id: str) -> bytes:
+    return bytes.fromhex(hex_id.removeprefix("0x"))
+
+
+@dataclass(frozen=True)
+class GrantView:
+    """A grant as stored on chain."""
+
+    asset: str
+    grantee: str
+    modes: list[str]
+    purpose: str
+    expiry: int
+    grantor: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The grant as a JSON object."""
+        return self.__dict__.copy()
+
+
+@dataclass(frozen=True)
+class GrantEvent:
+    """One decoded event of the contract."""
+
+    name: str
+    block: int
+    tx: str
+    args: dict[str, Any]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    return value
+
+
+class GrantsClient:
+    """Builds transactions for, and reads, one deployed AccessGrants contract."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self.address = to_checksum_address(contract.address)
+
+    def _call(self, fn: str, args: list[Any], label: str) -> Call:
+        data = self.contract.encode_abi(fn, args=args)
+        return Call(to=self.address, data=bytes.fromhex(data.removeprefix("0x")), label=label)
+
+    # -- writes ----------------------------------------------------------------------
+    def grant(self, asset: str, grantee: str, modes: int, purpose: str, expiry: int) -> Call:
+        """Grant ``grantee`` access to ``asset``."""
+        return self._call(
+            "grant",
+            [_b32(asset), to_checksum_address(grantee), modes, purpose_bytes(purpose), expiry],
+            f"grant {mode_names(modes)} on {asset[:12]} to {grantee[:10]}",
+        )
+
+    def revoke(self, asset: str, grantee: str) -> Call:
+        """Revoke ``grantee``'s grant on ``asset``."""
+        return self._call(
+            "revoke", [_b32(asset), to_checksum_address(grantee)], f"revoke {asset[:12]}"
+        )
+
+    def approve_algorithm(self, dataset: str, algorithm: str, approved: bool) -> Call:
+        """Approve (or stop approving) ``algorithm`` for ``dataset``."""
+        return self._call(
+            "approveAlgorithm",
+            [_b32(dataset), _b32(algorithm), approved],
+            f"approve {algorithm[:12]} for {dataset[:12]}",
+        )
+
+    def set_consent(self, subject: str, purpose: str, given: bool) -> Call:
+        """Give or withdraw ``subject``'s consent to ``purpose``."""
+        return self._call(
+            "setConsent",
+            [to_checksum_address(subject), purpose_bytes(purpose), given],
+            f"consent {'given' if given else 'withdrawn'} for {purpose}",
+        )
+
+    # -- reads -----------------------------------------------------------------------
+    def has_access(self, asset: str, grantee: str, mode: int, purpose: str) -> bool:
+        """Whether ``grantee`` may now use ``asset`` in ``mode`` for ``purpose``."""
+        fn = self.contract.functions.hasAccess(
+            _b32(asset), to_checksum_address(grantee), mode, purpose_bytes(purpose)
+        )
+        return bool(fn.call())
+
+    def grant_of(self, asset: str, grantee: str) -> GrantView | None:
+        """The stored grant of ``grantee`` on ``asset``, or None."""
+        modes, purpose, expiry, grantor = self.contract.functions.grantOf(
+            _b32(asset), to_checksum_address(grantee)
+        ).call()
+        if not modes:
+            return None
+        return GrantView(
+            asset=asset, grantee=to_checksum_address(grantee), modes=mode_names(int(modes)),
+            purpose=purpose_name(purpose), expiry=int(expiry), grantor=str(grantor),
+        )  # fmt: skip
+
+    def is_approved(self, dataset: str, algorithm: str) -> bool:
+        """Whether ``algorithm`` is approved for ``dataset``."""
+        return bool(self.contract.functions.isApproved(_b32(dataset), _b32(algorithm)).call())
+
+    def has_withdrawn(self, subject: str, purpose: str) -> bool:
+        """Whether ``subject`` withdrew consent to ``purpose``."""
+        fn = self.contract.functions.hasWithdrawn(
+            to_checksum_address(subject), purpose_bytes(purpose)
+        )
+        return bool(fn.call())
+
+    def events(self, w3: Web3, *, from_block: int = 0, to_block: int | None = None
+               ) -> list[GrantEvent]:  # fmt: skip
+        """Every event of the contract in the block range, in chain order."""
+        logs = w3.eth.get_logs(
+            {
+                "address": self.address,
+                "fromBlock": from_block,
+                "toBlock": "latest" if to_block is None else to_block,
+            }  # fmt: skip
+        )
+        out = []
+        for log in logs:
+            for event in ("AccessGranted", "AccessRevoked", "AlgorithmApproval", "ConsentChanged"):
+                handler = getattr(self.contract.events, event)()
+                try:
+                    decoded = handler.process_log(log)
+                except Exception:  # web3 raises MismatchedABI for the other events
+                    continue
+                out.append(
+                    GrantEvent(
+                        name=event,
+                        block=int(log["blockNumber"]),
+                        tx="0x" + bytes(log["transactionHash"]).hex(),
+                        args={k: _plain(v) for k, v in decoded["args"].items()},
+                    )
+                )
+                break
+        return out
+
+    def withdrawn_subjects(self, w3: Web3, purpose: str, *, from_block: int = 0) -> set[str]:
+        """Subjects (lowercase addresses) whose consent to ``purpose`` is now withdrawn."""
+        state: dict[str, bool] = {}
+        wanted = purpose_bytes(purpose).hex()
+        for event in self.events(w3, from_block=from_block):
+            if event.name == "ConsentChanged" and event.args["purpose"] == wanted:
+                state[str(event.args["subject"]).lower()] = not event.args["given"]
+        return {subject for subject, withdrawn in state.items() if withdrawn}
