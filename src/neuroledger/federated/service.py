@@ -40,11 +40,11 @@ from neuroledger.federated.process import (
 from neuroledger.identity.did import format_did
 from neuroledger.identity.keystore import Keystore
 from neuroledger.identity.registry import RegistryClient
-from neuroledger.identity.resolver import resolve_did
+from neuroledger.identity.service import published_x25519
 from neuroledger.provenance import Provenance
 from neuroledger.store import FileStore
 
-__all__ = ["FederatedTasks", "adopt_deployment", "published_x25519"]
+__all__ = ["FederatedTasks", "adopt_deployment"]
 
 log = logging.getLogger("neuroledger.federated")
 
@@ -64,24 +64,6 @@ def adopt_deployment(chain: Chain, shared: Path) -> None:
     if source.is_file():
         chain.settings.deployments_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, store.path(chain.chain_id))
-
-
-def published_x25519(chain: Chain, identity: str) -> bytes:
-    """The X25519 key-agreement key ``identity`` published in the DID registry."""
-    did = format_did(chain.chain_id, identity)
-    document = resolve_did(
-        chain.w3, chain.contract("DIDRegistry"), did, chain_id=chain.chain_id
-    ).document
-    keys = [
-        m["publicKeyBase64"]
-        for m in document.get("verificationMethod", [])
-        if m.get("type") == "X25519KeyAgreementKey2019" and "publicKeyBase64" in m
-    ]
-    if not keys:
-        raise FederatedError(
-            f"{did} has published no X25519 key; run `neuroledger identity publish NAME`"
-        )
-    return base64.b64decode(keys[-1])
 
 
 class FederatedTasks:

@@ -12,12 +12,30 @@ from neuroledger.identity.keystore import IdentityRecord, Keystore
 from neuroledger.identity.registry import X25519_ATTRIBUTE, RegistryClient
 from neuroledger.identity.resolver import ResolvedDID, resolve_did
 
-__all__ = ["KEY_VALIDITY_SECONDS", "Identities", "Rotation"]
+__all__ = ["KEY_VALIDITY_SECONDS", "Identities", "Rotation", "published_x25519"]
 
 #: How long a published key-agreement key stays valid: ten years.
 KEY_VALIDITY_SECONDS = 10 * 365 * 24 * 3600
 
 REGISTRY = "DIDRegistry"
+
+
+def published_x25519(chain: Chain, identity: str) -> bytes:
+    """The X25519 key-agreement key that ``identity`` (an address) published in the DID registry."""
+    did = format_did(chain.chain_id, identity)
+    document = resolve_did(
+        chain.w3, chain.contract(REGISTRY), did, chain_id=chain.chain_id
+    ).document
+    keys = [
+        m["publicKeyBase64"]
+        for m in document.get("verificationMethod", [])
+        if m.get("type") == "X25519KeyAgreementKey2019" and "publicKeyBase64" in m
+    ]
+    if not keys:
+        raise IdentityError(
+            f"{did} has published no X25519 key; its owner runs `neuroledger identity publish NAME`"
+        )
+    return base64.b64decode(keys[-1])
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,7 @@ class GrantsClient:
                 "address": self.address,
                 "fromBlock": from_block,
                 "toBlock": "latest" if to_block is None else to_block,
-            }  # fmt: skip
+            }
         )
         out = []
         for log in logs:

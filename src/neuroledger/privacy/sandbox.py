@@ -147,10 +147,11 @@ def run_sandboxed(
     data: Path,
     *,
     outputs: Sequence[str],
-    limits: JobLimits = JobLimits(),
+    limits: JobLimits | None = None,
     release_to: Path,
 ) -> SandboxResult:
     """Run ``algorithm`` on a read-only copy of ``data``; release declared outputs to ``release_to``."""
+    limits = limits or JobLimits()
     check_isolation()
     with tempfile.TemporaryDirectory(prefix="nl-job-") as tmp:
         root = Path(tmp)

@@ -33,6 +33,7 @@ KINDS: dict[str, int] = {
     "deployment": 6,
     "agent": 7,
     "federated-round": 8,
+    "job-output": 9,
 }
 
 #: On-chain status codes.

@@ -212,7 +212,8 @@ class Provenance:
             raise ProvenanceError("a parent is listed twice; list each parent once")
         return resolved
 
-    def _check_new(self, asset_id: str) -> None:
+    def check_new(self, asset_id: str) -> None:
+        """Raise unless ``asset_id`` is still unregistered (the message names the existing asset)."""
         owner, _, status = self.registry.asset_of(asset_id)
         if status != 0:
             raise ProvenanceError(
@@ -320,7 +321,7 @@ class Provenance:
         identity = self._identity(owner)
         account = self.keystore.owner_account(signer or owner)
         parent_ids = self._check_parents(parents)
-        self._check_new(asset_id)
+        self.check_new(asset_id)
         raw = check_size(document)
         for blob in blobs:
             self.store.put(blob)
@@ -379,7 +380,7 @@ class Provenance:
             finished=finished,
             parameters=parameters,
         )
-        self._check_new(manifest.digest)
+        self.check_new(manifest.digest)
         run = self.register_document(
             statement, kind="training-run", owner=owner, parents=[i.asset_id for i in run_inputs],
             license=license, signer=signer,

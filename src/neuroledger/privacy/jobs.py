@@ -1,0 +1,280 @@
+"""Compute-to-data jobs at the owner's side: checked, queued, run confined, outputs registered.
+
+A job names a dataset in the owner's vault and carries an algorithm whose
+digest (its asset id as a code asset) the owner approved for that dataset on
+chain. The owner's worker decrypts the data into a private directory, drops
+the records of data subjects who withdrew consent to the job's purpose (CSV
+files with a ``subject`` column), runs the algorithm in the sandbox, releases
+only its declared outputs, and registers each as a ``job-output`` asset whose
+parents are the dataset and the algorithm. Jobs and their states live in
+``<root>/<job id>/job.json``; a restart requeues queued jobs and fails the one
+that was running.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import queue
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neuroledger._fs import atomic_write
+from neuroledger.errors import AccessDeniedError, PrivacyError, SandboxError
+from neuroledger.privacy.sandbox import JobLimits, declared_outputs, run_sandboxed
+from neuroledger.privacy.service import PrivateData
+
+__all__ = ["Job", "Jobs", "filter_consent"]
+
+log = logging.getLogger(__name__)
+
+#: The largest algorithm accepted (bytes of Python source).
+MAX_ALGORITHM = 256 * 1024
+
+
+@dataclass
+class Job:
+    """One job and what became of it."""
+
+    id: str
+    dataset: str
+    algorithm: str
+    requester: str  # address
+    purpose: str
+    status: str = "queued"  # queued, running, succeeded, failed, killed
+    reason: str = ""
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> digest, asset
+    withheld: list[str] = field(default_factory=list)
+    records: int | None = None
+    excluded: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The job as a JSON object."""
+        return asdict(self)
+
+
+def filter_consent(src: Path, dst: Path, withdrawn: set[str]) -> tuple[int, int]:
+    """Copy CSV ``src`` to ``dst`` without rows whose ``subject`` withdrew; return (kept, excluded).
+
+    A file that is not a CSV with a ``subject`` column is copied whole: it has
+    no per-subject records to exclude.
+    """
+    with open(src, newline="", encoding="utf-8", errors="strict") as f:
+        try:
+            reader = csv.reader(f)
+            header = next(reader, None)
+        except (UnicodeDecodeError, csv.Error):
+            header = None
+        if header is None or "subject" not in header:
+            dst.write_bytes(src.read_bytes())
+            return -1, 0
+        column = header.index("subject")
+        kept = excluded = 0
+        with open(dst, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(header)
+            for row in reader:
+                subject = row[column].strip().lower() if column < len(row) else ""
+                if subject.startswith("did:ethr:"):
+                    subject = subject.rsplit(":", 1)[-1]
+                if subject in withdrawn:
+                    excluded += 1
+                    continue
+                writer.writerow(row)
+                kept += 1
+    return kept, excluded
+
+
+class Jobs:
+    """The job queue of one data owner, with one worker thread."""
+
+    def __init__(
+        self,
+        data: PrivateData,
+        *,
+        owner: str,
+        root: Path,
+        limits: JobLimits | None = None,
+        audit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.data = data
+        self.owner = owner
+        self.root = root
+        self.limits = limits or JobLimits()
+        self.audit = audit
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        root.mkdir(parents=True, exist_ok=True)
+        for job in self._all():
+            if job.status == "running":
+                job.status, job.reason, job.finished = (
+                    "failed",
+                    "interrupted by a restart",
+                    time.time(),
+                )
+                self._save(job)
+            elif job.status == "queued":
+                self._queue.put(job.id)
+
+    # -- records -----------------------------------------------------------------------
+    def _path(self, job_id: str) -> Path:
+        if len(job_id) != 32 or any(c not in "0123456789abcdef" for c in job_id):
+            raise PrivacyError(f"{job_id!r} is not a job id (32 hex digits)")
+        return self.root / job_id
+
+    def _save(self, job: Job) -> None:
+        atomic_write(self._path(job.id) / "job.json", json.dumps(job.to_json()).encode())
+
+    def _all(self) -> list[Job]:
+        jobs = []
+        for path in sorted(self.root.glob("*/job.json")):
+            jobs.append(Job(**json.loads(path.read_text())))
+        return jobs
+
+    def get(self, job_id: str) -> Job:
+        """Job ``job_id``."""
+        try:
+            return Job(**json.loads((self._path(job_id) / "job.json").read_text()))
+        except FileNotFoundError:
+            raise PrivacyError(f"no job {job_id}; `neuroledger job submit` starts one") from None
+
+    def output(self, job_id: str, name: str) -> Path:
+        """The released output ``name`` of a finished job."""
+        job = self.get(job_id)
+        if name not in job.outputs:
+            raise PrivacyError(
+                f"job {job_id} released no output named {name!r} (released: "
+                f"{', '.join(job.outputs) or 'none'})"
+            )
+        return self._path(job_id) / "outputs" / name
+
+    # -- submission --------------------------------------------------------------------
+    def submit(self, dataset: str, *, requester: str, purpose: str, code: bytes) -> Job:
+        """Check and queue a job; raise :class:`AccessDeniedError` if its algorithm is not approved."""
+        if len(code) > MAX_ALGORITHM:
+            raise SandboxError(
+                f"the algorithm is over {MAX_ALGORITHM // 1024} KiB; send the code only"
+            )
+        outputs = declared_outputs(code)
+        self.data.vault.entry(dataset)  # raises if the dataset is not in this vault
+        job = Job(id=secrets.token_hex(16), dataset=dataset, algorithm="", requester=requester,
+                  purpose=purpose)  # fmt: skip
+        directory = self._path(job.id)
+        directory.mkdir(parents=True)
+        (directory / "algorithm.py").write_bytes(code)
+        job.algorithm = self.data.provenance.manifest(
+            directory / "algorithm.py", use_cache=False
+        ).digest
+        if not self.data.grants.is_approved(dataset, job.algorithm):
+            (directory / "algorithm.py").unlink()
+            directory.rmdir()
+            raise AccessDeniedError(
+                f"algorithm {job.algorithm[:12]} is not approved for dataset {dataset[:12]}; the "
+                "owner approves it with `neuroledger grant approve DATASET ALGORITHM`"
+            )
+        (directory / "outputs.json").write_text(json.dumps(outputs))
+        self._save(job)
+        self._queue.put(job.id)
+        self._start()
+        return job
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._run, name="jobs", daemon=True)
+                self._worker.start()
+
+    def _run(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            try:
+                self.run(job_id)
+            except Exception:  # a job's failure is recorded; the worker goes on
+                log.exception("job %s failed", job_id)
+
+    def wait(self, job_id: str, timeout: float = 300.0) -> Job:
+        """Block until job ``job_id`` is finished."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if job.status not in ("queued", "running"):
+                return job
+            if time.monotonic() > deadline:
+                raise PrivacyError(f"job {job_id} is still {job.status} after {timeout:g} s")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        """Stop the worker after the running job."""
+        self._queue.put(None)
+        if self._worker is not None:
+            self._worker.join(timeout=self.limits.wall_seconds + 10)
+
+    # -- running -----------------------------------------------------------------------
+    def run(self, job_id: str) -> Job:
+        """Run a queued job now (the worker calls this)."""
+        job = self.get(job_id)
+        if job.status != "queued":
+            return job
+        job.status = "running"
+        self._save(job)
+        directory = self._path(job_id)
+        outputs = json.loads((directory / "outputs.json").read_text())
+        try:
+            with tempfile.TemporaryDirectory(prefix="nl-data-") as tmp:
+                plain = Path(tmp) / "plain"
+                with open(plain, "wb") as out:
+                    self.data.vault.decrypt(
+                        job.dataset, identity=self.data.identity(self.owner),
+                        private=self.data.keystore.x25519_private(self.owner), out=out,
+                    )  # fmt: skip
+                name = self.data.vault.entry(job.dataset).name
+                usable = Path(tmp) / name
+                kept, excluded = filter_consent(plain, usable, self.data.withdrawn(job.purpose))
+                plain.unlink()
+                job.records = None if kept < 0 else kept
+                job.excluded = excluded
+                result = run_sandboxed(directory / "algorithm.py", usable, outputs=outputs,
+                                       limits=self.limits, release_to=directory / "outputs")  # fmt: skip
+        except SandboxError as exc:
+            job.status, job.reason = "failed", str(exc)
+        else:
+            job.status, job.reason = result.status, result.reason
+            job.withheld = result.withheld
+            if result.status == "succeeded":
+                self._register_outputs(job, result.released)
+        job.finished = time.time()
+        self._save(job)
+        if self.audit is not None:
+            self.audit({
+                "event_type": f"job.{job.status}", "job": job.id, "dataset": job.dataset,
+                "algorithm": job.algorithm, "requester": job.requester, "purpose": job.purpose,
+                "reason": job.reason, "excluded_records": job.excluded,
+                "outputs": {n: o["digest"] for n, o in job.outputs.items()},
+                "withheld": job.withheld,
+            })  # fmt: skip
+        return job
+
+    def _register_outputs(self, job: Job, released: dict[str, Path]) -> None:
+        provenance = self.data.provenance
+        for name, path in sorted(released.items()):
+            digest = provenance.manifest(path, use_cache=False).digest
+            _, _, status = provenance.registry.asset_of(digest)
+            if status == 0:
+                provenance.register(
+                    path, kind="job-output", owner=self.owner, parents=[job.dataset, job.algorithm],
+                    metadata={"job": job.id, "requester": self.data.did(job.requester),
+                              "purpose": job.purpose, "excluded_records": job.excluded},
+                )  # fmt: skip
+            job.outputs[name] = {"digest": digest, "asset": digest}

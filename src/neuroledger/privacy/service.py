@@ -1,0 +1,217 @@
+"""Private data of one home: protect (encrypt + register), grant, revoke, approve, consent.
+
+docs/privacy.md walks through it on the embedded chain.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from neuroledger.chain.client import Chain
+from neuroledger.errors import PrivacyError
+from neuroledger.identity.did import format_did, parse_did
+from neuroledger.identity.keystore import Keystore
+from neuroledger.identity.service import published_x25519
+from neuroledger.privacy import age
+from neuroledger.privacy.grants import CONTRACT, GrantsClient, GrantView, mode_bits, mode_names
+from neuroledger.privacy.requests import Domain
+from neuroledger.privacy.vault import Vault
+from neuroledger.provenance import Provenance
+from neuroledger.provenance.service import Registration
+
+__all__ = ["GrantReceipt", "PrivateData", "parse_duration"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``30s``, ``15m``, ``12h``, ``7d`` or ``2w``."""
+    text = text.strip()
+    if len(text) >= 2 and text[:-1].isdigit() and text[-1] in _UNITS and int(text[:-1]) > 0:
+        return int(text[:-1]) * _UNITS[text[-1]]
+    raise PrivacyError(f"duration {text!r} is not understood; write e.g. 30m, 12h, 7d or 2w")
+
+
+@dataclass(frozen=True)
+class GrantReceipt:
+    """What a grant did."""
+
+    asset: str
+    grantee: str
+    modes: list[str]
+    purpose: str
+    expiry: int
+    tx_hash: str
+    wrapped: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The receipt as a JSON object."""
+        return self.__dict__.copy()
+
+
+class PrivateData:
+    """Encrypted assets, grants and consent, seen from one home."""
+
+    def __init__(
+        self, chain: Chain, keystore: Keystore, provenance: Provenance, home: Path
+    ) -> None:
+        self.chain = chain
+        self.keystore = keystore
+        self.provenance = provenance
+        self.vault = Vault(home / "vault")
+        self.grants = GrantsClient(chain.contract(CONTRACT))
+
+    @property
+    def domain(self) -> Domain:
+        """The EIP-712 domain of gateway requests on this chain."""
+        return Domain(self.chain.chain_id, self.grants.address)
+
+    def identity(self, who: str) -> str:
+        """The address of an identity given by local name, ``did:ethr`` or address."""
+        if who.startswith("did:"):
+            return parse_did(who).address
+        if who.startswith("0x") and len(who) == 42:
+            return self.chain.w3.to_checksum_address(who)
+        return self.keystore.get(who).identity
+
+    def did(self, who: str) -> str:
+        """The ``did:ethr`` of an identity."""
+        return format_did(self.chain.chain_id, self.identity(who))
+
+    def recipient(self, who: str) -> bytes:
+        """The X25519 key ``who`` published in the DID registry."""
+        return published_x25519(self.chain, self.identity(who))
+
+    def _send(self, actor: str, call: Any) -> str:
+        return self.chain.sender(self.keystore.owner_account(actor)).send(call).tx_hash
+
+    # -- encryption --------------------------------------------------------------------
+    def protect(self, path: Path, *, owner: str, kind: str = "dataset", license: str = "",
+                metadata: dict[str, Any] | None = None) -> Registration:  # fmt: skip
+        """Encrypt the file at ``path`` into the vault and register it as ``owner``'s asset.
+
+        The asset's id is the file's digest, as for any asset; the vault keeps
+        the only copy, encrypted to the owner's published X25519 key.
+        Nothing stays in the vault if registration fails.
+        """
+        if not path.is_file():
+            raise PrivacyError(f"{path} is not a file; encrypt one data file at a time")
+        owner_key = self.recipient(owner)
+        if owner_key != age.x25519_public(self.keystore.x25519_private(owner)):
+            raise PrivacyError(
+                f"the X25519 key {owner} published differs from its key in this home; run "
+                f"`neuroledger identity publish {owner}`"
+            )
+        asset_id = self.provenance.manifest(path).digest
+        self.provenance.check_new(asset_id)
+        with open(path, "rb") as src:
+            self.vault.put(asset_id, src, name=path.name, owner=self.identity(owner),
+                           owner_key=owner_key)  # fmt: skip
+        try:
+            user = {"encryption": "age-v1", **(metadata or {})}
+            return self.provenance.register(
+                path, kind=kind, owner=owner, license=license, metadata=user
+            )
+        except BaseException:
+            self.vault.remove(asset_id)
+            raise
+
+    def decrypt(self, asset: str, *, identity: str, out: Path) -> int:
+        """Decrypt a vault asset with ``identity``'s key into ``out`` (atomically)."""
+        from neuroledger._fs import atomic_writer
+
+        asset_id = self.provenance.resolve(asset)
+        with atomic_writer(out) as dst:
+            return self.vault.decrypt(
+                asset_id, identity=self.identity(identity),
+                private=self.keystore.x25519_private(identity), out=dst,
+            )  # fmt: skip
+
+    # -- grants ------------------------------------------------------------------------
+    def grant(self, asset: str, grantee: str, *, modes: str, purpose: str, expires_in: int,
+              owner: str) -> GrantReceipt:  # fmt: skip
+        """Grant ``grantee`` access to ``asset`` for ``expires_in`` seconds.
+
+        A download grant also wraps the file key for the grantee's published
+        X25519 key (the payload is not touched); a compute-only grant gives no key.
+        """
+        asset_id = self.provenance.resolve(asset)
+        bits = mode_bits(modes)
+        grantee_address = self.identity(grantee)
+        owner_address = self.identity(owner)
+        asset_owner, _, _ = self.provenance.registry.asset_of(asset_id)
+        if asset_owner.lower() != owner_address.lower():
+            raise PrivacyError(
+                f"{owner} does not own asset {asset_id[:12]} (its owner is "
+                f"{format_did(self.chain.chain_id, asset_owner)}); grant as the owner"
+            )
+        expiry = int(time.time()) + expires_in
+        wrapped = False
+        if bits & 1:
+            key = published_x25519(self.chain, grantee_address)
+            had = grantee_address.lower() in self.vault.entry(asset_id).wraps
+            self.vault.add_wrap(asset_id, owner=owner_address,
+                                owner_private=self.keystore.x25519_private(owner),
+                                identity=grantee_address, identity_key=key)  # fmt: skip
+            wrapped = not had
+        try:
+            tx = self._send(
+                owner, self.grants.grant(asset_id, grantee_address, bits, purpose, expiry)
+            )
+        except BaseException:
+            if wrapped:
+                self.vault.drop_wrap(asset_id, grantee_address)
+            raise
+        if not bits & 1 and self.vault.has(asset_id):
+            self.vault.drop_wrap(asset_id, grantee_address)  # a compute-only grant holds no key
+        return GrantReceipt(asset_id, grantee_address, mode_names(bits), purpose, expiry, tx,
+                            bits & 1 == 1)  # fmt: skip
+
+    def revoke(self, asset: str, grantee: str, *, owner: str) -> str:
+        """Revoke ``grantee``'s grant on ``asset`` and delete its key wrap."""
+        asset_id = self.provenance.resolve(asset)
+        grantee_address = self.identity(grantee)
+        if self.grants.grant_of(asset_id, grantee_address) is None:
+            raise PrivacyError(
+                f"{grantee} holds no grant on asset {asset_id[:12]}; `neuroledger grant list` shows them"
+            )
+        tx = self._send(owner, self.grants.revoke(asset_id, grantee_address))
+        if self.vault.has(asset_id):
+            self.vault.drop_wrap(asset_id, grantee_address)
+        return tx
+
+    def approve(self, dataset: str, algorithm: str, *, owner: str, approved: bool = True) -> str:
+        """Approve (or stop approving) code asset ``algorithm`` to run on ``dataset``."""
+        dataset_id = self.provenance.resolve(dataset)
+        algorithm_id = self.provenance.resolve(algorithm)
+        _, kind, _ = self.provenance.registry.asset_of(algorithm_id)
+        if kind != 2:
+            raise PrivacyError(
+                f"asset {algorithm_id[:12]} is not a code asset; register the algorithm with "
+                "`neuroledger asset register FILE --kind code`"
+            )
+        return self._send(owner, self.grants.approve_algorithm(dataset_id, algorithm_id, approved))
+
+    def consent(self, subject: str, purpose: str, *, given: bool) -> str:
+        """``subject`` gives or withdraws consent to ``purpose``."""
+        return self._send(subject, self.grants.set_consent(self.identity(subject), purpose, given))
+
+    def list_grants(self, asset: str | None = None) -> list[GrantView]:
+        """Grants that hold now (unexpired, not revoked), optionally for one asset."""
+        asset_id = self.provenance.resolve(asset) if asset else None
+        seen: set[tuple[str, str]] = set()
+        for event in self.grants.events(self.chain.w3):
+            if event.name == "AccessGranted" and (
+                asset_id is None or event.args["asset"] == asset_id
+            ):
+                seen.add((str(event.args["asset"]), str(event.args["grantee"])))
+        now = int(time.time())
+        views = [self.grants.grant_of(a, g) for a, g in sorted(seen)]
+        return [v for v in views if v is not None and v.expiry > now]
+
+    def withdrawn(self, purpose: str) -> set[str]:
+        """Subjects (lowercase addresses) who withdrew consent to ``purpose``."""
+        return self.grants.withdrawn_subjects(self.chain.w3, purpose)
