@@ -9,7 +9,7 @@ from typing import Annotated
 import click
 import typer
 
-from neuroledger.cli import asset, audit, fl, identity, node
+from neuroledger.cli import asset, audit, fl, identity, node, privacy
 from neuroledger.cli._context import CLIContext, emit, err_console, settings_from_env
 from neuroledger.cli.demo import demo
 from neuroledger.errors import NeuroLedgerError
@@ -26,6 +26,11 @@ app.add_typer(identity.app, name="identity")
 app.add_typer(asset.app, name="asset")
 app.add_typer(audit.app, name="audit")
 app.add_typer(fl.app, name="fl")
+app.add_typer(privacy.data_app, name="data")
+app.add_typer(privacy.grant_app, name="grant")
+app.add_typer(privacy.consent_app, name="consent")
+app.add_typer(privacy.job_app, name="job")
+app.add_typer(privacy.gateway_app, name="gateway")
 app.command("demo")(demo)
 
 

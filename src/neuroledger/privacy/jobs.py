@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroledger._fs import atomic_write
+from neuroledger.audit import AuditEvent
 from neuroledger.errors import AccessDeniedError, PrivacyError, SandboxError
 from neuroledger.privacy.sandbox import JobLimits, declared_outputs, run_sandboxed
 from neuroledger.privacy.service import PrivateData
@@ -94,6 +95,10 @@ def filter_consent(src: Path, dst: Path, withdrawn: set[str]) -> tuple[int, int]
     return kept, excluded
 
 
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
 class Jobs:
     """The job queue of one data owner, with one worker thread."""
 
@@ -104,7 +109,7 @@ class Jobs:
         owner: str,
         root: Path,
         limits: JobLimits | None = None,
-        audit: Callable[[dict[str, Any]], None] | None = None,
+        audit: Callable[[AuditEvent], object] | None = None,
     ) -> None:
         self.data = data
         self.owner = owner
@@ -257,13 +262,16 @@ class Jobs:
         job.finished = time.time()
         self._save(job)
         if self.audit is not None:
-            self.audit({
-                "event_type": f"job.{job.status}", "job": job.id, "dataset": job.dataset,
-                "algorithm": job.algorithm, "requester": job.requester, "purpose": job.purpose,
-                "reason": job.reason, "excluded_records": job.excluded,
-                "outputs": {n: o["digest"] for n, o in job.outputs.items()},
-                "withheld": job.withheld,
-            })  # fmt: skip
+            self.audit(AuditEvent(
+                system="neuroledger-jobs", event_type=f"job.{job.status}",
+                start=_iso(job.created), end=_iso(job.finished or time.time()),
+                input_digest=job.algorithm, reference_data_id=job.dataset,
+                output_digest=",".join(o["digest"] for o in job.outputs.values()) or None,
+                operator=self.data.did(job.requester), risk_flag=job.status != "succeeded",
+                details={"job": job.id, "purpose": job.purpose, "reason": job.reason,
+                         "records": job.records, "excluded_records": job.excluded,
+                         "outputs": sorted(job.outputs), "withheld": job.withheld},
+            ))  # fmt: skip
         return job
 
     def _register_outputs(self, job: Job, released: dict[str, Path]) -> None:

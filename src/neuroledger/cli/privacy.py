@@ -1,0 +1,450 @@
+"""``neuroledger data|grant|consent|job|gateway …``: private data under owner-granted access."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from neuroledger._fs import atomic_write
+from neuroledger.cli._context import CLIContext, console, emit
+from neuroledger.errors import PrivacyError
+from neuroledger.privacy import age
+from neuroledger.privacy.client import GatewayClient
+from neuroledger.privacy.grants import purpose_bytes
+from neuroledger.privacy.service import PrivateData, parse_duration
+
+data_app = typer.Typer(
+    help="Encrypt, decrypt and fetch private data (age format, DID-published keys)."
+)
+grant_app = typer.Typer(help="Grant, revoke and list access to private assets; approve algorithms.")
+consent_app = typer.Typer(help="Data subjects give or withdraw consent to a purpose.")
+job_app = typer.Typer(help="Compute-to-data: run an approved algorithm on data you cannot see.")
+gateway_app = typer.Typer(help="The access gateway: serve grants over HTTP, audited.")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+GatewayOpt = Annotated[
+    str, typer.Option("--gateway", help="Gateway URL, e.g. http://127.0.0.1:8700.")
+]
+IdentityOpt = Annotated[str, typer.Option("--identity", help="Local identity making the request.")]
+PurposeOpt = Annotated[str, typer.Option("--purpose", help="Purpose of the use, e.g. research.")]
+OwnerOpt = Annotated[str, typer.Option("--owner", help="Local identity that owns the asset.")]
+
+
+def _data(ctx: typer.Context) -> PrivateData:
+    c: CLIContext = ctx.obj
+    return PrivateData(c.chain(), c.keystore(), c.provenance(), c.settings.home)
+
+
+def _client(ctx: typer.Context, data: PrivateData, url: str, identity: str) -> GatewayClient:
+    c: CLIContext = ctx.obj
+    return GatewayClient(
+        url, identity=data.identity(identity), account=c.keystore().owner_account(identity),
+        domain=data.domain,
+    )  # fmt: skip
+
+
+# -- data ----------------------------------------------------------------------------------------
+@data_app.command("encrypt")
+def encrypt(
+    ctx: typer.Context,
+    path: Path,
+    owner: Annotated[
+        str | None,
+        typer.Option("--owner", help="Keep it in NAME's vault and register it as NAME's dataset."),
+    ] = None,
+    to: Annotated[
+        list[str] | None,
+        typer.Option("--to", help="Recipient: identity name, did:ethr or age1… key (repeatable)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Where to write the .age file (with --to).")
+    ] = None,
+    license: Annotated[
+        str, typer.Option("--license", help="SPDX license of the dataset (with --owner).")
+    ] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Encrypt a file: into the owner's vault as a registered dataset, or to recipients' published keys."""
+    if (owner is None) == (not to):
+        raise PrivacyError(
+            "give either --owner NAME (vault + register) or --to WHO -o FILE (a .age file)"
+        )
+    if not path.is_file():
+        raise PrivacyError(f"{path} is not a file; give the data file to encrypt")
+    data = _data(ctx)
+    if owner is not None:
+        registration = data.protect(path, owner=owner, license=license)
+        emit(
+            {"asset": registration.asset_id, "owner": registration.owner, "tx": registration.tx_hash,
+             "vault": str(data.vault.entry(registration.asset_id).payload.parent)},
+            as_json=as_json,
+            human=f"encrypted {path.name} into the vault of {owner} and registered dataset "
+            f"{registration.asset_id}",
+        )  # fmt: skip
+        return
+    if out is None:
+        raise PrivacyError("--to needs -o FILE: where to write the encrypted file")
+    keys = [age.parse_recipient(w) if w.startswith("age1") else data.recipient(w) for w in to or []]
+    size = age.encrypt_file(path, out, keys)
+    emit({"out": str(out), "bytes": size, "recipients": [age.recipient_string(k) for k in keys]},
+         as_json=as_json, human=f"encrypted {size} bytes to {len(keys)} recipient(s): {out}")  # fmt: skip
+
+
+@data_app.command("decrypt")
+def decrypt(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="An .age file, or an asset id with --asset.")],
+    identity: IdentityOpt,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the plaintext.")],
+    asset: Annotated[
+        bool, typer.Option("--asset", help="SOURCE is an asset in this home's vault.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decrypt an .age file (or a vault asset) with an identity's X25519 key."""
+    c: CLIContext = ctx.obj
+    if asset:
+        size = _data(ctx).decrypt(source, identity=identity, out=out)
+    else:
+        if not Path(source).is_file():
+            raise PrivacyError(f"{source} is not a file; give the .age file (or --asset ID)")
+        size = age.decrypt_file(source, out, c.keystore().x25519_private(identity))
+    emit(
+        {"out": str(out), "bytes": size},
+        as_json=as_json,
+        human=f"decrypted {size} bytes into {out}",
+    )
+
+
+@data_app.command("fetch")
+def fetch(
+    ctx: typer.Context,
+    asset: str,
+    gateway: GatewayOpt,
+    identity: IdentityOpt,
+    purpose: PurposeOpt,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the data.")],
+    encrypted: Annotated[
+        bool, typer.Option("--encrypted", help="Keep the .age file; do not decrypt.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download an asset you hold a download grant for, through the owner's gateway."""
+    c: CLIContext = ctx.obj
+    data = _data(ctx)
+    client = _client(ctx, data, gateway, identity)
+    private = None if encrypted else c.keystore().x25519_private(identity)
+    asset_id = data.provenance.resolve(asset)
+    size = client.download(asset_id, purpose, out, private=private)
+    emit({"asset": asset_id, "out": str(out), "bytes": size, "decrypted": not encrypted},
+         as_json=as_json, human=f"fetched {size} bytes of {asset_id[:12]} into {out}")  # fmt: skip
+
+
+@data_app.command("key")
+def key(
+    ctx: typer.Context,
+    identity: str,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Identity file to write (mode 0600).")],
+) -> None:
+    """Write an identity's X25519 key as an age identity file, for `age -d -i FILE`."""
+    c: CLIContext = ctx.obj
+    private = c.keystore().x25519_private(identity)
+    text = (
+        f"# age identity of NeuroLedger identity {identity}\n"
+        f"# public key: {age.recipient_string(age.x25519_public(private))}\n"
+        f"{age.identity_string(private)}\n"
+    )
+    atomic_write(out, text.encode(), mode=0o600)
+    console.print(
+        f"wrote the age identity of {identity} to {out} (keep it secret)", highlight=False
+    )
+
+
+@data_app.command("list")
+def list_vault(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Encrypted assets in this home's vault, with who holds a key wrap."""
+    c: CLIContext = ctx.obj
+    from neuroledger.privacy.vault import Vault
+
+    entries: list[dict[str, Any]] = [
+        {"asset": e.asset_id, "name": e.name, "bytes": e.size, "wraps": list(e.wraps)}
+        for e in Vault(c.settings.home / "vault").entries()
+    ]
+    lines = [
+        f"{e['asset'][:12]}  {e['name']}  {e['bytes']} bytes  wraps: {len(e['wraps'])}"
+        for e in entries
+    ]
+    emit(entries, as_json=as_json, human="\n".join(lines) or "the vault is empty")
+
+
+# -- grants --------------------------------------------------------------------------------------
+@grant_app.command("add")
+def grant_add(
+    ctx: typer.Context,
+    asset: str,
+    grantee: Annotated[str, typer.Argument(help="Identity name, did:ethr or address.")],
+    owner: OwnerOpt,
+    purpose: PurposeOpt,
+    mode: Annotated[str, typer.Option("--mode", help="download, compute or both.")] = "compute",
+    expires: Annotated[
+        str, typer.Option("--expires", help="How long it holds: 30m, 12h, 7d, 2w.")
+    ] = "30d",
+    as_json: JsonOpt = False,
+) -> None:
+    """Grant an identity access to an asset for a purpose until an expiry."""
+    purpose_bytes(purpose)
+    receipt = _data(ctx).grant(asset, grantee, modes=mode, purpose=purpose,
+                               expires_in=parse_duration(expires), owner=owner)  # fmt: skip
+    emit(receipt.to_json(), as_json=as_json,
+         human=f"granted {'+'.join(receipt.modes)} of {receipt.asset[:12]} to {receipt.grantee} for "
+         f"{purpose} until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(receipt.expiry))}"
+         + (" (key wrapped)" if receipt.wrapped else ""))  # fmt: skip
+
+
+@grant_app.command("revoke")
+def grant_revoke(
+    ctx: typer.Context, asset: str, grantee: str, owner: OwnerOpt, as_json: JsonOpt = False
+) -> None:
+    """Revoke a grant; the gateway honours it within its cache bound."""
+    tx = _data(ctx).revoke(asset, grantee, owner=owner)
+    emit({"tx": tx}, as_json=as_json, human=f"revoked the grant of {grantee} on {asset[:12]}")
+
+
+@grant_app.command("list")
+def grant_list(
+    ctx: typer.Context,
+    asset: Annotated[str | None, typer.Argument()] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grants that hold now (unexpired, unrevoked), for one asset or all."""
+    views = _data(ctx).list_grants(asset)
+    rows = [v.to_json() for v in views]
+    lines = [
+        f"{v.asset[:12]}  {v.grantee}  {'+'.join(v.modes)}  {v.purpose}  until "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(v.expiry))}"
+        for v in views
+    ]
+    emit(rows, as_json=as_json, human="\n".join(lines) or "no grants hold")
+
+
+@grant_app.command("approve")
+def grant_approve(
+    ctx: typer.Context,
+    dataset: str,
+    algorithm: Annotated[
+        str, typer.Argument(help="The code asset (id or prefix) that may run on it.")
+    ],
+    owner: OwnerOpt,
+    withdraw: Annotated[bool, typer.Option("--withdraw", help="Stop approving it.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve an algorithm (a registered code asset) to run on a dataset."""
+    tx = _data(ctx).approve(dataset, algorithm, owner=owner, approved=not withdraw)
+    verb = "withdrew the approval of" if withdraw else "approved"
+    emit(
+        {"tx": tx, "approved": not withdraw},
+        as_json=as_json,
+        human=f"{verb} {algorithm[:12]} on {dataset[:12]}",
+    )
+
+
+# -- consent -------------------------------------------------------------------------------------
+def _consent(ctx: typer.Context, purpose: str, subject: str, given: bool, as_json: bool) -> None:
+    tx = _data(ctx).consent(subject, purpose, given=given)
+    emit({"subject": subject, "purpose": purpose, "given": given, "tx": tx}, as_json=as_json,
+         human=f"{subject} {'gave' if given else 'withdrew'} consent to {purpose}")  # fmt: skip
+
+
+@consent_app.command("give")
+def consent_give(
+    ctx: typer.Context,
+    purpose: str,
+    subject: Annotated[str, typer.Option("--subject", help="The data subject's identity.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Give (again) consent to the use of your records for a purpose."""
+    _consent(ctx, purpose, subject, True, as_json)
+
+
+@consent_app.command("withdraw")
+def consent_withdraw(
+    ctx: typer.Context,
+    purpose: str,
+    subject: Annotated[str, typer.Option("--subject", help="The data subject's identity.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Withdraw consent: later jobs for that purpose exclude your records."""
+    _consent(ctx, purpose, subject, False, as_json)
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+def _jobs_file(ctx: typer.Context) -> Path:
+    c: CLIContext = ctx.obj
+    return c.settings.home / "jobs-submitted.json"
+
+
+def _job_record(ctx: typer.Context, job_id: str) -> dict[str, str]:
+    path = _jobs_file(ctx)
+    known = json.loads(path.read_text()) if path.exists() else {}
+    if job_id not in known:
+        raise PrivacyError(
+            f"no job {job_id} was submitted from this home; `neuroledger job submit` starts one"
+        )
+    return dict(known[job_id])
+
+
+@job_app.command("submit")
+def job_submit(
+    ctx: typer.Context,
+    dataset: str,
+    algorithm: Annotated[
+        Path, typer.Argument(help="The approved algorithm: a Python file declaring OUTPUTS.")
+    ],
+    gateway: GatewayOpt,
+    identity: IdentityOpt,
+    purpose: PurposeOpt,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the job is finished.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit a job: the owner runs your approved algorithm on its data; you get only the outputs."""
+    if not algorithm.is_file():
+        raise PrivacyError(f"{algorithm} is not a file; give the algorithm's Python file")
+    data = _data(ctx)
+    dataset_id = data.provenance.resolve(dataset)
+    client = _client(ctx, data, gateway, identity)
+    job = client.submit_job(dataset_id, purpose, algorithm.read_bytes())
+    path = _jobs_file(ctx)
+    known = json.loads(path.read_text()) if path.exists() else {}
+    known[job["id"]] = {
+        "gateway": gateway,
+        "dataset": dataset_id,
+        "purpose": purpose,
+        "identity": identity,
+    }
+    atomic_write(path, json.dumps(known, indent=1).encode())
+    if wait:
+        job = client.wait(job["id"], dataset_id, purpose)
+    emit(
+        job,
+        as_json=as_json,
+        human=f"job {job['id']}: {job['status']} {job.get('reason') or ''}".rstrip(),
+    )
+
+
+def _job_client(ctx: typer.Context, job_id: str) -> tuple[GatewayClient, dict[str, str]]:
+    record = _job_record(ctx, job_id)
+    return _client(ctx, _data(ctx), record["gateway"], record["identity"]), record
+
+
+@job_app.command("status")
+def job_status(ctx: typer.Context, job_id: str, as_json: JsonOpt = False) -> None:
+    """A submitted job's state, its outputs and the records excluded by consent."""
+    client, record = _job_client(ctx, job_id)
+    job = client.job(job_id, record["dataset"], record["purpose"])
+    human = f"job {job_id}: {job['status']}"
+    if job.get("reason") and job["status"] != "succeeded":
+        human += f" ({job['reason']})"
+    if job.get("outputs"):
+        human += "\n  outputs: " + ", ".join(job["outputs"])
+    if job.get("excluded"):
+        human += f"\n  records excluded by withdrawn consent: {job['excluded']}"
+    emit(job, as_json=as_json, human=human)
+
+
+@job_app.command("result")
+def job_result(
+    ctx: typer.Context,
+    job_id: str,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Directory for the outputs.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch a finished job's released outputs (sent encrypted to your key, decrypted here)."""
+    c: CLIContext = ctx.obj
+    client, record = _job_client(ctx, job_id)
+    job = client.job(job_id, record["dataset"], record["purpose"])
+    if job["status"] != "succeeded":
+        raise PrivacyError(
+            f"job {job_id} is {job['status']} ({job.get('reason')}); it has no outputs"
+        )
+    private = c.keystore().x25519_private(record["identity"])
+    written: dict[str, Any] = {}
+    for name in job["outputs"]:
+        content = client.output(job_id, record["dataset"], record["purpose"], name, private)
+        atomic_write(out / name, content, mode=0o644)
+        written[name] = str(out / name)
+    emit(written, as_json=as_json, human="\n".join(f"wrote {p}" for p in written.values()))
+
+
+# -- gateway -------------------------------------------------------------------------------------
+@gateway_app.command("serve")
+def gateway_serve(
+    ctx: typer.Context,
+    owner: OwnerOpt,
+    log: Annotated[
+        str,
+        typer.Option(
+            "--log", help="The owner's audit log for every decision (created if missing)."
+        ),
+    ] = "access",
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8700,
+    cache_blocks: Annotated[
+        int,
+        typer.Option(
+            "--cache-blocks",
+            min=0,
+            help="Reuse a chain check for at most N blocks (0: read every time).",
+        ),
+    ] = 5,
+    rate: Annotated[
+        float, typer.Option("--rate", min=0.1, help="Requests per second per identity.")
+    ] = 200.0,
+    burst: Annotated[
+        int, typer.Option("--burst", min=1, help="Requests an identity may send at once.")
+    ] = 400,
+    jobs: Annotated[
+        bool, typer.Option("--jobs/--no-jobs", help="Run compute-to-data jobs.")
+    ] = True,
+    memory_mb: Annotated[int, typer.Option("--job-memory-mb", min=64)] = 1024,
+    cpu_seconds: Annotated[int, typer.Option("--job-cpu-seconds", min=1)] = 60,
+    wall_seconds: Annotated[float, typer.Option("--job-wall-seconds", min=1)] = 120.0,
+) -> None:
+    """Serve key wraps, ciphertext and jobs to granted identities; log every decision."""
+    import uvicorn
+
+    from neuroledger.audit.sdk import AuditLog
+    from neuroledger.audit.service import AuditLogs
+    from neuroledger.privacy.gateway import GatewayConfig, create_app
+    from neuroledger.privacy.jobs import Jobs
+    from neuroledger.privacy.sandbox import JobLimits, check_isolation
+
+    c: CLIContext = ctx.obj
+    data = _data(ctx)
+    data.keystore.x25519_private(owner)  # opens the keystore now, not at the first job
+    logs = AuditLogs(c.settings.home, c.keystore())
+    if log not in logs.names():
+        logs.create(log)
+    audit = AuditLog(logs.open(log, with_key=True))
+    queue = None
+    if jobs:
+        check_isolation()
+        queue = Jobs(data, owner=owner, root=c.settings.home / "jobs",
+                     limits=JobLimits(memory_mb=memory_mb, cpu_seconds=cpu_seconds, wall_seconds=wall_seconds),
+                     audit=audit.record)  # fmt: skip
+    config = GatewayConfig(cache_blocks=cache_blocks, rate=rate, burst=burst)
+    app = create_app(data, owner=owner, audit=audit, jobs=queue, config=config,
+                     state_dir=c.settings.home / "gateway")  # fmt: skip
+    console.print(
+        f"gateway for {data.did(owner)} on http://{host}:{port} (audit log {log})", highlight=False
+    )
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        app.state.close()
+        if queue is not None:
+            queue.close()
+        audit.close()

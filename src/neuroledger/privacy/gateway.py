@@ -1,0 +1,453 @@
+"""The access gateway: serves key wraps, ciphertext and compute jobs to granted identities only.
+
+Every request is a signed :class:`~neuroledger.privacy.requests.AccessRequest`
+in a JSON body ``{"request": {...}, "signature": "0x…"}``. The gateway, in
+this order: bounds the body size, rate-limits the client, parses the request,
+checks the expiry window and the body digest, recovers the signer, rate-limits
+the identity, refuses a nonce it has seen (kept on disk until the request
+expires), checks that the signer controls the identity (DID owner or
+``veriKey`` delegate) and that a grant covers the asset, mode and purpose on
+chain, and appends the decision to the owner's audit log, allowed or denied,
+before it answers. A wrong chain or contract in the typed-data domain yields
+another signer and is refused like any forged signature.
+
+Chain reads are cached for at most ``cache_blocks`` blocks. A poller follows
+the chain head and drops cached entries that grant, revoke, transfer or
+DID-registry events touch, so revocation is honoured within one poll interval
+and, whatever happens, within ``cache_blocks`` blocks. ``cache_blocks=0``
+reads the chain on every request.
+
+Compute-only grants never see plaintext or keys: their requests can only
+submit jobs, read their status, and fetch released outputs, which are
+encrypted to the requester's published X25519 key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from neuroledger.audit import AuditEvent, AuditLog
+from neuroledger.errors import AccessDeniedError, NeuroLedgerError, PrivacyError, SandboxError
+from neuroledger.identity.did import format_did
+from neuroledger.privacy import age
+from neuroledger.privacy.grants import MODES
+from neuroledger.privacy.jobs import Jobs
+from neuroledger.privacy.requests import AccessRequest, recover_signer
+from neuroledger.privacy.service import PrivateData
+
+__all__ = ["AccessChecker", "GatewayConfig", "NonceStore", "RateLimiter", "create_app"]
+
+_VERIKEY = b"veriKey".ljust(32, b"\0")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Limits and cache bounds of one gateway."""
+
+    cache_blocks: int = 5
+    poll_interval: float = 0.25
+    rate: float = 200.0  # requests per second per identity
+    burst: int = 400
+    client_rate: float = 2000.0  # requests per second per client address, before parsing
+    client_burst: int = 4000
+    max_body: int = 512 * 1024
+    max_window: int = 600  # the longest a signed request may stay valid, seconds
+
+
+class Denied(Exception):
+    """A refused request: its HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class RateLimiter:
+    """Token buckets per key: ``rate`` per second, up to ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """0 if a request may go now, else the seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+
+class NonceStore:
+    """Nonces seen, kept on disk until their request expires, so a replay fails across restarts."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expiry INTEGER)"
+        )
+        self._lock = threading.Lock()
+        self._pruned = 0.0
+
+    def use(self, nonce: str, expiry: int) -> bool:
+        """Record ``nonce``; False if it was seen before."""
+        with self._lock:
+            now = time.time()
+            if now - self._pruned > 60:
+                self._db.execute("DELETE FROM nonces WHERE expiry < ?", (int(now) - 1,))
+                self._pruned = now
+            try:
+                self._db.execute("INSERT INTO nonces VALUES (?, ?)", (nonce, expiry))
+            except sqlite3.IntegrityError:
+                return False
+            return True
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+
+class AccessChecker:
+    """Grant and controller checks against the chain, cached for a bounded number of blocks."""
+
+    def __init__(self, data: PrivateData, config: GatewayConfig) -> None:
+        self.data = data
+        self.config = config
+        self.w3 = data.chain.w3
+        self.head = int(self.w3.eth.block_number)
+        self._grants: dict[tuple[str, str, int, str], tuple[bool, int, int]] = {}
+        self._controllers: dict[tuple[str, str], tuple[bool, int]] = {}
+        self._lock = threading.Lock()
+        self._did = data.chain.contract("DIDRegistry")
+        self._watched = [
+            data.grants.address,
+            data.provenance.registry.address,
+            self.w3.to_checksum_address(self._did.address),
+        ]
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="gateway-poller", daemon=True)
+        self._poller.start()
+
+    def close(self) -> None:
+        """Stop the poller."""
+        self._stop.set()
+        self._poller.join(timeout=5)
+
+    def _fresh(self, block: int) -> bool:
+        return self.head - block < self.config.cache_blocks
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.config.poll_interval):
+            try:
+                head = int(self.w3.eth.block_number)
+                if head <= self.head:
+                    continue
+                logs = self.w3.eth.get_logs(
+                    {"address": self._watched, "fromBlock": self.head + 1, "toBlock": head}
+                )
+            except Exception:  # the chain is unreachable for now: entries age out by blocks
+                continue
+            touched = set()
+            for log in logs:
+                for topic in log["topics"][1:3]:
+                    touched.add(
+                        bytes(topic)[-20:].hex()
+                        if bytes(topic)[:12] == bytes(12)
+                        else bytes(topic).hex()
+                    )
+            with self._lock:
+                if logs:
+                    self._grants = {k: v for k, v in self._grants.items()
+                                    if k[0] not in touched and k[1][2:].lower() not in touched}  # fmt: skip
+                    self._controllers = {k: v for k, v in self._controllers.items()
+                                         if k[0][2:].lower() not in touched}  # fmt: skip
+                self.head = head
+
+    def controls(self, identity: str, signer: str) -> bool:
+        """Whether ``signer`` is ``identity``'s DID owner or a valid veriKey delegate."""
+        key = (identity.lower(), signer.lower())
+        with self._lock:
+            hit = self._controllers.get(key)
+        if hit is not None and self._fresh(hit[1]):
+            return hit[0]
+        checksum = self.w3.to_checksum_address(identity)
+        owner = str(self._did.functions.identityOwner(checksum).call()).lower()
+        allowed = owner == signer.lower() or bool(
+            self._did.functions.validDelegate(
+                checksum, _VERIKEY, self.w3.to_checksum_address(signer)
+            ).call()
+        )
+        with self._lock:
+            self._controllers[key] = (allowed, self.head)
+        return allowed
+
+    def granted(self, asset: str, identity: str, mode: int, purpose: str) -> bool:
+        """Whether a grant now covers ``identity`` using ``asset`` in ``mode`` for ``purpose``."""
+        key = (asset, identity.lower(), mode, purpose)
+        with self._lock:
+            hit = self._grants.get(key)
+        if hit is not None and self._fresh(hit[1]) and time.time() < hit[2]:
+            return hit[0]
+        allowed = self.data.grants.has_access(asset, identity, mode, purpose)
+        view = self.data.grants.grant_of(asset, identity) if allowed else None
+        expiry = view.expiry if view is not None else 2**63
+        with self._lock:
+            self._grants[key] = (allowed, self.head, expiry)
+        return allowed
+
+    def cached(
+        self, asset: str, identity: str, mode: int, purpose: str, signer: str
+    ) -> bool | None:
+        """The cached verdict for a request, or None when the chain must be read."""
+        with self._lock:
+            control = self._controllers.get((identity.lower(), signer.lower()))
+            grant = self._grants.get((asset, identity.lower(), mode, purpose))
+        if (
+            control is None
+            or grant is None
+            or not self._fresh(control[1])
+            or not self._fresh(grant[1])
+        ):
+            return None
+        if time.time() >= grant[2]:
+            return None
+        return control[0] and grant[0]
+
+
+def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status, headers=headers)
+
+
+def create_app(
+    data: PrivateData,
+    *,
+    owner: str,
+    audit: AuditLog,
+    jobs: Jobs | None = None,
+    config: GatewayConfig | None = None,
+    state_dir: Path,
+) -> FastAPI:
+    """The gateway's ASGI app for assets owned by identity ``owner`` (a local name)."""
+    config = config or GatewayConfig()
+    checker = AccessChecker(data, config)
+    nonces = NonceStore(state_dir / "nonces.sqlite")
+    by_client = RateLimiter(config.client_rate, config.client_burst)
+    by_identity = RateLimiter(config.rate, config.burst)
+    separator = data.domain.separator
+    owner_address = data.identity(owner)
+    chain_id = data.chain.chain_id
+    app = FastAPI(
+        title="NeuroLedger access gateway",
+        version="1",
+        description="Serves key wraps, ciphertext and compute jobs to identities that hold a grant.",
+    )
+
+    def record(decision: str, reason: str, request: AccessRequest | None, digest: str | None,
+               client: str) -> asyncio.Future[Any]:  # fmt: skip
+        event = AuditEvent(
+            system="neuroledger-gateway",
+            event_type=f"access.{decision}",
+            start=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            input_digest=digest,
+            reference_data_id=request.asset if request else None,
+            operator=format_did(chain_id, request.identity) if request else None,
+            risk_flag=decision == "denied",
+            details={
+                "action": request.action if request else None,
+                "purpose": request.purpose if request else None,
+                "nonce": request.nonce if request else None,
+                "reason": reason,
+                "client": client,
+            },
+        )
+        return asyncio.wrap_future(audit.submit(event))
+
+    async def authorize(http: Request, actions: tuple[str, ...], body: Callable[[dict[str, Any]], bytes]
+                        ) -> tuple[AccessRequest, dict[str, Any]]:  # fmt: skip
+        """Every check; on refusal the decision is logged and :class:`Denied` raised."""
+        client = http.client.host if http.client else "unknown"
+        request: AccessRequest | None = None
+        digest: str | None = None
+        try:
+            wait = by_client.take(client)
+            if wait:
+                raise Denied(429, f"too many requests from {client}; retry in {wait:.2f} s")
+            declared = http.headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > config.max_body):
+                raise Denied(413, f"the request body is over {config.max_body} bytes")
+            raw = bytearray()
+            async for piece in http.stream():
+                raw += piece
+                if len(raw) > config.max_body:
+                    raise Denied(413, f"the request body is over {config.max_body} bytes")
+            try:
+                payload = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise Denied(400, "the body is not JSON; send {request, signature}") from None
+            if not isinstance(payload, dict) or not isinstance(payload.get("signature"), str):
+                raise Denied(400, "the body must be a JSON object with request and signature")
+            try:
+                request = AccessRequest.from_json(payload.get("request"))
+            except AccessDeniedError as exc:
+                raise Denied(400, str(exc)) from None
+            digest = request.digest(separator).hex()
+            if request.action not in actions:
+                raise Denied(400, f"action {request.action} is not served here")
+            now = time.time()
+            if request.expiry <= now:
+                raise Denied(401, "the signed request has expired; sign a new one")
+            if request.expiry > now + config.max_window:
+                raise Denied(400, f"the request's expiry is more than {config.max_window} s ahead")
+            if hashlib.sha256(body(payload)).hexdigest() != request.body:
+                raise Denied(400, "the request's body digest does not match what it carries")
+            try:
+                signer = recover_signer(request, payload["signature"], separator)
+            except AccessDeniedError as exc:
+                raise Denied(401, str(exc)) from None
+            wait = by_identity.take(request.identity.lower())
+            if wait:
+                raise Denied(429, f"too many requests for this identity; retry in {wait:.2f} s")
+            mode = MODES[request.mode]
+            verdict = checker.cached(request.asset, request.identity, mode, request.purpose, signer)
+            if verdict is None:
+                controls = await run_in_threadpool(checker.controls, request.identity, signer)
+                granted = controls and await run_in_threadpool(
+                    checker.granted, request.asset, request.identity, mode, request.purpose
+                )
+            else:
+                controls, granted = verdict, verdict
+            if not controls:
+                raise Denied(401, "the signature is not by the identity's owner or a delegate "
+                                  "(or is for another chain or gateway)")  # fmt: skip
+            if not nonces.use(request.nonce, request.expiry):
+                raise Denied(409, "this request was already used (replay); sign a new one")
+            if not granted:
+                raise Denied(403, f"no grant covers {request.mode} of this asset for purpose "
+                                  f"{request.purpose!r} (none, expired, revoked or another purpose)")  # fmt: skip
+        except Denied as denied:
+            await record("denied", denied.reason, request, digest, client)
+            raise
+        await record("allowed", request.action, request, digest, client)
+        return request, payload
+
+    def no_body(_: dict[str, Any]) -> bytes:
+        return b""
+
+    @app.exception_handler(Denied)
+    async def _denied(_: Request, exc: Denied) -> JSONResponse:
+        headers = {"Retry-After": "1"} if exc.status == 429 else None
+        return _error(exc.status, exc.reason, headers)
+
+    @app.exception_handler(NeuroLedgerError)
+    async def _failed(_: Request, exc: NeuroLedgerError) -> JSONResponse:
+        if isinstance(exc, AccessDeniedError):
+            return _error(403, str(exc))
+        if isinstance(exc, SandboxError):
+            return _error(400, str(exc))
+        return _error(404 if isinstance(exc, PrivacyError) else 502, str(exc))
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, Any]:
+        """The gateway's chain, grants contract, owner and the block it has seen."""
+        return {
+            "chain_id": chain_id,
+            "contract": data.grants.address,
+            "owner": format_did(chain_id, owner_address),
+            "block": checker.head,
+            "cache_blocks": config.cache_blocks,
+        }
+
+    @app.post("/v1/access")
+    async def access(http: Request) -> Response:
+        """``keywrap``: the age header for the requester; ``download``: the whole age file."""
+        request, _ = await authorize(http, ("keywrap", "download"), no_body)
+        if request.action == "keywrap":
+            header = data.vault.wrap(request.asset, request.identity)
+            return Response(header, media_type="application/octet-stream")
+        pieces: Iterator[bytes] = data.vault.age_file(request.asset, request.identity)
+        return StreamingResponse(pieces, media_type="application/octet-stream")
+
+    def algorithm_bytes(payload: dict[str, Any]) -> bytes:
+        try:
+            return base64.b64decode(str(payload.get("algorithm", "")), validate=True)
+        except ValueError:
+            raise Denied(400, "algorithm must be base64 of the Python file") from None
+
+    @app.post("/v1/jobs")
+    async def submit(http: Request) -> JSONResponse:
+        """Submit a job: the approved algorithm runs on the dataset at the owner's side."""
+        if jobs is None:
+            raise Denied(404, "this gateway runs no compute jobs (start it with --jobs)")
+        request, payload = await authorize(http, ("job-submit",), algorithm_bytes)
+        client = http.client.host if http.client else "unknown"
+        try:
+            job = await run_in_threadpool(
+                jobs.submit, request.asset, requester=request.identity, purpose=request.purpose,
+                code=algorithm_bytes(payload),
+            )  # fmt: skip
+        except NeuroLedgerError as exc:  # not approved, no outputs declared: logged as refused
+            await record("denied", str(exc), request, request.digest(separator).hex(), client)
+            raise
+        return JSONResponse(job.to_json(), status_code=202)
+
+    def job_of(job_id: str, request: AccessRequest) -> Any:
+        assert jobs is not None
+        job = jobs.get(job_id)
+        if job.requester.lower() != request.identity.lower() or job.dataset != request.asset:
+            raise Denied(403, "this job belongs to another identity or dataset")
+        return job
+
+    @app.post("/v1/jobs/{job_id}")
+    async def status(job_id: str, http: Request) -> JSONResponse:
+        """A job's state (its submitter only)."""
+        if jobs is None:
+            raise Denied(404, "this gateway runs no compute jobs")
+        request, _ = await authorize(http, ("job-status",), lambda _: job_id.encode())
+        return JSONResponse(job_of(job_id, request).to_json())
+
+    @app.post("/v1/jobs/{job_id}/outputs/{name}")
+    async def result(job_id: str, name: str, http: Request) -> Response:
+        """A released output, encrypted to the requester's published X25519 key."""
+        if jobs is None:
+            raise Denied(404, "this gateway runs no compute jobs")
+        request, _ = await authorize(http, ("job-result",), lambda _: f"{job_id}/{name}".encode())
+        job_of(job_id, request)
+        path = jobs.output(job_id, name)
+        key = await run_in_threadpool(data.recipient, request.identity)
+        out = io.BytesIO()
+        with open(path, "rb") as src:
+            age.encrypt_stream(src, out, [key])
+        return Response(out.getvalue(), media_type="application/octet-stream")
+
+    def close() -> None:
+        checker.close()
+        nonces.close()
+
+    app.state.checker = checker
+    app.state.close = close
+    return app
