@@ -139,7 +139,9 @@ class AccessChecker:
         self.data = data
         self.config = config
         self.w3 = data.chain.w3
-        self.head = int(self.w3.eth.block_number)
+        latest = self.w3.eth.get_block("latest")
+        self.head = int(latest["number"])
+        self.head_time = int(latest["timestamp"])
         self._grants: dict[tuple[str, str, int, str], tuple[bool, int, int]] = {}
         self._controllers: dict[tuple[str, str], tuple[bool, int]] = {}
         self._lock = threading.Lock()
@@ -161,15 +163,21 @@ class AccessChecker:
     def _fresh(self, block: int) -> bool:
         return self.head - block < self.config.cache_blocks
 
+    def _unexpired(self, expiry: int) -> bool:
+        # The chain's clock decides expiry; the local clock too, in case blocks are rare.
+        return max(time.time(), self.head_time) < expiry
+
     def _poll(self) -> None:
         while not self._stop.wait(self.config.poll_interval):
             try:
-                head = int(self.w3.eth.block_number)
+                latest = self.w3.eth.get_block("latest")
+                head = int(latest["number"])
                 if head <= self.head:
                     continue
                 logs = self.w3.eth.get_logs(
                     {"address": self._watched, "fromBlock": self.head + 1, "toBlock": head}
                 )
+                self.head_time = int(latest["timestamp"])
             except Exception:  # the chain is unreachable for now: entries age out by blocks
                 continue
             touched = set()
@@ -211,7 +219,7 @@ class AccessChecker:
         key = (asset, identity.lower(), mode, purpose)
         with self._lock:
             hit = self._grants.get(key)
-        if hit is not None and self._fresh(hit[1]) and time.time() < hit[2]:
+        if hit is not None and self._fresh(hit[1]) and self._unexpired(hit[2]):
             return hit[0]
         allowed = self.data.grants.has_access(asset, identity, mode, purpose)
         view = self.data.grants.grant_of(asset, identity) if allowed else None
@@ -234,7 +242,7 @@ class AccessChecker:
             or not self._fresh(grant[1])
         ):
             return None
-        if time.time() >= grant[2]:
+        if not self._unexpired(grant[2]):
             return None
         return control[0] and grant[0]
 
