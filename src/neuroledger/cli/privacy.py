@@ -442,7 +442,7 @@ def gateway_serve(
         f"gateway for {data.did(owner)} on http://{host}:{port} (audit log {log})", highlight=False
     )
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, ws="none")
     finally:
         app.state.close()
         if queue is not None:

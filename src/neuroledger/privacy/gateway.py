@@ -50,7 +50,14 @@ from neuroledger.privacy.jobs import Jobs
 from neuroledger.privacy.requests import AccessRequest, recover_signer
 from neuroledger.privacy.service import PrivateData
 
-__all__ = ["AccessChecker", "GatewayConfig", "NonceStore", "RateLimiter", "create_app"]
+__all__ = [
+    "AccessChecker",
+    "BackgroundServer",
+    "GatewayConfig",
+    "NonceStore",
+    "RateLimiter",
+    "create_app",
+]
 
 _VERIKEY = b"veriKey".ljust(32, b"\0")
 
@@ -459,3 +466,41 @@ def create_app(
     app.state.checker = checker
     app.state.close = close
     return app
+
+
+class BackgroundServer:
+    """A uvicorn server for ``app`` in a background thread, on a free loopback port by default.
+
+    Used as ``with BackgroundServer(app) as server: ...`` (``server.url`` is where it listens).
+    """
+
+    def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        import socket
+
+        import uvicorn
+
+        if port == 0:
+            with socket.socket() as probe:
+                probe.bind((host, 0))
+                port = probe.getsockname()[1]
+        self.url = f"http://{host}:{port}"
+        self.app = app
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, ws="none"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="gateway", daemon=True)
+
+    def __enter__(self) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise PrivacyError(f"the gateway did not start on {self.url}; is the port free?")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self.app.state.close()

@@ -16,7 +16,14 @@ from neuroledger.identity.did import format_did, parse_did
 from neuroledger.identity.keystore import Keystore
 from neuroledger.identity.service import published_x25519
 from neuroledger.privacy import age
-from neuroledger.privacy.grants import CONTRACT, GrantsClient, GrantView, mode_bits, mode_names
+from neuroledger.privacy.grants import (
+    CONTRACT,
+    GrantsClient,
+    GrantView,
+    mode_bits,
+    mode_names,
+    purpose_bytes,
+)
 from neuroledger.privacy.requests import Domain
 from neuroledger.privacy.vault import Vault
 from neuroledger.provenance import Provenance
@@ -138,8 +145,9 @@ class PrivateData:
         A download grant also wraps the file key for the grantee's published
         X25519 key (the payload is not touched); a compute-only grant gives no key.
         """
-        asset_id = self.provenance.resolve(asset)
+        purpose_bytes(purpose)
         bits = mode_bits(modes)
+        asset_id = self.provenance.resolve(asset)
         grantee_address = self.identity(grantee)
         owner_address = self.identity(owner)
         asset_owner, _, _ = self.provenance.registry.asset_of(asset_id)
@@ -148,7 +156,9 @@ class PrivateData:
                 f"{owner} does not own asset {asset_id[:12]} (its owner is "
                 f"{format_did(self.chain.chain_id, asset_owner)}); grant as the owner"
             )
-        expiry = int(time.time()) + expires_in
+        # The chain's clock decides expiry (it may run ahead of this machine's).
+        now = max(int(time.time()), int(self.chain.w3.eth.get_block("latest")["timestamp"]))
+        expiry = now + expires_in
         wrapped = False
         if bits & 1:
             key = published_x25519(self.chain, grantee_address)

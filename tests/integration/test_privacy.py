@@ -1,0 +1,315 @@
+"""Private data end to end on a real anvil and a real HTTP gateway on loopback.
+
+A hospital encrypts a dataset into its vault and registers it; a lab asks the
+hospital's gateway for it under grants of different kinds; a patient withdraws
+consent; every decision lands in the hospital's audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account import Account
+
+from neuroledger.audit import AuditLog, AuditLogs
+from neuroledger.audit.entries import decode_event
+from neuroledger.chain.client import Chain
+from neuroledger.errors import AccessDeniedError, AssetNotFoundError, DecryptError, PrivacyError
+from neuroledger.identity.keystore import Keystore
+from neuroledger.identity.service import Identities
+from neuroledger.privacy.client import GatewayClient
+from neuroledger.privacy.gateway import BackgroundServer, GatewayConfig, create_app
+from neuroledger.privacy.jobs import Jobs
+from neuroledger.privacy.requests import Domain, new_request, sign_request
+from neuroledger.privacy.sandbox import JobLimits
+from neuroledger.privacy.service import PrivateData
+from neuroledger.provenance import Provenance
+
+pytestmark = pytest.mark.anvil
+
+STATS = b"""import csv, json, sys
+OUTPUTS = ["summary.json"]
+rows = list(csv.DictReader(open(sys.argv[1])))
+ages = [float(r["age"]) for r in rows]
+json.dump({"records": len(rows), "mean_age": sum(ages) / len(ages)}, open(sys.argv[2] + "/summary.json", "w"))
+"""
+
+
+@dataclass
+class World:
+    chain: Chain
+    keystore: Keystore
+    data: PrivateData
+    dataset: str
+    plain: bytes
+    audit: AuditLog
+    audit_dir: Path
+    jobs: Jobs
+    tmp: Path
+
+    def client(self, server: BackgroundServer, who: str = "lab") -> GatewayClient:
+        return GatewayClient(server.url, identity=self.data.identity(who),
+                             account=self.keystore.owner_account(who), domain=self.data.domain)  # fmt: skip
+
+    def gateway(self, **config: float) -> BackgroundServer:
+        app = create_app(self.data, owner="hospital", audit=self.audit, jobs=self.jobs,
+                         config=GatewayConfig(poll_interval=0.05, **config),  # type: ignore[arg-type]
+                         state_dir=self.tmp / f"gw-{time.monotonic_ns()}")  # fmt: skip
+        return BackgroundServer(app)
+
+    def decisions(self) -> list[dict]:
+        log = AuditLogs(self.tmp / "home", self.keystore).open("access")
+        return [decode_event(log.entry(i)) for i in range(log.size)]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    from neuroledger.config import KdfParams, Settings
+    from neuroledger.store import FileStore
+    from tests.conftest import PASSPHRASE
+
+    tmp = tmp_path_factory.mktemp("privacy")
+    settings = Settings(home=tmp / "home", kdf=KdfParams.light())
+    chain = Chain.connect(settings)
+    keystore = Keystore(settings.keystore_dir, passphrase=lambda: PASSPHRASE, kdf=settings.kdf)
+    ids = Identities(chain, keystore)
+    for name, kind in (
+        ("hospital", "org"),
+        ("lab", "org"),
+        ("patient", "person"),
+        ("other", "org"),
+    ):
+        ids.create(name, kind)
+    prov = Provenance(
+        chain, keystore, store=FileStore(settings.store_dir), index_path=settings.index_path
+    )
+    data = PrivateData(chain, keystore, prov, settings.home)
+    patient = keystore.get("patient").identity
+    rows = ["subject,age,diagnosis", f"{patient},80,1"] + [
+        f"0x{i:040x},{40 + i},0" for i in range(1, 20)
+    ]
+    csv_path = tmp / "cohort.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    registration = data.protect(csv_path, owner="hospital", license="LicenseRef-private")
+    logs = AuditLogs(settings.home, keystore)
+    logs.create("access")
+    audit = AuditLog(logs.open("access", with_key=True))
+    jobs = Jobs(data, owner="hospital", root=tmp / "jobs",
+                limits=JobLimits(memory_mb=512, cpu_seconds=10, wall_seconds=30), audit=audit.record)  # fmt: skip
+    yield World(chain, keystore, data, registration.asset_id, csv_path.read_bytes(), audit,
+                settings.home / "audit", jobs, tmp)  # fmt: skip
+    jobs.close()
+    audit.close()
+    assert chain.node is not None
+    chain.node.stop()
+
+
+def test_the_vault_holds_ciphertext_only_and_the_owner_decrypts(world: World) -> None:
+    entry = world.data.vault.entry(world.dataset)
+    payload = entry.payload.read_bytes()
+    assert b"subject,age" not in payload and len(payload) == 16 + len(world.plain) + 16
+    assert entry.wraps == (world.data.identity("hospital").lower(),)
+    out = world.tmp / "owner.csv"
+    world.data.decrypt(world.dataset[:10], identity="hospital", out=out)
+    assert out.read_bytes() == world.plain
+    with (
+        pytest.raises(DecryptError, match="not encrypted to the given key"),
+        open(world.tmp / "x", "wb") as sink,
+    ):
+        world.data.vault.decrypt(world.dataset, identity=world.data.identity("hospital"),
+                                 private=world.keystore.x25519_private("lab"), out=sink)  # fmt: skip
+    with pytest.raises(AssetNotFoundError):
+        world.data.decrypt("ffff" * 4, identity="hospital", out=world.tmp / "y")
+
+
+def test_download_needs_a_grant_and_gets_the_exact_bytes(world: World) -> None:
+    with world.gateway() as server:
+        lab = world.client(server)
+        with pytest.raises(AccessDeniedError, match=r"403.*no grant"):
+            lab.download(world.dataset, "research", world.tmp / "nope.csv",
+                         private=world.keystore.x25519_private("lab"))  # fmt: skip
+        assert not (world.tmp / "nope.csv").exists()
+        receipt = world.data.grant(world.dataset, "lab", modes="download", purpose="research",
+                                   expires_in=3600, owner="hospital")  # fmt: skip
+        assert receipt.wrapped and receipt.modes == ["download"]
+        time.sleep(0.2)  # the poller sees the grant's block and drops the cached denial
+        size = lab.download(world.dataset, "research", world.tmp / "lab.csv",
+                            private=world.keystore.x25519_private("lab"))  # fmt: skip
+        assert size == len(world.plain) and (world.tmp / "lab.csv").read_bytes() == world.plain
+        header = lab.keywrap(world.dataset, "research")
+        assert header.startswith(b"age-encryption.org/v1\n-> X25519 ")
+        with pytest.raises(AccessDeniedError, match="403"):
+            lab.download(world.dataset, "marketing", world.tmp / "m.csv")  # wrong purpose
+        with pytest.raises(AccessDeniedError, match="403"):
+            world.client(server, "other").keywrap(world.dataset, "research")  # no grant
+    assert [v.grantee for v in world.data.list_grants(world.dataset)] == [
+        world.data.identity("lab")
+    ]
+
+
+def test_replay_expiry_forgery_and_wrong_domain_are_refused(world: World) -> None:
+    world.data.grant(world.dataset, "lab", modes="download", purpose="research", expires_in=3600,
+                     owner="hospital")  # fmt: skip
+    account = world.keystore.owner_account("lab")
+    lab_id = world.data.identity("lab")
+
+    def post(request, signer=account, domain=None) -> httpx.Response:
+        body = {"request": request.to_json(),
+                "signature": sign_request(request, signer, domain or world.data.domain)}  # fmt: skip
+        return httpx.post(server.url + "/v1/access", content=json.dumps(body))
+
+    with world.gateway() as server:
+        once = new_request(world.dataset, lab_id, "keywrap", "research")
+        assert post(once).status_code == 200
+        replay = post(once)
+        assert replay.status_code == 409 and "replay" in replay.json()["error"]
+        expired = new_request(world.dataset, lab_id, "keywrap", "research", ttl=-1)
+        assert post(expired).status_code == 401
+        forged = post(new_request(world.dataset, lab_id, "keywrap", "research"), Account.create())
+        assert forged.status_code == 401 and "owner or a delegate" in forged.json()["error"]
+        other_chain = Domain(world.chain.chain_id + 1, world.data.grants.address)
+        assert (
+            post(
+                new_request(world.dataset, lab_id, "keywrap", "research"), domain=other_chain
+            ).status_code
+            == 401
+        )
+        other_contract = Domain(world.chain.chain_id, "0x" + "11" * 20)
+        assert (
+            post(
+                new_request(world.dataset, lab_id, "keywrap", "research"), domain=other_contract
+            ).status_code
+            == 401
+        )
+        too_far = new_request(world.dataset, lab_id, "keywrap", "research", ttl=86400)
+        assert post(too_far).status_code == 400
+        big = httpx.post(server.url + "/v1/access", content=b"{" + b" " * 600_000 + b"}")
+        assert big.status_code == 413
+        garbage = httpx.post(server.url + "/v1/access", content=b"not json")
+        assert garbage.status_code == 400 and "not JSON" in garbage.json()["error"]
+
+
+def test_revocation_holds_between_two_requests(world: World) -> None:
+    world.data.grant(world.dataset, "other", modes="download", purpose="audit", expires_in=3600,
+                     owner="hospital")  # fmt: skip
+    with world.gateway(cache_blocks=50) as server:
+        other = world.client(server, "other")
+        assert other.keywrap(world.dataset, "audit")
+        assert other.keywrap(world.dataset, "audit")  # now from the cache
+        world.data.revoke(world.dataset, "other", owner="hospital")
+        time.sleep(0.3)  # one poll interval (50 ms) and then some
+        with pytest.raises(AccessDeniedError, match="403"):
+            other.keywrap(world.dataset, "audit")
+    assert world.data.identity("other").lower() not in world.data.vault.entry(world.dataset).wraps
+
+
+def test_an_expired_grant_is_refused(world: World) -> None:
+    world.data.grant(world.dataset, "patient", modes="download", purpose="copy", expires_in=120,
+                     owner="hospital")  # fmt: skip
+    with world.gateway(cache_blocks=50) as server:
+        patient = world.client(server, "patient")
+        assert patient.keywrap(world.dataset, "copy")
+        world.chain.w3.provider.make_request("evm_increaseTime", [3600])  # type: ignore[arg-type]
+        world.chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        time.sleep(0.3)
+        with pytest.raises(AccessDeniedError, match="403"):
+            patient.keywrap(world.dataset, "copy")
+
+
+def test_rate_limit_per_identity(world: World) -> None:
+    world.data.grant(world.dataset, "lab", modes="download", purpose="research", expires_in=86400,
+                     owner="hospital")  # fmt: skip
+    with world.gateway(rate=0.5, burst=2) as server:
+        lab = world.client(server)
+        lab.keywrap(world.dataset, "research")
+        lab.keywrap(world.dataset, "research")
+        with pytest.raises(AccessDeniedError, match="429"):
+            lab.keywrap(world.dataset, "research")
+
+
+def test_compute_only_grant_runs_approved_jobs_and_honours_consent(world: World) -> None:
+    algorithm = world.tmp / "stats.py"
+    algorithm.write_bytes(STATS)
+    code = world.data.provenance.register(algorithm, kind="code", owner="lab")
+    world.data.grant(world.dataset, "lab", modes="compute", purpose="statistics", expires_in=3600,
+                     owner="hospital")  # fmt: skip
+    private = world.keystore.x25519_private("lab")
+    with world.gateway() as server:
+        lab = world.client(server)
+        with pytest.raises(AccessDeniedError, match="403"):
+            lab.keywrap(world.dataset, "statistics")  # compute-only: no key
+        with pytest.raises(AccessDeniedError, match="not approved"):
+            lab.submit_job(world.dataset, "statistics", STATS)
+        world.data.approve(world.dataset, code.asset_id, owner="hospital")
+        job = lab.wait(
+            lab.submit_job(world.dataset, "statistics", STATS)["id"], world.dataset, "statistics"
+        )
+        assert job["status"] == "succeeded", job
+        first = json.loads(
+            lab.output(job["id"], world.dataset, "statistics", "summary.json", private)
+        )
+        assert first["records"] == 20 and job["excluded"] == 0
+        output = world.data.provenance.show(job["outputs"]["summary.json"]["asset"])
+        assert set(output.record.parents) == {world.dataset, code.asset_id}
+        assert output.record.kind == "job-output"
+
+        world.data.consent("patient", "statistics", given=False)
+        job2 = lab.wait(
+            lab.submit_job(world.dataset, "statistics", STATS)["id"], world.dataset, "statistics"
+        )
+        second = json.loads(
+            lab.output(job2["id"], world.dataset, "statistics", "summary.json", private)
+        )
+        assert second["records"] == 19 and job2["excluded"] == 1
+        assert second["mean_age"] < first["mean_age"]  # the patient (age 80) is left out
+        with pytest.raises(AccessDeniedError, match="403"):
+            world.client(server, "other").job(job2["id"], world.dataset, "statistics")
+        world.data.consent("patient", "statistics", given=True)
+
+
+def test_every_decision_is_in_the_audit_log(world: World) -> None:
+    world.audit.record({"system": "flush", "event_type": "barrier"})
+    events = [e for e in world.decisions() if e.get("system") == "neuroledger-gateway"]
+    allowed = [e for e in events if e["event_type"] == "access.allowed"]
+    denied = [e for e in events if e["event_type"] == "access.denied"]
+    assert len(allowed) >= 10 and len(denied) >= 12
+    reasons = " ".join(e["details"]["reason"] for e in denied)
+    for expected in (
+        "replay",
+        "expired",
+        "no grant",
+        "owner or a delegate",
+        "over",
+        "too many",
+        "not approved",
+    ):
+        assert expected in reasons, expected
+    assert all(e["risk_flag"] for e in denied)
+    jobs = [e for e in world.decisions() if e.get("system") == "neuroledger-jobs"]
+    assert [e["details"]["excluded_records"] for e in jobs] == [0, 1]
+
+
+def test_bad_input_to_the_service(world: World) -> None:
+    with pytest.raises(PrivacyError, match="duration"):
+        from neuroledger.privacy.service import parse_duration
+
+        parse_duration("soon")
+    with pytest.raises(PrivacyError, match="purpose"):
+        world.data.grant(world.dataset, "lab", modes="download", purpose="Bad Purpose!", expires_in=60,
+                         owner="hospital")  # fmt: skip
+    with pytest.raises(PrivacyError, match="mode"):
+        world.data.grant(
+            world.dataset, "lab", modes="read", purpose="x", expires_in=60, owner="hospital"
+        )
+    with pytest.raises(PrivacyError, match="does not own"):
+        world.data.grant(
+            world.dataset, "other", modes="compute", purpose="x", expires_in=60, owner="lab"
+        )
+    with pytest.raises(PrivacyError, match="holds no grant"):
+        world.data.revoke(world.dataset, "hospital", owner="hospital")
