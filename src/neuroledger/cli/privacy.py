@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -412,6 +413,14 @@ def gateway_serve(
     memory_mb: Annotated[int, typer.Option("--job-memory-mb", min=64)] = 1024,
     cpu_seconds: Annotated[int, typer.Option("--job-cpu-seconds", min=1)] = 60,
     wall_seconds: Annotated[float, typer.Option("--job-wall-seconds", min=1)] = 120.0,
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            "--checkpoint-every",
+            min=0.1,
+            help="Sign an audit checkpoint this often (seconds) when the log grew.",
+        ),
+    ] = 10.0,
 ) -> None:
     """Serve key wraps, ciphertext and jobs to granted identities; log every decision."""
     import uvicorn
@@ -441,10 +450,22 @@ def gateway_serve(
     console.print(
         f"gateway for {data.did(owner)} on http://{host}:{port} (audit log {log})", highlight=False
     )
+    stop = threading.Event()
+
+    def checkpoints() -> None:  # auditors see decisions within `checkpoint_every` seconds
+        while not stop.wait(checkpoint_every):
+            if audit.log.size > audit.log.state.checkpoint_size:
+                audit.checkpoint()
+
+    signer = threading.Thread(target=checkpoints, name="checkpoints", daemon=True)
+    signer.start()
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, ws="none")
     finally:
+        stop.set()
+        signer.join()
         app.state.close()
         if queue is not None:
             queue.close()
+        audit.checkpoint()
         audit.close()
