@@ -102,7 +102,7 @@ def test_demo_runs_and_reports_json(cli) -> None:
     report = json.loads(cli("demo", "--json").stdout)
     assert report["ok"] and len(report["identities"]) == 5
     assert all(c["ok"] for c in report["checks"])
-    assert len(report["checks"]) == 24
+    assert len(report["checks"]) == 30
     assert report["audit"]["entries"] == 300 and report["audit"]["anchor"]["size"] == 300
     assert report["rotation"]["old_owner"] != report["rotation"]["new_owner"]
     p = report["provenance"]
@@ -111,5 +111,9 @@ def test_demo_runs_and_reports_json(cli) -> None:
     f = report["federated"]
     assert f["private"]["epsilon"] > 0 and f["robust"]["accuracy_median"] >= 0.9
     assert Path(f["plot"]["file"]).read_bytes()[:4] == b"\x89PNG"
+    v = report["privacy"]
+    assert v["jobs"]["first"]["summary"]["records"] == 200
+    assert v["jobs"]["after_withdrawal"]["summary"]["records"] == 199
+    assert v["audit"]["denied"] == 2 and v["audit"]["jobs"] == 2 and v["audit"]["log_ok"]
     for asset_id in [*p["datasets"].values(), p["code"], p["model"]]:
         assert asset_id[:12] in p["lineage_tree"]

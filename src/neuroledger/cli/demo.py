@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -83,6 +84,20 @@ def _print(report: DemoReport) -> None:
         console.print(
             f"final model {r['final_model']}: lineage of {f['lineage']['nodes']} assets, "
             f"{f['lineage']['rounds']} rounds; plot {f['plot']['file']}",
+            highlight=False,
+        )
+    v = report.privacy
+    if v:
+        first, after = v["jobs"]["first"], v["jobs"]["after_withdrawal"]
+        console.print(
+            f"research-lab's download of dataset {v['dataset'][:12]} refused without a grant; its "
+            f"approved job returned {json.dumps(first['summary'])}; after patient-17 withdrew "
+            f"consent: {after['summary']['records']} records ({after['excluded']} excluded)",
+            highlight=False,
+        )
+        console.print(
+            f"hospital-b's access log: {v['audit']['allowed']} allowed, {v['audit']['denied']} "
+            f"denied, {v['audit']['jobs']} jobs, verified against its checkpoint",
             highlight=False,
         )
     for check in report.checks:

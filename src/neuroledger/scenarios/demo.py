@@ -32,6 +32,7 @@ from neuroledger.identity.service import Identities
 from neuroledger.provenance import HashCache, Provenance
 from neuroledger.scenarios.audit import run_audit
 from neuroledger.scenarios.federated import run_federated
+from neuroledger.scenarios.privacy import run_privacy
 from neuroledger.scenarios.provenance import run_provenance
 from neuroledger.store import FileStore
 
@@ -60,6 +61,7 @@ class DemoReport:
     provenance: dict[str, Any] = field(default_factory=dict)
     audit: dict[str, Any] = field(default_factory=dict)
     federated: dict[str, Any] = field(default_factory=dict)
+    privacy: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -79,6 +81,7 @@ class DemoReport:
             "provenance": self.provenance,
             "audit": self.audit,
             "federated": self.federated,
+            "privacy": self.privacy,
             "checks": self.checks,
             "ok": self.ok,
             "seconds": round(self.seconds, 2),
@@ -143,6 +146,8 @@ def run_demo(
             )  # fmt: skip
 
         report.federated, checks = run_federated(chain, keystore, home, shared_provenance, step)
+        report.checks.extend(checks)
+        report.privacy, checks = run_privacy(chain, keystore, prov, home, step)
         report.checks.extend(checks)
     finally:
         if stop_node and chain.node is not None:
