@@ -407,6 +407,10 @@ def gateway_serve(
     burst: Annotated[
         int, typer.Option("--burst", min=1, help="Requests an identity may send at once.")
     ] = 400,
+    client_rate: Annotated[
+        float,
+        typer.Option("--client-rate", min=0.1, help="Requests per second per client address."),
+    ] = 2000.0,
     jobs: Annotated[
         bool, typer.Option("--jobs/--no-jobs", help="Run compute-to-data jobs.")
     ] = True,
@@ -444,7 +448,10 @@ def gateway_serve(
         queue = Jobs(data, owner=owner, root=c.settings.home / "jobs",
                      limits=JobLimits(memory_mb=memory_mb, cpu_seconds=cpu_seconds, wall_seconds=wall_seconds),
                      audit=audit.record)  # fmt: skip
-    config = GatewayConfig(cache_blocks=cache_blocks, rate=rate, burst=burst)
+    config = GatewayConfig(
+        cache_blocks=cache_blocks, rate=rate, burst=burst,
+        client_rate=client_rate, client_burst=max(int(client_rate * 2), 1),
+    )  # fmt: skip
     app = create_app(data, owner=owner, audit=audit, jobs=queue, config=config,
                      state_dir=c.settings.home / "gateway")  # fmt: skip
     console.print(
