@@ -66,6 +66,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_lineage.py
 	$(BIN)/python benchmarks/bench_audit.py
 	$(BIN)/python benchmarks/bench_fl.py
+	$(BIN)/python benchmarks/bench_privacy.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

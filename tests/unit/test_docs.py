@@ -28,13 +28,19 @@ def test_chain_doc_examples_run(tmp_path: Path, doc: str, placeholder: str) -> N
     run_example(doc, placeholder, tmp_path / "home")
 
 
-@pytest.mark.parametrize("doc", ["audit.md", "federated.md"])
+@pytest.mark.parametrize("doc", ["audit.md", "federated.md", "privacy.md"])
 def test_offline_doc_examples_run(doc: str) -> None:
     run_example(doc)
 
 
 @pytest.mark.parametrize(
-    ("doc", "group"), [("provenance.md", "asset"), ("audit.md", "audit"), ("federated.md", "fl")]
+    ("doc", "group"),
+    [
+        ("provenance.md", "asset"),
+        ("audit.md", "audit"),
+        ("federated.md", "fl"),
+        *[("privacy.md", g) for g in ("data", "grant", "consent", "job", "gateway")],
+    ],
 )
 def test_doc_shell_examples_use_real_commands(doc: str, group: str) -> None:
     from typer.main import get_command
