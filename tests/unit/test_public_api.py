@@ -19,6 +19,7 @@ PACKAGES = [
     "neuroledger.provenance",
     "neuroledger.audit",
     "neuroledger.federated",
+    "neuroledger.privacy",
 ]
 
 
@@ -72,6 +73,8 @@ def test_every_error_derives_from_root() -> None:
         "neuroledger.federated.dp",
         "neuroledger.federated.simulation",
         "neuroledger.federated.adapters",
+        "neuroledger.privacy",
+        "neuroledger.privacy.age",
     ],
 )
 def test_docstring_examples_run(name: str) -> None:

@@ -1,1 +1,35 @@
-"""Private data: age-encrypted assets, grants on chain, an access gateway, compute-to-data."""
+"""Private data: age-encrypted assets, grants on chain, an access gateway, compute-to-data.
+
+``neuroledger.privacy.age`` is the file format; :class:`PrivateData` protects,
+grants, revokes, approves and records consent; the HTTP gateway lives in
+``neuroledger.privacy.gateway`` (it imports FastAPI) and its client in
+``neuroledger.privacy.client``. docs/privacy.md walks through all of it.
+"""
+
+from neuroledger.privacy import age
+from neuroledger.privacy.grants import MODES, GrantsClient, GrantView
+from neuroledger.privacy.jobs import Job, Jobs
+from neuroledger.privacy.requests import AccessRequest, Domain, new_request, sign_request
+from neuroledger.privacy.sandbox import JobLimits, SandboxResult, run_sandboxed
+from neuroledger.privacy.service import GrantReceipt, PrivateData
+from neuroledger.privacy.vault import Vault, VaultEntry
+
+__all__ = [
+    "MODES",
+    "AccessRequest",
+    "Domain",
+    "GrantReceipt",
+    "GrantView",
+    "GrantsClient",
+    "Job",
+    "JobLimits",
+    "Jobs",
+    "PrivateData",
+    "SandboxResult",
+    "Vault",
+    "VaultEntry",
+    "age",
+    "new_request",
+    "run_sandboxed",
+    "sign_request",
+]

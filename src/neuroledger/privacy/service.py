@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neuroledger._fs import atomic_writer
 from neuroledger.chain.client import Chain
 from neuroledger.errors import PrivacyError
 from neuroledger.identity.did import format_did, parse_did
@@ -128,8 +129,6 @@ class PrivateData:
 
     def decrypt(self, asset: str, *, identity: str, out: Path) -> int:
         """Decrypt a vault asset with ``identity``'s key into ``out`` (atomically)."""
-        from neuroledger._fs import atomic_writer
-
         asset_id = self.provenance.resolve(asset)
         with atomic_writer(out) as dst:
             return self.vault.decrypt(
