@@ -27,7 +27,9 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
 from web3 import Web3
+from web3.contract import Contract
 
 from neuroledger.errors import (
     ChainError,
@@ -39,12 +41,14 @@ from neuroledger.errors import (
 
 __all__ = [
     "Call",
+    "ContractClient",
     "FeePolicy",
     "NonceManager",
     "NotAuthorizedError",
     "Receipt",
     "SignatureRejectedError",
     "TransactionSender",
+    "contract_call",
     "decode_revert",
 ]
 
@@ -107,6 +111,26 @@ class Call:
     value: int = 0
     gas: int | None = None
     label: str = "transaction"
+
+
+def contract_call(
+    contract: Contract, fn: str, args: list[Any], *, label: str, value: int = 0
+) -> Call:
+    """A :class:`Call` of ``contract.fn(*args)``."""
+    data = contract.encode_abi(fn, args=args)
+    return Call(to=to_checksum_address(contract.address),
+                data=bytes.fromhex(data.removeprefix("0x")), value=value, label=label)  # fmt: skip
+
+
+class ContractClient:
+    """Base of the clients of deployed contracts: builds their :class:`Call` objects."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self.address = to_checksum_address(contract.address)
+
+    def _call(self, fn: str, args: list[Any], label: str) -> Call:
+        return contract_call(self.contract, fn, args, label=label)
 
 
 @dataclass(frozen=True)

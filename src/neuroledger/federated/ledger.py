@@ -21,7 +21,7 @@ from web3.contract import Contract
 
 from neuroledger.audit.merkle import MerkleTree, leaf_hash
 from neuroledger.chain.client import Chain
-from neuroledger.chain.tx import Call
+from neuroledger.chain.tx import contract_call
 from neuroledger.errors import FederatedError
 from neuroledger.federated.aggregators import Aggregator, Update
 from neuroledger.store import BlobStore
@@ -76,13 +76,7 @@ class TaskLedger:
         self.contract: Contract = chain.contract("FederatedTask")
 
     def _send(self, account: LocalAccount, fn: str, args: list[Any], *, value: int = 0) -> Any:
-        data = self.contract.encode_abi(fn, args=args)
-        call = Call(
-            to=str(self.contract.address),
-            data=bytes.fromhex(data.removeprefix("0x")),
-            value=value,
-            label=f"FederatedTask.{fn}",
-        )
+        call = contract_call(self.contract, fn, args, label=f"FederatedTask.{fn}", value=value)
         return self.chain.sender(account).send(call)
 
     # -- owner -----------------------------------------------------------------------

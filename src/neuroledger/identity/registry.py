@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import Hash32
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from web3.contract import Contract
 
-from neuroledger.chain.tx import Call
+from neuroledger.chain.tx import Call, ContractClient
 from neuroledger.errors import IdentityError
 
 __all__ = [
@@ -46,16 +44,8 @@ class Signature:
     s: bytes
 
 
-class RegistryClient:
+class RegistryClient(ContractClient):
     """Builds transactions for, and reads, one deployed DID registry."""
-
-    def __init__(self, contract: Contract) -> None:
-        self.contract = contract
-        self.address = to_checksum_address(contract.address)
-
-    def _call(self, fn: str, args: list[Any], label: str) -> Call:
-        data = self.contract.encode_abi(fn, args=args)
-        return Call(to=self.address, data=bytes.fromhex(data.removeprefix("0x")), label=label)
 
     # -- reads -----------------------------------------------------------------------
     def identity_owner(self, identity: str) -> str:

@@ -8,9 +8,8 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 from web3 import Web3
-from web3.contract import Contract
 
-from neuroledger.chain.tx import Call
+from neuroledger.chain.tx import Call, ContractClient
 from neuroledger.errors import PrivacyError
 
 __all__ = [
@@ -99,16 +98,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class GrantsClient:
+class GrantsClient(ContractClient):
     """Builds transactions for, and reads, one deployed AccessGrants contract."""
-
-    def __init__(self, contract: Contract) -> None:
-        self.contract = contract
-        self.address = to_checksum_address(contract.address)
-
-    def _call(self, fn: str, args: list[Any], label: str) -> Call:
-        data = self.contract.encode_abi(fn, args=args)
-        return Call(to=self.address, data=bytes.fromhex(data.removeprefix("0x")), label=label)
 
     # -- writes ----------------------------------------------------------------------
     def grant(self, asset: str, grantee: str, modes: int, purpose: str, expiry: int) -> Call:

@@ -8,9 +8,8 @@ from typing import Any
 from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from web3.contract import Contract
 
-from neuroledger.chain.tx import Call
+from neuroledger.chain.tx import Call, ContractClient
 from neuroledger.errors import ProvenanceError
 
 __all__ = [
@@ -172,16 +171,8 @@ def _check_len(text: str, limit: int, what: str) -> None:
         )
 
 
-class AssetRegistryClient:
+class AssetRegistryClient(ContractClient):
     """Builds transactions for, and reads, one deployed asset registry."""
-
-    def __init__(self, contract: Contract) -> None:
-        self.contract = contract
-        self.address = to_checksum_address(contract.address)
-
-    def _call(self, fn: str, args: list[Any], label: str) -> Call:
-        data = self.contract.encode_abi(fn, args=args)
-        return Call(to=self.address, data=bytes.fromhex(data.removeprefix("0x")), label=label)
 
     # -- reads -----------------------------------------------------------------------
     def asset_of(self, asset_id: str) -> tuple[str, int, int]:
