@@ -296,6 +296,25 @@ def test_every_decision_is_in_the_audit_log(world: World) -> None:
     assert [e["details"]["excluded_records"] for e in jobs] == [0, 1]
 
 
+def test_a_job_on_undecodable_data_fails_and_the_worker_goes_on(world: World) -> None:
+    broken = world.tmp / "broken.csv"
+    broken.write_bytes(b"subject,age\n" + b"\xff\xfe\x00garbage\n" * 100)
+    bad = world.data.protect(broken, owner="hospital").asset_id
+    code = world.data.provenance.manifest(world.tmp / "stats.py").digest  # registered earlier
+    world.data.grant(
+        bad, "lab", modes="compute", purpose="statistics", expires_in=3600, owner="hospital"
+    )
+    world.data.approve(bad, code, owner="hospital")
+    with world.gateway() as server:
+        lab = world.client(server)
+        failed = lab.wait(lab.submit_job(bad, "statistics", STATS)["id"], bad, "statistics")
+        assert failed["status"] == "failed" and "UnicodeDecodeError" in failed["reason"]
+        ok = lab.wait(
+            lab.submit_job(world.dataset, "statistics", STATS)["id"], world.dataset, "statistics"
+        )
+        assert ok["status"] == "succeeded"
+
+
 def test_bad_input_to_the_service(world: World) -> None:
     with pytest.raises(PrivacyError, match="duration"):
         from neuroledger.privacy.service import parse_duration

@@ -18,6 +18,7 @@ import json
 import logging
 import queue
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -28,7 +29,7 @@ from typing import Any
 
 from neuroledger._fs import atomic_write
 from neuroledger.audit import AuditEvent
-from neuroledger.errors import AccessDeniedError, PrivacyError, SandboxError
+from neuroledger.errors import AccessDeniedError, NeuroLedgerError, PrivacyError, SandboxError
 from neuroledger.privacy.sandbox import JobLimits, declared_outputs, run_sandboxed
 from neuroledger.privacy.service import PrivateData
 
@@ -76,7 +77,7 @@ def filter_consent(src: Path, dst: Path, withdrawn: set[str]) -> tuple[int, int]
         except (UnicodeDecodeError, csv.Error):
             header = None
         if header is None or "subject" not in header:
-            dst.write_bytes(src.read_bytes())
+            shutil.copyfile(src, dst)
             return -1, 0
         column = header.index("subject")
         kept = excluded = 0
@@ -130,6 +131,8 @@ class Jobs:
                 self._save(job)
             elif job.status == "queued":
                 self._queue.put(job.id)
+        if not self._queue.empty():
+            self._start()
 
     # -- records -----------------------------------------------------------------------
     def _path(self, job_id: str) -> Path:
@@ -252,13 +255,22 @@ class Jobs:
                 job.excluded = excluded
                 result = run_sandboxed(directory / "algorithm.py", usable, outputs=outputs,
                                        limits=self.limits, release_to=directory / "outputs")  # fmt: skip
-        except SandboxError as exc:
-            job.status, job.reason = "failed", str(exc)
+        except (NeuroLedgerError, OSError, ValueError, csv.Error) as exc:
+            # Refused by the sandbox, data that does not decrypt or parse, a full disk:
+            # the job fails with the reason; the worker goes on with the next one.
+            job.status, job.reason = "failed", f"{type(exc).__name__}: {exc}"
         else:
             job.status, job.reason = result.status, result.reason
             job.withheld = result.withheld
             if result.status == "succeeded":
-                self._register_outputs(job, result.released)
+                try:
+                    self._register_outputs(job, result.released)
+                except NeuroLedgerError as exc:  # the chain refused or is down: nothing released
+                    job.status, job.reason, job.outputs = (
+                        "failed",
+                        f"outputs not registered: {exc}",
+                        {},
+                    )
         job.finished = time.time()
         self._save(job)
         if self.audit is not None:
