@@ -605,9 +605,8 @@ class Participant:
             timeout=self.timeout,
             what=f"round {r} to be recorded on chain",
         )
-        state = ledger.task(task)
-        if state["finalized_round"] >= r or state["status"] != 1 or state["current_round"] != r:
-            return  # final already (or over), or the owner's note is false: nothing to attest
+        # The wrong-attest fault goes first: whether or not the round is already final, the
+        # contract must refuse it (a wrong digest, or a round that is no longer current).
         if self.fault is not None and self.fault.active("wrong-attest", r):
             try:
                 ledger.attest(self.account, task, r, hashlib.sha256(b"wrong").hexdigest())
@@ -619,6 +618,9 @@ class Participant:
                     exc,
                 )
             return
+        state = ledger.task(task)
+        if state["finalized_round"] >= r or state["status"] != 1 or state["current_round"] != r:
+            return  # final already (or over), or the owner's note is false: nothing to attest
         if self.address not in designated_validators(
             self._rosters.get(r, []), r, self.spec.validators
         ):
