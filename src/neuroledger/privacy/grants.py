@@ -14,6 +14,7 @@ from neuroledger.errors import PrivacyError
 
 __all__ = [
     "MODES",
+    "PURPOSE_PATTERN",
     "GrantEvent",
     "GrantView",
     "GrantsClient",
@@ -28,12 +29,13 @@ CONTRACT = "AccessGrants"
 #: Access modes and their bits on chain.
 MODES: dict[str, int] = {"download": 1, "compute": 2}
 
-_PURPOSE = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
+#: What a purpose name may be: it is stored as ASCII in 32 bytes.
+PURPOSE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
 
 
 def purpose_bytes(purpose: str) -> bytes:
     """The on-chain form of a purpose name: its ASCII, left-aligned in 32 bytes."""
-    if not _PURPOSE.fullmatch(purpose):
+    if not PURPOSE_PATTERN.fullmatch(purpose):
         raise PrivacyError(
             f"purpose {purpose!r} is not allowed; use 1-32 lowercase letters, digits, '.', '_' "
             "or '-', starting with a letter or digit (e.g. research)"

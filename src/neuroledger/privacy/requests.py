@@ -31,6 +31,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from neuroledger.errors import AccessDeniedError
+from neuroledger.privacy.grants import PURPOSE_PATTERN
 
 __all__ = [
     "ACTIONS",
@@ -123,8 +124,10 @@ class AccessRequest:
             raise AccessDeniedError("request field identity must be a 0x address")
         if data["action"] not in ACTIONS:
             raise AccessDeniedError(f"unknown action; use one of {', '.join(ACTIONS)}")
-        if not isinstance(data["purpose"], str) or not 0 < len(data["purpose"]) <= 32:
-            raise AccessDeniedError("request field purpose must be a name of 1-32 characters")
+        if not isinstance(data["purpose"], str) or not PURPOSE_PATTERN.fullmatch(data["purpose"]):
+            raise AccessDeniedError(
+                "request field purpose must be 1-32 lowercase letters, digits, '.', '_' or '-'"
+            )
         expiry = data["expiry"]
         if not isinstance(expiry, int) or isinstance(expiry, bool) or not 0 < expiry < 2**64:
             raise AccessDeniedError("request field expiry must be unix seconds")
