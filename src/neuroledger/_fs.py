@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["atomic_write", "atomic_writer", "file_lock", "fsync_dir"]
+__all__ = ["ReportingReader", "atomic_write", "atomic_writer", "file_lock", "fsync_dir"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -66,3 +67,30 @@ def file_lock(path: Path, *, shared: bool = False) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+class ReportingReader(io.RawIOBase):
+    """A binary reader that reports how many bytes each read returned (for progress bars)."""
+
+    def __init__(self, raw: BinaryIO, report: Callable[[int], None]) -> None:
+        self._raw = raw
+        self._report = report
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self._report(len(data))
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._raw.read(-1 if size is None else size)
+        self._report(len(data))
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = self._raw.readline(-1 if size is None else size)
+        self._report(len(line))
+        return line

@@ -192,6 +192,8 @@ def test_replay_expiry_forgery_and_wrong_domain_are_refused(world: World) -> Non
         assert post(too_far).status_code == 400
         big = httpx.post(server.url + "/v1/access", content=b"{" + b" " * 600_000 + b"}")
         assert big.status_code == 413
+        shouting = new_request(world.dataset, lab_id, "keywrap", "Research!")
+        assert post(shouting).status_code == 400  # not a purpose the contract could hold
         garbage = httpx.post(server.url + "/v1/access", content=b"not json")
         assert garbage.status_code == 400 and "not JSON" in garbage.json()["error"]
 
@@ -232,6 +234,26 @@ def test_rate_limit_per_identity(world: World) -> None:
         lab.keywrap(world.dataset, "research")
         with pytest.raises(AccessDeniedError, match="429"):
             lab.keywrap(world.dataset, "research")
+
+
+def test_an_unreachable_chain_fails_closed_and_is_logged(world: World) -> None:
+    """With the chain unreachable (a real refused connection), an uncached check is refused."""
+    world.data.grant(world.dataset, "lab", modes="download", purpose="research", expires_in=86400,
+                     owner="hospital")  # fmt: skip
+    provider = world.chain.w3.provider
+    with world.gateway(cache_blocks=0) as server:
+        lab = world.client(server)
+        assert lab.keywrap(world.dataset, "research")
+        real = provider.endpoint_uri  # type: ignore[attr-defined]
+        provider.endpoint_uri = "http://127.0.0.1:9"  # type: ignore[attr-defined]  # discard port: refused
+        try:
+            with pytest.raises(AccessDeniedError, match=r"503.*cannot check the grant"):
+                lab.keywrap(world.dataset, "research")
+        finally:
+            provider.endpoint_uri = real  # type: ignore[attr-defined]
+        assert lab.keywrap(world.dataset, "research")  # and it recovers
+    assert any("cannot check the grant" in e["details"]["reason"] for e in world.decisions()
+               if e.get("event_type") == "access.denied")  # fmt: skip
 
 
 def test_compute_only_grant_runs_approved_jobs_and_honours_consent(world: World) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from neuroledger.chain.client import Chain
 from neuroledger.config import KdfParams, Settings, default_home
@@ -20,7 +23,7 @@ from neuroledger.identity.service import Identities
 from neuroledger.provenance import HashCache, Provenance
 from neuroledger.store import FileStore
 
-__all__ = ["EXTERNAL_CONFIRMATIONS", "CLIContext", "emit", "settings_from_env"]
+__all__ = ["EXTERNAL_CONFIRMATIONS", "CLIContext", "byte_progress", "emit", "settings_from_env"]
 
 #: Confirmation depth of the index on an external chain (the embedded chain has
 #: one node and never reorganises).
@@ -140,3 +143,19 @@ def emit(data: Any, *, as_json: bool, human: str | None = None) -> None:
         typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
     elif human is not None:
         console.print(human, highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def byte_progress(
+    description: str, total: int, enabled: bool
+) -> Iterator[Callable[[int], None] | None]:
+    """A byte progress bar on stderr for long work (terminals only); yields its advance function."""
+    if not enabled or not err_console.is_terminal:
+        yield None
+        return
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+        TransferSpeedColumn(), console=err_console, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from neuroledger.cli._context import CLIContext, console, emit, err_console
+from neuroledger.cli._context import CLIContext, byte_progress, console, emit
 from neuroledger.errors import MetadataError
 from neuroledger.identity.did import format_did
 from neuroledger.provenance import (
@@ -52,23 +51,16 @@ def _ctx(ctx: typer.Context) -> CLIContext:
     return obj
 
 
-@contextlib.contextmanager
-def _hash_progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+def _hash_progress(
+    path: Path, enabled: bool
+) -> contextlib.AbstractContextManager[Callable[[int], None] | None]:
     """A byte progress bar on stderr while a path is hashed (terminals only)."""
-    if not enabled or not err_console.is_terminal:
-        yield None
-        return
     total = (
         sum(p.stat().st_size for p in [path, *path.rglob("*")] if p.is_file())
-        if path.exists()
+        if enabled and path.exists()
         else 0
     )
-    with Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), console=err_console, transient=True,
-    ) as bar:  # fmt: skip
-        task = bar.add_task(f"hashing {path.name}", total=total)
-        yield lambda n: bar.advance(task, n)
+    return byte_progress(f"hashing {path.name}", total, enabled)
 
 
 def _owner_label(prov: Provenance) -> Callable[[str], str]:

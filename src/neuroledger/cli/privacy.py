@@ -6,12 +6,12 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO, cast
 
 import typer
 
-from neuroledger._fs import atomic_write
-from neuroledger.cli._context import CLIContext, console, emit
+from neuroledger._fs import ReportingReader, atomic_write, atomic_writer
+from neuroledger.cli._context import CLIContext, byte_progress, console, emit
 from neuroledger.errors import PrivacyError
 from neuroledger.privacy import age
 from neuroledger.privacy.client import GatewayClient
@@ -77,8 +77,12 @@ def encrypt(
     if not path.is_file():
         raise PrivacyError(f"{path} is not a file; give the data file to encrypt")
     data = _data(ctx)
+    size = path.stat().st_size
     if owner is not None:
-        registration = data.protect(path, owner=owner, license=license)
+        with byte_progress(
+            f"hashing and encrypting {path.name}", 2 * size, not as_json
+        ) as progress:
+            registration = data.protect(path, owner=owner, license=license, progress=progress)
         emit(
             {"asset": registration.asset_id, "owner": registration.owner, "tx": registration.tx_hash,
              "vault": str(data.vault.entry(registration.asset_id).payload.parent)},
@@ -90,7 +94,10 @@ def encrypt(
     if out is None:
         raise PrivacyError("--to needs -o FILE: where to write the encrypted file")
     keys = [age.parse_recipient(w) if w.startswith("age1") else data.recipient(w) for w in to or []]
-    size = age.encrypt_file(path, out, keys)
+    with byte_progress(f"encrypting {path.name}", size, not as_json) as progress, \
+            open(path, "rb") as raw, atomic_writer(out) as dst:  # fmt: skip
+        src = cast(BinaryIO, ReportingReader(raw, progress)) if progress else raw
+        size = age.encrypt_stream(src, dst, keys)
     emit({"out": str(out), "bytes": size, "recipients": [age.recipient_string(k) for k in keys]},
          as_json=as_json, human=f"encrypted {size} bytes to {len(keys)} recipient(s): {out}")  # fmt: skip
 
@@ -113,7 +120,12 @@ def decrypt(
     else:
         if not Path(source).is_file():
             raise PrivacyError(f"{source} is not a file; give the .age file (or --asset ID)")
-        size = age.decrypt_file(source, out, c.keystore().x25519_private(identity))
+        private = c.keystore().x25519_private(identity)
+        total = Path(source).stat().st_size
+        with byte_progress(f"decrypting {Path(source).name}", total, not as_json) as progress, \
+                open(source, "rb") as raw, atomic_writer(out) as dst:  # fmt: skip
+            src = cast(BinaryIO, ReportingReader(raw, progress)) if progress else raw
+            size = age.decrypt_stream(src, dst, private)
     emit(
         {"out": str(out), "bytes": size},
         as_json=as_json,

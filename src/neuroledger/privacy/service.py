@@ -6,11 +6,12 @@ docs/privacy.md walks through it on the embedded chain.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
-from neuroledger._fs import atomic_writer
+from neuroledger._fs import ReportingReader, atomic_writer
 from neuroledger.chain.client import Chain
 from neuroledger.errors import PrivacyError
 from neuroledger.identity.did import format_did, parse_did
@@ -98,7 +99,8 @@ class PrivateData:
 
     # -- encryption --------------------------------------------------------------------
     def protect(self, path: Path, *, owner: str, kind: str = "dataset", license: str = "",
-                metadata: dict[str, Any] | None = None) -> Registration:  # fmt: skip
+                metadata: dict[str, Any] | None = None,
+                progress: Callable[[int], None] | None = None) -> Registration:  # fmt: skip
         """Encrypt the file at ``path`` into the vault and register it as ``owner``'s asset.
 
         The asset's id is the file's digest, as for any asset; the vault keeps
@@ -113,9 +115,10 @@ class PrivateData:
                 f"the X25519 key {owner} published differs from its key in this home; run "
                 f"`neuroledger identity publish {owner}`"
             )
-        asset_id = self.provenance.manifest(path).digest
+        asset_id = self.provenance.manifest(path, progress=progress).digest
         self.provenance.check_new(asset_id)
-        with open(path, "rb") as src:
+        with open(path, "rb") as raw:
+            src = cast(BinaryIO, ReportingReader(raw, progress)) if progress else raw
             self.vault.put(asset_id, src, name=path.name, owner=self.identity(owner),
                            owner_key=owner_key)  # fmt: skip
         try:
