@@ -15,7 +15,6 @@ from neuroledger.cli._context import CLIContext, byte_progress, console, emit
 from neuroledger.errors import PrivacyError
 from neuroledger.privacy import age
 from neuroledger.privacy.client import GatewayClient
-from neuroledger.privacy.grants import purpose_bytes
 from neuroledger.privacy.service import PrivateData, parse_duration
 
 data_app = typer.Typer(
@@ -209,7 +208,6 @@ def grant_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Grant an identity access to an asset for a purpose until an expiry."""
-    purpose_bytes(purpose)
     receipt = _data(ctx).grant(asset, grantee, modes=mode, purpose=purpose,
                                expires_in=parse_duration(expires), owner=owner)  # fmt: skip
     emit(receipt.to_json(), as_json=as_json,

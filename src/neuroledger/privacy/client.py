@@ -54,12 +54,7 @@ class GatewayClient:
             raise PrivacyError(
                 f"the gateway at {self.url} does not answer ({exc}); is it running?"
             ) from None
-        if response.status_code >= 400:
-            try:
-                reason = response.json().get("error", response.text)
-            except ValueError:
-                reason = response.text
-            raise AccessDeniedError(f"the gateway refused ({response.status_code}): {reason}")
+        _raise_for_refusal(response)
         return response
 
     def health(self) -> dict[str, Any]:
@@ -83,9 +78,7 @@ class GatewayClient:
         ) as response:
             if response.status_code >= 400:
                 response.read()
-                raise AccessDeniedError(
-                    f"the gateway refused ({response.status_code}): {response.json().get('error')}"
-                )
+                _raise_for_refusal(response)
             if private is None:
                 with atomic_writer(out) as dst:
                     size = 0
@@ -131,6 +124,17 @@ class GatewayClient:
         plain = io.BytesIO()
         age.decrypt_stream(io.BytesIO(sealed), plain, private)
         return plain.getvalue()
+
+
+def _raise_for_refusal(response: httpx.Response) -> None:
+    """Raise :class:`AccessDeniedError` with the gateway's reason for a 4xx/5xx answer."""
+    if response.status_code < 400:
+        return
+    try:
+        reason = response.json().get("error", response.text)
+    except ValueError:
+        reason = response.text
+    raise AccessDeniedError(f"the gateway refused ({response.status_code}): {reason}")
 
 
 class _IterReader(io.RawIOBase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -177,22 +178,24 @@ class GrantsClient(ContractClient):
         )
         out = []
         for log in logs:
-            for event in ("AccessGranted", "AccessRevoked", "AlgorithmApproval", "ConsentChanged"):
-                handler = getattr(self.contract.events, event)()
-                try:
-                    decoded = handler.process_log(log)
-                except Exception:  # web3 raises MismatchedABI for the other events
-                    continue
-                out.append(
-                    GrantEvent(
-                        name=event,
-                        block=int(log["blockNumber"]),
-                        tx="0x" + bytes(log["transactionHash"]).hex(),
-                        args={k: _plain(v) for k, v in decoded["args"].items()},
-                    )
+            name = self._by_topic.get(bytes(log["topics"][0])) if log["topics"] else None
+            if name is None:
+                continue
+            decoded = getattr(self.contract.events, name)().process_log(log)
+            out.append(
+                GrantEvent(
+                    name=name,
+                    block=int(log["blockNumber"]),
+                    tx="0x" + bytes(log["transactionHash"]).hex(),
+                    args={k: _plain(v) for k, v in decoded["args"].items()},
                 )
-                break
+            )
         return out
+
+    @functools.cached_property
+    def _by_topic(self) -> dict[bytes, str]:
+        names = ("AccessGranted", "AccessRevoked", "AlgorithmApproval", "ConsentChanged")
+        return {bytes(getattr(self.contract.events, n)().topic): n for n in names}
 
     def withdrawn_subjects(self, w3: Web3, purpose: str, *, from_block: int = 0) -> set[str]:
         """Subjects (lowercase addresses) whose consent to ``purpose`` is now withdrawn."""

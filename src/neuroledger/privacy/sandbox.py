@@ -97,7 +97,14 @@ def declared_outputs(code: bytes) -> list[str]:
 
 
 def check_isolation() -> None:
-    """Raise :class:`SandboxError` unless this machine can confine a job."""
+    """Raise :class:`SandboxError` unless this machine can confine a job.
+
+    The probe (a child that creates a network namespace) runs until it succeeds
+    once per process; a machine that could confine a job still can.
+    """
+    global _ISOLATION_OK
+    if _ISOLATION_OK:
+        return
     if not sys.platform.startswith("linux"):
         raise SandboxError("compute-to-data jobs need Linux (Landlock and network namespaces)")
     if landlock_abi() < 1:
@@ -114,6 +121,10 @@ def check_isolation() -> None:
             f"({probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else 'denied'}); "
             "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
         )
+    _ISOLATION_OK = True
+
+
+_ISOLATION_OK = False
 
 
 _PROBE = """
