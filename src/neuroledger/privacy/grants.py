@@ -195,7 +195,10 @@ class GrantsClient(ContractClient):
     @functools.cached_property
     def _by_topic(self) -> dict[bytes, str]:
         names = ("AccessGranted", "AccessRevoked", "AlgorithmApproval", "ConsentChanged")
-        return {bytes(getattr(self.contract.events, n)().topic): n for n in names}
+        return {
+            bytes.fromhex(str(getattr(self.contract.events, n)().topic).removeprefix("0x")): n
+            for n in names
+        }
 
     def withdrawn_subjects(self, w3: Web3, purpose: str, *, from_block: int = 0) -> set[str]:
         """Subjects (lowercase addresses) whose consent to ``purpose`` is now withdrawn."""

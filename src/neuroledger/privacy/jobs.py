@@ -209,8 +209,15 @@ class Jobs:
                 return
             try:
                 self.run(job_id)
-            except Exception:  # a job's failure is recorded; the worker goes on
+            except Exception as exc:  # a bug, not a job's fault: record it, and go on
                 log.exception("job %s failed", job_id)
+                job = self.get(job_id)
+                if job.status in ("queued", "running"):
+                    job.status, job.finished = "failed", time.time()
+                    job.reason = (
+                        f"internal error ({type(exc).__name__}: {exc}); see the gateway's log"
+                    )
+                    self._save(job)
 
     def wait(self, job_id: str, timeout: float = 300.0) -> Job:
         """Block until job ``job_id`` is finished."""
