@@ -7,10 +7,16 @@
 True
 """
 
-from neuroledger.chain import Chain
-from neuroledger.config import EMBEDDED_CHAIN_ID, KdfParams, Settings
-from neuroledger.errors import NeuroLedgerError
-from neuroledger.identity import Identities, Keystore
+import eth_account as _eth_account  # noqa: F401  (imports py_ecc, which raises the limit)
+
+from neuroledger._json import sane_recursion_limit as _sane_recursion_limit
+
+_sane_recursion_limit()
+
+from neuroledger.chain import Chain  # noqa: E402
+from neuroledger.config import EMBEDDED_CHAIN_ID, KdfParams, Settings  # noqa: E402
+from neuroledger.errors import NeuroLedgerError  # noqa: E402
+from neuroledger.identity import Identities, Keystore  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -14,6 +14,7 @@ exits with the error's ``exit_code``::
     │   ├── RPCUnreachableError      no JSON-RPC node answers at the URL
     │   ├── ChainIdMismatchError     the chain is not the one recorded
     │   ├── ContractsNotDeployedError  no NeuroLedger contracts on this chain
+    │   ├── DeploymentMismatchError  a recorded contract is not at its address
     │   ├── InsufficientFundsError   an account cannot pay for gas
     │   ├── TransactionTimeoutError  no receipt within the timeout
     │   └── TransactionRevertedError the contract rejected the call
@@ -59,6 +60,7 @@ __all__ = [
     "ConfigError",
     "ContractsNotDeployedError",
     "DecryptError",
+    "DeploymentMismatchError",
     "FederatedError",
     "IdentityError",
     "IdentityNotFoundError",
@@ -133,6 +135,11 @@ class ChainIdMismatchError(ChainError):
 
 class ContractsNotDeployedError(ChainError):
     """Raised when the NeuroLedger contracts are not on the connected chain."""
+
+
+class DeploymentMismatchError(ChainError):
+    """Raised when a recorded contract's address does not hold its code (never redeployed
+    silently: `neuroledger deploy --force` does it and keeps the old record)."""
 
 
 class InsufficientFundsError(ChainError):

@@ -1,7 +1,10 @@
 """A client that writes batches forever and logs every batch reported as confirmed.
 
 Run by the durability test as its own process so that it can be SIGKILLed:
-``python durability_writer.py HOME CONFIRMED_LOG SEED``.
+``python durability_writer.py HOME CONFIRMED_LOG SEED``. Each confirmed line is
+``<tx hash> <identity address> <attribute value>``, so that the test can look
+every write up again through the application (the DID resolver over the
+home's deployment record), not only as a receipt.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from neuroledger.chain.client import Chain
 from neuroledger.config import Settings
 from neuroledger.identity.registry import RegistryClient
 
+#: Attributes outlive the test whatever the chain's clock does.
+VALIDITY = 10**9
+
 
 def main() -> None:
     home, log_path, seed = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
@@ -30,15 +36,19 @@ def main() -> None:
     counter = 0
     while True:
         size = rng.randint(1, 8)
-        calls = []
+        values = []
         for _ in range(size):
             counter += 1
-            calls.append(
-                reg.set_attribute(account.address, "did/svc/Log", f"{seed}-{counter}".encode(), 60)
-            )
+            values.append(f"{seed}-{counter}")
+        calls = [
+            reg.set_attribute(account.address, "did/svc/Log", v.encode(), VALIDITY) for v in values
+        ]
         receipts = sender.send_batch(calls)
         # Reported as confirmed: record it durably before going on.
-        os.write(fd, "".join(f"{r.tx_hash}\n" for r in receipts).encode())
+        lines = "".join(
+            f"{r.tx_hash} {account.address} {v}\n" for r, v in zip(receipts, values, strict=True)
+        )
+        os.write(fd, lines.encode())
         os.fsync(fd)
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
 from neuroledger.chain.client import Chain
 from neuroledger.chain.node import EmbeddedNode
-from neuroledger.errors import NodeStateCorruptError, PortInUseError
+from neuroledger.errors import DeploymentMismatchError, NodeStateCorruptError, PortInUseError
 
 pytestmark = pytest.mark.anvil
 
@@ -98,3 +100,47 @@ def test_port_in_use(settings) -> None:
         port = sock.getsockname()[1]
         with pytest.raises(PortInUseError, match="--port"):
             node_of(settings.with_(node_port=port)).start()
+
+
+def test_genesis_hash_change_never_redeploys(settings) -> None:
+    """C1: a new block-0 hash after a restart is not a reason to forget the suite."""
+    chain = Chain.connect(settings)
+    record = chain.deployment()
+    path = settings.deployments_dir / f"{chain.chain_id}.json"
+    data = json.loads(path.read_text())
+    data["genesis_hash"] = "0x" + "ab" * 32  # as anvil sometimes reports after --load-state
+    path.write_text(json.dumps(data))
+    node_of(settings).stop()
+    again = Chain.connect(settings).deployment()
+    try:
+        assert again.contracts == record.contracts
+        assert not list(settings.deployments_dir.glob("*.replaced"))
+    finally:
+        node_of(settings).stop()
+
+
+def test_reset_chain_refuses_until_deploy_force(settings) -> None:
+    """C1: contracts missing at recorded addresses are an error naming `deploy --force`;
+    only --force deploys anew, and it keeps the old record."""
+    from neuroledger.cli.main import run
+
+    chain = Chain.connect(settings)
+    old = chain.deployment().contracts["DIDRegistry"]["address"]
+    node_of(settings).stop()
+    node_of(settings).start(reset_state=True)
+    try:
+        with pytest.raises(DeploymentMismatchError, match="deploy --force") as info:
+            Chain.connect(settings).deployment()
+        assert "\n" not in str(info.value) and "no code there" in str(info.value)
+        record_path = settings.deployments_dir / "20044.json"
+        assert json.loads(record_path.read_text())["contracts"]["DIDRegistry"]["address"] == old
+        env = {"NEUROLEDGER_HOME": str(settings.home)}
+        with mock.patch.dict(os.environ, env):
+            assert run(["deploy", "--force", "--json"]) == 0
+        new = Chain.connect(settings).deployment().contracts["DIDRegistry"]["address"]
+        assert len(Chain.connect(settings).w3.eth.get_code(new)) > 0
+        aside = list(settings.deployments_dir.glob("20044.*.json.replaced"))
+        assert len(aside) == 1
+        assert json.loads(aside[0].read_text())["contracts"]["DIDRegistry"]["address"] == old
+    finally:
+        node_of(settings).stop()

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from web3 import Web3
 
+from neuroledger._json import loads_bounded
 from neuroledger.audit.anchor import AnchorRecord, log_id, read_anchor
 from neuroledger.audit.log import TileLog
 from neuroledger.audit.merkle import leaf_hash, verify_inclusion
@@ -84,7 +84,7 @@ def _parse(text: str) -> tuple[dict[str, Any], int, list[bytes], str]:
     if len(lines) < 3 or not lines[1].startswith("extra "):
         raise AuditError("malformed bundle: missing the extra line with the entry and its anchor")
     try:
-        extra = json.loads(base64.b64decode(lines[1][6:], validate=True))
+        extra = loads_bounded(base64.b64decode(lines[1][6:], validate=True))
     except (binascii.Error, ValueError):
         raise AuditError("malformed bundle: the extra line is not base64 JSON") from None
     match = re.fullmatch(r"index (0|[1-9][0-9]*)", lines[2])

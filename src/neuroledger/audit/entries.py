@@ -22,6 +22,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from neuroledger._json import loads_bounded
 from neuroledger.errors import AuditError
 from neuroledger.provenance.documents import canonical
 from neuroledger.store import BlobStore
@@ -81,8 +82,8 @@ def encode_event(event: AuditEvent | dict[str, Any]) -> bytes:
 def decode_event(entry: bytes) -> dict[str, Any]:
     """Parse a logged entry back into a JSON object."""
     try:
-        data = json.loads(entry)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = loads_bounded(entry)
+    except ValueError as exc:
         raise AuditError(f"entry is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise AuditError("entry is not a JSON object")

@@ -142,10 +142,15 @@ class Chain:
         )
 
     # -- contracts -------------------------------------------------------------------
-    def deployment(self, *, deployer: LocalAccount | None = None) -> DeploymentRecord:
-        """The suite's deployment on this chain, deploying it where allowed."""
-        if self._record is None or deployer is not None:
-            self._record = ensure_deployed(self, deployer=deployer)
+    def deployment(
+        self, *, deployer: LocalAccount | None = None, force: bool = False
+    ) -> DeploymentRecord:
+        """The suite's deployment on this chain, deploying it where allowed.
+
+        ``force`` sets an existing record aside and deploys a new suite.
+        """
+        if self._record is None or deployer is not None or force:
+            self._record = ensure_deployed(self, deployer=deployer, force=force)
         return self._record
 
     def contract(self, name: str) -> Contract:

@@ -1,15 +1,27 @@
 """Deployment of the contract suite, recorded per chain id in the home.
 
 ``deployments/<chain id>.json`` holds, for each contract, its address and the
-hash of its deployed code, the chain's genesis hash, and the RPC URLs seen for
-that chain. Deployment is idempotent: a contract whose recorded address holds
-the expected code is left alone; anything else is (re)deployed.
+hash of its deployed code, the chain's genesis hash when it was first deployed
+(for information only), and the RPC URLs seen for that chain.
+
+Deployment is idempotent and never forgets: a contract whose recorded address
+holds the expected code is left alone, and a contract the record does not name
+yet is deployed and added. A recorded contract whose address holds other code,
+or none, is *never* silently replaced: the application's data lives at the
+recorded addresses, and a new suite would orphan it. The error says so and
+names ``neuroledger deploy --force``, which keeps the old record beside the new
+one (``<chain id>.<time>.json.replaced``) and deploys a fresh suite.
+
+Earlier versions compared block 0's hash and redeployed on a difference, but
+anvil gives block 0 a new hash on some restarts from a saved state: the code at
+the recorded addresses is the only reliable check.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +32,11 @@ from eth_abi.abi import encode as abi_encode
 from neuroledger._fs import atomic_write, file_lock
 from neuroledger.chain.artifacts import Artifact, load_artifact
 from neuroledger.chain.tx import Call
-from neuroledger.errors import ChainIdMismatchError, ContractsNotDeployedError
+from neuroledger.errors import (
+    ChainIdMismatchError,
+    ContractsNotDeployedError,
+    DeploymentMismatchError,
+)
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -82,6 +98,19 @@ class DeploymentStore:
             rpc_urls=list(data.get("rpc_urls", [])),
         )
 
+    def set_aside(self, chain_id: int) -> Path | None:
+        """Move the record of ``chain_id`` aside (never deleted); return where it went."""
+        path = self.path(chain_id)
+        if not path.exists():
+            return None
+        aside = self.directory / f"{chain_id}.{time.strftime('%Y%m%dT%H%M%S')}.json.replaced"
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = aside.with_name(f"{chain_id}.{time.strftime('%Y%m%dT%H%M%S')}-{n}.json.replaced")
+        os.replace(path, aside)
+        return aside
+
     def save(self, record: DeploymentRecord) -> None:
         """Write a record atomically."""
         text = json.dumps(record.to_json(), indent=2, sort_keys=True)
@@ -113,6 +142,7 @@ def ensure_deployed(
     *,
     deployer: LocalAccount | None = None,
     names: list[str] | None = None,
+    force: bool = False,
 ) -> DeploymentRecord:
     """Make sure every contract of the suite is on ``chain``; return the record.
 
@@ -120,15 +150,27 @@ def ensure_deployed(
     development account. On an external chain they are deployed only when a
     ``deployer`` account is given; otherwise :class:`ContractsNotDeployedError`
     names the command that deploys them.
+
+    A recorded contract whose code is not at its address raises
+    :class:`DeploymentMismatchError`; only ``force=True`` sets the record aside
+    and deploys a new suite.
     """
     store = DeploymentStore(chain.settings.deployments_dir)
     wanted = set(names or [name for name, _ in SUITE])
-    genesis = chain.w3.eth.get_block(0)["hash"].hex()
     with file_lock(chain.settings.deployments_dir / ".lock"):
         record = store.load(chain.chain_id)
-        if record is None or record.genesis_hash != genesis:
-            record = DeploymentRecord(chain_id=chain.chain_id, genesis_hash=genesis)
+        if force and record is not None:
+            if not chain.embedded and deployer is None:
+                raise ContractsNotDeployedError(
+                    "`deploy --force` on an external chain needs `--from NAME` (a funded identity)"
+                )
+            store.set_aside(chain.chain_id)
+            record = None
         changed = False
+        if record is None:
+            genesis = chain.w3.eth.get_block(0)["hash"].hex()
+            record = DeploymentRecord(chain_id=chain.chain_id, genesis_hash=genesis)
+            changed = True
         if chain.url not in record.rpc_urls and not chain.embedded:
             record.rpc_urls.append(chain.url)
             changed = True
@@ -138,7 +180,8 @@ def ensure_deployed(
             artifact = load_artifact(name)
             args = _constructor_args(record, dependencies)
             entry = record.contracts.get(name)
-            if entry and _deployed_matches(chain, entry["address"], artifact, args):
+            if entry:
+                _check_recorded(chain, name, entry, artifact, args)
                 continue
             if not chain.embedded and deployer is None:
                 raise ContractsNotDeployedError(
@@ -151,6 +194,32 @@ def ensure_deployed(
         if changed:
             store.save(record)
     return record
+
+
+def _check_recorded(
+    chain: Chain, name: str, entry: dict[str, Any], artifact: Artifact, args: bytes
+) -> None:
+    """Raise unless the recorded address of ``name`` holds the suite's code."""
+    address = entry["address"]
+    code = bytes(chain.w3.eth.get_code(address))  # type: ignore[arg-type]
+    if code == artifact.runtime_bytecode + args:
+        return
+    fix = (
+        "`neuroledger deploy --force` deploys a new suite and sets this record aside "
+        "(data written to the old contracts stays there, unreachable from this home)"
+    )
+    if not code:
+        why = (
+            "there is no code there: the chain was reset or replaced "
+            "(restore its saved state to get the data back)"
+        )
+    elif _code_hash(code) == entry.get("code_sha256"):
+        why = "it holds the contract of an older NeuroLedger version"
+    else:
+        why = "it holds other code"
+    raise DeploymentMismatchError(
+        f"{name} recorded at {address} on chain {chain.chain_id} is not there: {why}; {fix}"
+    )
 
 
 def _constructor_args(record: DeploymentRecord, dependencies: tuple[str, ...]) -> bytes:

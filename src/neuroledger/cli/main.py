@@ -9,6 +9,7 @@ from typing import Annotated
 import click
 import typer
 
+from neuroledger.chain.deploy import DeploymentStore
 from neuroledger.cli import asset, audit, fl, identity, node, privacy
 from neuroledger.cli._context import CLIContext, emit, err_console, settings_from_env
 from neuroledger.cli.demo import demo
@@ -99,18 +100,38 @@ def deploy(
         str | None,
         typer.Option("--from", help="Identity that pays for deployment (external chains)."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Deploy a NEW suite even though one is recorded; the old record is kept "
+            "aside and data written to the old contracts is no longer reachable from this home.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Deploy the contract suite to the chain (idempotent); record it in the home."""
     c: CLIContext = ctx.obj
     chain = c.chain()
     deployer = c.keystore().owner_account(from_) if from_ else None
-    record = chain.deployment(deployer=deployer)
+    store = DeploymentStore(chain.settings.deployments_dir)
+    before = store.load(chain.chain_id) if force else None
+    record = chain.deployment(deployer=deployer, force=force)
     contracts = {k: v["address"] for k, v in record.contracts.items()}
+    lines = [f"{k} at {v} (chain {chain.chain_id})" for k, v in contracts.items()]
+    replaced = None
+    if before is not None:
+        replaced = {k: str(v["address"]) for k, v in before.contracts.items()}
+        lines.insert(
+            0,
+            f"--force: deployed a new suite on chain {chain.chain_id}; the previous record "
+            f"({', '.join(f'{k} {v}' for k, v in replaced.items())}) is kept in "
+            f"{store.directory} as *.json.replaced",
+        )
     emit(
-        {"chain_id": chain.chain_id, "contracts": contracts},
+        {"chain_id": chain.chain_id, "contracts": contracts, "replaced": replaced},
         as_json=as_json,
-        human="\n".join(f"{k} at {v} (chain {chain.chain_id})" for k, v in contracts.items()),
+        human="\n".join(lines),
     )
 
 

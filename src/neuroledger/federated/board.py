@@ -34,6 +34,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from neuroledger._fs import atomic_write
+from neuroledger._json import loads_bounded
 from neuroledger.errors import FederatedError
 from neuroledger.provenance.documents import canonical
 
@@ -79,7 +80,7 @@ class Board:
             if path.stat().st_size > MAX_MESSAGE_BYTES:
                 log.warning("ignoring %s: larger than %d bytes", rel, MAX_MESSAGE_BYTES)
                 return None
-            envelope = json.loads(path.read_bytes())
+            envelope = loads_bounded(path.read_bytes(), max_bytes=MAX_MESSAGE_BYTES)
             body = envelope["body"]
             claimed = str(envelope["signer"])
             recovered = Account.recover_message(

@@ -51,6 +51,7 @@ import numpy as np
 from eth_account.signers.local import LocalAccount
 from numpy.typing import NDArray
 
+from neuroledger._json import loads_bounded
 from neuroledger.errors import FederatedError, NeuroLedgerError, TransactionRevertedError
 from neuroledger.federated.aggregators import RULES, FedAvg, Update, make_aggregator
 from neuroledger.federated.board import Board, Message
@@ -531,7 +532,7 @@ class Participant:
             raw = open_sealed(
                 self.x25519_private, base64.b64decode(message.body["to"][me]), context
             )
-            received[sender] = json.loads(raw)
+            received[sender] = loads_bounded(raw)
         base, delta = self._delta(r, start, model, rng, len(members))
         if delta.shape != (self.spec.size,) or not np.all(np.isfinite(delta)):
             # Under secure aggregation nobody could reject it later: fail loudly here.

@@ -11,7 +11,6 @@ specification describes, producing the same document as the reference
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +19,7 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
+from neuroledger._json import loads_bounded
 from neuroledger.errors import IdentityError
 from neuroledger.identity.did import ParsedDID, parse_did
 
@@ -220,7 +220,7 @@ def _document(
             service_count_ref = f"{did}#service-{service_count}"
             text = value.decode(errors="replace")
             try:
-                endpoint: Any = json.loads(text)
+                endpoint: Any = loads_bounded(value)
             except ValueError:
                 endpoint = text
             services[index] = {

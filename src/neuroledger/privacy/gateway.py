@@ -28,7 +28,6 @@ import asyncio
 import base64
 import hashlib
 import io
-import json
 import sqlite3
 import threading
 import time
@@ -42,6 +41,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from neuroledger._json import loads_bounded
 from neuroledger.audit import AuditEvent, AuditLog
 from neuroledger.errors import (
     AccessDeniedError,
@@ -330,9 +330,10 @@ def create_app(
                 if len(raw) > config.max_body:
                     raise Denied(413, f"the request body is over {config.max_body} bytes")
             try:
-                payload = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                raise Denied(400, "the body is not JSON; send {request, signature}") from None
+                payload = loads_bounded(raw, max_bytes=config.max_body, max_depth=8)
+            except ValueError as exc:
+                raise Denied(400, f"the body is not acceptable JSON ({exc}); "
+                                  "send {request, signature}") from None  # fmt: skip
             if not isinstance(payload, dict) or not isinstance(payload.get("signature"), str):
                 raise Denied(400, "the body must be a JSON object with request and signature")
             try:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from neuroledger._json import loads_bounded
 from neuroledger.chain.client import Chain
 from neuroledger.errors import AssetNotFoundError, ManifestError, NeuroLedgerError, ProvenanceError
 from neuroledger.identity.did import format_did, parse_did
@@ -424,7 +424,7 @@ class Provenance:
         """The asset's metadata document, when this home's store holds it."""
         digest = record.metadata_uri.removeprefix("sha256:")
         try:
-            data = json.loads(self.store.get(digest, max_size=1 << 20))
+            data = loads_bounded(self.store.get(digest, max_size=1 << 20))
         except (NeuroLedgerError, ValueError):
             return None
         return data if isinstance(data, dict) else None
@@ -486,7 +486,9 @@ class Provenance:
         if not isinstance(uri, str):
             return None
         try:
-            statement = json.loads(self.store.get(uri.removeprefix("sha256:"), max_size=64 << 20))
+            statement = loads_bounded(
+                self.store.get(uri.removeprefix("sha256:"), max_size=64 << 20), max_bytes=64 << 20
+            )
             return Manifest.from_statement(statement)
         except (NeuroLedgerError, ValueError):
             return None
