@@ -31,6 +31,7 @@ from neuroledger.privacy.requests import Domain, new_request, sign_request
 from neuroledger.privacy.sandbox import JobLimits
 from neuroledger.privacy.service import PrivateData
 from neuroledger.provenance import Provenance
+from tests import security_figures
 
 pytestmark = pytest.mark.anvil
 
@@ -357,7 +358,7 @@ def test_bad_input_to_the_service(world: World) -> None:
         world.data.revoke(world.dataset, "hospital", owner="hospital")
 
 
-SECURITY_DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
+TEST = "tests/integration/test_privacy.py"
 ATTEMPTS = 25  # per kind of attack
 
 
@@ -443,29 +444,52 @@ def test_security_figures_no_unauthorized_access_gets_through(world: World) -> N
             assert not (world.tmp / "tampered.out").exists()
 
     assert sum(through.values()) == 0, through
-    rows = "\n".join(f"| {kind} | {tried[kind]} | {through[kind]} |" for kind in tried)
-    SECURITY_DOC.write_text(
-        "# Security figures\n\n"
-        "Written by `tests/integration/test_privacy.py::test_security_figures_no_unauthorized_access_gets_through`"
-        " on every test run (a real anvil and the real gateway over HTTP on loopback). Each row is\n"
-        "one kind of unauthorized access, tried repeatedly; a try *gets through* if the gateway\n"
-        "answers 200 or tampered ciphertext decrypts. Every denied try is also in the owner's\n"
-        "audit log with its reason. Alongside, the same number of valid requests passed, so the\n"
-        "gateway was serving the whole time.\n\n"
-        "| attempt | tried | got through |\n|---|---:|---:|\n"
-        f"{rows}\n| **total** | **{sum(tried.values())}** | **{sum(through.values())}** |\n\n"
-        "What each row does:\n\n"
-        "- *no grant*: an identity asks for a dataset it was never granted.\n"
-        "- *expired grant*: the grant's expiry passed on the chain's clock.\n"
-        "- *revoked grant*: the owner revoked the grant (its key wrap is deleted too).\n"
-        "- *wrong purpose*: a download grant for `research` used for `marketing`.\n"
-        "- *download on a compute-only grant*: a compute grant never yields the key or the ciphertext.\n"
-        "- *forged signature*: a request for the lab's identity signed by another key.\n"
-        "- *expired signature*: a signed request used after its own expiry.\n"
-        "- *wrong domain*: signed for another chain id (EIP-712 domain), so it recovers to another signer.\n"
-        "- *replay*: a request that was accepted once, sent again (nonces are kept on disk until expiry).\n"
-        "- *tampered ciphertext*: one flipped byte anywhere in a genuine age file (header MAC or chunk tag).\n\n"
-        "The compute-to-data sandbox has its own tests (`tests/unit/test_sandbox.py`): a job that opens\n"
-        "a TCP connection or sends UDP, writes or reads outside its directories, or exceeds its memory,\n"
-        "CPU or wall-time limit fails or is killed, and undeclared outputs are withheld.\n"
+    what = {
+        "no grant": "an identity asks for a dataset it was never granted.",
+        "expired grant": "the grant's expiry passed on the chain's clock.",
+        "revoked grant": "the owner revoked the grant (its key wrap is deleted too).",
+        "wrong purpose": "a download grant for `research` used for `marketing`.",
+        "download on a compute-only grant": "a compute grant never yields the key or the ciphertext.",
+        "forged signature": "a request for the lab's identity signed by another key.",
+        "expired signature": "a signed request used after its own expiry.",
+        "wrong domain": "signed for another chain id (EIP-712 domain), so it recovers to another signer.",
+        "replay": "a request accepted once, sent again (nonces are kept on disk until expiry).",
+        "tampered ciphertext": "one flipped byte anywhere in a genuine age file (header MAC or chunk tag).",
+    }  # fmt: skip
+    for kind in tried:
+        security_figures.record("gateway access", kind, tried=tried[kind], through=through[kind],
+                                what=what[kind], test=TEST)  # fmt: skip
+
+
+MALFORMED = {
+    "140 KB of nested arrays": b"[" * 140_000,
+    "nested objects": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    "deep nesting inside the request": b'{"request": ' + b"[" * 100_000 + b', "signature": "0x"}',
+    "invalid UTF-8": b'{"request": "\xff\xfe", "signature": "0x"}',
+    "a 100,000-digit number": b'{"request": ' + b"9" * 100_000 + b', "signature": "0x"}',
+    "NaN and Infinity": b'{"request": NaN, "signature": Infinity}',
+    "not an object": b'"just a string"',
+    "empty body": b"",
+    "truncated JSON": b'{"request": {"asset": "',
+}
+
+
+def test_malformed_bodies_get_4xx_and_the_gateway_stays_up(world: World) -> None:
+    """H1: no body, however malformed, crashes the gateway; each gets a 4xx."""
+    tried = through = 0
+    with world.gateway(rate=10_000, burst=10_000) as server:
+        for _ in range(3):
+            for name, body in MALFORMED.items():
+                for path in ("/v1/access", "/v1/jobs", "/v1/jobs/x"):
+                    reply = httpx.post(server.url + path, content=body, timeout=30)
+                    tried += 1
+                    assert 400 <= reply.status_code < 500, (name, path, reply.status_code)
+                    through += reply.status_code == 200
+                    assert httpx.get(server.url + "/v1/health").status_code == 200, name
+    assert through == 0
+    security_figures.record(
+        "gateway input", "malformed or deeply nested bodies", tried=tried, through=through,
+        what="bodies of nested brackets (140 KB), deep objects, invalid UTF-8, huge numbers, NaN, "
+        "truncated JSON to every POST endpoint: each must get a 4xx and the gateway stay up.",
+        test=TEST,
     )

@@ -332,7 +332,7 @@ def create_app(
             try:
                 payload = loads_bounded(raw, max_bytes=config.max_body, max_depth=8)
             except ValueError as exc:
-                raise Denied(400, f"the body is not acceptable JSON ({exc}); "
+                raise Denied(400, f"the body is not JSON within limits ({exc}); "
                                   "send {request, signature}") from None  # fmt: skip
             if not isinstance(payload, dict) or not isinstance(payload.get("signature"), str):
                 raise Denied(400, "the body must be a JSON object with request and signature")
