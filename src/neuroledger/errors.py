@@ -40,6 +40,7 @@ exits with the error's ``exit_code``::
     └── PrivacyError                 encrypted assets, grants, the gateway, compute jobs
         ├── DecryptError             ciphertext that is corrupt or not for this key
         ├── AccessDeniedError        no valid grant, signature or consent for the request
+        ├── ConsentError             a dataset whose rows' subjects cannot be identified
         └── SandboxError             a compute job refused, killed or failed
 """
 
@@ -58,6 +59,7 @@ __all__ = [
     "ChainError",
     "ChainIdMismatchError",
     "ConfigError",
+    "ConsentError",
     "ContractsNotDeployedError",
     "DecryptError",
     "DeploymentMismatchError",
@@ -284,6 +286,10 @@ class DecryptError(PrivacyError):
 
 class AccessDeniedError(PrivacyError):
     """Raised when a request lacks a valid grant, signature, nonce or consent."""
+
+
+class ConsentError(PrivacyError):
+    """Raised when a job's dataset cannot be filtered by consent (no readable subjects)."""
 
 
 class SandboxError(PrivacyError):

@@ -7,6 +7,7 @@ consent; every decision lands in the hospital's audit log.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -331,11 +332,125 @@ def test_a_job_on_undecodable_data_fails_and_the_worker_goes_on(world: World) ->
     with world.gateway() as server:
         lab = world.client(server)
         failed = lab.wait(lab.submit_job(bad, "statistics", STATS)["id"], bad, "statistics")
-        assert failed["status"] == "failed" and "UnicodeDecodeError" in failed["reason"]
+        assert failed["status"] == "failed" and "not UTF-8" in failed["reason"]
         ok = lab.wait(
             lab.submit_job(world.dataset, "statistics", STATS)["id"], world.dataset, "statistics"
         )
         assert ok["status"] == "succeeded"
+
+
+def _job_on(world: World, name: str, content: bytes, *, per_subject: bool = True,
+            algorithm: bytes = STATS) -> dict:  # fmt: skip
+    path = world.tmp / name
+    path.write_bytes(content)
+    asset = world.data.protect(path, owner="hospital", per_subject=per_subject).asset_id
+    code = world.data.provenance.manifest(world.tmp / "stats.py").digest
+    if algorithm != STATS:
+        script = world.tmp / f"algorithm-{hashlib.sha256(algorithm).hexdigest()[:12]}.py"
+        script.write_bytes(algorithm)
+        code = world.data.provenance.manifest(script).digest
+        if world.data.provenance.registry.asset_of(code)[2] == 0:
+            world.data.provenance.register(script, kind="code", owner="lab")
+    world.data.grant(asset, "lab", modes="compute", purpose="statistics", expires_in=3600,
+                     owner="hospital")  # fmt: skip
+    world.data.approve(asset, code, owner="hospital")
+    with world.gateway() as server:
+        lab = world.client(server)
+        return lab.wait(lab.submit_job(asset, "statistics", algorithm)["id"], asset, "statistics")
+
+
+def test_h8_consent_holds_for_excel_csv_and_unidentifiable_data_is_refused(world: World) -> None:
+    """H8: a BOM, spaced or capitalised headers, semicolons: the withdrawn subject is still
+    left out; a file whose subjects cannot be read is refused, not passed whole."""
+    patient = world.data.identity("patient")
+    rows = [f"{patient},80,1"] + [f"0x{i:040x},{40 + i},0" for i in range(1, 10)]
+    world.data.consent("patient", "statistics", given=False)
+    tried = through = 0
+    try:
+        variants = {
+            "bom.csv": b"\xef\xbb\xbf" + ("subject,age,diagnosis\n" + "\n".join(rows)).encode(),
+            "spaced.csv": (' "Subject" ,age,diagnosis\r\n' + "\r\n".join(rows)).encode(),
+            "semicolon.csv": ("SUBJECT;age;diagnosis\n" + "\n".join(r.replace(",", ";") for r in rows)).encode(),
+            "did.csv": ("subject,age,diagnosis\n" + "\n".join(
+                [f"did:ethr:0x4e4c:{patient},80,1"] + rows[1:])).encode(),
+        }  # fmt: skip
+        for name, content in variants.items():
+            job = _job_on(world, name, content, algorithm=STATS.replace(b"float(r[\"age\"])",
+                          b"float(r.get(\"age\") or 0)"))  # fmt: skip
+            tried += 1
+            ok = job["status"] == "succeeded" and job["excluded"] == 1 and job["records"] == 9
+            through += not ok
+            assert ok, (name, job)
+        for name, content in {
+            "latin1.csv": ("subject,name\n" + f"{patient},Ren\xe9e\n").encode("latin-1"),
+            "nosubject.csv": ("id,age\n" + f"{patient},80\n").encode(),
+        }.items():
+            job = _job_on(world, name, content)
+            tried += 1
+            through += job["status"] != "failed"
+            assert job["status"] == "failed" and "--no-subjects" in job["reason"], job
+    finally:
+        world.data.consent("patient", "statistics", given=True)
+    whole = _job_on(world, "aggregates.csv", b"age,count\n40,3\n", per_subject=False)
+    assert whole["status"] == "succeeded" and whole["records"] is None
+    security_figures.record(
+        "consent", "H8 BOM, header variants, non-UTF-8, no subject column", tried=tried,
+        through=through,
+        what="a withdrawn subject's row in a CSV with a UTF-8 BOM, quoted/spaced/upper-case "
+        "headers, semicolons or did:ethr subjects must be excluded; a latin-1 file or one with "
+        "no subject column must be refused, not handed to the job whole.",
+        test=TEST,
+    )
+
+
+def test_m2_m3_requesters_see_categories_and_commitments_only(world: World) -> None:
+    """M2: no plaintext in the reason, the withheld names or the audit log; M3: an output
+    is registered by a salted commitment that the requester can check."""
+    import rfc8785
+
+    from neuroledger.privacy.jobs import output_commitment
+
+    leak = b"""import csv, json, sys
+OUTPUTS = ["summary.json"]
+rows = list(csv.DictReader(open(sys.argv[1])))
+open(sys.argv[2] + "/" + rows[0]["name"] + ".txt", "w").write("x")
+float(rows[0]["name"])
+"""
+    patient = world.data.identity("patient")
+    failed = _job_on(world, "names.csv", f"subject,name\n{patient},Carol\n".encode(),
+                     algorithm=leak)  # fmt: skip
+    assert failed["status"] == "failed"
+    assert "Carol" not in json.dumps(failed), failed
+    log_text = json.dumps(world.decisions())
+    assert "Carol" not in log_text
+    counts = b"""import csv, json, sys
+OUTPUTS = ["summary.json"]
+rows = list(csv.DictReader(open(sys.argv[1])))
+json.dump({"n": len(rows)}, open(sys.argv[2] + "/summary.json", "w"))
+open(sys.argv[2] + "/extra-" + rows[0]["name"], "w").write("x")
+"""
+    ok = _job_on(world, "names2.csv", f"subject,name\n{patient},Carol\n0x{1:040x},Erin\n".encode(),
+                 algorithm=counts)  # fmt: skip
+    assert ok["status"] == "succeeded" and ok["withheld"] == 1
+    assert "Carol" not in json.dumps(ok) and "Carol" not in json.dumps(world.decisions())
+    output = ok["outputs"]["summary.json"]
+    plain = b'{"n": 2}'
+    # The plain digest of the output is not what is on chain ...
+    for guess in range(5):
+        digest = hashlib.sha256(json.dumps({"n": guess}).encode()).hexdigest()
+        assert world.data.provenance.registry.asset_of(digest)[2] == 0
+    # ... the requester, with the salt, recomputes the registered commitment.
+    document = output_commitment(ok["id"], "summary.json", bytes.fromhex(output["salt"]), plain)
+    assert hashlib.sha256(rfc8785.dumps(document)).hexdigest() == output["asset"]
+    assert world.data.provenance.registry.asset_of(output["asset"])[2] != 0
+    security_figures.record(
+        "compute-to-data", "M2 plaintext in reasons, withheld names, audit log", tried=3,
+        through=int("Carol" in json.dumps(failed)) + int("Carol" in json.dumps(ok))
+        + int("Carol" in json.dumps(world.decisions())),
+        what="a job fails on a data value (float('Carol')) and names an undeclared file after "
+        "a row; the requester's job record and the public audit log must not contain it.",
+        test=TEST,
+    )
 
 
 def test_bad_input_to_the_service(world: World) -> None:
@@ -488,7 +603,10 @@ def test_malformed_bodies_get_4xx_and_the_gateway_stays_up(world: World) -> None
                     assert httpx.get(server.url + "/v1/health").status_code == 200, name
     assert through == 0
     security_figures.record(
-        "gateway input", "malformed or deeply nested bodies", tried=tried, through=through,
+        "gateway input",
+        "malformed or deeply nested bodies",
+        tried=tried,
+        through=through,
         what="bodies of nested brackets (140 KB), deep objects, invalid UTF-8, huge numbers, NaN, "
         "truncated JSON to every POST endpoint: each must get a 4xx and the gateway stay up.",
         test=TEST,

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from neuroledger.errors import SandboxError
+from neuroledger.errors import ConsentError, SandboxError
 from neuroledger.privacy.jobs import filter_consent
 from neuroledger.privacy.sandbox import JobLimits, declared_outputs, run_sandboxed
 
 LIMITS = JobLimits(memory_mb=512, cpu_seconds=3, wall_seconds=20)
+FAILED = "the algorithm failed (exit code 1); the owner has its log"
 
 
 def _run(tmp_path: Path, code: str, limits: JobLimits = LIMITS):
@@ -73,7 +74,8 @@ def test_a_network_connection_fails(tmp_path: Path) -> None:
     server.close()
     thread.join()
     assert result.status == "failed"
-    assert "Error" in result.reason  # PermissionError (Landlock) or OSError (no route)
+    assert result.reason == FAILED  # a fixed category: the job's words stay with the owner
+    assert "Error" in result.stderr_tail  # PermissionError (Landlock) or OSError (no route)
     assert accepted == [] and result.released == {}
 
 
@@ -84,13 +86,14 @@ def test_udp_has_no_route_out(tmp_path: Path) -> None:
         "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
         "s.sendto(b'leak', ('10.0.0.1', 53))\n",
     )
-    assert result.status == "failed" and "unreachable" in result.reason.lower()
+    assert result.status == "failed" and "unreachable" in result.stderr_tail.lower()
 
 
 def test_writing_outside_the_output_dir_fails(tmp_path: Path) -> None:
     target = tmp_path / "escaped.txt"
     result = _run(tmp_path, f'OUTPUTS = ["x"]\nopen({str(target)!r}, "w").write("data")\n')
-    assert result.status == "failed" and "PermissionError" in result.reason
+    assert result.status == "failed" and result.reason == FAILED
+    assert "Error" in result.stderr_tail  # not in the job's world (mount namespace)
     assert not target.exists()
 
 
@@ -98,13 +101,13 @@ def test_reading_outside_the_allowed_paths_fails(tmp_path: Path) -> None:
     secret = tmp_path / "keystore.json"
     secret.write_text("secret")
     result = _run(tmp_path, f'OUTPUTS = ["x"]\nprint(open({str(secret)!r}).read())\n')
-    assert result.status == "failed" and "PermissionError" in result.reason
+    assert result.status == "failed" and "FileNotFoundError" in result.stderr_tail
     assert "secret" not in result.stderr_tail
 
 
 def test_the_input_copy_is_read_only(tmp_path: Path) -> None:
     result = _run(tmp_path, 'OUTPUTS = ["x"]\nimport sys\nopen(sys.argv[1], "a").write("x")\n')
-    assert result.status == "failed" and "PermissionError" in result.reason
+    assert result.status == "failed" and "Error" in result.stderr_tail
 
 
 def test_memory_over_the_limit_is_killed(tmp_path: Path) -> None:
@@ -155,5 +158,10 @@ def test_consent_filter_drops_withdrawn_subjects(tmp_path: Path) -> None:
     assert (tmp_path / "out.csv").read_text().splitlines() == ["subject,value", "0xcc,3"]
     other = tmp_path / "plain.bin"
     other.write_bytes(b"\x00\x01no csv")
-    assert filter_consent(other, tmp_path / "copy.bin", {"0xaa"}) == (-1, 0)
+    with pytest.raises(ConsentError, match="--no-subjects"):
+        filter_consent(other, tmp_path / "copy.bin", {"0xaa"})
+    assert filter_consent(other, tmp_path / "copy.bin", {"0xaa"}, per_subject=False) == (-1, 0)
     assert (tmp_path / "copy.bin").read_bytes() == b"\x00\x01no csv"
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbfSubject ;value\r\n0xAA;1\r\n;2\r\n0xcc;3\r\n")
+    assert filter_consent(bom, tmp_path / "bom-out.csv", {"0xaa"}) == (1, 2)  # empty subject out

@@ -107,7 +107,9 @@ class DeploymentStore:
         n = 1
         while aside.exists():
             n += 1
-            aside = aside.with_name(f"{chain_id}.{time.strftime('%Y%m%dT%H%M%S')}-{n}.json.replaced")
+            aside = aside.with_name(
+                f"{chain_id}.{time.strftime('%Y%m%dT%H%M%S')}-{n}.json.replaced"
+            )
         os.replace(path, aside)
         return aside
 

@@ -66,6 +66,14 @@ def encrypt(
     license: Annotated[
         str, typer.Option("--license", help="SPDX license of the dataset (with --owner).")
     ] = "",
+    no_subjects: Annotated[
+        bool,
+        typer.Option(
+            "--no-subjects",
+            help="The file has no per-subject rows (aggregates, weights): jobs get it whole. "
+            "Without it, jobs run only on a CSV whose `subject` column names every row's subject.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Encrypt a file: into the owner's vault as a registered dataset, or to recipients' published keys."""
@@ -81,7 +89,8 @@ def encrypt(
         with byte_progress(
             f"hashing and encrypting {path.name}", 2 * size, not as_json
         ) as progress:
-            registration = data.protect(path, owner=owner, license=license, progress=progress)
+            registration = data.protect(path, owner=owner, license=license,
+                                        per_subject=not no_subjects, progress=progress)  # fmt: skip
         emit(
             {"asset": registration.asset_id, "owner": registration.owner, "tx": registration.tx_hash,
              "vault": str(data.vault.entry(registration.asset_id).payload.parent)},

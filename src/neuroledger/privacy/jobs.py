@@ -14,6 +14,7 @@ that was running.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import queue
@@ -29,11 +30,18 @@ from typing import Any
 
 from neuroledger._fs import atomic_write
 from neuroledger.audit import AuditEvent
-from neuroledger.errors import AccessDeniedError, NeuroLedgerError, PrivacyError, SandboxError
+from neuroledger.errors import (
+    AccessDeniedError,
+    ConsentError,
+    DecryptError,
+    NeuroLedgerError,
+    PrivacyError,
+    SandboxError,
+)
 from neuroledger.privacy.sandbox import JobLimits, declared_outputs, run_sandboxed
 from neuroledger.privacy.service import PrivateData
 
-__all__ = ["Job", "Jobs", "filter_consent"]
+__all__ = ["Job", "Jobs", "filter_consent", "output_commitment"]
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +62,8 @@ class Job:
     reason: str = ""
     created: float = field(default_factory=time.time)
     finished: float | None = None
-    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> digest, asset
-    withheld: list[str] = field(default_factory=list)
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> asset, salt
+    withheld: int = 0  # how many files the job wrote but did not declare (names: owner only)
     records: int | None = None
     excluded: int | None = None
 
@@ -64,35 +72,71 @@ class Job:
         return asdict(self)
 
 
-def filter_consent(src: Path, dst: Path, withdrawn: set[str]) -> tuple[int, int]:
+def _subject_key(cell: str) -> str:
+    """A subject cell as the lowercase address consent is recorded under."""
+    subject = cell.strip().strip("\ufeff").lower()
+    if subject.startswith("did:ethr:"):
+        subject = subject.rsplit(":", 1)[-1]
+    return subject
+
+
+def _header_name(cell: str) -> str:
+    return cell.strip().strip("\ufeff").strip('"').strip().lower()
+
+
+def filter_consent(src: Path, dst: Path, withdrawn: set[str], *,
+                   per_subject: bool = True) -> tuple[int, int]:  # fmt: skip
     """Copy CSV ``src`` to ``dst`` without rows whose ``subject`` withdrew; return (kept, excluded).
 
-    A file that is not a CSV with a ``subject`` column is copied whole: it has
-    no per-subject records to exclude.
+    The file is decoded as UTF-8 with or without a byte-order mark (as Excel writes
+    it); the header is matched without case, spaces or quotes, and the delimiter
+    (comma, semicolon, tab or bar) is read from the header line. A row with an empty
+    subject is excluded: whose it is cannot be known. A file whose subjects cannot
+    be identified (not UTF-8, not CSV, no ``subject`` column) raises
+    :class:`ConsentError` unless ``per_subject`` is False (the owner marked the
+    dataset as having no per-subject rows), in which case it is copied whole and
+    (-1, 0) returned.
     """
-    with open(src, newline="", encoding="utf-8", errors="strict") as f:
-        try:
-            reader = csv.reader(f)
-            header = next(reader, None)
-        except (UnicodeDecodeError, csv.Error):
-            header = None
-        if header is None or "subject" not in header:
-            shutil.copyfile(src, dst)
-            return -1, 0
-        column = header.index("subject")
-        kept = excluded = 0
-        with open(dst, "w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(header)
-            for row in reader:
-                subject = row[column].strip().lower() if column < len(row) else ""
-                if subject.startswith("did:ethr:"):
-                    subject = subject.rsplit(":", 1)[-1]
-                if subject in withdrawn:
-                    excluded += 1
-                    continue
-                writer.writerow(row)
-                kept += 1
+    if not per_subject:
+        shutil.copyfile(src, dst)
+        return -1, 0
+    fix = (
+        "give it a `subject` column naming each row's data subject (address or did:ethr), "
+        "or, if it has no per-subject rows, encrypt it with `neuroledger data encrypt "
+        "--no-subjects`"
+    )
+    try:
+        with open(src, newline="", encoding="utf-8-sig", errors="strict") as f:
+            first = f.readline()
+            delimiter = max(",;\t|", key=first.count)
+            header = next(csv.reader([first], delimiter=delimiter), [])
+            names = [_header_name(h) for h in header]
+            if "subject" not in names:
+                raise ConsentError(
+                    "the dataset has no `subject` column, so withdrawn consent cannot be "
+                    f"honoured and it is not given to jobs; {fix}"
+                )
+            column = names.index("subject")
+            reader = csv.reader(f, delimiter=delimiter)
+            kept = excluded = 0
+            with open(dst, "w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out, delimiter=delimiter)
+                writer.writerow(header)
+                for row in reader:
+                    if not row:
+                        continue
+                    subject = _subject_key(row[column]) if column < len(row) else ""
+                    if not subject or subject in withdrawn:
+                        excluded += 1
+                        continue
+                    writer.writerow(row)
+                    kept += 1
+    except UnicodeDecodeError:
+        raise ConsentError(
+            f"the dataset is not UTF-8 text, so its subjects cannot be read; {fix}"
+        ) from None
+    except csv.Error:
+        raise ConsentError(f"the dataset is not readable CSV; {fix}") from None
     return kept, excluded
 
 
@@ -238,7 +282,13 @@ class Jobs:
 
     # -- running -----------------------------------------------------------------------
     def run(self, job_id: str) -> Job:
-        """Run a queued job now (the worker calls this)."""
+        """Run a queued job now (the worker calls this).
+
+        What the requester sees (the job record, the audit log) holds fixed reasons,
+        counts and commitments only: the job's own output on stderr, the names of
+        files it was not allowed to release and the cause of an owner-side failure
+        stay in ``<job>/job.log`` and ``<job>/owner.json``, for the owner.
+        """
         job = self.get(job_id)
         if job.status != "queued":
             return job
@@ -246,6 +296,7 @@ class Jobs:
         self._save(job)
         directory = self._path(job_id)
         outputs = json.loads((directory / "outputs.json").read_text())
+        owner_notes: dict[str, Any] = {}
         try:
             with tempfile.TemporaryDirectory(prefix="nl-data-") as tmp:
                 plain = Path(tmp) / "plain"
@@ -254,38 +305,48 @@ class Jobs:
                         job.dataset, identity=self.data.identity(self.owner),
                         private=self.data.keystore.x25519_private(self.owner), out=out,
                     )  # fmt: skip
-                name = self.data.vault.entry(job.dataset).name
-                usable = Path(tmp) / name
-                kept, excluded = filter_consent(plain, usable, self.data.withdrawn(job.purpose))
+                entry = self.data.vault.entry(job.dataset)
+                usable = Path(tmp) / entry.name
+                kept, excluded = filter_consent(plain, usable, self.data.withdrawn(job.purpose),
+                                                per_subject=entry.per_subject)  # fmt: skip
                 plain.unlink()
                 job.records = None if kept < 0 else kept
                 job.excluded = excluded
                 result = run_sandboxed(directory / "algorithm.py", usable, outputs=outputs,
-                                       limits=self.limits, release_to=directory / "outputs")  # fmt: skip
+                                       limits=self.limits, release_to=directory / "outputs",
+                                       log_path=directory / "job.log")  # fmt: skip
+        except (ConsentError, SandboxError) as exc:  # our own words, about the dataset or machine
+            job.status, job.reason = "failed", str(exc)
+        except DecryptError as exc:
+            job.status, job.reason = "failed", "the dataset does not decrypt with the owner's key"
+            owner_notes["cause"] = str(exc)
         except (NeuroLedgerError, OSError, ValueError, csv.Error) as exc:
-            # Refused by the sandbox, data that does not decrypt or parse, a full disk:
-            # the job fails with the reason; the worker goes on with the next one.
-            job.status, job.reason = "failed", f"{type(exc).__name__}: {exc}"
+            # A full disk, a chain that is down: the cause may quote data, so the owner keeps it.
+            job.status, job.reason = "failed", "the owner's side failed before the job ran"
+            owner_notes["cause"] = f"{type(exc).__name__}: {exc}"
+            log.warning("job %s failed on the owner's side: %s", job_id, owner_notes["cause"])
         else:
             job.status, job.reason = result.status, result.reason
-            job.withheld = result.withheld
+            job.withheld = len(result.withheld)
+            owner_notes["withheld"] = result.withheld
             if result.status == "succeeded":
                 try:
                     self._register_outputs(job, result.released)
                 except NeuroLedgerError as exc:  # the chain refused or is down: nothing released
                     job.status, job.reason, job.outputs = (
-                        "failed",
-                        f"outputs not registered: {exc}",
-                        {},
-                    )
+                        "failed", "the outputs could not be registered on chain", {},
+                    )  # fmt: skip
+                    owner_notes["cause"] = str(exc)
         job.finished = time.time()
+        if owner_notes:
+            atomic_write(directory / "owner.json", json.dumps(owner_notes).encode())
         self._save(job)
         if self.audit is not None:
             self.audit(AuditEvent(
                 system="neuroledger-jobs", event_type=f"job.{job.status}",
                 start=_iso(job.created), end=_iso(job.finished or time.time()),
                 input_digest=job.algorithm, reference_data_id=job.dataset,
-                output_digest=",".join(o["digest"] for o in job.outputs.values()) or None,
+                output_digest=",".join(o["asset"] for o in job.outputs.values()) or None,
                 operator=self.data.did(job.requester), risk_flag=job.status != "succeeded",
                 details={"job": job.id, "purpose": job.purpose, "reason": job.reason,
                          "records": job.records, "excluded_records": job.excluded,
@@ -294,14 +355,33 @@ class Jobs:
         return job
 
     def _register_outputs(self, job: Job, released: dict[str, Path]) -> None:
+        """Register each output by a salted commitment, never by its plain digest.
+
+        A result such as ``{"n": 3}`` has so little entropy that its SHA-256 on a
+        public chain gives it away. The registered asset is the commitment document
+        of :func:`output_commitment` (a random 256-bit salt); the salt goes to the
+        requester with the job, who can recompute the asset id from the output.
+        """
         provenance = self.data.provenance
         for name, path in sorted(released.items()):
-            digest = provenance.manifest(path, use_cache=False).digest
-            _, _, status = provenance.registry.asset_of(digest)
-            if status == 0:
-                provenance.register(
-                    path, kind="job-output", owner=self.owner, parents=[job.dataset, job.algorithm],
-                    metadata={"job": job.id, "requester": self.data.did(job.requester),
-                              "purpose": job.purpose, "excluded_records": job.excluded},
-                )  # fmt: skip
-            job.outputs[name] = {"digest": digest, "asset": digest}
+            salt = secrets.token_bytes(32)
+            document = output_commitment(job.id, name, salt, path.read_bytes())
+            registration = provenance.register_document(
+                document, kind="job-output", owner=self.owner,
+                parents=[job.dataset, job.algorithm],
+            )  # fmt: skip
+            job.outputs[name] = {"asset": registration.asset_id, "salt": salt.hex()}
+
+
+def output_commitment(job_id: str, name: str, salt: bytes, content: bytes) -> dict[str, str]:
+    """The document registered for a job output: its name and ``SHA-256(salt || content)``.
+
+    Its asset id is the SHA-256 of the document's RFC 8785 form, so the requester,
+    holding the output and the salt, recomputes it and finds it on chain.
+    """
+    return {
+        "type": "neuroledger/job-output-commitment/v1",
+        "job": job_id,
+        "output": name,
+        "commitment": hashlib.sha256(salt + content).hexdigest(),
+    }

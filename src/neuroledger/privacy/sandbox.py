@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from neuroledger._fs import atomic_write
 from neuroledger.errors import SandboxError
 from neuroledger.privacy import _jail
 from neuroledger.privacy._jail import landlock_abi
@@ -50,8 +53,10 @@ class JobLimits:
     memory_mb: int = 1024
     cpu_seconds: int = 60
     wall_seconds: float = 120.0
-    output_mb: int = 64
+    output_mb: int = 64  # the largest single file
+    disk_mb: int = 256  # all the job writes: outputs and scratch, in one tmpfs
     open_files: int = 64
+    processes: int = 64
 
 
 @dataclass
@@ -117,7 +122,7 @@ def check_isolation() -> None:
     )
     if probe.returncode != 0:
         raise SandboxError(
-            "cannot create a network namespace for jobs "
+            "cannot create the namespaces jobs run in "
             f"({probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else 'denied'}); "
             "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
         )
@@ -130,7 +135,10 @@ _ISOLATION_OK = False
 _PROBE = """
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
-flags = 0x40000000 if os.geteuid() == 0 else 0x40000000 | 0x10000000
+# network, mount, PID, IPC and UTS namespaces; and a user namespace when not root
+flags = 0x40000000 | 0x00020000 | 0x20000000 | 0x08000000 | 0x04000000
+if os.geteuid() != 0:
+    flags |= 0x10000000
 if libc.unshare(flags) != 0:
     raise SystemExit(os.strerror(ctypes.get_errno()))
 """
@@ -160,16 +168,22 @@ def run_sandboxed(
     outputs: Sequence[str],
     limits: JobLimits | None = None,
     release_to: Path,
+    log_path: Path | None = None,
 ) -> SandboxResult:
-    """Run ``algorithm`` on a read-only copy of ``data``; release declared outputs to ``release_to``."""
+    """Run ``algorithm`` on a read-only copy of ``data``; release declared outputs to ``release_to``.
+
+    What the job prints goes to ``log_path`` (the owner's; by default ``release_to``'s
+    sibling ``job.log``) and its tail to :attr:`SandboxResult.stderr_tail`; the
+    result's ``reason`` is one of a few fixed categories that never quote the job.
+    """
     limits = limits or JobLimits()
     check_isolation()
+    log_path = log_path or release_to.parent / "job.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="nl-job-") as tmp:
         root = Path(tmp)
-        (root / "in").mkdir()
-        (root / "out").mkdir()
-        (root / "scratch").mkdir()
-        (root / "code").mkdir()
+        for sub in ("in", "code", "newroot"):
+            (root / sub).mkdir()
         job_input = root / "in" / data.name
         shutil.copyfile(data, job_input)
         job_input.chmod(0o444)
@@ -177,18 +191,23 @@ def run_sandboxed(
         code = root / "code" / "algorithm.py"
         shutil.copyfile(algorithm, code)
         code.chmod(0o444)
+        (root / "code").chmod(0o555)
+        root.chmod(0o711)  # the job's uid (nobody, under root) must reach in/ and code/
+        rw = root / "rw"
         spec = {
             "python": sys.executable,
             "algorithm": str(code),
             "input": str(job_input),
-            "output": str(root / "out"),
-            "workdir": str(root / "scratch"),
+            "newroot": str(root / "newroot"),
+            "rw": str(rw),
+            "output": str(rw / "out"),
+            "workdir": str(rw / "scratch"),
+            "outputs": list(outputs),
             "read": [*_python_roots(), str(root / "in"), str(root / "code")],
-            "write": [str(root / "out"), str(root / "scratch")],
             "env": {
                 "PATH": "/usr/bin:/bin",
-                "HOME": str(root / "scratch"),
-                "TMPDIR": str(root / "scratch"),
+                "HOME": str(rw / "scratch"),
+                "TMPDIR": str(rw / "scratch"),
                 "LANG": "C.UTF-8",
                 "OPENBLAS_NUM_THREADS": "1",
                 "OMP_NUM_THREADS": "1",
@@ -196,58 +215,109 @@ def run_sandboxed(
             },
             "memory_mb": limits.memory_mb,
             "cpu_seconds": limits.cpu_seconds,
+            "wall_seconds": limits.wall_seconds,
             "output_mb": limits.output_mb,
+            "disk_mb": limits.disk_mb,
             "open_files": limits.open_files,
+            "processes": limits.processes + 3,  # the launcher and the namespace's init too
         }
         spec_path = root / "spec.json"
         spec_path.write_text(json.dumps(spec))
+        spec_path.chmod(0o444)
         started = time.monotonic()
-        process = subprocess.Popen(
-            [sys.executable, "-I", "-S", _jail.__file__, str(spec_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-        )
-        timed_out = False
-        try:
-            _, stderr_bytes = process.communicate(timeout=limits.wall_seconds)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(process.pid, signal.SIGKILL)
-            _, stderr_bytes = process.communicate()
+        with open(log_path, "wb") as log:
+            os.fchmod(log.fileno(), 0o600)
+            process = subprocess.Popen(
+                [sys.executable, "-I", "-S", _jail.__file__, str(spec_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            )
+            try:
+                stream, _ = process.communicate(timeout=limits.wall_seconds + 30)
+            except subprocess.TimeoutExpired:  # the launcher itself hung: kill it, the job dies too
+                os.killpg(process.pid, signal.SIGKILL)
+                stream, _ = process.communicate(timeout=30)
         seconds = time.monotonic() - started
-        stderr = stderr_bytes.decode("utf-8", "replace")[-4000:]
-        code_ = process.returncode
-        result = SandboxResult("failed", "", code_, seconds, stderr_tail=stderr)
-        if timed_out:
-            result.status, result.reason = "killed", f"wall-time limit of {limits.wall_seconds:g} s"
-        elif code_ in (-signal.SIGXCPU, -signal.SIGKILL) and seconds < limits.wall_seconds:
-            result.status, result.reason = "killed", f"CPU limit of {limits.cpu_seconds} s"
-        elif code_ == -signal.SIGXFSZ:
-            result.status, result.reason = "killed", f"output size limit of {limits.output_mb} MB"
-        elif "MemoryError" in stderr or "Cannot allocate memory" in stderr:
-            result.status, result.reason = "killed", f"memory limit of {limits.memory_mb} MB"
-        elif code_ == 97:
-            result.reason = stderr.strip().splitlines()[-1] if stderr.strip() else "not confined"
-        elif code_ != 0:
-            last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {code_}"
-            result.reason = f"the algorithm failed: {last}"
+        return _outcome(stream, process.returncode, seconds, limits, release_to, log_path)
+
+
+def _log_tail(path: Path) -> str:
+    with open(path, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - 4000))
+        return f.read().decode("utf-8", "replace")
+
+
+def _frames(stream: bytes) -> tuple[dict[str, bytes], dict[str, Any] | None]:
+    """Parse the launcher's frames: released files, then the outcome."""
+    files: dict[str, bytes] = {}
+    i = 0
+    while i < len(stream):
+        kind = stream[i : i + 1]
+        if kind == b"F":
+            (name_len,) = struct.unpack(">H", stream[i + 1 : i + 3])
+            name = stream[i + 3 : i + 3 + name_len].decode()
+            (size,) = struct.unpack(">Q", stream[i + 3 + name_len : i + 11 + name_len])
+            start = i + 11 + name_len
+            files[name] = stream[start : start + size]
+            i = start + size
+        elif kind == b"E":
+            (size,) = struct.unpack(">I", stream[i + 1 : i + 5])
+            outcome: dict[str, Any] = json.loads(stream[i + 5 : i + 5 + size])
+            return files, outcome
         else:
-            result.status, result.reason = "succeeded", "ok"
-            release_to.mkdir(parents=True, exist_ok=True)
-            for entry in sorted(os.listdir(root / "out")):
-                path = root / "out" / entry
-                if entry in outputs and path.is_file() and not path.is_symlink():
-                    shutil.copyfile(path, release_to / entry)
-                    result.released[entry] = release_to / entry
-                else:
-                    result.withheld.append(entry)
-            missing = [n for n in outputs if n not in result.released]
-            if missing:
-                result.status = "failed"
-                result.reason = (
-                    f"the algorithm did not write its declared outputs: {', '.join(missing)}"
-                )
+            break
+    return files, None
+
+
+def _outcome(stream: bytes, code: int | None, seconds: float, limits: JobLimits,
+             release_to: Path, log_path: Path) -> SandboxResult:  # fmt: skip
+    tail = _log_tail(log_path)
+    try:
+        files, outcome = _frames(stream)
+    except (struct.error, ValueError, UnicodeDecodeError):
+        files, outcome = {}, None
+    result = SandboxResult("failed", "", code if code is not None else -1, seconds,
+                           stderr_tail=tail)  # fmt: skip
+    if outcome is None:
+        result.reason = (
+            "the job could not be confined on this machine; the owner's job log says why"
+            if code == _jail.EXIT_NOT_CONFINED
+            else "the sandbox failed; the owner's job log says why"
+        )
         return result
+    exit_code, sig = outcome.get("exit"), outcome.get("signal")
+    result.exit_code = exit_code if exit_code is not None else -(sig or 0)
+    result.seconds = float(outcome.get("seconds", seconds))
+    result.withheld = list(outcome.get("withheld", []))
+    if outcome.get("timed_out"):
+        result.status, result.reason = "killed", f"wall-time limit of {limits.wall_seconds:g} s"
+    elif sig in (signal.SIGXCPU, signal.SIGKILL):
+        result.status, result.reason = "killed", f"CPU limit of {limits.cpu_seconds} s"
+    elif sig == signal.SIGXFSZ:
+        result.status, result.reason = "killed", f"output size limit of {limits.output_mb} MB"
+    elif "MemoryError" in tail or "Cannot allocate memory" in tail:
+        result.status, result.reason = "killed", f"memory limit of {limits.memory_mb} MB"
+    elif exit_code == _jail.EXIT_NOT_CONFINED:
+        result.reason = (
+            "the job could not be confined on this machine; the owner's job log says why"
+        )
+    elif sig is not None:
+        result.reason = f"the algorithm was ended by signal {sig}"
+    elif exit_code != 0:
+        result.reason = f"the algorithm failed (exit code {exit_code}); the owner has its log"
+    elif outcome.get("missing"):
+        result.reason = (
+            "the algorithm did not write its declared outputs as regular files: "
+            + ", ".join(outcome["missing"])
+        )
+    else:
+        result.status, result.reason = "succeeded", "ok"
+        release_to.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            target = release_to / name
+            atomic_write(target, content, mode=0o600)
+            result.released[name] = target
+    return result

@@ -99,9 +99,13 @@ class PrivateData:
 
     # -- encryption --------------------------------------------------------------------
     def protect(self, path: Path, *, owner: str, kind: str = "dataset", license: str = "",
-                metadata: dict[str, Any] | None = None,
+                metadata: dict[str, Any] | None = None, per_subject: bool = True,
                 progress: Callable[[int], None] | None = None) -> Registration:  # fmt: skip
         """Encrypt the file at ``path`` into the vault and register it as ``owner``'s asset.
+
+        ``per_subject=False`` marks a dataset with no per-subject rows (aggregates,
+        weights): jobs then get it whole. Otherwise a job gets it only if every row's
+        subject can be read, so that withdrawn consent is honoured.
 
         The asset's id is the file's digest, as for any asset; the vault keeps
         the only copy, encrypted to the owner's published X25519 key.
@@ -120,7 +124,7 @@ class PrivateData:
         with open(path, "rb") as raw:
             src = cast(BinaryIO, ReportingReader(raw, progress)) if progress else raw
             self.vault.put(asset_id, src, name=path.name, owner=self.identity(owner),
-                           owner_key=owner_key)  # fmt: skip
+                           owner_key=owner_key, per_subject=per_subject)  # fmt: skip
         try:
             user = {"encryption": "age-v1", **(metadata or {})}
             return self.provenance.register(

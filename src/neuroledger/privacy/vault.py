@@ -4,7 +4,7 @@ Layout under the vault root::
 
     <asset id>/payload              the age payload (nonce and sealed chunks), written once
     <asset id>/wraps/<address>.hdr  an age header wrapping the file key for one identity
-    <asset id>/meta.json            name and plaintext size
+    <asset id>/meta.json            name, plaintext size, whether rows are per subject
 
 A wrap followed by the payload is a complete age file for that party, so a
 grant costs one small header, never a re-encryption; the vault holds no
@@ -41,6 +41,7 @@ class VaultEntry:
     size: int
     payload: Path
     wraps: tuple[str, ...]  # identity addresses (lowercase) holding a wrap
+    per_subject: bool = True  # rows belong to data subjects (consent applies row by row)
 
 
 class Vault:
@@ -65,7 +66,14 @@ class Vault:
         return (self._dir(asset_id) / "meta.json").exists()
 
     def put(
-        self, asset_id: str, src: BinaryIO, *, name: str, owner: str, owner_key: bytes
+        self,
+        asset_id: str,
+        src: BinaryIO,
+        *,
+        name: str,
+        owner: str,
+        owner_key: bytes,
+        per_subject: bool = True,
     ) -> VaultEntry:
         """Encrypt ``src`` into the vault under ``asset_id``, wrapped for ``owner`` only.
 
@@ -80,7 +88,8 @@ class Vault:
             with atomic_writer(directory / "payload", mode=0o600) as out:
                 size = age.seal_payload(src, out, file_key)
             self._write_wrap(directory, owner, age.make_header(file_key, [owner_key]))
-            atomic_write(directory / "meta.json", json.dumps({"name": name, "size": size}).encode())
+            meta = {"name": name, "size": size, "per_subject": per_subject}
+            atomic_write(directory / "meta.json", json.dumps(meta).encode())
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
@@ -105,7 +114,12 @@ class Vault:
             ) from None
         wraps = tuple(sorted(p.name[:-4] for p in (directory / "wraps").glob("*.hdr")))
         return VaultEntry(
-            asset_id, str(meta["name"]), int(meta["size"]), directory / "payload", wraps
+            asset_id,
+            str(meta["name"]),
+            int(meta["size"]),
+            directory / "payload",
+            wraps,
+            per_subject=bool(meta.get("per_subject", True)),
         )
 
     def entries(self) -> Iterator[VaultEntry]:
