@@ -27,6 +27,7 @@ from neuroledger.identity.service import Identities
 from neuroledger.privacy import age
 from neuroledger.privacy.client import GatewayClient
 from neuroledger.privacy.gateway import BackgroundServer, GatewayConfig, create_app
+from neuroledger.privacy.grants import purpose_bytes
 from neuroledger.privacy.jobs import Jobs
 from neuroledger.privacy.requests import Domain, new_request, sign_request
 from neuroledger.privacy.sandbox import JobLimits
@@ -154,6 +155,50 @@ def test_download_needs_a_grant_and_gets_the_exact_bytes(world: World) -> None:
     assert [v.grantee for v in world.data.list_grants(world.dataset)] == [
         world.data.identity("lab")
     ]
+
+
+def test_h2_grants_and_delegates_expire_by_wall_clock_on_an_idle_chain(world: World) -> None:
+    """H2: the embedded chain mines only on transactions, so its clock stands still while
+    idle; a grant or delegate past its expiry on this machine's clock is refused anyway,
+    cached or not."""
+    ids = Identities(world.chain, world.keystore)
+    helper = Account.create()
+    ids.add_delegate("lab", helper.address, "veriKey", 4)
+    world.data.grant(world.dataset, "lab", modes="download", purpose="audit", expires_in=4,
+                     owner="hospital")  # fmt: skip
+    lab_id = world.data.identity("lab")
+
+    def post(server: BackgroundServer, signer) -> httpx.Response:
+        request = new_request(world.dataset, lab_id, "keywrap", "audit")
+        body = {"request": request.to_json(),
+                "signature": sign_request(request, signer, world.data.domain)}  # fmt: skip
+        return httpx.post(server.url + "/v1/access", content=json.dumps(body))
+
+    tried = through = 0
+    with world.gateway(rate=10_000, burst=10_000) as server:
+        assert post(server, world.keystore.owner_account("lab")).status_code == 200
+        assert post(server, helper).status_code == 200  # a valid delegate signs for lab
+        block = world.chain.w3.eth.block_number
+        time.sleep(5)
+        assert world.chain.w3.eth.block_number == block  # the chain stayed idle ...
+        assert world.data.grants.contract.functions.hasAccess(  # ... and its clock says valid
+            bytes.fromhex(world.dataset), lab_id, 1, purpose_bytes("audit")).call()  # fmt: skip
+        for _ in range(10):
+            by_owner = post(server, world.keystore.owner_account("lab"))
+            by_delegate = post(server, helper)
+            tried += 2
+            through += (by_owner.status_code == 200) + (by_delegate.status_code == 200)
+            assert by_owner.status_code == 403, by_owner.text
+            assert by_delegate.status_code in (401, 403), by_delegate.text
+    assert not world.data.grants.has_access(world.dataset, lab_id, 1, "audit")
+    assert not ids.registry.valid_delegate(lab_id, "veriKey", helper.address)
+    security_figures.record(
+        "gateway access", "H2 expired grant or delegate on an idle chain", tried=tried,
+        through=through,
+        what="a grant and a veriKey delegate expire while no block is mined (the chain's clock "
+        "still says valid); requests after expiry, first served from the cache, must be refused.",
+        test=TEST,
+    )
 
 
 def test_replay_expiry_forgery_and_wrong_domain_are_refused(world: World) -> None:

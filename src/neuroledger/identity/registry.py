@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import Hash32
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from web3 import Web3
 
 from neuroledger.chain.tx import Call, ContractClient
 from neuroledger.errors import IdentityError
@@ -61,7 +63,15 @@ class RegistryClient(ContractClient):
         return int(self.contract.functions.nonce(owner).call())
 
     def valid_delegate(self, identity: str, delegate_type: str, delegate: str) -> bool:
-        """Whether ``delegate`` is currently a valid delegate of ``identity``."""
+        """Whether ``delegate`` is now a valid delegate of ``identity``: by the chain's clock
+        (``validDelegate``) *and* by this machine's, since an idle chain's clock stands still."""
+        valid_to = int(
+            self.contract.functions.delegates(
+                identity, Web3.keccak(to_bytes32(delegate_type)), delegate
+            ).call()
+        )
+        if valid_to <= time.time():
+            return False
         return bool(
             self.contract.functions.validDelegate(
                 identity, to_bytes32(delegate_type), delegate

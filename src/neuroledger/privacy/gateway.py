@@ -40,6 +40,7 @@ from eth_abi.abi import decode as abi_decode
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from web3 import Web3
 
 from neuroledger._json import loads_bounded
 from neuroledger.audit import AuditEvent, AuditLog
@@ -156,8 +157,9 @@ class AccessChecker:
         latest = self.w3.eth.get_block("latest")
         self.head = int(latest["number"])
         self.head_time = int(latest["timestamp"])
+        self._head_seen = time.monotonic()
         self._grants: dict[tuple[str, str, int, str], tuple[bool, int, int]] = {}
-        self._controllers: dict[tuple[str, str], tuple[bool, int]] = {}
+        self._controllers: dict[tuple[str, str], tuple[bool, int, int]] = {}
         self._lock = threading.Lock()
         self._did = data.chain.contract("DIDRegistry")
         self._watched = [
@@ -177,9 +179,14 @@ class AccessChecker:
     def _fresh(self, block: int) -> bool:
         return self.head - block < self.config.cache_blocks
 
+    def now(self) -> float:
+        """The later of this machine's clock and the chain's, run forward from the last block
+        seen: a chain that mines only on transactions keeps its block time while idle."""
+        chain_now = self.head_time + (time.monotonic() - self._head_seen)
+        return max(time.time(), chain_now)
+
     def _unexpired(self, expiry: int) -> bool:
-        # The chain's clock decides expiry; the local clock too, in case blocks are rare.
-        return max(time.time(), self.head_time) < expiry
+        return self.now() < expiry
 
     def _poll(self) -> None:
         while not self._stop.wait(self.config.poll_interval):
@@ -192,6 +199,7 @@ class AccessChecker:
                     {"address": self._watched, "fromBlock": self.head + 1, "toBlock": head}
                 )
                 self.head_time = int(latest["timestamp"])
+                self._head_seen = time.monotonic()
             except Exception:  # the chain is unreachable for now: entries age out by blocks
                 continue
             touched = set()
@@ -222,7 +230,8 @@ class AccessChecker:
         asset_b = bytes.fromhex(asset)
         reads = [
             (self._did, "identityOwner", [to(identity)], ["address"]),
-            (self._did, "validDelegate", [to(identity), _VERIKEY, to(signer)], ["bool"]),
+            # ERC-1056 keys delegates by keccak256(delegateType)
+            (self._did, "delegates", [to(identity), Web3.keccak(_VERIKEY), to(signer)], ["uint256"]),
             (grants.contract, "hasAccess", [asset_b, to(identity), mode, purpose_bytes(purpose)], ["bool"]),
             (grants.contract, "grantOf", [asset_b, to(identity)], ["uint8", "bytes32", "uint64", "address"]),
         ]  # fmt: skip
@@ -237,11 +246,21 @@ class AccessChecker:
             abi_decode(types, bytes.fromhex(str(reply["result"]).removeprefix("0x")))
             for (_, _, _, types), reply in zip(reads, sorted(replies, key=lambda r: int(r["id"])), strict=True)
         ]  # fmt: skip
-        controls = str(values[0][0]).lower() == signer.lower() or bool(values[1][0])
-        granted = bool(values[2][0])
-        expiry = int(values[3][2]) if granted else 2**63
+        # Both clocks: the chain's (in hasAccess, and head_time) and this machine's, because
+        # a chain that mines only on transactions keeps an old block time while idle.
+        owner = str(values[0][0])
+        delegate_until = int(values[1][0])
+        is_owner = owner.lower() == signer.lower() and int(owner, 16) != 0
+        controls_until = 2**63 if is_owner else delegate_until
+        controls = self._unexpired(controls_until)
+        expiry = int(values[3][2])
+        granted = bool(values[2][0]) and self._unexpired(expiry)
         with self._lock:
-            self._controllers[(identity.lower(), signer.lower())] = (controls, self.head)
+            self._controllers[(identity.lower(), signer.lower())] = (
+                controls,
+                self.head,
+                controls_until,
+            )
             self._grants[(asset, identity.lower(), mode, purpose)] = (granted, self.head, expiry)
         return controls, granted
 
@@ -258,6 +277,7 @@ class AccessChecker:
             or not self._fresh(control[1])
             or not self._fresh(grant[1])
             or not self._unexpired(grant[2])
+            or not self._unexpired(control[2])
         ):
             return None
         return control[0], grant[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,11 +138,15 @@ class GrantsClient(ContractClient):
 
     # -- reads -----------------------------------------------------------------------
     def has_access(self, asset: str, grantee: str, mode: int, purpose: str) -> bool:
-        """Whether ``grantee`` may now use ``asset`` in ``mode`` for ``purpose``."""
+        """Whether ``grantee`` may now use ``asset`` in ``mode`` for ``purpose``: by the
+        contract (the chain's clock) and by this machine's clock (an idle chain's stands still)."""
         fn = self.contract.functions.hasAccess(
             _b32(asset), to_checksum_address(grantee), mode, purpose_bytes(purpose)
         )
-        return bool(fn.call())
+        if not fn.call():
+            return False
+        grant = self.grant_of(asset, grantee)
+        return grant is not None and grant.expiry > time.time()
 
     def grant_of(self, asset: str, grantee: str) -> GrantView | None:
         """The stored grant of ``grantee`` on ``asset``, or None."""
