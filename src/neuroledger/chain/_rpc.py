@@ -15,12 +15,20 @@ class RPCFailure(Exception):
 
 
 def rpc_call(
-    url: str, method: str, params: list[Any] | None = None, *, timeout: float = 5.0
+    url: str,
+    method: str,
+    params: list[Any] | None = None,
+    *,
+    timeout: float = 5.0,
+    headers: dict[str, str] | None = None,
 ) -> Any:
     """Call ``method`` on the JSON-RPC node at ``url`` and return its result."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
     req = urllib.request.Request(
-        url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
+        url,
+        data=body.encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        method="POST",
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:

@@ -71,7 +71,10 @@ class Chain:
         else:
             assert settings.rpc_url is not None
             url = settings.rpc_url
-        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+        request_kwargs: dict[str, Any] = {"timeout": 30}
+        if node is not None:  # the home's own node: every method, with the home's credential
+            request_kwargs["headers"] = node.auth_headers()
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs=request_kwargs))
         try:
             chain_id = int(w3.eth.chain_id)
         except Exception as exc:

@@ -14,7 +14,14 @@ confirmed: the next start loads the last dump. The dump carries a SHA-256 in
 its header; a file that fails the check is never replaced or deleted, the
 node refuses to start and names the recovery.
 
-Locking: ``chain/node.json`` records the running node (pid, port). A second
+Access: anvil runs in a network namespace of its own behind the gate
+(:mod:`neuroledger.chain._gate`), which listens on the home's stable loopback
+port (``chain/endpoint.json``; the same after every restart, so long-running
+processes follow a restarted node). Requests that carry the home's credential
+(``chain/credential``, mode 0600) may call every method; anyone else only the
+standard read methods and ``eth_sendRawTransaction``.
+
+Locking: ``chain/node.json`` records the running node (the gate's pid, port). A second
 start on the same home finds the live node and reuses it; a record left by a
 dead process is recovered. Start, stop and persist serialise on an ``flock``
 that the kernel releases when its holder dies.
@@ -32,6 +39,7 @@ import gzip
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -90,6 +98,7 @@ class NodeStatus:
     state_file: str | None = None
     state_block: int | None = None
     state_bytes: int | None = None
+    isolated: bool | None = None  # anvil reachable only through the gate
 
     def to_json(self) -> dict[str, Any]:
         """Return the status as a JSON-ready dict."""
@@ -111,7 +120,8 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _is_our_anvil(pid: int, port: int) -> bool:
+def _is_our_anvil(pid: int, spec: str) -> bool:
+    """Whether ``pid`` is the gate started with spec file ``spec``."""
     cmdline = Path(f"/proc/{pid}/cmdline")
     if not cmdline.exists():
         return _pid_alive(pid)
@@ -119,15 +129,13 @@ def _is_our_anvil(pid: int, port: int) -> bool:
         args = cmdline.read_bytes().split(b"\0")
     except OSError:
         return False
-    return (
-        bool(args)
-        and b"anvil" in Path(args[0].decode(errors="replace")).name.encode()
-        and (str(port).encode() in args)
-    )
+    return b"neuroledger.chain._gate" in args and spec.encode() in args
 
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the gate binds: connections of a previous run in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -243,6 +251,48 @@ class EmbeddedNode:
     def _op_lock(self) -> Path:
         return self.chain_dir / ".lock"
 
+    @property
+    def credential_path(self) -> Path:
+        """``credential``: the secret that unlocks every JSON-RPC method (mode 0600)."""
+        return self.chain_dir / "credential"
+
+    @property
+    def endpoint_path(self) -> Path:
+        """``endpoint.json``: the home's stable loopback port."""
+        return self.chain_dir / "endpoint.json"
+
+    def credential(self) -> str:
+        """The home's node credential, created on first use."""
+        self.chain_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.chain_dir, 0o700)
+        try:
+            return self.credential_path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        token = secrets.token_hex(32)
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(self.credential_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(token)
+                f.flush()
+                os.fsync(f.fileno())
+        return self.credential_path.read_text().strip()
+
+    def auth_headers(self) -> dict[str, str]:
+        """HTTP headers that authenticate this home to its node."""
+        return {"Authorization": f"Bearer {self.credential()}"}
+
+    def _stable_port(self) -> int:
+        """The port this home's node listens on: chosen once, kept across restarts."""
+        if self.port is not None:
+            port = self.port
+        else:
+            try:
+                port = int(json.loads(self.endpoint_path.read_text())["port"])
+            except (FileNotFoundError, ValueError, KeyError, TypeError):
+                port = _free_port()
+        atomic_write(self.endpoint_path, json.dumps({"port": port}).encode(), mode=0o600)
+        return port
     # -- status --------------------------------------------------------------------
     def _read_record(self) -> dict[str, Any] | None:
         try:
@@ -257,12 +307,12 @@ class EmbeddedNode:
         record = self._read_record()
         if not record:
             return None
-        pid, port = record.get("pid"), record.get("port")
+        pid, spec = record.get("pid"), record.get("spec")
         if (
             isinstance(pid, int)
-            and isinstance(port, int)
+            and isinstance(spec, str)
             and _pid_alive(pid)
-            and _is_our_anvil(pid, port)
+            and _is_our_anvil(pid, spec)
         ):
             return record
         return None
@@ -292,8 +342,12 @@ class EmbeddedNode:
         block = None
         with contextlib.suppress(RPCFailure):
             block = int(rpc_call(url, "eth_blockNumber", timeout=2.0), 16)
+        isolated = None
+        with contextlib.suppress(OSError, ValueError):
+            isolated = bool(json.loads((self.chain_dir / "gate.json").read_text())["isolated"])
         return NodeStatus(
             running=True,
+            isolated=isolated,
             pid=record["pid"],
             port=record["port"],
             url=url,
@@ -347,49 +401,51 @@ class EmbeddedNode:
 
     def _spawn(self, load_file: Path | None) -> None:
         anvil = find_anvil(self.anvil_path)
-        attempts = 1 if self.port is not None else 3
-        for attempt in range(attempts):
-            port = self.port if self.port is not None else _free_port()
-            if self.port is not None and not _port_free(port):
-                raise PortInUseError(
-                    f"port {port} on 127.0.0.1 is in use by another program; "
-                    "choose another with `--port` (or NEUROLEDGER_NODE_PORT) or stop that program"
-                )
-            args = [
-                str(anvil),
-                "--host", "127.0.0.1",
-                "--port", str(port),
-                "--chain-id", str(self.chain_id),
-                "--accounts", "10",
-                "--balance", "1000000",
-            ]  # fmt: skip
-            if load_file is not None:
-                args += ["--load-state", str(load_file)]
-            with self.log_path.open("ab") as log:
-                proc = subprocess.Popen(
-                    args,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            url = f"http://127.0.0.1:{port}"
-            if self._wait_ready(proc, url):
-                self._proc = proc
-                record = {"pid": proc.pid, "port": port, "url": url, "started": time.time()}
-                atomic_write(self.record_path, json.dumps(record).encode())
-                return
-            tail = self._log_tail()
-            if "Address already in use" in tail and attempt + 1 < attempts:
-                continue
-            if "Address already in use" in tail:
-                raise PortInUseError(
-                    f"anvil could not listen on port {port}: it is in use; "
-                    "choose another with `--port` or leave it unset to pick a free one"
-                )
-            raise NodeError(
-                f"anvil did not start (see {self.log_path}): {tail.strip().splitlines()[-1:]}"
+        port = self._stable_port()
+        if not _port_free(port):
+            raise PortInUseError(
+                f"port {port} on 127.0.0.1, this home's node endpoint, is in use by another "
+                "program; stop that program, or choose another port with `--port` (or "
+                "NEUROLEDGER_NODE_PORT): processes that follow this node must then be restarted"
             )
+        self.credential()
+        spec_path = self.chain_dir / "gate.spec.json"
+        info_path = self.chain_dir / "gate.json"
+        info_path.unlink(missing_ok=True)
+        spec = {
+            "port": port,
+            "anvil": str(anvil),
+            "chain_id": self.chain_id,
+            "load_state": str(load_file) if load_file is not None else None,
+            "credential": str(self.credential_path),
+            "info": str(info_path),
+            "timeout": _START_TIMEOUT,
+        }
+        atomic_write(spec_path, json.dumps(spec).encode())
+        with self.log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "neuroledger.chain._gate", str(spec_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        url = f"http://127.0.0.1:{port}"
+        if self._wait_ready(proc, url):
+            self._proc = proc
+            record = {"pid": proc.pid, "port": port, "url": url, "started": time.time(),
+                      "spec": str(spec_path)}  # fmt: skip
+            atomic_write(self.record_path, json.dumps(record).encode())
+            return
+        tail = self._log_tail()
+        if "Address already in use" in tail:
+            raise PortInUseError(
+                f"the node could not listen on port {port}: it is in use; choose another with "
+                "`--port` or stop the program that holds it"
+            )
+        raise NodeError(
+            f"the node did not start (see {self.log_path}): {tail.strip().splitlines()[-1:]}"
+        )
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], url: str) -> bool:
         chain_id = wait_for_rpc(url, proc, timeout=_START_TIMEOUT)
@@ -451,7 +507,7 @@ class EmbeddedNode:
     def _persist_locked(self, url: str) -> int:
         try:
             block = int(rpc_call(url, "eth_blockNumber"), 16)
-            dump_hex = rpc_call(url, "anvil_dumpState", timeout=60.0)
+            dump_hex = rpc_call(url, "anvil_dumpState", timeout=60.0, headers=self.auth_headers())
         except RPCFailure as exc:
             raise NodeError(
                 f"could not save the chain state ({exc}); check `neuroledger node status`"
