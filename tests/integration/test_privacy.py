@@ -272,6 +272,53 @@ def test_an_expired_grant_is_refused(world: World) -> None:
             patient.keywrap(world.dataset, "copy")
 
 
+def test_h3_a_node_restart_never_disables_revocation(world: World) -> None:
+    """H3: the node stops under a running gateway: it reports itself unhealthy and refuses
+    (503) instead of serving its cache; after a restart it follows the node at the same
+    endpoint and honours a revocation made then."""
+    world.data.grant(world.dataset, "lab", modes="download", purpose="restart", expires_in=3600,
+                     owner="hospital")  # fmt: skip
+    node = world.chain.node
+    assert node is not None
+    with world.gateway(cache_blocks=10_000, cache_seconds=3600) as server:  # a generous cache
+        lab = world.client(server)
+        assert lab.keywrap(world.dataset, "restart")  # now cached
+        node.stop()
+        deadline = time.monotonic() + 15
+        while httpx.get(server.url + "/v1/health").status_code != 503:
+            assert time.monotonic() < deadline, "the gateway never noticed the node was down"
+            time.sleep(0.1)
+        with pytest.raises(AccessDeniedError, match="503"):
+            lab.keywrap(world.dataset, "restart")  # fail closed, not the cached 200
+        node.start()
+        deadline = time.monotonic() + 15
+        while httpx.get(server.url + "/v1/health").status_code != 200:
+            assert time.monotonic() < deadline, "the gateway did not follow the restarted node"
+            time.sleep(0.1)
+        assert lab.keywrap(world.dataset, "restart")
+        # Revoke on chain only (the key wrap stays), so only the grant check can refuse.
+        hospital = world.keystore.owner_account("hospital")
+        lab_id = world.data.identity("lab")
+        world.chain.sender(hospital).send(world.data.grants.revoke(world.dataset, lab_id))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                lab.keywrap(world.dataset, "restart")
+            except AccessDeniedError as exc:
+                assert "403" in str(exc)
+                break
+            assert time.monotonic() < deadline, "the revocation was not honoured"
+            time.sleep(0.1)
+    security_figures.record(
+        "gateway access", "H3 revoked or unverifiable grant across a node restart", tried=2,
+        through=0,
+        what="the node stops under a gateway holding a cached grant (the request must get 503, "
+        "health 503), then restarts and the grant is revoked on chain (the next requests must "
+        "get 403 within the poll interval).",
+        test=TEST,
+    )
+
+
 def test_rate_limit_per_identity(world: World) -> None:
     world.data.grant(world.dataset, "lab", modes="download", purpose="research", expires_in=86400,
                      owner="hospital")  # fmt: skip

@@ -172,7 +172,9 @@ class Gate:
         if not allowed:
             replies: list[Any] = []
         else:
-            status, body = await self._forward(json.dumps(allowed if batch else allowed[0]).encode())
+            status, body = await self._forward(
+                json.dumps(allowed if batch else allowed[0]).encode()
+            )
             if status != 200:
                 return status, body
             answer = json.loads(body)
@@ -228,9 +230,20 @@ def main(spec_path: str) -> int:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             inner = probe.getsockname()[1]
-    args = [spec["anvil"], "--host", "127.0.0.1", "--port", str(inner),
-            "--chain-id", str(spec["chain_id"]), "--accounts", "10", "--balance", "1000000",
-            "--quiet"]  # fmt: skip  (--quiet: no banner with the development keys in the log)
+    args = [
+        spec["anvil"],
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(inner),
+        "--chain-id",
+        str(spec["chain_id"]),
+        "--accounts",
+        "10",
+        "--balance",
+        "1000000",
+        "--quiet",
+    ]  # fmt: skip  (--quiet: no banner with the development keys in the log)
     if spec.get("load_state"):
         args += ["--load-state", spec["load_state"]]
     anvil = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=sys.stderr,

@@ -293,6 +293,7 @@ class EmbeddedNode:
                 port = _free_port()
         atomic_write(self.endpoint_path, json.dumps({"port": port}).encode(), mode=0o600)
         return port
+
     # -- status --------------------------------------------------------------------
     def _read_record(self) -> dict[str, Any] | None:
         try:

@@ -75,6 +75,8 @@ class GatewayConfig:
     """Limits and cache bounds of one gateway."""
 
     cache_blocks: int = 5
+    cache_seconds: float = 5.0  # and never older than this, whatever the chain does
+    stale_after: float = 3.0  # no successful chain read for this long: unhealthy, no cache
     poll_interval: float = 0.25
     rate: float = 200.0  # requests per second per identity
     burst: int = 400
@@ -158,8 +160,9 @@ class AccessChecker:
         self.head = int(latest["number"])
         self.head_time = int(latest["timestamp"])
         self._head_seen = time.monotonic()
-        self._grants: dict[tuple[str, str, int, str], tuple[bool, int, int]] = {}
-        self._controllers: dict[tuple[str, str], tuple[bool, int, int]] = {}
+        # (value, head block when read, expiry, monotonic time when read)
+        self._grants: dict[tuple[str, str, int, str], tuple[bool, int, int, float]] = {}
+        self._controllers: dict[tuple[str, str], tuple[bool, int, int, float]] = {}
         self._lock = threading.Lock()
         self._did = data.chain.contract("DIDRegistry")
         self._watched = [
@@ -167,6 +170,7 @@ class AccessChecker:
             data.provenance.registry.address,
             self.w3.to_checksum_address(self._did.address),
         ]
+        self._last_ok = time.monotonic()
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="gateway-poller", daemon=True)
         self._poller.start()
@@ -176,8 +180,21 @@ class AccessChecker:
         self._stop.set()
         self._poller.join(timeout=5)
 
-    def _fresh(self, block: int) -> bool:
-        return self.head - block < self.config.cache_blocks
+    def _fresh(self, block: int, read_at: float) -> bool:
+        return (
+            self.head - block < self.config.cache_blocks
+            and time.monotonic() - read_at < self.config.cache_seconds
+        )
+
+    @property
+    def stale(self) -> bool:
+        """True when the chain has not been read successfully for ``stale_after`` seconds."""
+        return time.monotonic() - self._last_ok > self.config.stale_after
+
+    def _drop_cache(self) -> None:
+        with self._lock:
+            self._grants.clear()
+            self._controllers.clear()
 
     def now(self) -> float:
         """The later of this machine's clock and the chain's, run forward from the last block
@@ -193,6 +210,10 @@ class AccessChecker:
             try:
                 latest = self.w3.eth.get_block("latest")
                 head = int(latest["number"])
+                if head < self.head:  # a node restarted from an older state: forget it all
+                    self._drop_cache()
+                    self.head = head
+                self._last_ok = time.monotonic()
                 if head <= self.head:
                     continue
                 logs = self.w3.eth.get_logs(
@@ -200,7 +221,8 @@ class AccessChecker:
                 )
                 self.head_time = int(latest["timestamp"])
                 self._head_seen = time.monotonic()
-            except Exception:  # the chain is unreachable for now: entries age out by blocks
+            except Exception:  # the chain cannot be read: fail closed until it can
+                self._drop_cache()
                 continue
             touched = set()
             for log in logs:
@@ -255,13 +277,14 @@ class AccessChecker:
         controls = self._unexpired(controls_until)
         expiry = int(values[3][2])
         granted = bool(values[2][0]) and self._unexpired(expiry)
+        now = time.monotonic()
+        self._last_ok = now
+        key = (asset, identity.lower(), mode, purpose)
         with self._lock:
             self._controllers[(identity.lower(), signer.lower())] = (
-                controls,
-                self.head,
-                controls_until,
-            )
-            self._grants[(asset, identity.lower(), mode, purpose)] = (granted, self.head, expiry)
+                controls, self.head, controls_until, now,
+            )  # fmt: skip
+            self._grants[key] = (granted, self.head, expiry, now)
         return controls, granted
 
     def cached(
@@ -274,8 +297,9 @@ class AccessChecker:
         if (
             control is None
             or grant is None
-            or not self._fresh(control[1])
-            or not self._fresh(grant[1])
+            or self.stale
+            or not self._fresh(control[1], control[3])
+            or not self._fresh(grant[1], grant[3])
             or not self._unexpired(grant[2])
             or not self._unexpired(control[2])
         ):
@@ -419,15 +443,19 @@ def create_app(
         return _error(404 if isinstance(exc, PrivacyError) else 502, str(exc))
 
     @app.get("/v1/health")
-    async def health() -> dict[str, Any]:
-        """The gateway's chain, grants contract, owner and the block it has seen."""
-        return {
+    async def health() -> JSONResponse:
+        """The gateway's chain, grants contract, owner and the block it has seen; 503 while
+        the chain cannot be read (every request is then refused, nothing served from cache)."""
+        body = {
+            "status": "stale" if checker.stale else "ok",
             "chain_id": chain_id,
             "contract": data.grants.address,
             "owner": format_did(chain_id, owner_address),
             "block": checker.head,
             "cache_blocks": config.cache_blocks,
+            "cache_seconds": config.cache_seconds,
         }
+        return JSONResponse(body, status_code=503 if checker.stale else 200)
 
     @app.post("/v1/access")
     async def access(http: Request) -> Response:
