@@ -150,8 +150,10 @@ def test_a_process_without_the_credential_cannot_use_cheat_codes_or_dev_accounts
         assert chain.node is not None
         chain.node.stop()
     security_figures.record(
-        "embedded node", "H4 cheat codes and dev-account signing without the credential",
-        tried=tried, through=through,
+        "embedded node",
+        "H4 cheat codes and dev-account signing without the credential",
+        tried=tried,
+        through=through,
         what="another local process calls anvil_impersonateAccount, eth_sendTransaction as an "
         "identity or a development account, eth_sendUnsignedTransaction, anvil_setStorageAt/"
         "setBalance/setCode, evm_mine/increaseTime/snapshot/revert, dump/load/reset state, "

@@ -193,7 +193,9 @@ def test_h2_grants_and_delegates_expire_by_wall_clock_on_an_idle_chain(world: Wo
     assert not world.data.grants.has_access(world.dataset, lab_id, 1, "audit")
     assert not ids.registry.valid_delegate(lab_id, "veriKey", helper.address)
     security_figures.record(
-        "gateway access", "H2 expired grant or delegate on an idle chain", tried=tried,
+        "gateway access",
+        "H2 expired grant or delegate on an idle chain",
+        tried=tried,
         through=through,
         what="a grant and a veriKey delegate expire while no block is mined (the chain's clock "
         "still says valid); requests after expiry, first served from the cache, must be refused.",
@@ -310,7 +312,9 @@ def test_h3_a_node_restart_never_disables_revocation(world: World) -> None:
             assert time.monotonic() < deadline, "the revocation was not honoured"
             time.sleep(0.1)
     security_figures.record(
-        "gateway access", "H3 revoked or unverifiable grant across a node restart", tried=2,
+        "gateway access",
+        "H3 revoked or unverifiable grant across a node restart",
+        tried=2,
         through=0,
         what="the node stops under a gateway holding a cached grant (the request must get 503, "
         "health 503), then restarts and the grant is revoked on chain (the next requests must "
@@ -464,7 +468,7 @@ def test_h8_consent_holds_for_excel_csv_and_unidentifiable_data_is_refused(world
             "spaced.csv": (' "Subject" ,age,diagnosis\r\n' + "\r\n".join(rows)).encode(),
             "semicolon.csv": ("SUBJECT;age;diagnosis\n" + "\n".join(r.replace(",", ";") for r in rows)).encode(),
             "did.csv": ("subject,age,diagnosis\n" + "\n".join(
-                [f"did:ethr:0x4e4c:{patient},80,1"] + rows[1:])).encode(),
+                [f"did:ethr:0x4e4c:{patient},80,1", *rows[1:]])).encode(),
         }  # fmt: skip
         for name, content in variants.items():
             job = _job_on(world, name, content, algorithm=STATS.replace(b"float(r[\"age\"])",
@@ -486,7 +490,9 @@ def test_h8_consent_holds_for_excel_csv_and_unidentifiable_data_is_refused(world
     whole = _job_on(world, "aggregates.csv", b"age,count\n40,3\n", per_subject=False)
     assert whole["status"] == "succeeded" and whole["records"] is None
     security_figures.record(
-        "consent", "H8 BOM, header variants, non-UTF-8, no subject column", tried=tried,
+        "consent",
+        "H8 BOM, header variants, non-UTF-8, no subject column",
+        tried=tried,
         through=through,
         what="a withdrawn subject's row in a CSV with a UTF-8 BOM, quoted/spaced/upper-case "
         "headers, semicolons or did:ethr subjects must be excluded; a latin-1 file or one with "
@@ -536,8 +542,11 @@ open(sys.argv[2] + "/extra-" + rows[0]["name"], "w").write("x")
     assert hashlib.sha256(rfc8785.dumps(document)).hexdigest() == output["asset"]
     assert world.data.provenance.registry.asset_of(output["asset"])[2] != 0
     security_figures.record(
-        "compute-to-data", "M2 plaintext in reasons, withheld names, audit log", tried=3,
-        through=int("Carol" in json.dumps(failed)) + int("Carol" in json.dumps(ok))
+        "compute-to-data",
+        "M2 plaintext in reasons, withheld names, audit log",
+        tried=3,
+        through=int("Carol" in json.dumps(failed))
+        + int("Carol" in json.dumps(ok))
         + int("Carol" in json.dumps(world.decisions())),
         what="a job fails on a data value (float('Carol')) and names an undeclared file after "
         "a row; the requester's job record and the public audit log must not contain it.",
