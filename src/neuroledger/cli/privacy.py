@@ -450,6 +450,7 @@ def gateway_serve(
 
     from neuroledger.audit.sdk import AuditLog
     from neuroledger.audit.service import AuditLogs
+    from neuroledger.privacy._server import bounded_config
     from neuroledger.privacy.gateway import GatewayConfig, create_app
     from neuroledger.privacy.jobs import Jobs
     from neuroledger.privacy.sandbox import JobLimits, check_isolation
@@ -486,7 +487,7 @@ def gateway_serve(
     signer = threading.Thread(target=checkpoints, name="checkpoints", daemon=True)
     signer.start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, ws="none")
+        uvicorn.Server(bounded_config(app, host=host, port=port)).run()
     finally:
         stop.set()
         signer.join()

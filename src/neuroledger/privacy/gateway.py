@@ -53,6 +53,7 @@ from neuroledger.errors import (
 )
 from neuroledger.identity.did import format_did
 from neuroledger.privacy import age
+from neuroledger.privacy._server import bounded_config
 from neuroledger.privacy.grants import MODES, purpose_bytes
 from neuroledger.privacy.jobs import Jobs
 from neuroledger.privacy.requests import AccessRequest, recover_signer
@@ -534,7 +535,8 @@ class BackgroundServer:
     Used as ``with BackgroundServer(app) as server: ...`` (``server.url`` is where it listens).
     """
 
-    def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int = 0,
+                 request_seconds: float = 15.0) -> None:  # fmt: skip
         import socket
 
         import uvicorn
@@ -545,10 +547,9 @@ class BackgroundServer:
                 port = probe.getsockname()[1]
         self.url = f"http://{host}:{port}"
         self.app = app
-        config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, ws="none"
+        self._server = uvicorn.Server(
+            bounded_config(app, host=host, port=port, request_seconds=request_seconds)
         )
-        self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="gateway", daemon=True)
 
     def __enter__(self) -> BackgroundServer:
