@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from web3 import Web3
 
+from neuroledger.chain.node import EmbeddedNode
 from neuroledger.federated.models import LogisticModel, local_train
 
 NL = str(Path(sys.executable).parent / "neuroledger")
@@ -68,7 +69,9 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]
     c = Consortium(root, shared, owner_env, [], "")
     assert c.owner("identity", "create", "sponsor").returncode == 0
     c.url = json.loads(c.owner("node", "status", "--json").stdout)["url"]
-    w3 = Web3(Web3.HTTPProvider(c.url))
+    # The chain's operator (the owner's home, holding its node credential) funds the parties.
+    operator = EmbeddedNode(chain_dir=root / "owner" / "chain").auth_headers()
+    w3 = Web3(Web3.HTTPProvider(c.url, request_kwargs={"headers": operator}))
     record = root / "owner" / "deployments"
     try:
         for i in range(PARTIES):

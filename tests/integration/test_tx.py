@@ -115,3 +115,102 @@ def test_receipt_timeout(external_anvil: str, tmp_path) -> None:
     )
     with pytest.raises(TransactionTimeoutError, match="no receipt"):
         sender.send(Call(to=rich.address, data=b"", value=1, label="transfer"))
+
+
+def test_m10_accepted_but_unmined_transactions_are_recovered(chain: Chain) -> None:
+    """M10: the node takes a batch but does not mine it; the sender notices within its stall
+    bound, sends the same signed bytes again and has the embedded node mine them; nothing
+    is sent twice with two nonces."""
+    account = funded(chain)
+    reg = RegistryClient(chain.contract("DIDRegistry"))
+    sender = chain.sender(account)
+    sender.stall_after = 0.5
+    chain.w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        calls = [reg.set_attribute(account.address, "did/svc/M", f"{i}".encode(), 60)
+                 for i in range(10)]  # fmt: skip
+        receipts = sender.send_batch(calls)
+    finally:
+        chain.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    assert [r.status for r in receipts] == [1] * 10
+    assert sender.stalls >= 1
+    assert chain.w3.eth.get_transaction_count(account.address) == 10
+
+
+def _burn(seconds: float) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sum(i * i for i in range(10_000))
+
+
+@pytest.mark.slow
+def test_m10_pipelined_batches_confirm_50_times_with_both_cores_loaded(chain: Chain) -> None:
+    """M10: 50 pipelined batches of 50 in a row, while two other processes load both cores."""
+    import multiprocessing
+
+    burners = [multiprocessing.Process(target=_burn, args=(600,)) for _ in range(2)]
+    for p in burners:
+        p.start()
+    try:
+        reg = RegistryClient(chain.contract("DIDRegistry"))
+        for round_no in range(50):
+            account = funded(chain)
+            calls = [reg.set_attribute(account.address, "did/svc/S", f"v{i}".encode(), 60)
+                     for i in range(50)]  # fmt: skip
+            receipts = chain.sender(account).send_batch(calls)
+            assert [r.status for r in receipts] == [1] * 50, round_no
+            assert chain.w3.eth.get_transaction_count(account.address) == 50
+    finally:
+        for p in burners:
+            p.kill()
+            p.join()
+
+
+WRITER = r"""
+import sys
+from pathlib import Path
+from neuroledger.chain.client import Chain
+from neuroledger.config import KdfParams, Settings
+from neuroledger.identity.keystore import Keystore
+from neuroledger.identity.registry import RegistryClient
+home, tag = Path(sys.argv[1]), sys.argv[2]
+settings = Settings(home=home, kdf=KdfParams.light())
+chain = Chain.connect(settings, start_node=False)
+keys = Keystore(settings.keystore_dir, passphrase=lambda: Path(sys.argv[3]).read_text().strip(),
+                kdf=settings.kdf)
+account = keys.owner_account("shared")
+reg = RegistryClient(chain.contract("DIDRegistry"))
+sender = chain.sender(account)
+for i in range(15):
+    sender.send(reg.set_attribute(account.address, "did/svc/P", f"{tag}-{i}".encode(), 60))
+print("ok")
+"""
+
+
+def test_m8_processes_of_one_home_share_an_account_without_nonce_clashes(
+    chain: Chain, keystore, tmp_path
+) -> None:
+    """M8: the CLI and a gateway (here: three processes) send from the owner's key at once."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import PASSPHRASE
+
+    record = keystore.create("shared", "org")
+    chain.fund(record.owner)
+    secret = tmp_path / "pass"
+    secret.write_text(PASSPHRASE)
+    secret.chmod(0o600)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(chain.settings.home), str(n),
+                          str(secret)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        for n in range(3)
+    ]  # fmt: skip
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0 and b"ok" in out, err.decode()[-2000:]
+    assert chain.w3.eth.get_transaction_count(record.owner) == 45

@@ -36,7 +36,8 @@ class Chain:
         self.chain_id = chain_id
         self.settings = settings
         self.node = node
-        self.nonces = NonceManager(w3)
+        # One lock per account across every process of this home (the CLI while a gateway runs).
+        self.nonces = NonceManager(w3, lock_dir=settings.home / "nonces")
         self.fees = FeePolicy(
             min_priority_fee=settings.min_priority_fee_wei, min_max_fee=settings.min_max_fee_wei
         )
@@ -105,6 +106,7 @@ class Chain:
                 receipt_timeout=self.settings.receipt_timeout,
                 on_confirmed=self.persist,
                 top_up=self.fund if self.embedded else None,
+                kick=self._mine if self.embedded else None,
             )
         return self._senders[key]
 
@@ -127,6 +129,10 @@ class Chain:
         if receipt["status"] != 1:
             raise ChainError(f"development transaction {tx_hash.hex()} failed")
         return receipt
+
+    def _mine(self) -> None:
+        """Ask the embedded node to mine what its pool holds."""
+        self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
     def fund(self, address: str, amount_wei: int = DEV_FUNDING_WEI) -> None:
         """Send ``amount_wei`` to ``address`` from anvil's development account (embedded only)."""

@@ -19,10 +19,13 @@ the batch reported as confirmed.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
@@ -31,6 +34,7 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
+from neuroledger._fs import file_lock
 from neuroledger.errors import (
     ChainError,
     InsufficientFundsError,
@@ -55,6 +59,10 @@ __all__ = [
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 _BATCH_CHUNK = 100
+#: Node messages that mean a nonce was already used by another transaction.
+_NONCE_TAKEN = ("nonce too low", "already known", "replacement transaction underpriced",
+                "nonce has already been used")  # fmt: skip
+log = logging.getLogger(__name__)
 
 
 class NotAuthorizedError(TransactionRevertedError):
@@ -166,32 +174,55 @@ class FeePolicy:
 
 
 class NonceManager:
-    """Hands out nonces per address; safe for concurrent senders in one process.
+    """Hands out nonces per address; safe for concurrent senders in one process and, with a
+    ``lock_dir``, across every process of one home.
 
-    The first nonce of an address comes from the node's pending count; later
-    ones from a counter. :meth:`resync` re-reads the node after a failed send.
+    :meth:`claim` holds the address's lock (a thread lock, and an ``flock`` on
+    ``lock_dir/<address>.lock``) while the caller signs and broadcasts: under it,
+    the node's pending count is exact, since every other sender of the home
+    broadcasts under the same lock. Without a ``lock_dir`` the first nonce comes
+    from the node and later ones from a counter (one process only).
     """
 
-    def __init__(self, w3: Web3) -> None:
+    def __init__(self, w3: Web3, *, lock_dir: Path | None = None) -> None:
         self._w3 = w3
+        self._lock_dir = lock_dir
         self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
         self._next: dict[str, int] = {}
 
-    def reserve(self, address: str, count: int = 1) -> int:
-        """Reserve ``count`` consecutive nonces for ``address``; return the first."""
+    def _pending(self, address: str) -> int:
+        return int(self._w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending"))
+
+    @contextlib.contextmanager
+    def claim(self, address: str, count: int = 1) -> Iterator[int]:
+        """Reserve ``count`` consecutive nonces for ``address`` and hold them for the block, in
+        which the caller broadcasts; yields the first."""
+        key = address.lower()
         with self._lock:
-            if address not in self._next:
-                self._next[address] = self._w3.eth.get_transaction_count(
-                    Web3.to_checksum_address(address), "pending"
-                )
-            first = self._next[address]
-            self._next[address] = first + count
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if self._lock_dir is None:
+                with self._lock:
+                    first = self._next.get(key)
+                    if first is None:
+                        first = self._pending(address)
+                    self._next[key] = first + count
+                yield first
+                return
+            with file_lock(self._lock_dir / f"{key}.lock"):
+                first = self._pending(address)
+                yield first
+
+    def reserve(self, address: str, count: int = 1) -> int:
+        """Reserve ``count`` nonces without holding them (single-process callers)."""
+        with self.claim(address, count) as first:
             return first
 
     def resync(self, address: str) -> None:
-        """Forget the counter of ``address``; the next reserve asks the node."""
+        """Forget the counter of ``address``; the next claim asks the node."""
         with self._lock:
-            self._next.pop(address, None)
+            self._next.pop(address.lower(), None)
 
 
 class TransactionSender:
@@ -208,6 +239,8 @@ class TransactionSender:
         receipt_timeout: float = 120.0,
         on_confirmed: Callable[[], None] | None = None,
         top_up: Callable[[str, int], None] | None = None,
+        kick: Callable[[], None] | None = None,
+        stall_after: float = 2.0,
     ) -> None:
         self.w3 = w3
         self.account = account
@@ -217,6 +250,9 @@ class TransactionSender:
         self.receipt_timeout = receipt_timeout
         self.on_confirmed = on_confirmed
         self.top_up = top_up
+        self.kick = kick  # make the node mine what it holds (the embedded node only)
+        self.stall_after = stall_after
+        self.stalls = 0  # how many times transactions had to be sent again
         self.gas_margin = 1.2
 
     @property
@@ -257,38 +293,11 @@ class TransactionSender:
         """
         if not calls:
             return []
-        sender = self.address
         gas_limits = self._estimate(calls)
         max_fee, tip = self.fees.quote(self.w3)
         self._check_funds(calls, gas_limits, max_fee)
-        first = self.nonces.reserve(sender, len(calls))
-        signed = []
-        for offset, (call, gas) in enumerate(zip(calls, gas_limits, strict=True)):
-            tx: dict[str, Any] = {
-                "type": 2,
-                "chainId": self.chain_id,
-                "nonce": first + offset,
-                "to": Web3.to_checksum_address(call.to) if call.to else None,
-                "data": call.data,
-                "value": call.value,
-                "gas": gas,
-                "maxFeePerGas": max_fee,
-                "maxPriorityFeePerGas": tip,
-            }
-            if tx["to"] is None:
-                del tx["to"]
-            signed.append(self.account.sign_transaction(tx))
-        replies = self._batch(
-            [("eth_sendRawTransaction", ["0x" + s.raw_transaction.hex()]) for s in signed]
-        )
-        hashes = []
-        for call, reply in zip(calls, replies, strict=True):
-            if "error" in reply:
-                self.nonces.resync(sender)
-                message = reply["error"].get("message", "")
-                raise ChainError(f"the node refused {call.label}: {message}")
-            hashes.append(str(reply["result"]))
-        receipts = self._collect(calls, hashes, progress)
+        raw, hashes = self._broadcast(calls, gas_limits, max_fee, tip)
+        receipts = self._collect(calls, hashes, raw, progress)
         if self.on_confirmed is not None:
             self.on_confirmed()
         failed = [(c, r) for c, r in zip(calls, receipts, strict=True) if r.status != 1]
@@ -298,6 +307,66 @@ class TransactionSender:
                 self._replay_reason(call, receipt), label=call.label, tx_hash=receipt.tx_hash
             )
         return receipts
+
+    def _sign(self, call: Call, gas: int, nonce: int, max_fee: int, tip: int) -> Any:
+        tx: dict[str, Any] = {
+            "type": 2,
+            "chainId": self.chain_id,
+            "nonce": nonce,
+            "to": Web3.to_checksum_address(call.to) if call.to else None,
+            "data": call.data,
+            "value": call.value,
+            "gas": gas,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": tip,
+        }
+        if tx["to"] is None:
+            del tx["to"]
+        return self.account.sign_transaction(tx)
+
+    def _broadcast(self, calls: Sequence[Call], gas_limits: list[int], max_fee: int, tip: int
+                   ) -> tuple[list[str], list[str]]:  # fmt: skip
+        """Sign and send ``calls`` with consecutive nonces; return their raw forms and hashes.
+
+        A refusal for the nonce ("nonce too low", "already known" for another
+        transaction: a sender outside this home's lock used it) means the refused
+        transaction and those after it were not taken: they are signed again with
+        fresh nonces, at most three times. A transaction the node accepted is never
+        signed twice.
+        """
+        for _attempt in range(3):
+            with self.nonces.claim(self.address, len(calls)) as first:
+                signed = [self._sign(c, g, first + k, max_fee, tip)
+                          for k, (c, g) in enumerate(zip(calls, gas_limits, strict=True))]  # fmt: skip
+                forms = ["0x" + t.raw_transaction.hex() for t in signed]
+                replies = self._batch([("eth_sendRawTransaction", [f]) for f in forms])
+            hashes: list[str | None] = []
+            refused: list[tuple[int, str]] = []
+            for i, (tx, reply) in enumerate(zip(signed, replies, strict=True)):
+                message = str(reply.get("error", {}).get("message", "")) if "error" in reply else ""
+                if not message:
+                    hashes.append(str(reply["result"]))
+                elif "already known" in message.lower():  # this very transaction: it is in
+                    hashes.append("0x" + bytes(tx.hash).hex())
+                else:
+                    hashes.append(None)
+                    refused.append((i, message))
+            if not refused:
+                return forms, [h for h in hashes if h is not None]
+            self.nonces.resync(self.address)
+            nonce_taken = all(any(m in msg.lower() for m in _NONCE_TAKEN) for _, msg in refused)
+            if nonce_taken and len(refused) == len(calls):
+                continue  # nothing was taken: sign the whole batch again with fresh nonces
+            index, message = refused[0]
+            sent = len(calls) - len(refused)
+            also = f"; {sent} other transaction(s) of the batch were sent and may be applied"
+            raise ChainError(
+                f"the node refused {calls[index].label}: {message}{also if sent else ''}"
+            )
+        raise ChainError(
+            f"another program keeps using the nonces of {self.address}; stop it, or send "
+            "through NeuroLedger only, and retry"
+        )
 
     def _estimate(self, calls: Sequence[Call]) -> list[int]:
         need = [i for i, c in enumerate(calls) if c.gas is None]
@@ -333,43 +402,59 @@ class TransactionSender:
         )
 
     def _collect(
-        self, calls: Sequence[Call], hashes: list[str], progress: Callable[[int], None] | None
+        self,
+        calls: Sequence[Call],
+        hashes: list[str],
+        raw: list[str],
+        progress: Callable[[int], None] | None,
     ) -> list[Receipt]:
+        """Wait for every receipt. When none arrives for ``stall_after`` seconds, the missing
+        transactions are sent again, the same signed bytes in nonce order (a node that
+        dropped or did not promote them takes them again; one that holds them says
+        "already known"), and the embedded node is asked to mine."""
         receipts: dict[str, Receipt] = {}
+        forms = dict(zip(hashes, raw, strict=True))
         deadline = time.monotonic() + self.receipt_timeout
+        last_progress = time.monotonic()
         delay = 0.002
         while True:
             waiting = [h for h in hashes if h not in receipts]
             replies = self._batch([("eth_getTransactionReceipt", [h]) for h in waiting])
             for tx_hash, reply in zip(waiting, replies, strict=True):
-                raw = reply.get("result")
-                if raw:
-                    receipts[tx_hash] = Receipt(
-                        tx_hash=tx_hash,
-                        block_number=int(raw["blockNumber"], 16),
-                        gas_used=int(raw["gasUsed"], 16),
-                        status=int(raw["status"], 16),
-                        logs=raw["logs"],
-                        contract_address=(
-                            Web3.to_checksum_address(raw["contractAddress"])
-                            if raw.get("contractAddress")
-                            else None
-                        ),
-                    )
+                raw_receipt = reply.get("result")
+                if raw_receipt:
+                    receipts[tx_hash] = _receipt(tx_hash, raw_receipt)
+                    last_progress = time.monotonic()
             if progress is not None:
                 progress(len(receipts))
             if len(receipts) == len(hashes):
                 return [receipts[h] for h in hashes]
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 missing = len(hashes) - len(receipts)
-                label = calls[hashes.index(waiting[0])].label
+                first = next(h for h in hashes if h not in receipts)
+                label = calls[hashes.index(first)].label
                 raise TransactionTimeoutError(
-                    f"{missing} transaction(s) (first: {label}, {waiting[0]}) have no receipt "
+                    f"{missing} transaction(s) (first: {label}, {first}) have no receipt "
                     f"after {self.receipt_timeout:.0f} s; check that the node mines "
                     "(`neuroledger node status`) and that the fee is high enough"
                 )
+            if now - last_progress > self.stall_after:
+                self._rebroadcast([forms[h] for h in hashes if h not in receipts])
+                last_progress = now
+                delay = 0.002
+                continue
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+    def _rebroadcast(self, forms: list[str]) -> None:
+        """Send already-signed transactions again (nonce order), then kick the node."""
+        self.stalls += 1
+        log.warning("%d transaction(s) of %s accepted but not mined; sending them again",
+                    len(forms), self.address)  # fmt: skip
+        self._batch([("eth_sendRawTransaction", [f]) for f in forms])  # "already known" is fine
+        if self.kick is not None:
+            self.kick()
 
     def _call_params(self, call: Call) -> dict[str, Any]:
         """JSON-RPC parameters of ``call`` for eth_estimateGas and eth_call."""
@@ -388,6 +473,19 @@ class TransactionSender:
             data = getattr(exc, "data", None)
             return _reason(data if isinstance(data, str) else None, str(exc))
         return "out of gas" if receipt.gas_used >= (call.gas or 0) else None
+
+
+def _receipt(tx_hash: str, raw: dict[str, Any]) -> Receipt:
+    return Receipt(
+        tx_hash=tx_hash,
+        block_number=int(raw["blockNumber"], 16),
+        gas_used=int(raw["gasUsed"], 16),
+        status=int(raw["status"], 16),
+        logs=raw["logs"],
+        contract_address=(
+            Web3.to_checksum_address(raw["contractAddress"]) if raw.get("contractAddress") else None
+        ),
+    )
 
 
 def _reason(data: str | None, message: str) -> str | None:
