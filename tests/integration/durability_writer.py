@@ -1,7 +1,9 @@
 """A client that writes batches forever and logs every batch reported as confirmed.
 
 Run by the durability test as its own process so that it can be SIGKILLed:
-``python durability_writer.py HOME CONFIRMED_LOG SEED``. Each confirmed line is
+``python durability_writer.py HOME CONFIRMED_LOG SEED``. When the node dies under
+it, the writer waits for the node to come back at the home's endpoint and goes
+on, as a long-running client would. Each confirmed line is
 ``<tx hash> <identity address> <attribute value>``, so that the test can look
 every write up again through the application (the DID resolver over the
 home's deployment record), not only as a receipt.
@@ -12,12 +14,14 @@ from __future__ import annotations
 import os
 import random
 import sys
+import time
 from pathlib import Path
 
 from eth_account import Account
 
 from neuroledger.chain.client import Chain
 from neuroledger.config import Settings
+from neuroledger.errors import NeuroLedgerError
 from neuroledger.identity.registry import RegistryClient
 
 #: Attributes outlive the test whatever the chain's clock does.
@@ -43,7 +47,11 @@ def main() -> None:
         calls = [
             reg.set_attribute(account.address, "did/svc/Log", v.encode(), VALIDITY) for v in values
         ]
-        receipts = sender.send_batch(calls)
+        try:
+            receipts = sender.send_batch(calls)
+        except (NeuroLedgerError, OSError, ValueError):  # the node is down: wait, then go on
+            time.sleep(0.2)
+            continue
         # Reported as confirmed: record it durably before going on.
         lines = "".join(
             f"{r.tx_hash} {account.address} {v}\n" for r, v in zip(receipts, values, strict=True)

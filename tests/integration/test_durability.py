@@ -1,7 +1,8 @@
 """Nothing reported as confirmed is lost when the node and its clients are SIGKILLed.
 
 Several writer processes write at once; the node is killed 30 times mid-stream
-(and, half the time, the writers too). After every restart each confirmed write
+(and, half the time, the writers too; a writer that survives follows the
+restarted node at the home's stable endpoint). After every restart each confirmed write
 must be found again *through the application*: the DID resolver, reached
 through the home's deployment record, must show every attribute, and the
 registry must stay at one address throughout (a crash never makes the home
@@ -45,6 +46,19 @@ def _confirmed(logs: list[Path]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _check_resolved(chain: Chain, registry, rows: list[tuple[str, str, str]], when: str) -> None:
+    """Every value in ``rows`` is a service of its identity's resolved DID document."""
+    by_identity: dict[str, set[str]] = defaultdict(set)
+    for _, identity, value in rows:
+        by_identity[identity].add(value)
+    for identity, values in by_identity.items():
+        did = format_did(chain.chain_id, identity)
+        document = resolve_did(chain.w3, registry, did, chain_id=chain.chain_id).document
+        found = {str(s["serviceEndpoint"]) for s in document.get("service", [])}
+        missing = values - found
+        assert not missing, f"{when}: {did} lost confirmed attributes {sorted(missing)}"
+
+
 def test_confirmed_writes_survive_sigkill(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home")
     registry_address = Chain.connect(settings).contract("DIDRegistry").address
@@ -53,29 +67,34 @@ def test_confirmed_writes_survive_sigkill(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(HERE.parents[1] / "src")}
     logs: list[Path] = []
     checked: set[str] = set()
+    writers: list[subprocess.Popen[bytes] | None] = [None] * WRITERS
     for kill in range(KILLS):
-        writers = []
         for w in range(WRITERS):
-            log = tmp_path / f"confirmed-{kill}-{w}.txt"
-            logs.append(log)
-            writers.append(
-                subprocess.Popen(
+            if writers[w] is None or writers[w].poll() is not None:  # type: ignore[union-attr]
+                log = tmp_path / f"confirmed-{kill}-{w}.txt"
+                logs.append(log)
+                writers[w] = subprocess.Popen(
                     [sys.executable, str(HERE / "durability_writer.py"),
                      str(settings.home), str(log), str(kill * WRITERS + w)],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    env=env,
-                )
-            )  # fmt: skip
-        time.sleep(rng.uniform(0.6, 1.6))  # let them write
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                )  # fmt: skip
+        # Let every writer confirm something since the last restart, then write a while longer.
+        sizes = {log: (log.stat().st_size if log.exists() else 0) for log in logs[-WRITERS * 2 :]}
+        deadline = time.monotonic() + 60
+        while sum((log.stat().st_size if log.exists() else 0) for log in sizes) <= sum(
+            sizes.values()
+        ):
+            assert time.monotonic() < deadline, f"kill {kill}: the writers confirmed nothing"
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.1, 1.0))
         status = node.status()
         assert status.running and status.pid
         os.kill(status.pid, signal.SIGKILL)  # kill the node mid-stream
         if rng.random() < 0.5:
             for writer in writers:
+                assert writer is not None
                 writer.kill()  # and, half the time, the clients too
-        for writer in writers:
-            writer.wait(timeout=60)
+                writer.wait(timeout=60)
         time.sleep(rng.uniform(0, 0.1))
         node.start()
 
@@ -84,20 +103,39 @@ def test_confirmed_writes_survive_sigkill(tmp_path: Path) -> None:
         registry = chain.contract("DIDRegistry")
         assert registry.address == registry_address, f"kill {kill}: the suite was redeployed"
         rows = _confirmed(logs)
-        recheck = rows if kill % 5 == 4 else [r for r in rows if r[0] not in checked]
-        by_identity: dict[str, set[str]] = defaultdict(set)
-        for tx_hash, identity, value in recheck:
+        new = [r for r in rows if r[0] not in checked]
+        # Every receipt again now and then (an old write must not vanish on a later crash);
+        # the new writes of this round through the resolver.
+        for tx_hash, _, _ in rows if kill % 10 == 9 else new:
             receipt = rpc_call(chain.url, "eth_getTransactionReceipt", [tx_hash])
+            if receipt is None:
+                ident = next(r[1] for r in rows if r[0] == tx_hash)
+                src = [str(log) for log in logs if log.exists() and tx_hash in log.read_text()]
+                print(
+                    "LOST",
+                    tx_hash,
+                    ident,
+                    src,
+                    "nonce",
+                    rpc_call(chain.url, "eth_getTransactionCount", [ident, "latest"]),
+                    "mine",
+                    [r for r in rows if r[1] == ident].index(
+                        next(r for r in rows if r[0] == tx_hash)
+                    ),
+                    "head",
+                    rpc_call(chain.url, "eth_blockNumber"),
+                    node.status(),
+                )
             assert receipt is not None, f"kill {kill}: confirmed {tx_hash} lost"
             assert int(receipt["status"], 16) == 1
-            by_identity[identity].add(value)
-        for identity, values in by_identity.items():
-            did = format_did(chain.chain_id, identity)
-            document = resolve_did(chain.w3, registry, did, chain_id=chain.chain_id).document
-            found = {s["serviceEndpoint"] for s in document.get("service", [])}
-            missing = values - {str(v) for v in found}
-            assert not missing, f"kill {kill}: {did} lost confirmed attributes {sorted(missing)}"
+        _check_resolved(chain, registry, new, f"kill {kill}")
         checked.update(r[0] for r in rows)
+    for writer in writers:
+        if writer is not None:
+            writer.kill()
+            writer.wait(timeout=60)
+    chain = Chain.connect(settings, start_node=False)
+    _check_resolved(chain, chain.contract("DIDRegistry"), _confirmed(logs), "at the end")
     node.stop()
     assert len(checked) >= KILLS, f"too few confirmed writes to be meaningful ({len(checked)})"
     record = Chain.connect(settings).deployment()

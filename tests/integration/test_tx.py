@@ -14,6 +14,7 @@ from neuroledger.errors import InsufficientFundsError, TransactionTimeoutError
 from neuroledger.identity.registry import RegistryClient
 
 pytestmark = pytest.mark.anvil
+DEV_KEY_1 = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 
 def funded(chain: Chain):
@@ -117,24 +118,43 @@ def test_receipt_timeout(external_anvil: str, tmp_path) -> None:
         sender.send(Call(to=rich.address, data=b"", value=1, label="transfer"))
 
 
-def test_m10_accepted_but_unmined_transactions_are_recovered(chain: Chain) -> None:
-    """M10: the node takes a batch but does not mine it; the sender notices within its stall
-    bound, sends the same signed bytes again and has the embedded node mine them; nothing
-    is sent twice with two nonces."""
+def test_m10_accepted_but_unmined_transactions_are_recovered(external_anvil: str, tmp_path) -> None:
+    """M10: a node takes a batch but does not mine it (here: an external anvil with mining
+    off). The sender notices within its stall bound, sends the same signed bytes again in
+    nonce order and calls its kick hook (the embedded chain's gate mines there); nothing is
+    sent twice with two nonces."""
+    from neuroledger.chain._rpc import rpc_call
+    from neuroledger.chain.deploy import ensure_deployed
+
+    settings = Settings(home=tmp_path / "ext", rpc_url=external_anvil)
+    chain = Chain.connect(settings)
+    dev = Account.from_key(bytes.fromhex(DEV_KEY_1))  # anvil's published key, test chain only
+    ensure_deployed(chain, deployer=dev)
+    reg = RegistryClient(chain.contract("DIDRegistry"))
+    rpc_call(external_anvil, "evm_setAutomine", [False])
+    kicks: list[int] = []
+
+    def kick() -> None:
+        kicks.append(1)
+        rpc_call(external_anvil, "evm_mine", [])
+
+    sender = TransactionSender(chain.w3, dev, chain_id=chain.chain_id, nonces=chain.nonces,
+                               kick=kick, stall_after=0.5, receipt_timeout=60)  # fmt: skip
+    start = chain.w3.eth.get_transaction_count(dev.address)
+    calls = [reg.set_attribute(dev.address, "did/svc/M", f"{i}".encode(), 60) for i in range(10)]
+    receipts = sender.send_batch(calls)
+    assert [r.status for r in receipts] == [1] * 10
+    assert sender.stalls >= 1 and kicks
+    assert chain.w3.eth.get_transaction_count(dev.address) == start + 10
+
+
+def test_the_embedded_gate_mines_what_it_accepts(chain: Chain) -> None:
+    """On the embedded chain a sent transaction is mined by the gate at once: no stall."""
     account = funded(chain)
     reg = RegistryClient(chain.contract("DIDRegistry"))
     sender = chain.sender(account)
-    sender.stall_after = 0.5
-    chain.w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
-    try:
-        calls = [reg.set_attribute(account.address, "did/svc/M", f"{i}".encode(), 60)
-                 for i in range(10)]  # fmt: skip
-        receipts = sender.send_batch(calls)
-    finally:
-        chain.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
-    assert [r.status for r in receipts] == [1] * 10
-    assert sender.stalls >= 1
-    assert chain.w3.eth.get_transaction_count(account.address) == 10
+    sender.send_batch([reg.set_attribute(account.address, "did/svc/G", b"x", 60)] * 20)
+    assert sender.stalls == 0
 
 
 def _burn(seconds: float) -> None:

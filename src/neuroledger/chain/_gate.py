@@ -12,7 +12,12 @@ the clock (``evm_*``). The gate closes that door:
 3. it forwards JSON-RPC from its port to anvil: every method for a request that
    carries the home's credential (``Authorization: Bearer``, the 0600 file
    ``chain/credential``), and for anyone else only the standard read methods,
-   filters and ``eth_sendRawTransaction`` (a transaction the sender signed).
+   filters and ``eth_sendRawTransaction`` (a transaction the sender signed);
+4. it mines: anvil runs with ``--no-mining`` and the gate mines what a request
+   sent right after forwarding it, under one lock with every other state change
+   and with ``anvil_dumpState``. A saved state is therefore never taken while a
+   block is half mined (anvil's own automine could leave storage ahead of the
+   block list in a dump), and a transaction the node accepted is always mined.
 
 Run by :class:`neuroledger.chain.node.EmbeddedNode` as
 ``python -m neuroledger.chain._gate SPEC.json``.
@@ -61,6 +66,10 @@ PUBLIC_METHODS = frozenset({
     "net_version", "net_listening", "net_peerCount", "web3_clientVersion", "web3_sha3",
 })  # fmt: skip
 
+#: Methods that send transactions: the gate mines after forwarding them.
+SEND_METHODS = frozenset({"eth_sendRawTransaction", "eth_sendTransaction",
+                          "eth_sendUnsignedTransaction"})  # fmt: skip
+
 MAX_BODY = 32 * 1024 * 1024
 _INNER_PORT = 8545
 _CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
@@ -98,6 +107,12 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+def _changes_state(method: object) -> bool:
+    return isinstance(method, str) and (
+        method in SEND_METHODS or method.startswith(("anvil_", "evm_"))
+    )
+
+
 def _error(id_: Any, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": id_, "error": {"code": code, "message": message}}
 
@@ -115,6 +130,7 @@ class Gate:
         self.upstream = upstream
         self.expected = b"Bearer " + credential
         self.client: httpx.AsyncClient | None = None
+        self.write_lock = asyncio.Lock()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -168,12 +184,12 @@ class Gate:
             if not (authorized or is_public(c.get("method")))
         }
         if not refused:
-            return await self._forward(bytes(raw))
+            return await self._forward_allowed(bytes(raw), allowed)
         if not allowed:
             replies: list[Any] = []
         else:
-            status, body = await self._forward(
-                json.dumps(allowed if batch else allowed[0]).encode()
+            status, body = await self._forward_allowed(
+                json.dumps(allowed if batch else allowed[0]).encode(), allowed
             )
             if status != 200:
                 return status, body
@@ -183,6 +199,32 @@ class Gate:
         merged = [refused.get(id(c)) or by_id.get(json.dumps(c.get("id"))) for c in calls]
         result = [m for m in merged if m is not None]
         return 200, json.dumps(result if batch else result[0]).encode()
+
+    async def _forward_allowed(self, body: bytes, calls: list[dict[str, Any]]
+                               ) -> tuple[int, bytes]:  # fmt: skip
+        """Forward; requests that change state go one at a time, and sends are mined."""
+        if not any(_changes_state(c.get("method")) for c in calls):
+            return await self._forward(body)
+        async with self.write_lock:
+            result = await self._forward(body)
+            if any(c.get("method") in SEND_METHODS for c in calls):
+                await self._mine_pending()
+            return result
+
+    async def _rpc(self, method: str, params: list[Any]) -> Any:
+        status, body = await self._forward(
+            json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+        )
+        reply = json.loads(body) if status == 200 else {}
+        return reply.get("result")
+
+    async def _mine_pending(self) -> None:
+        """Mine blocks until the pool holds no transaction that is ready to be mined."""
+        for _ in range(1000):
+            status = await self._rpc("txpool_status", [])
+            if not status or int(str(status.get("pending", "0x0")), 16) == 0:
+                return
+            await self._rpc("evm_mine", [])
 
     async def _forward(self, body: bytes) -> tuple[int, bytes]:
         assert self.client is not None
@@ -242,8 +284,9 @@ def main(spec_path: str) -> int:
         "10",
         "--balance",
         "1000000",
-        "--quiet",
-    ]  # fmt: skip  (--quiet: no banner with the development keys in the log)
+        "--quiet",  # no banner with the development keys in the log
+        "--no-mining",  # the gate mines, under its write lock
+    ]
     if spec.get("load_state"):
         args += ["--load-state", spec["load_state"]]
     anvil = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=sys.stderr,

@@ -110,10 +110,15 @@ class Chain:
             )
         return self._senders[key]
 
-    def persist(self) -> None:
-        """Make everything confirmed so far durable (embedded node only)."""
+    def persist(self, tx_hashes: list[str] | None = None) -> None:
+        """Make everything confirmed so far durable (embedded node only).
+
+        ``tx_hashes``: transactions that must be in what is saved. A node that
+        restarted from an older state after mining them no longer holds them; the
+        save then fails instead of reporting them as durable.
+        """
         if self.node is not None:
-            self.node.persist(self.url)
+            self.node.persist(self.url, require=tx_hashes or ())
 
     # -- embedded-only helpers -------------------------------------------------------
     def _dev_account(self) -> str:
@@ -137,13 +142,13 @@ class Chain:
     def fund(self, address: str, amount_wei: int = DEV_FUNDING_WEI) -> None:
         """Send ``amount_wei`` to ``address`` from anvil's development account (embedded only)."""
         amount = max(int(amount_wei), DEV_FUNDING_WEI)
-        self._dev_send({"to": Web3.to_checksum_address(address), "value": amount})
-        self.persist()
+        receipt = self._dev_send({"to": Web3.to_checksum_address(address), "value": amount})
+        self.persist([receipt["transactionHash"].to_0x_hex()])
 
     def dev_deploy(self, bytecode: bytes) -> tuple[str, str, int]:
         """Deploy ``bytecode`` from the development account; return address, tx, block."""
         receipt = self._dev_send({"data": "0x" + bytecode.hex()})
-        self.persist()
+        self.persist([receipt["transactionHash"].to_0x_hex()])
         return (
             str(receipt["contractAddress"]),
             receipt["transactionHash"].hex(),

@@ -47,6 +47,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -496,14 +497,35 @@ class EmbeddedNode:
             return True
 
     # -- durability --------------------------------------------------------------------
-    def persist(self, url: str | None = None) -> int:
+    def persist(self, url: str | None = None, *, require: Sequence[str] = ()) -> int:
         """Write the node's full state durably; return the block number it holds.
 
         Called after every confirmed write batch; returning means the batch
-        survives a crash of the node or of this process.
+        survives a crash of the node or of this process. ``require``: transaction
+        hashes the saved state must hold. The endpoint is stable across restarts,
+        so a node killed after mining them and restarted from an older save would
+        otherwise be saved in their place: the check runs under the same lock as
+        the save, and a restart needs that lock too.
         """
         with file_lock(self._op_lock):
-            return self._persist_locked(url or self._url())
+            url = url or self._url()
+            if require:
+                self._require(url, require)
+            return self._persist_locked(url)
+
+    def _require(self, url: str, tx_hashes: Sequence[str]) -> None:
+        try:
+            missing = [h for h in tx_hashes
+                       if rpc_call(url, "eth_getTransactionReceipt", [h]) is None]  # fmt: skip
+        except RPCFailure as exc:
+            raise NodeError(
+                f"could not save the chain state ({exc}); the last writes may be lost"
+            ) from exc
+        if missing:
+            raise NodeError(
+                f"the node restarted before {len(missing)} transaction(s) were saved "
+                f"(first: {missing[0]}); they are not on chain now: send them again"
+            )
 
     def _persist_locked(self, url: str) -> int:
         try:

@@ -237,7 +237,7 @@ class TransactionSender:
         nonces: NonceManager,
         fees: FeePolicy | None = None,
         receipt_timeout: float = 120.0,
-        on_confirmed: Callable[[], None] | None = None,
+        on_confirmed: Callable[[list[str]], None] | None = None,
         top_up: Callable[[str, int], None] | None = None,
         kick: Callable[[], None] | None = None,
         stall_after: float = 2.0,
@@ -299,7 +299,7 @@ class TransactionSender:
         raw, hashes = self._broadcast(calls, gas_limits, max_fee, tip)
         receipts = self._collect(calls, hashes, raw, progress)
         if self.on_confirmed is not None:
-            self.on_confirmed()
+            self.on_confirmed([r.tx_hash for r in receipts])
         failed = [(c, r) for c, r in zip(calls, receipts, strict=True) if r.status != 1]
         if failed:
             call, receipt = failed[0]
