@@ -20,11 +20,17 @@
                  identity); (2) signatures with a high `s` value are rejected
                  (EIP-2), so each signed message has one valid encoding;
                  (3) attribute values are bounded to `MAX_VALUE_BYTES` bytes.
-                 As in the reference, changing the owner to the zero address
-                 deactivates the DID in resolvers, but `identityOwner` then
-                 returns the identity itself again.
+                 (4) changing the owner to the zero address deactivates the
+                 DID for good: the reference then hands control back to the
+                 identity's own key (often the one that leaked); here
+                 `identityOwner` returns the zero address, nobody can change
+                 the DID again, and its delegates are no longer valid. The
+                 event still says owner 0x0, as resolvers expect.
 """
 
+
+# @dev Stored in `owners` for a deactivated identity (no key has this address).
+_DEACTIVATED: constant(address) = 0x000000000000000000000000000000000000dEaD
 
 # @dev Largest attribute value accepted (a 4096-bit RSA key in DER fits).
 MAX_VALUE_BYTES: constant(uint256) = 1024
@@ -36,7 +42,8 @@ _SECP256K1_N_HALF: constant(uint256) = (
 
 
 # @dev Owner of each identity that has changed owner at least once; an
-# identity that never changed owner is owned by itself.
+# identity that never changed owner is owned by itself; `_DEACTIVATED` marks
+# an identity deactivated for good.
 owners: public(HashMap[address, address])
 
 # @dev identity => keccak256(delegateType) => delegate => timestamp until
@@ -83,7 +90,8 @@ def identityOwner(identity: address) -> address:
     """
     @notice Returns the address that currently controls `identity`.
     @param identity The identity (its `did:ethr` address).
-    @return The owner: the identity itself until its owner is changed.
+    @return The owner: the identity itself until its owner is changed; the
+            zero address once the identity was deactivated.
     """
     return self._identity_owner(identity)
 
@@ -97,8 +105,11 @@ def validDelegate(identity: address, delegateType: bytes32, delegate: address) -
     @param identity The identity.
     @param delegateType The delegate type, e.g. "veriKey" or "sigAuth".
     @param delegate The delegate address.
-    @return True while the delegation has not expired or been revoked.
+    @return True while the delegation has not expired or been revoked, and the
+            identity is not deactivated.
     """
+    if self.owners[identity] == _DEACTIVATED:
+        return False
     return self.delegates[identity][keccak256(delegateType)][delegate] > block.timestamp
 
 
@@ -321,6 +332,8 @@ def revokeAttributeSigned(
 @view
 def _identity_owner(identity: address) -> address:
     owner: address = self.owners[identity]
+    if owner == _DEACTIVATED:
+        return empty(address)
     if owner != empty(address):
         return owner
     return identity
@@ -329,7 +342,9 @@ def _identity_owner(identity: address) -> address:
 @internal
 @view
 def _only_owner(identity: address, actor: address):
-    assert actor == self._identity_owner(identity), "did: caller is not the identity owner"
+    owner: address = self._identity_owner(identity)
+    assert owner != empty(address), "did: caller is not the identity owner (it is deactivated)"
+    assert actor == owner, "did: caller is not the identity owner"
 
 
 @internal
@@ -367,7 +382,11 @@ def _touch(identity: address) -> uint256:
 @internal
 def _change_owner(identity: address, actor: address, newOwner: address):
     self._only_owner(identity, actor)
-    self.owners[identity] = newOwner
+    assert newOwner != _DEACTIVATED, "did: that address cannot own an identity"
+    if newOwner == empty(address):
+        self.owners[identity] = _DEACTIVATED  # for good: nobody controls it any more
+    else:
+        self.owners[identity] = newOwner
     log DIDOwnerChanged(identity=identity, owner=newOwner, previousChange=self._touch(identity))
 
 

@@ -282,3 +282,22 @@ class GrantsMachine(RuleBasedStateMachine):
 
 GrantsMachine.TestCase.settings = settings(max_examples=15, stateful_step_count=20, deadline=None)
 test_grants_machine = GrantsMachine.TestCase
+
+
+def test_a_deactivated_identity_controls_nothing(suite) -> None:
+    """M7: after the hospital's DID is deactivated (owner set to zero), its own key, which
+    ERC-1056 would hand control back to, can neither grant, approve nor register."""
+    did, assets, grants, hospital, lab, _, data = suite
+    rotated = boa.env.generate_address()
+    with boa.env.prank(hospital):
+        did.changeOwner(hospital, rotated)
+    with boa.env.prank(rotated):
+        did.changeOwner(hospital, "0x0000000000000000000000000000000000000000")
+    for actor in (hospital, rotated):
+        with boa.env.prank(actor), boa.reverts():
+            grants.grant(data, lab, DOWNLOAD, RESEARCH, 2**40)
+        with boa.env.prank(actor), boa.reverts():
+            grants.approveAlgorithm(data, digest("dump.py"), True)
+        with boa.env.prank(actor), boa.reverts():
+            assets.register(hospital, digest("new"), 1, b"\1" * 32, "", [], "")
+    assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)

@@ -8,12 +8,13 @@ import boa
 import pytest
 from eth_account import Account
 from eth_utils import keccak
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "contracts" / "DIDRegistry.vy"
 ZERO = "0x0000000000000000000000000000000000000000"
+DEAD = "0x000000000000000000000000000000000000dead"  # the contract's deactivation marker
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
@@ -278,15 +279,14 @@ def test_fuzz_set_attribute_roundtrip(registry, name, value, validity):
 )
 @given(caller=addresses, identity=addresses, new=addresses)
 def test_fuzz_only_owner_changes_owner(registry, caller, identity, new):
+    assume(identity != ZERO)  # no key is the zero address: nobody controls that identity
     before = registry.identityOwner(identity)
     with boa.env.prank(caller):
-        if caller.lower() == before.lower():
+        if caller.lower() == before.lower() and new.lower() != DEAD:
             registry.changeOwner(identity, new)
-            assert registry.identityOwner(identity).lower() == (
-                identity.lower() if new == ZERO else new.lower()
-            )
+            assert registry.identityOwner(identity).lower() == new.lower()  # zero: deactivated
         else:
-            with boa.reverts("did: caller is not the identity owner"):
+            with boa.reverts():
                 registry.changeOwner(identity, new)
             assert registry.identityOwner(identity) == before
 
@@ -312,3 +312,39 @@ def test_fuzz_signature_with_stale_or_future_nonce_rejected(registry, key, nonce
         registry.changeOwnerSigned(
             owner.address, sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big"), new
         )
+
+
+# -- deactivation (issue 12, M7) --------------------------------------------------------
+
+
+def test_a_deactivated_identity_is_controlled_by_nobody(registry):
+    identity, owner, delegate = (boa.env.generate_address() for _ in range(3))
+    with boa.env.prank(identity):
+        registry.changeOwner(identity, owner)
+    with boa.env.prank(owner):
+        registry.addDelegate(identity, b32("veriKey"), delegate, 86400)
+        assert registry.validDelegate(identity, b32("veriKey"), delegate)
+        registry.changeOwner(identity, ZERO)  # deactivate
+    assert registry.identityOwner(identity) == ZERO
+    assert not registry.validDelegate(identity, b32("veriKey"), delegate)
+    # Neither the identity's own (perhaps leaked) key, nor the last owner, nor a delegate
+    # can take it back or change it.
+    for actor in (identity, owner, delegate):
+        with (
+            boa.env.prank(actor),
+            boa.reverts("did: caller is not the identity owner (it is deactivated)"),
+        ):
+            registry.changeOwner(identity, actor)
+        with boa.env.prank(actor), boa.reverts():
+            registry.setAttribute(identity, b32("did/svc/X"), b"x", 60)
+
+
+def test_a_deactivated_identity_refuses_signed_changes_too(registry):
+    key = Account.create()
+    identity = key.address
+    with boa.env.prank(identity):
+        registry.changeOwner(identity, ZERO)
+    v, r, s = sign(registry, key, identity, "changeOwner", bytes.fromhex(key.address[2:]))
+    with boa.reverts():
+        registry.changeOwnerSigned(identity, v, r, s, key.address)
+    assert registry.identityOwner(identity) == ZERO

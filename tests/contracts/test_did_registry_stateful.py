@@ -26,11 +26,14 @@ class RegistryMachine(RuleBasedStateMachine):
         self.delegates: dict[tuple[str, bytes, str], int] = {}
         self.changed: dict[str, int] = {}
         self.nonce: dict[str, int] = {}
+        self.deactivated: set[str] = set()
 
     def owner(self, identity: str) -> str:
-        return (
-            self.owners.get(identity, ZERO) if self.owners.get(identity, ZERO) != ZERO else identity
-        )
+        """The model: the identity owns itself until changed; a DID changed to the zero
+        address is deactivated for good and owned by nobody (ZERO)."""
+        if identity in self.deactivated:
+            return ZERO
+        return self.owners.get(identity, identity)
 
     def touch(self, identity: str) -> None:
         self.changed[identity] = boa.env.evm.patch.block_number
@@ -45,9 +48,11 @@ class RegistryMachine(RuleBasedStateMachine):
             if actor == self.owner(identity):
                 self.registry.changeOwner(identity, new)
                 self.owners[identity] = new
+                if new == ZERO:
+                    self.deactivated.add(identity)
                 self.touch(identity)
             else:
-                with boa.reverts("did: caller is not the identity owner"):
+                with boa.reverts():
                     self.registry.changeOwner(identity, new)
 
     @rule(
@@ -92,7 +97,7 @@ class RegistryMachine(RuleBasedStateMachine):
     def delegate(self, actor, identity, kind, delegate, validity, revoke):
         with boa.env.prank(actor):
             if actor != self.owner(identity):
-                with boa.reverts("did: caller is not the identity owner"):
+                with boa.reverts():
                     self.registry.addDelegate(identity, kind, delegate, validity)
                 return
             if revoke:
@@ -113,7 +118,7 @@ class RegistryMachine(RuleBasedStateMachine):
                 self.registry.setAttribute(identity, name, value, 100)
                 self.touch(identity)
             else:
-                with boa.reverts("did: caller is not the identity owner"):
+                with boa.reverts():
                     self.registry.setAttribute(identity, name, value, 100)
 
     @rule(seconds=st.integers(12, 5000))
@@ -130,7 +135,8 @@ class RegistryMachine(RuleBasedStateMachine):
             for kind in TYPES:
                 for delegate in ADDRS:
                     valid_to = self.delegates.get((identity, kind, delegate), 0)
-                    assert self.registry.validDelegate(identity, kind, delegate) == (valid_to > now)
+                    valid = valid_to > now and identity not in self.deactivated
+                    assert self.registry.validDelegate(identity, kind, delegate) == valid
                     assert self.registry.delegates(identity, keccak(kind), delegate) == valid_to
 
 
