@@ -93,3 +93,55 @@ def test_wrong_passphrase_on_rotation_writes_nothing(tmp_path) -> None:
         make(tmp_path, "nope").new_owner_key("a")
     assert _snapshot(tmp_path / "ks") == before
     make(tmp_path).owner_account("a")  # the right passphrase still opens it
+
+
+# -- one passphrase per home (issue 12, M9) ---------------------------------------------
+
+
+def test_a_mistyped_passphrase_writes_no_new_key(tmp_path) -> None:
+    from neuroledger.config import KdfParams
+    from neuroledger.errors import WrongPassphraseError
+    from neuroledger.identity.keystore import Keystore
+
+    light = KdfParams.light()
+    Keystore(tmp_path, passphrase=lambda: "right one", kdf=light).create("first", "org")
+    before = sorted(p.name for p in (tmp_path / "keys").iterdir())
+    typo = Keystore(tmp_path, passphrase=lambda: "rihgt one", kdf=light)
+    with pytest.raises(WrongPassphraseError, match="one passphrase") as info:
+        typo.create("second", "org")
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == before
+    assert typo.names() == ["first"]
+    Keystore(tmp_path, passphrase=lambda: "right one", kdf=light).create("second", "org")
+
+
+def test_change_passphrase_re_encrypts_every_key_all_or_nothing(tmp_path) -> None:
+    from neuroledger.config import KdfParams
+    from neuroledger.errors import WrongPassphraseError
+    from neuroledger.identity.keystore import Keystore
+
+    light = KdfParams.light()
+    ks = Keystore(tmp_path / "ks", passphrase=lambda: "old", kdf=light)
+    ks.create("a", "org")
+    ks.create("b", "agent")
+    log_key = tmp_path / "audit" / "log" / "ed25519-log.json"
+    ks.store_secret(log_key, b"\7" * 32)
+    account = ks.owner_account("a").address
+    assert ks.change_passphrase("new", extra=[log_key]) == 5  # 2 owners, 2 X25519, 1 log key
+    fresh = Keystore(tmp_path / "ks", passphrase=lambda: "new", kdf=light)
+    assert fresh.owner_account("a").address == account
+    assert fresh.x25519_private("b")
+    assert fresh.load_secret(log_key, what="log") == b"\7" * 32
+    with pytest.raises(WrongPassphraseError):
+        Keystore(tmp_path / "ks", passphrase=lambda: "old", kdf=light).owner_account("b")
+
+    # A crash after staging but before the commit: the old passphrase still opens everything.
+    keys = sorted((tmp_path / "ks" / "keys").glob("*.json"))
+    for path in keys:
+        path.with_name(path.name + ".new").write_text("{}")
+    (tmp_path / "ks" / "passphrase-change.json").write_text(
+        json.dumps({"commit": False, "paths": [str(p) for p in keys]})
+    )
+    again = Keystore(tmp_path / "ks", passphrase=lambda: "new", kdf=light)
+    assert again.owner_account("a").address == account
+    assert not list((tmp_path / "ks" / "keys").glob("*.new"))

@@ -1,4 +1,4 @@
-"""``neuroledger identity …``: create, list, show, rotate, delegate, resolve."""
+"""``neuroledger identity …``: create, list, show, rotate, delegate, resolve, passphrase."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from neuroledger.cli._context import CLIContext, console, emit
+from neuroledger.errors import KeystoreError
 from neuroledger.identity.did import format_did
 from neuroledger.identity.keystore import KINDS
 from neuroledger.identity.registry import DELEGATE_TYPES
@@ -131,3 +132,34 @@ def resolve(
     result = _ctx(ctx).identities().resolve(did)
     emit(result.to_json(), as_json=True)
     del as_json  # a DID document is JSON either way
+
+
+@app.command("passphrase")
+def passphrase(
+    ctx: typer.Context,
+    new_file: Annotated[
+        str | None,
+        typer.Option(
+            "--new-passphrase-file",
+            help="File holding the new passphrase (otherwise you are prompted twice).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change the home's passphrase for every key at once (identities, log and witness keys)."""
+    from pathlib import Path
+
+    c = _ctx(ctx)
+    if new_file:
+        try:
+            new = Path(new_file).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise KeystoreError(f"cannot read {new_file} ({exc}); fix the path") from None
+    else:
+        new = typer.prompt("New keystore passphrase", hide_input=True, confirmation_prompt=True)
+    extra = [p for p in c.settings.home.rglob("ed25519-*.json")
+             if c.settings.keystore_dir not in p.parents]  # fmt: skip
+    count = c.keystore().change_passphrase(new, extra=extra)
+    emit({"keys": count}, as_json=as_json,
+         human=f"re-encrypted {count} key(s) under the new passphrase; update "
+               "NEUROLEDGER_PASSPHRASE_FILE if you use it")  # fmt: skip

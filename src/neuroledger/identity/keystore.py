@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_keyfile.keyfile import create_keyfile_json, decode_keyfile_json
 
-from neuroledger._fs import atomic_write
+from neuroledger._fs import atomic_write, fsync_dir
 from neuroledger.config import KdfParams
 from neuroledger.errors import IdentityNotFoundError, KeystoreError, WrongPassphraseError
 
@@ -73,6 +74,8 @@ class Keystore:
         self._passphrase: str | None = None
         self.kdf = kdf or KdfParams()
         self._unlocked: dict[str, bytes] = {}
+        self._proven = False
+        self._finish_passphrase_change()
 
     # -- paths -----------------------------------------------------------------------
     @property
@@ -100,8 +103,29 @@ class Keystore:
             self._passphrase = value
         return self._passphrase
 
+    def _prove_passphrase(self) -> None:
+        """Before a new secret is written: the passphrase must open a key the home has.
+
+        A home has one passphrase. A mistyped one would otherwise encrypt the new
+        key under the typo, and the key would be as good as lost.
+        """
+        if self._proven:
+            return
+        existing = sorted(self._keys.glob("*.json")) if self._keys.exists() else []
+        if existing:
+            try:
+                self._read_secret(existing[0], "this home's existing keys")
+            except WrongPassphraseError:
+                raise WrongPassphraseError(
+                    "the passphrase does not open this home's existing keys, and a home has one "
+                    "passphrase: nothing was written; retype it or check "
+                    "NEUROLEDGER_PASSPHRASE_FILE (`neuroledger identity passphrase` changes it)"
+                ) from None
+        self._proven = True
+
     # -- secrets on disk ---------------------------------------------------------------
     def _write_secret(self, path: Path, secret: bytes) -> None:
+        self._prove_passphrase()
         keyfile = create_keyfile_json(
             secret, self._get_passphrase().encode(), kdf="scrypt", iterations=self.kdf.n
         )
@@ -135,6 +159,61 @@ class Keystore:
             raise KeystoreError(f"the key file {path} of {what} is damaged: {exc}") from None
         self._unlocked[str(path)] = secret
         return secret
+
+    # -- changing the passphrase ------------------------------------------------------
+    @property
+    def _journal(self) -> Path:
+        return self.directory / "passphrase-change.json"
+
+    def change_passphrase(self, new: str, *, extra: Sequence[Path] = ()) -> int:
+        """Re-encrypt every key of the home under ``new``, all or nothing; return how many.
+
+        ``extra``: other secrets written with :meth:`store_secret` (log and witness
+        keys). Each key is written beside itself as ``*.new``; a journal naming them
+        is committed (fsynced) and only then are they renamed over the old files.
+        A crash before the commit leaves the old passphrase in force (the ``.new``
+        files are removed at the next open); after it, the next open finishes the
+        renames. Either way every key opens with one passphrase.
+        """
+        if not new:
+            raise KeystoreError("the new passphrase is empty; give a non-empty one")
+        paths = sorted(self._keys.glob("*.json")) if self._keys.exists() else []
+        paths += [p for p in extra if p.exists()]
+        secrets_ = {p: self._read_secret(p, f"key {p.name}") for p in paths}  # the old one
+        pending = [str(p) for p in secrets_]
+        atomic_write(self._journal, json.dumps({"commit": False, "paths": pending}).encode())
+        for path, secret in secrets_.items():
+            keyfile = create_keyfile_json(secret, new.encode(), kdf="scrypt", iterations=self.kdf.n)
+            if path.name.startswith(("x25519-", "ed25519-")):
+                keyfile.pop("address", None)
+            staged = path.with_name(path.name + ".new")
+            atomic_write(staged, json.dumps(keyfile).encode())
+        atomic_write(self._journal, json.dumps({"commit": True, "paths": pending}).encode())
+        self._finish_passphrase_change()
+        self._passphrase = new
+        self._unlocked.clear()
+        return len(pending)
+
+    def _finish_passphrase_change(self) -> None:
+        """Complete (committed journal) or undo (stray ``.new`` files) a passphrase change."""
+        try:
+            journal = json.loads(self._journal.read_text())
+        except (FileNotFoundError, ValueError):
+            journal = None
+        if journal:
+            for name in journal.get("paths", []):
+                staged = Path(name + ".new")
+                if not staged.exists():
+                    continue
+                if journal.get("commit"):
+                    os.replace(staged, name)
+                    fsync_dir(staged.parent)
+                else:
+                    staged.unlink()
+            self._journal.unlink(missing_ok=True)
+        if self._keys.exists():
+            for stray in self._keys.glob("*.json.new"):
+                stray.unlink()
 
     # -- identities --------------------------------------------------------------------
     def store_secret(self, path: Path, secret: bytes) -> None:
