@@ -68,76 +68,66 @@ def test_confirmed_writes_survive_sigkill(tmp_path: Path) -> None:
     logs: list[Path] = []
     checked: set[str] = set()
     writers: list[subprocess.Popen[bytes] | None] = [None] * WRITERS
-    for kill in range(KILLS):
-        for w in range(WRITERS):
-            if writers[w] is None or writers[w].poll() is not None:  # type: ignore[union-attr]
-                log = tmp_path / f"confirmed-{kill}-{w}.txt"
-                logs.append(log)
-                writers[w] = subprocess.Popen(
-                    [sys.executable, str(HERE / "durability_writer.py"),
-                     str(settings.home), str(log), str(kill * WRITERS + w)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                )  # fmt: skip
-        # Let every writer confirm something since the last restart, then write a while longer.
-        sizes = {log: (log.stat().st_size if log.exists() else 0) for log in logs[-WRITERS * 2 :]}
-        deadline = time.monotonic() + 60
-        while sum((log.stat().st_size if log.exists() else 0) for log in sizes) <= sum(
-            sizes.values()
-        ):
-            assert time.monotonic() < deadline, f"kill {kill}: the writers confirmed nothing"
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.1, 1.0))
-        status = node.status()
-        assert status.running and status.pid
-        os.kill(status.pid, signal.SIGKILL)  # kill the node mid-stream
-        if rng.random() < 0.5:
-            for writer in writers:
-                assert writer is not None
-                writer.kill()  # and, half the time, the clients too
-                writer.wait(timeout=60)
-        time.sleep(rng.uniform(0, 0.1))
-        node.start()
+    try:
+        for kill in range(KILLS):
+            for w in range(WRITERS):
+                if writers[w] is None or writers[w].poll() is not None:  # type: ignore[union-attr]
+                    log = tmp_path / f"confirmed-{kill}-{w}.txt"
+                    logs.append(log)
+                    writers[w] = subprocess.Popen(
+                        [sys.executable, str(HERE / "durability_writer.py"),
+                         str(settings.home), str(log), str(kill * WRITERS + w)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                    )  # fmt: skip
+            # Let every writer confirm something since the last restart, then write a while longer.
+            sizes = {
+                log: (log.stat().st_size if log.exists() else 0) for log in logs[-WRITERS * 2 :]
+            }
+            deadline = time.monotonic() + 60
+            while sum((log.stat().st_size if log.exists() else 0) for log in sizes) <= sum(
+                sizes.values()
+            ):
+                assert time.monotonic() < deadline, f"kill {kill}: the writers confirmed nothing"
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.1, 1.0))
+            status = node.status()
+            assert status.running and status.pid
+            os.kill(status.pid, signal.SIGKILL)  # kill the node mid-stream
+            if rng.random() < 0.5:
+                for writer in writers:
+                    assert writer is not None
+                    writer.kill()  # and, half the time, the clients too
+                    writer.wait(timeout=60)
+            time.sleep(rng.uniform(0, 0.1))
+            node.start()
 
-        # Through the application: the deployment record, the contract client, the resolver.
+            # Through the application: the deployment record, the contract client, the resolver.
+            chain = Chain.connect(settings, start_node=False)
+            registry = chain.contract("DIDRegistry")
+            assert registry.address == registry_address, f"kill {kill}: the suite was redeployed"
+            rows = _confirmed(logs)
+            new = [r for r in rows if r[0] not in checked]
+            # Every receipt again now and then (an old write must not vanish on a later crash);
+            # the new writes of this round through the resolver.
+            for tx_hash, _, _ in rows if kill % 10 == 9 else new:
+                receipt = rpc_call(chain.url, "eth_getTransactionReceipt", [tx_hash])
+                assert receipt is not None, f"kill {kill}: confirmed {tx_hash} lost"
+                assert int(receipt["status"], 16) == 1
+            _check_resolved(chain, registry, new, f"kill {kill}")
+            checked.update(r[0] for r in rows)
+        for writer in writers:
+            if writer is not None:
+                writer.kill()
+                writer.wait(timeout=60)
         chain = Chain.connect(settings, start_node=False)
-        registry = chain.contract("DIDRegistry")
-        assert registry.address == registry_address, f"kill {kill}: the suite was redeployed"
-        rows = _confirmed(logs)
-        new = [r for r in rows if r[0] not in checked]
-        # Every receipt again now and then (an old write must not vanish on a later crash);
-        # the new writes of this round through the resolver.
-        for tx_hash, _, _ in rows if kill % 10 == 9 else new:
-            receipt = rpc_call(chain.url, "eth_getTransactionReceipt", [tx_hash])
-            if receipt is None:
-                ident = next(r[1] for r in rows if r[0] == tx_hash)
-                src = [str(log) for log in logs if log.exists() and tx_hash in log.read_text()]
-                print(
-                    "LOST",
-                    tx_hash,
-                    ident,
-                    src,
-                    "nonce",
-                    rpc_call(chain.url, "eth_getTransactionCount", [ident, "latest"]),
-                    "mine",
-                    [r for r in rows if r[1] == ident].index(
-                        next(r for r in rows if r[0] == tx_hash)
-                    ),
-                    "head",
-                    rpc_call(chain.url, "eth_blockNumber"),
-                    node.status(),
-                )
-            assert receipt is not None, f"kill {kill}: confirmed {tx_hash} lost"
-            assert int(receipt["status"], 16) == 1
-        _check_resolved(chain, registry, new, f"kill {kill}")
-        checked.update(r[0] for r in rows)
-    for writer in writers:
-        if writer is not None:
-            writer.kill()
-            writer.wait(timeout=60)
-    chain = Chain.connect(settings, start_node=False)
-    _check_resolved(chain, chain.contract("DIDRegistry"), _confirmed(logs), "at the end")
-    node.stop()
+        _check_resolved(chain, chain.contract("DIDRegistry"), _confirmed(logs), "at the end")
+        record = chain.deployment()
+        assert record.contracts["DIDRegistry"]["address"] == registry_address
+    finally:  # never leave writers or a node behind, even when an assertion failed
+        for writer in writers:
+            if writer is not None and writer.poll() is None:
+                writer.kill()
+                writer.wait(timeout=60)
+        node.stop()
     assert len(checked) >= KILLS, f"too few confirmed writes to be meaningful ({len(checked)})"
-    record = Chain.connect(settings).deployment()
-    assert record.contracts["DIDRegistry"]["address"] == registry_address
     assert not list(settings.deployments_dir.glob("*.replaced"))
