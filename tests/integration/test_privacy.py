@@ -554,6 +554,33 @@ open(sys.argv[2] + "/extra-" + rows[0]["name"], "w").write("x")
     )
 
 
+def test_the_gateway_serves_only_assets_its_owner_holds_on_chain(world: World) -> None:
+    """M5 (gateway side): an asset in the hospital's vault whose on-chain owner is now
+    someone else is not served, whatever grant that owner writes."""
+    path = world.tmp / "moved.csv"
+    path.write_text("subject,age\n0x" + "cd" * 20 + ",33\n")
+    asset = world.data.protect(path, owner="hospital").asset_id
+    world.data.provenance.transfer(asset, actor="hospital", to="other")
+    other = world.keystore.owner_account("other")
+    lab_id = world.data.identity("lab")
+    grant = world.data.grants.grant(asset, lab_id, 1, "research", 2**40)
+    world.chain.sender(other).send(grant)  # the new on-chain owner grants the lab
+    assert world.data.grants.has_access(asset, lab_id, 1, "research")
+    with world.gateway() as server, pytest.raises(AccessDeniedError, match="403"):
+        world.client(server).keywrap(asset, "research")
+
+
+def test_nonces_are_per_identity(tmp_path: Path) -> None:
+    from neuroledger.privacy.gateway import NonceStore
+
+    store = NonceStore(tmp_path / "nonces.sqlite")
+    expiry = int(time.time()) + 60
+    assert store.use("n1", expiry, "0xAA")
+    assert store.use("n1", expiry, "0xBB")  # another identity's nonce is its own
+    assert not store.use("n1", expiry, "0xaa")  # a replay by the same identity
+    store.close()
+
+
 def test_bad_input_to_the_service(world: World) -> None:
     with pytest.raises(PrivacyError, match="duration"):
         from neuroledger.privacy.service import parse_duration

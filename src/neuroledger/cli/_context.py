@@ -105,6 +105,13 @@ class CLIContext:
     _chain: Chain | None = field(default=None, init=False)
     _keystore: Keystore | None = field(default=None, init=False)
 
+    def __post_init__(self) -> None:
+        # A home made by an older version (or by hand) may be readable by others: close it.
+        home = self.settings.home
+        with contextlib.suppress(OSError):
+            if home.is_dir() and home.stat().st_mode & 0o077:
+                home.chmod(0o700)
+
     def chain(self) -> Chain:
         """The chain connection (starts the embedded node if needed)."""
         if self._chain is None:

@@ -132,8 +132,10 @@ class NonceStore:
         self._lock = threading.Lock()
         self._pruned = 0.0
 
-    def use(self, nonce: str, expiry: int) -> bool:
-        """Record ``nonce``; False if it was seen before."""
+    def use(self, nonce: str, expiry: int, identity: str = "") -> bool:
+        """Record ``identity``'s ``nonce``; False if it was seen before. Nonces are per
+        identity: one identity's requests can never burn another's."""
+        nonce = f"{identity.lower()}:{nonce}" if identity else nonce
         with self._lock:
             now = time.time()
             if now - self._pruned > 60:
@@ -153,9 +155,10 @@ class NonceStore:
 class AccessChecker:
     """Grant and controller checks against the chain, cached for a bounded number of blocks."""
 
-    def __init__(self, data: PrivateData, config: GatewayConfig) -> None:
+    def __init__(self, data: PrivateData, config: GatewayConfig, *, owner: str = "") -> None:
         self.data = data
         self.config = config
+        self.owner = owner.lower()  # the gateway serves only assets this identity owns on chain
         self.w3 = data.chain.w3
         latest = self.w3.eth.get_block("latest")
         self.head = int(latest["number"])
@@ -257,6 +260,7 @@ class AccessChecker:
             (self._did, "delegates", [to(identity), Web3.keccak(_VERIKEY), to(signer)], ["uint256"]),
             (grants.contract, "hasAccess", [asset_b, to(identity), mode, purpose_bytes(purpose)], ["bool"]),
             (grants.contract, "grantOf", [asset_b, to(identity)], ["uint8", "bytes32", "uint64", "address"]),
+            (self.data.provenance.registry.contract, "assetOf", [asset_b], ["address", "uint8", "uint8"]),
         ]  # fmt: skip
         batch = [
             ("eth_call", [{"to": c.address, "data": c.encode_abi(fn, args=args)}, "latest"])
@@ -277,7 +281,10 @@ class AccessChecker:
         controls_until = 2**63 if is_owner else delegate_until
         controls = self._unexpired(controls_until)
         expiry = int(values[3][2])
-        granted = bool(values[2][0]) and self._unexpired(expiry)
+        # Someone else's asset (a squatted digest, say) is never served here, whatever grant
+        # its on-chain owner wrote.
+        ours = not self.owner or str(values[4][0]).lower() == self.owner
+        granted = bool(values[2][0]) and self._unexpired(expiry) and ours
         now = time.monotonic()
         self._last_ok = now
         key = (asset, identity.lower(), mode, purpose)
@@ -323,12 +330,12 @@ def create_app(
 ) -> FastAPI:
     """The gateway's ASGI app for assets owned by identity ``owner`` (a local name)."""
     config = config or GatewayConfig()
-    checker = AccessChecker(data, config)
+    owner_address = data.identity(owner)
+    checker = AccessChecker(data, config, owner=owner_address)
     nonces = NonceStore(state_dir / "nonces.sqlite")
     by_client = RateLimiter(config.client_rate, config.client_burst)
     by_identity = RateLimiter(config.rate, config.burst)
     separator = data.domain.separator
-    owner_address = data.identity(owner)
     chain_id = data.chain.chain_id
     app = FastAPI(
         title="NeuroLedger access gateway",
@@ -416,7 +423,7 @@ def create_app(
             if not controls:
                 raise Denied(401, "the signature is not by the identity's owner or a delegate "
                                   "(or is for another chain or gateway)")  # fmt: skip
-            if not nonces.use(request.nonce, request.expiry):
+            if not nonces.use(request.nonce, request.expiry, request.identity):
                 raise Denied(409, "this request was already used (replay); sign a new one")
             if not granted:
                 raise Denied(403, f"no grant covers {request.mode} of this asset for purpose "
