@@ -20,7 +20,7 @@ the clock (``evm_*``). The gate closes that door:
    block list in a dump), and a transaction the node accepted is always mined.
 
 Run by :class:`neuroledger.chain.node.EmbeddedNode` as
-``python -m neuroledger.chain._gate SPEC.json``.
+``python -I .../chain/_gate.py SPEC.json`` (by file: it imports no more than it needs).
 """
 
 from __future__ import annotations
@@ -43,7 +43,26 @@ from typing import Any
 
 import httpx
 
-from neuroledger._json import loads_bounded
+
+def _load_json_module() -> Any:
+    """``neuroledger._json`` by file, without importing the whole package (the gate starts
+    with every embedded node, and the package's imports take a second)."""
+    import importlib.util
+
+    if __package__:  # imported as part of the package (tests, type checks)
+        from neuroledger import _json
+
+        return _json
+    spec = importlib.util.spec_from_file_location(
+        "_neuroledger_json", Path(__file__).resolve().parents[1] / "_json.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+loads_bounded = _load_json_module().loads_bounded
 
 __all__ = ["PUBLIC_METHODS", "is_public"]
 

@@ -130,7 +130,7 @@ def _is_our_anvil(pid: int, spec: str) -> bool:
         args = cmdline.read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"neuroledger.chain._gate" in args and spec.encode() in args
+    return any(a.endswith(b"_gate.py") for a in args) and spec.encode() in args
 
 
 def _port_free(port: int) -> bool:
@@ -426,7 +426,7 @@ class EmbeddedNode:
         atomic_write(spec_path, json.dumps(spec).encode())
         with self.log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "neuroledger.chain._gate", str(spec_path)],
+                [sys.executable, "-I", str(Path(__file__).with_name("_gate.py")), str(spec_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
