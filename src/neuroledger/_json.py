@@ -44,7 +44,7 @@ def json_depth(raw: bytes) -> int:
     return max(accumulate(1 if c in b"[{" else -1 for c in brackets))
 
 
-def loads_bounded(raw: bytes | str, *, max_bytes: int = 1 << 20,
+def loads_bounded(raw: bytes | bytearray | str, *, max_bytes: int = 1 << 20,
                   max_depth: int = DEFAULT_MAX_DEPTH) -> Any:  # fmt: skip
     """Parse ``raw`` as JSON after checking its size and depth; ValueError if it is too big,
     too deep, not UTF-8 or not JSON."""

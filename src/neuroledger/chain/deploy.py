@@ -203,7 +203,7 @@ def _check_recorded(
 ) -> None:
     """Raise unless the recorded address of ``name`` holds the suite's code."""
     address = entry["address"]
-    code = bytes(chain.w3.eth.get_code(address))  # type: ignore[arg-type]
+    code = bytes(chain.w3.eth.get_code(address))
     if code == artifact.runtime_bytecode + args:
         return
     fix = (
