@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -487,7 +488,10 @@ def gateway_serve(
     signer = threading.Thread(target=checkpoints, name="checkpoints", daemon=True)
     signer.start()
     try:
-        uvicorn.Server(bounded_config(app, host=host, port=port)).run()
+        # As uvicorn.run: the server shuts down gracefully on SIGINT/SIGTERM and then
+        # re-raises the signal, which is the normal way out here, not an interruption.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(bounded_config(app, host=host, port=port)).run()
     finally:
         stop.set()
         signer.join()
