@@ -130,4 +130,17 @@ def test_confirmed_writes_survive_sigkill(tmp_path: Path) -> None:
                 writer.wait(timeout=60)
         node.stop()
     assert len(checked) >= KILLS, f"too few confirmed writes to be meaningful ({len(checked)})"
+    from tests import security_figures
+
+    security_figures.record(
+        "embedded node",
+        "C1 SIGKILL of the node (and clients) mid-write",
+        tried=len(checked),
+        through=0,
+        what=f"{KILLS} SIGKILLs of the node while {WRITERS} writer processes write (half the "
+        "time the writers too); every write reported as confirmed must be found again through "
+        "the resolver and the home's deployment record, with one registry address throughout "
+        "(the test fails on any loss, so this row counts confirmed writes checked).",
+        test="tests/integration/test_durability.py",
+    )
     assert not list(settings.deployments_dir.glob("*.replaced"))
