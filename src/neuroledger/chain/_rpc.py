@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-__all__ = ["RPCFailure", "rpc_call"]
+__all__ = ["RPCFailure", "rpc_batch", "rpc_call"]
 
 
 class RPCFailure(Exception):
@@ -38,3 +38,35 @@ def rpc_call(
     if "error" in reply:
         raise RPCFailure(str(reply["error"].get("message", reply["error"])))
     return reply["result"]
+
+
+def rpc_batch(
+    url: str,
+    calls: list[tuple[str, list[Any]]],
+    *,
+    timeout: float = 5.0,
+    headers: dict[str, str] | None = None,
+) -> list[Any]:
+    """Call several methods in one JSON-RPC batch; return their results in order."""
+    body = json.dumps(
+        [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+    )
+    req = urllib.request.Request(
+        url,
+        data=body.encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            replies = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise RPCFailure(str(exc)) from exc
+    if not isinstance(replies, list) or len(replies) != len(calls):
+        raise RPCFailure(f"the node answered a batch of {len(calls)} with {replies!r:.200}")
+    results = []
+    for reply in sorted(replies, key=lambda r: int(r["id"])):
+        if "error" in reply:
+            raise RPCFailure(str(reply["error"].get("message", reply["error"])))
+        results.append(reply["result"])
+    return results

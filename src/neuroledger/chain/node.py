@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroledger._fs import atomic_write, file_lock
-from neuroledger.chain._rpc import RPCFailure, rpc_call
+from neuroledger.chain._rpc import RPCFailure, rpc_batch, rpc_call
 from neuroledger.config import EMBEDDED_CHAIN_ID
 from neuroledger.errors import (
     NodeError,
@@ -514,9 +514,9 @@ class EmbeddedNode:
             return self._persist_locked(url)
 
     def _require(self, url: str, tx_hashes: Sequence[str]) -> None:
-        try:
-            missing = [h for h in tx_hashes
-                       if rpc_call(url, "eth_getTransactionReceipt", [h]) is None]  # fmt: skip
+        try:  # one round trip for the whole batch: this runs after every confirmed write
+            receipts = rpc_batch(url, [("eth_getTransactionReceipt", [h]) for h in tx_hashes])
+            missing = [h for h, r in zip(tx_hashes, receipts, strict=True) if r is None]
         except RPCFailure as exc:
             raise NodeError(
                 f"could not save the chain state ({exc}); the last writes may be lost"

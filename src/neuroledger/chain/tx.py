@@ -214,11 +214,6 @@ class NonceManager:
                 first = self._pending(address)
                 yield first
 
-    def reserve(self, address: str, count: int = 1) -> int:
-        """Reserve ``count`` nonces without holding them (single-process callers)."""
-        with self.claim(address, count) as first:
-            return first
-
     def resync(self, address: str) -> None:
         """Forget the counter of ``address``; the next claim asks the node."""
         with self._lock:

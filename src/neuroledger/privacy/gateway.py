@@ -69,6 +69,8 @@ __all__ = [
 ]
 
 _VERIKEY = b"veriKey".ljust(32, b"\0")
+#: ERC-1056 keys delegates by keccak256(delegateType).
+_VERIKEY_SLOT = Web3.keccak(_VERIKEY)
 
 
 @dataclass(frozen=True)
@@ -256,8 +258,7 @@ class AccessChecker:
         asset_b = bytes.fromhex(asset)
         reads = [
             (self._did, "identityOwner", [to(identity)], ["address"]),
-            # ERC-1056 keys delegates by keccak256(delegateType)
-            (self._did, "delegates", [to(identity), Web3.keccak(_VERIKEY), to(signer)], ["uint256"]),
+            (self._did, "delegates", [to(identity), _VERIKEY_SLOT, to(signer)], ["uint256"]),
             (grants.contract, "hasAccess", [asset_b, to(identity), mode, purpose_bytes(purpose)], ["bool"]),
             (grants.contract, "grantOf", [asset_b, to(identity)], ["uint8", "bytes32", "uint64", "address"]),
             (self.data.provenance.registry.contract, "assetOf", [asset_b], ["address", "uint8", "uint8"]),
