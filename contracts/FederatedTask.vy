@@ -5,27 +5,42 @@
 @custom:contract-name FederatedTask
 @license Apache-2.0
 @notice Coordinates federated training on chain. A task owner escrows a
-        reward pool and names the initial model and code assets; participants
-        join; each round records the Merkle root of the update commitments and
-        the digest of the aggregate; any k participants (validators) who
-        recomputed the aggregate attest its digest before the round is final;
-        at the end the owner sets each participant's reward from the
-        contribution scores (the rewards must sum to the pool) and each
-        participant withdraws its reward once.
+        reward pool, names the initial model and code assets, the stake each
+        participant escrows to join and a deadline; participants join with
+        their stake; each round records the Merkle root of the update
+        commitments, the digest of the aggregate and the participants whose
+        updates it holds; any k participants (validators) who recomputed the
+        aggregate attest its digest before the round is final; at the end the
+        owner sets each participant's reward from the contribution scores (the
+        rewards must sum to the pool) and each participant withdraws its reward
+        and its stake once.
 @dev Models and updates stay off chain (content store); only digests are here.
-@custom:security Rewards are pulled, not pushed, and every function is
-                 non-reentrant. The owner cannot finish before every round is
-                 final, nor pay more or less than the pool, nor pay anyone who
-                 did not join.
+     Every task ends: if it is not finished by its deadline, anyone may expire
+     it. Before round 1 the pool then returns to the owner (the owner may also
+     cancel before round 1); after it, the pool is shared among participants
+     in proportion to the rounds their updates were recorded in (equally if
+     none was recorded). Stakes always return to their participants.
+@custom:security Rewards, refunds and stakes are pulled, not pushed, and every
+                 function is non-reentrant. The owner cannot finish before
+                 every round is final, nor after the deadline, nor pay more or
+                 less than the pool, nor pay anyone who did not join; the owner
+                 cannot join, so it is never a payee or a validator. Joining
+                 (and so validating) costs a stake, so validators cannot be
+                 minted for free, and round 1 needs at least k participants.
 """
 
 
-# @dev Most participants a task can pay out to in one `finish`.
+# @dev Most participants a task can pay out to in one `finish`, or record in one round.
 MAX_PAYEES: constant(uint256) = 128
+
+# @dev Longest a task may run: a deadline is at most this far after creation.
+MAX_DURATION: constant(uint256) = 366 * 86400
 
 # @dev Task statuses.
 STATUS_OPEN: constant(uint8) = 1
 STATUS_FINISHED: constant(uint8) = 2
+STATUS_REFUNDED: constant(uint8) = 3  # ended before round 1: the pool returns to the owner
+STATUS_EXPIRED: constant(uint8) = 4  # deadline passed after round 1: the pool goes to participants
 
 
 struct Task:
@@ -39,6 +54,9 @@ struct Task:
     participants: uint32
     status: uint8
     pool: uint256
+    stake: uint256
+    deadline: uint256
+    contributions: uint256
 
 
 struct RoundRecord:
@@ -62,11 +80,20 @@ roundRecords: public(HashMap[uint256, HashMap[uint32, RoundRecord]])
 # @dev task id => round => validator => attested.
 hasAttested: public(HashMap[uint256, HashMap[uint32, HashMap[address, bool]]])
 
-# @dev task id => participant => reward still to withdraw.
+# @dev task id => participant => reward still to withdraw (a finished task).
 rewardOf: public(HashMap[uint256, HashMap[address, uint256]])
 
-# @dev task id => participant => reward withdrawn.
+# @dev task id => participant => rounds whose recorded updates include it.
+contributionOf: public(HashMap[uint256, HashMap[address, uint256]])
+
+# @dev task id => account => settled (reward, share or refund, and stake, withdrawn).
 paid: public(HashMap[uint256, HashMap[address, bool]])
+
+# @dev task id => pool not yet paid out of an expired task.
+poolLeft: public(HashMap[uint256, uint256])
+
+# @dev task id => contribution weight not yet paid out of an expired task.
+weightLeft: public(HashMap[uint256, uint256])
 
 
 event TaskCreated:
@@ -77,11 +104,14 @@ event TaskCreated:
     rounds: uint32
     validators: uint32
     pool: uint256
+    stake: uint256
+    deadline: uint256
 
 
 event ParticipantJoined:
     taskId: indexed(uint256)
     participant: indexed(address)
+    stake: uint256
 
 
 event RoundRecorded:
@@ -89,6 +119,7 @@ event RoundRecorded:
     round: indexed(uint32)
     commitmentsRoot: bytes32
     aggregateDigest: bytes32
+    contributors: uint256
 
 
 event RoundAttested:
@@ -109,76 +140,131 @@ event TaskFinished:
     payees: uint256
 
 
+event TaskEnded:
+    taskId: indexed(uint256)
+    status: uint8
+    by: indexed(address)
+
+
 event RewardPaid:
     taskId: indexed(uint256)
     participant: indexed(address)
     amount: uint256
 
 
+event StakeReturned:
+    taskId: indexed(uint256)
+    participant: indexed(address)
+    amount: uint256
+
+
+event PoolRefunded:
+    taskId: indexed(uint256)
+    owner: indexed(address)
+    amount: uint256
+
+
 @external
 @payable
-def createTask(modelAsset: bytes32, codeAsset: bytes32, rounds: uint32, validators: uint32) -> uint256:
+def createTask(
+    modelAsset: bytes32,
+    codeAsset: bytes32,
+    rounds: uint32,
+    validators: uint32,
+    stake: uint256,
+    deadline: uint256,
+) -> uint256:
     """
     @notice Creates a task and escrows `msg.value` as its reward pool.
     @param modelAsset The initial model's asset id.
     @param codeAsset The training code's asset id.
     @param rounds Number of rounds.
     @param validators Attestations needed to finalize a round (k).
+    @param stake Wei each participant escrows to join (returned at the end); not zero.
+    @param deadline Unix time by which the task must be finished; after it anyone may
+           expire the task and the pool is returned or shared out.
     @return The task id.
     """
     assert rounds > 0, "task: no rounds"
     assert validators > 0, "task: no validators"
+    assert convert(validators, uint256) <= MAX_PAYEES, "task: more validators than payees"
+    assert stake > 0, "task: participants must stake"
+    assert deadline > block.timestamp, "task: deadline has passed"
+    assert deadline <= block.timestamp + MAX_DURATION, "task: deadline too far"
     self.taskCount += 1
     task_id: uint256 = self.taskCount
     self.tasks[task_id] = Task(
         owner=msg.sender, modelAsset=modelAsset, codeAsset=codeAsset, rounds=rounds,
         validators=validators, currentRound=0, finalizedRound=0, participants=0,
-        status=STATUS_OPEN, pool=msg.value,
+        status=STATUS_OPEN, pool=msg.value, stake=stake, deadline=deadline, contributions=0,
     )
     log TaskCreated(
         taskId=task_id, owner=msg.sender, modelAsset=modelAsset, codeAsset=codeAsset,
-        rounds=rounds, validators=validators, pool=msg.value,
+        rounds=rounds, validators=validators, pool=msg.value, stake=stake, deadline=deadline,
     )
     return task_id
 
 
 @external
+@payable
 def join(taskId: uint256):
     """
-    @notice Joins task `taskId` as a participant (before its first round).
+    @notice Joins task `taskId` as a participant (before its first round), escrowing its stake.
+    @dev `msg.value` must be the task's stake. The owner cannot join.
     @param taskId The task.
     """
-    task: Task = self._task(taskId)
-    assert task.status == STATUS_OPEN, "task: not open"
+    task: Task = self._live(taskId)
     assert task.currentRound == 0, "task: training has started"
+    assert msg.sender != task.owner, "task: the owner cannot participate"
     assert not self.isParticipant[taskId][msg.sender], "task: already joined"
+    assert msg.value == task.stake, "task: send exactly the task's stake"
     self.isParticipant[taskId][msg.sender] = True
     self.tasks[taskId].participants = task.participants + 1
-    log ParticipantJoined(taskId=taskId, participant=msg.sender)
+    log ParticipantJoined(taskId=taskId, participant=msg.sender, stake=msg.value)
 
 
 @external
-def recordRound(taskId: uint256, round: uint32, commitmentsRoot: bytes32, aggregateDigest: bytes32):
+def recordRound(
+    taskId: uint256,
+    round: uint32,
+    commitmentsRoot: bytes32,
+    aggregateDigest: bytes32,
+    contributors: DynArray[address, MAX_PAYEES],
+):
     """
-    @notice Records round `round`: the root of the update commitments and the aggregate's digest.
-    @dev Only the owner; rounds go one by one, each after the previous one is final.
+    @notice Records round `round`: the root of the update commitments, the aggregate's
+            digest and the participants whose updates the aggregate holds.
+    @dev Only the owner; rounds go one by one, each after the previous one is final;
+         round 1 needs at least k participants.
     @param taskId The task.
     @param round The round number (1, 2, ...).
     @param commitmentsRoot Merkle root of the participants' update commitments.
     @param aggregateDigest SHA-256 of the aggregated model.
+    @param contributors The participants whose updates are in the round, in ascending
+           address order (each once); they weigh the pool's share-out if the task expires.
     """
-    task: Task = self._task(taskId)
+    task: Task = self._live(taskId)
     assert msg.sender == task.owner, "task: caller is not the task owner"
-    assert task.status == STATUS_OPEN, "task: not open"
     assert round == task.currentRound + 1, "task: not the next round"
     assert task.finalizedRound == task.currentRound, "task: previous round not final"
     assert round <= task.rounds, "task: all rounds recorded"
     assert aggregateDigest != empty(bytes32), "task: aggregate digest is zero"
+    assert task.participants >= task.validators, "task: fewer participants than validators"
+    previous: uint256 = 0
+    for contributor: address in contributors:
+        assert convert(contributor, uint256) > previous, "task: contributors not in ascending order"
+        previous = convert(contributor, uint256)
+        assert self.isParticipant[taskId][contributor], "task: contributor is not a participant"
+        self.contributionOf[taskId][contributor] += 1
     self.roundRecords[taskId][round] = RoundRecord(
         commitmentsRoot=commitmentsRoot, aggregateDigest=aggregateDigest, attestations=0
     )
     self.tasks[taskId].currentRound = round
-    log RoundRecorded(taskId=taskId, round=round, commitmentsRoot=commitmentsRoot, aggregateDigest=aggregateDigest)
+    self.tasks[taskId].contributions = task.contributions + len(contributors)
+    log RoundRecorded(
+        taskId=taskId, round=round, commitmentsRoot=commitmentsRoot,
+        aggregateDigest=aggregateDigest, contributors=len(contributors),
+    )
 
 
 @external
@@ -191,7 +277,7 @@ def attest(taskId: uint256, round: uint32, aggregateDigest: bytes32):
     @param round The round.
     @param aggregateDigest The digest the validator computed.
     """
-    task: Task = self._task(taskId)
+    task: Task = self._live(taskId)
     assert self.isParticipant[taskId][msg.sender], "task: caller is not a participant"
     assert round >= 1 and round == task.currentRound, "task: not the current round"
     assert not self.hasAttested[taskId][round][msg.sender], "task: already attested"
@@ -220,9 +306,8 @@ def finish(
     @param payees Participants to reward, each once.
     @param amounts Their rewards, in wei.
     """
-    task: Task = self._task(taskId)
+    task: Task = self._live(taskId)
     assert msg.sender == task.owner, "task: caller is not the task owner"
-    assert task.status == STATUS_OPEN, "task: not open"
     assert task.finalizedRound == task.rounds, "task: rounds are not all final"
     assert len(payees) == len(amounts), "task: payees and amounts differ in length"
     total: uint256 = 0
@@ -239,19 +324,93 @@ def finish(
 
 
 @external
-def claim(taskId: uint256):
+def cancel(taskId: uint256):
     """
-    @notice Withdraws the caller's reward of a finished task, once.
+    @notice The owner ends a task before its first round; the pool and stakes become claimable.
     @param taskId The task.
     """
-    assert self._task(taskId).status == STATUS_FINISHED, "task: not finished"
+    task: Task = self._live(taskId)
+    assert msg.sender == task.owner, "task: caller is not the task owner"
+    assert task.currentRound == 0, "task: training has started"
+    self._end(taskId, task, STATUS_REFUNDED)
+
+
+@external
+def expire(taskId: uint256):
+    """
+    @notice Ends an unfinished task whose deadline has passed; anyone may call it.
+    @dev Before round 1 the pool returns to the owner; after it, participants share it.
+    @param taskId The task.
+    """
+    task: Task = self._task(taskId)
+    assert task.status == STATUS_OPEN, "task: not open"
+    assert block.timestamp >= task.deadline, "task: deadline not reached"
+    self._expire(taskId, task)
+
+
+@external
+def claim(taskId: uint256):
+    """
+    @notice Withdraws what an ended task owes the caller, once: a participant's reward
+            (finished) or share of the pool (expired) with its stake; the owner's pool
+            (cancelled or expired before round 1). An open task past its deadline is
+            expired first.
+    @param taskId The task.
+    """
+    task: Task = self._task(taskId)
+    if task.status == STATUS_OPEN and block.timestamp >= task.deadline:
+        self._expire(taskId, task)
+        task.status = self.tasks[taskId].status
+    assert task.status != STATUS_OPEN, "task: not ended"
     assert not self.paid[taskId][msg.sender], "task: already paid"
-    amount: uint256 = self.rewardOf[taskId][msg.sender]
-    assert amount > 0, "task: no reward"
     self.paid[taskId][msg.sender] = True
-    self.rewardOf[taskId][msg.sender] = 0
-    raw_call(msg.sender, b"", value=amount)
-    log RewardPaid(taskId=taskId, participant=msg.sender, amount=amount)
+    if msg.sender == task.owner:
+        assert task.status == STATUS_REFUNDED, "task: nothing owed to the owner"
+        log PoolRefunded(taskId=taskId, owner=msg.sender, amount=task.pool)
+        self._pay(msg.sender, task.pool)
+        return
+    assert self.isParticipant[taskId][msg.sender], "task: caller is not a participant"
+    amount: uint256 = 0
+    if task.status == STATUS_FINISHED:
+        amount = self.rewardOf[taskId][msg.sender]
+        self.rewardOf[taskId][msg.sender] = 0
+    elif task.status == STATUS_EXPIRED:
+        weight: uint256 = 1
+        if task.contributions > 0:
+            weight = self.contributionOf[taskId][msg.sender]
+        left: uint256 = self.weightLeft[taskId]
+        amount = self.poolLeft[taskId] * weight // left if left > 0 else 0
+        self.poolLeft[taskId] -= amount
+        self.weightLeft[taskId] = left - weight
+    if amount > 0:
+        log RewardPaid(taskId=taskId, participant=msg.sender, amount=amount)
+    log StakeReturned(taskId=taskId, participant=msg.sender, amount=task.stake)
+    self._pay(msg.sender, amount + task.stake)
+
+
+@internal
+def _expire(taskId: uint256, task: Task):
+    if task.currentRound == 0:
+        self._end(taskId, task, STATUS_REFUNDED)
+        return
+    self.poolLeft[taskId] = task.pool
+    if task.contributions > 0:
+        self.weightLeft[taskId] = task.contributions
+    else:
+        self.weightLeft[taskId] = convert(task.participants, uint256)
+    self._end(taskId, task, STATUS_EXPIRED)
+
+
+@internal
+def _end(taskId: uint256, task: Task, status: uint8):
+    self.tasks[taskId].status = status
+    log TaskEnded(taskId=taskId, status=status, by=msg.sender)
+
+
+@internal
+def _pay(to: address, amount: uint256):
+    if amount > 0:
+        raw_call(to, b"", value=amount)
 
 
 @internal
@@ -259,4 +418,13 @@ def claim(taskId: uint256):
 def _task(taskId: uint256) -> Task:
     task: Task = self.tasks[taskId]
     assert task.owner != empty(address), "task: unknown task"
+    return task
+
+
+@internal
+@view
+def _live(taskId: uint256) -> Task:
+    task: Task = self._task(taskId)
+    assert task.status == STATUS_OPEN, "task: not open"
+    assert block.timestamp < task.deadline, "task: deadline has passed"
     return task

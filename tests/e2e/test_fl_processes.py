@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,3 +254,52 @@ def test_bad_options_give_one_line_and_change_nothing(consortium: Consortium) ->
     assert after == before
     # No bad `fl create` left a task behind.
     assert c.owner("fl", "status", str(task + 1)).returncode == 15
+
+
+def test_m6_a_task_that_never_starts_is_cancelled_and_nothing_stays_locked(
+    consortium: Consortium,
+) -> None:
+    """k is more than will ever join: the owner cancels, gets the pool back; the participant
+    gets its stake back; the owner can neither join its own task nor claim twice."""
+    c = consortium
+    data = c.data("breast-cancer")
+    task = _create(c, data, "--rounds", "2", "--min-participants", "3", "--validators", "3",
+                   "--stake", "0.02", "--deadline", "1h")  # fmt: skip
+    status = json.loads(c.owner("fl", "status", str(task), "--json").stdout)
+    assert status["stake_wei"] == str(2 * 10**16) and status["status"] == "open"
+    early = c.party(0, "fl", "claim", str(task), "--identity", "hospital-0")
+    assert early.returncode == 15 and "still open" in early.stderr
+    own = c.owner("fl", "join", str(task), "--identity", "sponsor", "--data",
+                  str(data / "party-1.npz"))  # fmt: skip
+    assert own.returncode == 15 and "never participates" in own.stderr
+    joiner = subprocess.Popen(
+        [NL, "fl", "join", str(task), "--identity", "hospital-0", "--data",
+         str(data / "party-1.npz"), "--timeout", "60"],
+        env=c.party_envs[0], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for _ in range(240):
+            if json.loads(c.owner("fl", "status", str(task), "--json").stdout)["participants"]:
+                break
+            time.sleep(0.25)
+        else:
+            raise AssertionError("hospital-0 never joined")
+    finally:
+        joiner.kill()
+        joiner.communicate()
+    not_owner = c.party(0, "fl", "cancel", str(task), "--from", "hospital-0")
+    assert not_owner.returncode == 15 and "does not own" in not_owner.stderr
+    assert c.owner("fl", "cancel", str(task), "--from", "sponsor").returncode == 0
+    assert json.loads(c.owner("fl", "status", str(task), "--json").stdout)["status"] == "refunded"
+    pool = json.loads(c.owner("fl", "claim", str(task), "--identity", "sponsor", "--json").stdout)
+    assert pool["received_wei"] == str(4 * 10**17)
+    stake = json.loads(c.party(0, "fl", "claim", str(task), "--identity", "hospital-0",
+                               "--json").stdout)  # fmt: skip
+    assert stake["received_wei"] == str(2 * 10**16)
+    again = c.owner("fl", "claim", str(task), "--identity", "sponsor")
+    assert again.returncode == 15 and "already claimed" in again.stderr
+    for bad, message in (("7x", "not a duration"), ("400d", "366 days")):
+        proc = c.owner("fl", "create", "--from", "sponsor", "--validation",
+                       str(data / "validation.npz"), "--deadline", bad)  # fmt: skip
+        assert proc.returncode == 15 and message in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1

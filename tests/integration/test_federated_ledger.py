@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from eth_account import Account
@@ -75,7 +77,9 @@ def test_two_rounds_attested_then_rewards_paid(chain: Chain, settings) -> None:
         assert chain.w3.eth.get_balance(account.address) > before  # reward minus gas
         with pytest.raises(TransactionRevertedError, match="already paid"):
             ledger.claim(account, task_id)
-    assert chain.w3.eth.get_balance(ledger.contract.address) == POOL - sum(shares.values())
+    unclaimed = sum(1 for name in people if name not in shares)
+    stake = ledger.task(task_id)["stake"]
+    assert chain.w3.eth.get_balance(ledger.contract.address) == unclaimed * stake
 
 
 def test_reward_shares() -> None:
@@ -83,3 +87,48 @@ def test_reward_shares() -> None:
     assert sum(reward_shares({"a": 1.0, "b": 1.0, "c": 1.0}, 100).values()) == 100
     with pytest.raises(Exception, match="no participant"):
         reward_shares({"a": 0.0}, 100)
+
+
+def test_m6_an_unfinished_task_shares_its_pool_by_contribution_after_its_deadline(
+    chain: Chain, settings
+) -> None:
+    """The owner disappears after round 1: after the deadline anyone ends the task and the
+    participants whose updates were recorded share the pool; every stake comes back."""
+    ledger = TaskLedger(chain, FileStore(settings.store_dir))
+    owner = Account.create()
+    chain.fund(owner.address, 10 * 10**18)
+    people = sorted((Account.create() for _ in range(3)), key=lambda a: int(a.address, 16))
+    for account in people:
+        chain.fund(account.address)
+    stake = 10**16
+    task_id = ledger.create_task(
+        owner, model_asset="11" * 32, code_asset="22" * 32, rounds=2, validators=2,
+        pool_wei=POOL, stake_wei=stake, duration=6,
+    )  # fmt: skip
+    held = chain.w3.eth.get_balance(ledger.contract.address)
+    with pytest.raises(TransactionRevertedError, match="the owner cannot participate"):
+        ledger.join(owner, task_id)
+    for account in people:
+        ledger.join(account, task_id)
+    assert chain.w3.eth.get_balance(ledger.contract.address) == held + 3 * stake
+    contributors = [people[0].address, people[1].address]
+    ledger.record_digests(
+        owner, task_id, 1, {a: "ab" * 32 for a in contributors}, "cd" * 32, contributors
+    )
+    with pytest.raises(TransactionRevertedError, match="deadline not reached"):
+        ledger.expire(people[2], task_id)
+    deadline = ledger.task(task_id)["deadline"]
+    while time.time() <= deadline + 1:  # the chain mines new blocks at the wall clock's time
+        time.sleep(0.5)
+    with pytest.raises(TransactionRevertedError, match="deadline has passed"):
+        ledger.attest(people[0], task_id, 1, "cd" * 32)
+    ledger.expire(people[2], task_id)  # anyone may end it
+    assert ledger.task(task_id)["status"] == 4
+    with pytest.raises(TransactionRevertedError, match="nothing owed to the owner"):
+        ledger.claim(owner, task_id)
+    for account in people:
+        ledger.claim(account, task_id)
+        assert ledger.has_claimed(task_id, account.address)
+    assert chain.w3.eth.get_balance(ledger.contract.address) == held - POOL
+    with pytest.raises(TransactionRevertedError, match="already paid"):
+        ledger.claim(people[0], task_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -91,14 +92,30 @@ def _rounds_bar(total: int, what: str) -> Progress:
     )
 
 
-def _wei(eth: str) -> int:
+def _wei(eth: str, option: str = "--pool") -> int:
     try:
         value = Decimal(eth)
     except InvalidOperation:
-        raise FederatedError(f"--pool {eth!r} is not an amount of ETH such as 0.5") from None
-    if value < 0:
-        raise FederatedError("--pool must not be negative")
+        raise FederatedError(f"{option} {eth!r} is not an amount of ETH such as 0.5") from None
+    if not value.is_finite() or value < 0:
+        raise FederatedError(f"{option} must be a finite amount of ETH, not negative")
     return int(value * 10**18)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> int:
+    """``90s``, ``30m``, ``12h`` or ``7d`` in seconds."""
+    number, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    if unit not in _UNITS or not number.isdigit() or int(number) == 0:
+        raise FederatedError(
+            f"--deadline {text!r} is not a duration such as 90s, 30m, 12h or 7d"
+        )
+    seconds = int(number) * _UNITS[unit]
+    if seconds > 366 * 86400:
+        raise FederatedError(f"--deadline {text!r} is over the contract's limit of 366 days")
+    return seconds
 
 
 @app.command("prepare")
@@ -138,6 +155,17 @@ def create(
     ] = 2,
     min_participants: Annotated[int, typer.Option("--min-participants", min=1)] = 3,
     pool: Annotated[str, typer.Option("--pool", help="Reward pool in ETH, escrowed now.")] = "0.3",
+    stake: Annotated[
+        str,
+        typer.Option("--stake", help="ETH each participant escrows to join (returned at the end)."),
+    ] = "0.01",
+    deadline: Annotated[
+        str,
+        typer.Option(
+            "--deadline",
+            help="Time to finish (90s, 30m, 12h, 7d); after it the pool is refunded or shared.",
+        ),
+    ] = "7d",
     aggregator: Annotated[str, typer.Option("--aggregator", help=", ".join(RULES))] = "fedavg",
     secure: Annotated[bool, typer.Option("--secure", help="Secure aggregation (SecAgg).")] = False,
     dp_noise: Annotated[
@@ -161,6 +189,8 @@ def create(
         validators=validators,
         min_participants=min_participants,
         pool_wei=_wei(pool),
+        stake_wei=_wei(stake, "--stake"),
+        duration=_duration(deadline),
         aggregator=aggregator,
         secure=secure,
         dp_noise=dp_noise,
@@ -174,7 +204,8 @@ def create(
         spec.to_json(),
         as_json=as_json,
         human=f"task {spec.task_id} created: {rounds} rounds, "
-        f"{min_participants}+ participants, k={validators}, pool {pool} ETH; join with "
+        f"{min_participants}+ participants, k={validators}, pool {pool} ETH, stake {stake} ETH, "
+        f"deadline in {deadline}; join with "
         f"`neuroledger fl join {spec.task_id} --identity NAME --data FILE`",
     )
 
@@ -276,11 +307,49 @@ def status(
     """A task's state on chain and on the board."""
     info = _tasks(ctx, shared).status(task)
     human = (
-        f"task {task}: {info['status']}, {info['participants']} participants, rounds "
+        f"task {task}: {info['status']} (deadline "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(info['deadline']))}), "
+        f"{info['participants']} participants, rounds "
         f"recorded {info['recorded_round']}/{info['rounds']}, final {info['final_round']}"
         + (f", final model {info['final_model_asset']}" if info["final_model_asset"] else "")
     )
     emit(info, as_json=as_json, human=human)
+
+
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    task: Annotated[int, typer.Argument(help="Task id.")],
+    owner: Annotated[str, typer.Option("--from", help="Identity that owns the task.")],
+    shared: SharedOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """End a task you own before its first round; then `fl claim` returns the pool."""
+    _tasks(ctx, shared).cancel(task, owner)
+    emit(
+        {"task": task, "status": "refunded"},
+        as_json=as_json,
+        human=f"task {task} cancelled; `neuroledger fl claim {task} --identity {owner}` "
+        "returns the pool, and each participant's claim returns its stake",
+    )
+
+
+@app.command("claim")
+def claim(
+    ctx: typer.Context,
+    task: Annotated[int, typer.Argument(help="Task id.")],
+    identity: Annotated[str, typer.Option("--identity", help="Identity that claims.")],
+    shared: SharedOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Withdraw what an ended task owes you (a task past its deadline is ended first)."""
+    info = _tasks(ctx, shared).claim(task, identity)
+    emit(
+        info,
+        as_json=as_json,
+        human=f"task {task} ({info['status']}): {identity} received "
+        f"{int(info['received_wei']) / 1e18:.6f} ETH",
+    )
 
 
 @app.command("simulate")

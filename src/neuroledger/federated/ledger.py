@@ -5,18 +5,24 @@ the Merkle root (RFC 9162) of the update commitments and the SHA-256 of the
 aggregate. Validators fetch the updates from the store, recompute the
 aggregate and attest its digest; a round is final after k attestations.
 Rewards are shared out in proportion to contribution scores.
+
+Every task ends: it has a deadline, participants escrow a stake to join (so
+validators are not free to mint), and a task that is not finished by its
+deadline returns its pool to the owner (before round 1) or shares it among the
+participants by the rounds their updates were recorded in (after).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
 from web3.contract import Contract
 
 from neuroledger.audit.merkle import MerkleTree, leaf_hash
@@ -26,7 +32,23 @@ from neuroledger.errors import FederatedError
 from neuroledger.federated.aggregators import Aggregator, Update
 from neuroledger.store import BlobStore
 
-__all__ = ["RoundRecord", "TaskLedger", "commitments_root", "reward_shares", "vector_digest"]
+__all__ = [
+    "DEFAULT_DURATION",
+    "DEFAULT_STAKE_WEI",
+    "STATUS_NAMES",
+    "RoundRecord",
+    "TaskLedger",
+    "commitments_root",
+    "reward_shares",
+    "vector_digest",
+]
+
+#: A participant's stake unless the task says otherwise (0.01 ETH; returned at the end).
+DEFAULT_STAKE_WEI = 10**16
+#: How long a task may run unless it says otherwise (7 days).
+DEFAULT_DURATION = 7 * 86400
+#: The contract's task statuses.
+STATUS_NAMES = {1: "open", 2: "finished", 3: "refunded", 4: "expired"}
 
 
 def vector_digest(vector: np.ndarray) -> str:
@@ -89,15 +111,45 @@ class TaskLedger:
         rounds: int,
         validators: int,
         pool_wei: int,
+        stake_wei: int = DEFAULT_STAKE_WEI,
+        duration: float = DEFAULT_DURATION,
     ) -> int:
-        """Create a task escrowing ``pool_wei``; return its id."""
-        self._send(
+        """Create a task escrowing ``pool_wei``; return its id.
+
+        Participants join with ``stake_wei`` each; the task must finish within
+        ``duration`` seconds (counted from the later of the chain's and this
+        machine's clocks), after which anyone can end it and the pool is refunded
+        or shared out.
+        """
+        if stake_wei <= 0:
+            raise FederatedError(
+                "a task needs a participant stake above zero (so validators are not free)"
+            )
+        if not 0 < duration <= 366 * 86400:
+            raise FederatedError("a task's duration must be between 1 second and 366 days")
+        latest = int(self.chain.w3.eth.get_block("latest")["timestamp"])
+        deadline = max(latest, int(time.time())) + int(duration)
+        receipt = self._send(
             owner,
             "createTask",
-            [bytes.fromhex(model_asset), bytes.fromhex(code_asset), rounds, validators],
+            [
+                bytes.fromhex(model_asset),
+                bytes.fromhex(code_asset),
+                rounds,
+                validators,
+                stake_wei,
+                deadline,
+            ],
             value=pool_wei,
         )
-        return int(self.contract.functions.taskCount().call())
+        topic = "0x" + Web3.keccak(
+            text="TaskCreated(uint256,address,bytes32,bytes32,uint32,uint32,uint256,uint256,uint256)"
+        ).hex().removeprefix("0x")
+        for log in receipt.logs:
+            topics = ["0x" + (t if isinstance(t, str) else t.hex()).removeprefix("0x") for t in log["topics"]]
+            if topics and topics[0].lower() == topic:
+                return int(topics[1], 16)
+        raise FederatedError(f"createTask was mined in {receipt.tx_hash} but logged no task")
 
     def record_round(
         self,
@@ -122,13 +174,19 @@ class TaskLedger:
         round_: int,
         updates: Mapping[str, str],
         aggregate_digest: str,
+        contributors: Iterable[str] = (),
     ) -> RoundRecord:
-        """Record a round whose update blobs (name -> digest) are already in the store."""
+        """Record a round whose update blobs (name -> digest) are already in the store.
+
+        ``contributors`` are the participants' addresses whose updates the round holds;
+        they weigh the pool's share-out should the task expire unfinished.
+        """
         root = commitments_root(updates)
+        ordered = sorted({Web3.to_checksum_address(a) for a in contributors}, key=lambda a: int(a, 16))
         receipt = self._send(
             owner,
             "recordRound",
-            [task_id, round_, bytes.fromhex(root), bytes.fromhex(aggregate_digest)],
+            [task_id, round_, bytes.fromhex(root), bytes.fromhex(aggregate_digest), ordered],
         )
         return RoundRecord(
             task_id, round_, root, aggregate_digest, dict(sorted(updates.items())), receipt.gas_used
@@ -145,10 +203,18 @@ class TaskLedger:
             [task_id, bytes.fromhex(final_model_asset), addresses, [payees[a] for a in addresses]],
         )
 
+    def cancel(self, owner: LocalAccount, task_id: int) -> None:
+        """End a task before its first round; the pool and stakes become claimable."""
+        self._send(owner, "cancel", [task_id])
+
+    def expire(self, caller: LocalAccount, task_id: int) -> None:
+        """End an unfinished task whose deadline has passed (anyone may)."""
+        self._send(caller, "expire", [task_id])
+
     # -- participants ----------------------------------------------------------------
     def join(self, participant: LocalAccount, task_id: int) -> None:
-        """Join a task."""
-        self._send(participant, "join", [task_id])
+        """Join a task, escrowing its stake."""
+        self._send(participant, "join", [task_id], value=int(self.task(task_id)["stake"]))
 
     def validate(
         self,
@@ -171,7 +237,7 @@ class TaskLedger:
         self._send(validator, "attest", [task_id, round_, bytes.fromhex(digest)])
 
     def claim(self, participant: LocalAccount, task_id: int) -> None:
-        """Withdraw one's reward."""
+        """Withdraw what an ended task owes: reward or share and stake, or the owner's refund."""
         self._send(participant, "claim", [task_id])
 
     # -- reads -----------------------------------------------------------------------
@@ -189,6 +255,9 @@ class TaskLedger:
             "participants",
             "status",
             "pool",
+            "stake",
+            "deadline",
+            "contributions",
         )
         return dict(zip(names, fields, strict=True))
 
@@ -228,6 +297,10 @@ class TaskLedger:
     def has_attested(self, task_id: int, round_: int, address: str) -> bool:
         """Whether ``address`` attested round ``round_``."""
         return bool(self.contract.functions.hasAttested(task_id, round_, address).call())
+
+    def has_claimed(self, task_id: int, address: str) -> bool:
+        """Whether ``address`` has withdrawn what the ended task owed it."""
+        return bool(self.contract.functions.paid(task_id, address).call())
 
     def reward_of(self, task_id: int, address: str) -> int:
         """Reward still to withdraw."""

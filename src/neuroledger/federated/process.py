@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 from eth_account.signers.local import LocalAccount
 from numpy.typing import NDArray
+from web3 import Web3
 
 from neuroledger._json import loads_bounded
 from neuroledger.errors import FederatedError, NeuroLedgerError, TransactionRevertedError
@@ -398,7 +399,7 @@ class Participant:
         )
         reward = int(done.body["rewards"].get(self.address, 0))
         claimed = False
-        if reward and self.ledger is not None:
+        if self.ledger is not None:  # the reward, if any, and the stake come back together
             self.ledger.claim(self.account, self.spec.task_id)
             claimed = True
         return {
@@ -738,8 +739,11 @@ class RoundWriter:
     def _record(self, r: int, result: dict[str, Any]) -> None:
         if r > 1:
             self.wait_final(r - 1)
+        # The protocol keys updates by participant address; Flower's adapter keys them by
+        # node id and records no contributors (an expired task then shares out equally).
+        contributors = [a for a in result["updates"] if Web3.is_address(a)]
         record = self.ledger.record_digests(
-            self.account, self.task_id, r, result["updates"], result["aggregate"]
+            self.account, self.task_id, r, result["updates"], result["aggregate"], contributors
         )
         self.gas[r] = record.gas_used
         self.recorded.append((r, result, record.commitments_root))

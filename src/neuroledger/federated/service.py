@@ -13,6 +13,7 @@ import base64
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,12 @@ from neuroledger.chain.client import Chain
 from neuroledger.chain.deploy import DeploymentStore
 from neuroledger.errors import AssetNotFoundError, FederatedError, NeuroLedgerError
 from neuroledger.federated.board import Board, Message
-from neuroledger.federated.ledger import TaskLedger
+from neuroledger.federated.ledger import (
+    DEFAULT_DURATION,
+    DEFAULT_STAKE_WEI,
+    STATUS_NAMES,
+    TaskLedger,
+)
 from neuroledger.federated.models import LogisticModel
 from neuroledger.federated.process import (
     Coordinator,
@@ -149,9 +155,15 @@ class FederatedTasks:
         validators: int,
         min_participants: int,
         pool_wei: int,
+        stake_wei: int = DEFAULT_STAKE_WEI,
+        duration: float = DEFAULT_DURATION,
         **settings: Any,
     ) -> TaskSpec:
-        """Register the code and initial model, escrow the pool, post the spec; return it."""
+        """Register the code and initial model, escrow the pool, post the spec; return it.
+
+        Participants escrow ``stake_wei`` each to join; the task must finish within
+        ``duration`` seconds, or its pool is refunded (before round 1) or shared out.
+        """
         xv, yv = load_party_data(validation)
         features, classes = xv.shape[1], int(yv.max()) + 1
         draft = TaskSpec(
@@ -182,6 +194,8 @@ class FederatedTasks:
             rounds=rounds,
             validators=validators,
             pool_wei=pool_wei,
+            stake_wei=stake_wei,
+            duration=duration,
         )
         spec = TaskSpec(
             **{
@@ -334,7 +348,18 @@ class FederatedTasks:
                 f"identity {identity!r} already joined task {task_id}; a participant joins once "
                 "(see `neuroledger fl status`)"
             )
-        if int(self.ledger.task(task_id)["current_round"]) > 0:
+        on_chain = self.ledger.task(task_id)
+        if str(on_chain["owner"]).lower() == str(account.address).lower():
+            raise FederatedError(
+                f"identity {identity!r} owns task {task_id}, and an owner never participates "
+                "(it would validate and pay itself); join with another identity"
+            )
+        if int(on_chain["status"]) != 1 or int(on_chain["deadline"]) <= self._chain_now():
+            raise FederatedError(
+                f"task {task_id} has ended or passed its deadline; it takes no participants "
+                "(see `neuroledger fl status`)"
+            )
+        if int(on_chain["current_round"]) > 0:
             raise FederatedError(
                 f"task {task_id} has started training; it takes no new participants"
             )
@@ -367,6 +392,78 @@ class FederatedTasks:
             timeout=timeout,
         )
 
+    # -- ending ----------------------------------------------------------------------
+    def cancel(self, task_id: int, owner: str) -> None:
+        """The owner ends a task before its first round; the pool and stakes become claimable."""
+        on_chain = self._known(task_id)
+        account = self.keystore.owner_account(owner)
+        if str(on_chain["owner"]).lower() != str(account.address).lower():
+            raise FederatedError(
+                f"identity {owner!r} does not own task {task_id} (its owner is "
+                f"{on_chain['owner']}); only the owner cancels"
+            )
+        if int(on_chain["current_round"]) > 0:
+            raise FederatedError(
+                f"task {task_id} has started training and cannot be cancelled; after its "
+                "deadline anyone can end it and the pool goes to the participants"
+            )
+        if int(on_chain["status"]) != 1:
+            raise FederatedError(f"task {task_id} has already ended")
+        self.ledger.cancel(account, task_id)
+
+    def claim(self, task_id: int, identity: str) -> dict[str, Any]:
+        """Withdraw what an ended task owes ``identity``: reward or share and stake, or the pool.
+
+        A task past its deadline is ended by the claim itself.
+        """
+        on_chain = self._known(task_id)
+        account = self.keystore.owner_account(identity)
+        address = str(account.address)
+        past = int(on_chain["status"]) == 1 and int(on_chain["deadline"]) <= self._chain_now()
+        if int(on_chain["status"]) == 1 and not past:
+            raise FederatedError(
+                f"task {task_id} is still open (deadline "
+                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(int(on_chain['deadline'])))}); "
+                "claim after it finishes, is cancelled or passes its deadline"
+            )
+        if self.ledger.has_claimed(task_id, address):
+            raise FederatedError(f"identity {identity!r} has already claimed from task {task_id}")
+        is_owner = str(on_chain["owner"]).lower() == address.lower()
+        if not is_owner and not self.ledger.is_participant(task_id, address):
+            raise FederatedError(
+                f"identity {identity!r} neither owns nor joined task {task_id}: nothing to claim"
+            )
+        if past:
+            self.ledger.expire(account, task_id)
+        on_chain = self.ledger.task(task_id)
+        if is_owner and int(on_chain["status"]) != 3:
+            raise FederatedError(
+                f"task {task_id} owes its owner nothing (it is "
+                f"{STATUS_NAMES[int(on_chain['status'])]}: the pool belongs to the participants)"
+            )
+        before = self.chain.w3.eth.get_balance(self.ledger.contract.address)
+        self.ledger.claim(account, task_id)
+        after = self.chain.w3.eth.get_balance(self.ledger.contract.address)
+        return {
+            "task": task_id,
+            "identity": identity,
+            "status": STATUS_NAMES[int(on_chain["status"])],
+            "received_wei": str(before - after),
+        }
+
+    def _known(self, task_id: int) -> dict[str, Any]:
+        on_chain = self.ledger.task(task_id)
+        if int(on_chain["rounds"]) == 0:
+            raise FederatedError(
+                f"unknown task {task_id}: no such task on chain (see `neuroledger fl status`)"
+            )
+        return on_chain
+
+    def _chain_now(self) -> int:
+        """The later of the chain's latest block time and this machine's clock."""
+        latest = int(self.chain.w3.eth.get_block("latest")["timestamp"])
+        return max(latest, int(time.time()))
+
     # -- reads -----------------------------------------------------------------------
     def status(self, task_id: int) -> dict[str, Any]:
         """The task on chain and on the board."""
@@ -389,7 +486,9 @@ class FederatedTasks:
                     "dropped": result.body["dropped"],
                 }
             )
-        status = {1: "open", 2: "finished"}.get(int(on_chain["status"]), "unknown")
+        status = STATUS_NAMES.get(int(on_chain["status"]), "unknown")
+        if status == "open" and int(on_chain["deadline"]) <= self._chain_now():
+            status = "past deadline"
         return {
             "task": task_id,
             "owner": on_chain["owner"],
@@ -400,6 +499,8 @@ class FederatedTasks:
             "participants": int(on_chain["participants"]),
             "validators": int(on_chain["validators"]),
             "pool_wei": str(on_chain["pool"]),
+            "stake_wei": str(on_chain["stake"]),
+            "deadline": int(on_chain["deadline"]),
             "board_rounds": rounds,
             "final_model_asset": done.body.get("final_model_asset") if done else None,
             "rewards": done.body.get("rewards") if done else None,
