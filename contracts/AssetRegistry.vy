@@ -9,10 +9,17 @@
         status. Owners are `did:ethr` identities of the DID registry; the
         identity's owner or any of its valid `veriKey` delegates acts for it.
         Third parties (auditors, evaluators) attest statements about assets.
-@dev An asset's id is its content digest (for a file or a model directory,
-     the SHA-256 root digest of its OpenSSF model-signing manifest), so one
-     digest is registered at most once. Parents must be registered before
-     the child, so the lineage graph has no cycles.
+@dev An asset's id is keccak256(abi.encode(registrant, digest)): the
+     identity that registers it and its content digest (for a file or a
+     model directory, the SHA-256 root digest of its OpenSSF model-signing
+     manifest). One identity registers one digest at most once; another
+     identity registering the same content gets another id. So nobody can
+     occupy an id that belongs to someone else: neither by front-running a
+     pending registration nor by squatting a public digest (published
+     weights), and grants and approvals keyed by the id stay with its
+     registrant. The id stays the same when the asset is transferred.
+     Parents must be registered before the child, so the lineage graph has
+     no cycles.
      Storage holds one word per asset: what other contracts must read (owner,
      kind, status). Everything else (metadata, parents, license, reasons,
      attestations) is in events, which the off-chain index reads.
@@ -68,7 +75,8 @@ _records: HashMap[bytes32, uint256]
 event AssetRegistered:
     id: indexed(bytes32)
     owner: indexed(address)
-    kind: indexed(uint8)
+    digest: indexed(bytes32)
+    kind: uint8
     metadataDigest: bytes32
     metadataURI: String[MAX_URI]
     parents: DynArray[bytes32, MAX_PARENTS]
@@ -122,30 +130,32 @@ def __init__(did_registry: address):
 @external
 def register(
     identity: address,
-    id: bytes32,
+    digest: bytes32,
     kind: uint8,
     metadataDigest: bytes32,
     metadataURI: String[MAX_URI],
     parents: DynArray[bytes32, MAX_PARENTS],
     license: String[MAX_LICENSE],
-):
+) -> bytes32:
     """
-    @notice Registers asset `id` owned by `identity`, derived from `parents`.
+    @notice Registers content `digest` as an asset owned by `identity`, derived from `parents`.
     @dev The caller must be the identity's owner or a valid `veriKey` delegate.
          Each parent must be registered and not revoked, and listed once.
     @param identity The owner identity (a `did:ethr` address).
-    @param id The asset's content digest.
+    @param digest The asset's content digest.
     @param kind The asset kind (1 dataset, 2 code, 3 model, 4 training run,
            5 evaluation, 6 deployment, 7 agent; others by convention).
     @param metadataDigest SHA-256 of the canonical metadata document.
     @param metadataURI Where the metadata document can be fetched.
     @param parents The assets this one was derived from.
     @param license A license reference (an SPDX expression or a URI).
+    @return The asset id, `assetId(identity, digest)`.
     """
-    assert id != empty(bytes32), "registry: asset id is zero"
+    assert digest != empty(bytes32), "registry: digest is zero"
     assert kind != 0, "registry: kind is zero"
-    assert self._records[id] == 0, "registry: digest already registered"
     assert identity != empty(address), "registry: owner is the zero address"
+    id: bytes32 = self._asset_id(identity, digest)
+    assert self._records[id] == 0, "registry: digest already registered by this identity"
     self._check_actor(identity)
     for i: uint256 in range(len(parents), bound=MAX_PARENTS):
         parent: bytes32 = parents[i]
@@ -158,6 +168,7 @@ def register(
     log AssetRegistered(
         id=id,
         owner=identity,
+        digest=digest,
         kind=kind,
         metadataDigest=metadataDigest,
         metadataURI=metadataURI,
@@ -165,6 +176,7 @@ def register(
         license=license,
         sender=msg.sender,
     )
+    return id
 
 
 @external
@@ -250,6 +262,18 @@ def assetOf(id: bytes32) -> (address, uint8, uint8):
 
 
 @external
+@pure
+def assetId(identity: address, digest: bytes32) -> bytes32:
+    """
+    @notice Returns the id that content `digest` gets when `identity` registers it.
+    @param identity The registering identity.
+    @param digest The content digest.
+    @return keccak256(abi.encode(identity, digest)).
+    """
+    return self._asset_id(identity, digest)
+
+
+@external
 @view
 def isActive(id: bytes32) -> bool:
     """
@@ -269,6 +293,12 @@ def _check_actor(identity: address):
     assert staticcall DIDRegistry(didRegistry).validDelegate(
         identity, _DELEGATE_TYPE, msg.sender
     ), "registry: caller is not the identity owner or a delegate"
+
+
+@internal
+@pure
+def _asset_id(identity: address, digest: bytes32) -> bytes32:
+    return keccak256(abi_encode(identity, digest))
 
 
 @internal

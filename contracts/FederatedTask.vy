@@ -8,8 +8,8 @@
         reward pool, names the initial model and code assets, the stake each
         participant escrows to join and a deadline; participants join with
         their stake; each round records the Merkle root of the update
-        commitments, the digest of the aggregate and the participants whose
-        updates it holds; any k participants (validators) who recomputed the
+        commitments, the digest of the aggregate and a bit map of the
+        participants whose updates it holds; any k participants (validators) who recomputed the
         aggregate attest its digest before the round is final; at the end the
         owner sets each participant's reward from the contribution scores (the
         rewards must sum to the pool) and each participant withdraws its reward
@@ -30,8 +30,14 @@
 """
 
 
-# @dev Most participants a task can pay out to in one `finish`, or record in one round.
+# @dev Most participants a task can pay out to in one `finish`.
 MAX_PAYEES: constant(uint256) = 128
+
+# @dev Most participants a task takes (one bit each in a round's contributor map).
+MAX_PARTICIPANTS: constant(uint32) = 256
+
+# @dev Most rounds a task may have (an expired task's share-out reads each round's map).
+MAX_ROUNDS: constant(uint32) = 1024
 
 # @dev Longest a task may run: a deadline is at most this far after creation.
 MAX_DURATION: constant(uint256) = 366 * 86400
@@ -63,6 +69,7 @@ struct RoundRecord:
     commitmentsRoot: bytes32
     aggregateDigest: bytes32
     attestations: uint32
+    contributors: uint256
 
 
 # @dev Number of tasks created; task ids start at 1.
@@ -71,8 +78,8 @@ taskCount: public(uint256)
 # @dev task id => task.
 tasks: public(HashMap[uint256, Task])
 
-# @dev task id => account => joined.
-isParticipant: public(HashMap[uint256, HashMap[address, bool]])
+# @dev task id => account => its participant number plus one (zero: not joined).
+participantSlot: public(HashMap[uint256, HashMap[address, uint256]])
 
 # @dev task id => round => record.
 roundRecords: public(HashMap[uint256, HashMap[uint32, RoundRecord]])
@@ -82,9 +89,6 @@ hasAttested: public(HashMap[uint256, HashMap[uint32, HashMap[address, bool]]])
 
 # @dev task id => participant => reward still to withdraw (a finished task).
 rewardOf: public(HashMap[uint256, HashMap[address, uint256]])
-
-# @dev task id => participant => rounds whose recorded updates include it.
-contributionOf: public(HashMap[uint256, HashMap[address, uint256]])
 
 # @dev task id => account => settled (reward, share or refund, and stake, withdrawn).
 paid: public(HashMap[uint256, HashMap[address, bool]])
@@ -111,6 +115,7 @@ event TaskCreated:
 event ParticipantJoined:
     taskId: indexed(uint256)
     participant: indexed(address)
+    number: uint256
     stake: uint256
 
 
@@ -186,6 +191,7 @@ def createTask(
     @return The task id.
     """
     assert rounds > 0, "task: no rounds"
+    assert rounds <= MAX_ROUNDS, "task: too many rounds"
     assert validators > 0, "task: no validators"
     assert convert(validators, uint256) <= MAX_PAYEES, "task: more validators than payees"
     assert stake > 0, "task: participants must stake"
@@ -216,11 +222,15 @@ def join(taskId: uint256):
     task: Task = self._live(taskId)
     assert task.currentRound == 0, "task: training has started"
     assert msg.sender != task.owner, "task: the owner cannot participate"
-    assert not self.isParticipant[taskId][msg.sender], "task: already joined"
+    assert self.participantSlot[taskId][msg.sender] == 0, "task: already joined"
+    assert task.participants < MAX_PARTICIPANTS, "task: full"
     assert msg.value == task.stake, "task: send exactly the task's stake"
-    self.isParticipant[taskId][msg.sender] = True
+    self.participantSlot[taskId][msg.sender] = convert(task.participants, uint256) + 1
     self.tasks[taskId].participants = task.participants + 1
-    log ParticipantJoined(taskId=taskId, participant=msg.sender, stake=msg.value)
+    log ParticipantJoined(
+        taskId=taskId, participant=msg.sender, number=convert(task.participants, uint256),
+        stake=msg.value,
+    )
 
 
 @external
@@ -229,7 +239,7 @@ def recordRound(
     round: uint32,
     commitmentsRoot: bytes32,
     aggregateDigest: bytes32,
-    contributors: DynArray[address, MAX_PAYEES],
+    contributors: uint256,
 ):
     """
     @notice Records round `round`: the root of the update commitments, the aggregate's
@@ -240,8 +250,8 @@ def recordRound(
     @param round The round number (1, 2, ...).
     @param commitmentsRoot Merkle root of the participants' update commitments.
     @param aggregateDigest SHA-256 of the aggregated model.
-    @param contributors The participants whose updates are in the round, in ascending
-           address order (each once); they weigh the pool's share-out if the task expires.
+    @param contributors Bit i set when the participant numbered i (`participantSlot` - 1)
+           has its update in the round; they weigh the pool's share-out if the task expires.
     """
     task: Task = self._live(taskId)
     assert msg.sender == task.owner, "task: caller is not the task owner"
@@ -250,20 +260,18 @@ def recordRound(
     assert round <= task.rounds, "task: all rounds recorded"
     assert aggregateDigest != empty(bytes32), "task: aggregate digest is zero"
     assert task.participants >= task.validators, "task: fewer participants than validators"
-    previous: uint256 = 0
-    for contributor: address in contributors:
-        assert convert(contributor, uint256) > previous, "task: contributors not in ascending order"
-        previous = convert(contributor, uint256)
-        assert self.isParticipant[taskId][contributor], "task: contributor is not a participant"
-        self.contributionOf[taskId][contributor] += 1
+    assert contributors >> convert(task.participants, uint256) == 0, "task: contributor is not a participant"
+    count: uint256 = self._popcount(contributors)
     self.roundRecords[taskId][round] = RoundRecord(
-        commitmentsRoot=commitmentsRoot, aggregateDigest=aggregateDigest, attestations=0
+        commitmentsRoot=commitmentsRoot, aggregateDigest=aggregateDigest, attestations=0,
+        contributors=contributors,
     )
     self.tasks[taskId].currentRound = round
-    self.tasks[taskId].contributions = task.contributions + len(contributors)
+    if count > 0:
+        self.tasks[taskId].contributions = task.contributions + count
     log RoundRecorded(
         taskId=taskId, round=round, commitmentsRoot=commitmentsRoot,
-        aggregateDigest=aggregateDigest, contributors=len(contributors),
+        aggregateDigest=aggregateDigest, contributors=contributors,
     )
 
 
@@ -278,7 +286,7 @@ def attest(taskId: uint256, round: uint32, aggregateDigest: bytes32):
     @param aggregateDigest The digest the validator computed.
     """
     task: Task = self._live(taskId)
-    assert self.isParticipant[taskId][msg.sender], "task: caller is not a participant"
+    assert self.participantSlot[taskId][msg.sender] != 0, "task: caller is not a participant"
     assert round >= 1 and round == task.currentRound, "task: not the current round"
     assert not self.hasAttested[taskId][round][msg.sender], "task: already attested"
     record: RoundRecord = self.roundRecords[taskId][round]
@@ -313,7 +321,7 @@ def finish(
     total: uint256 = 0
     for i: uint256 in range(len(payees), bound=MAX_PAYEES):
         payee: address = payees[i]
-        assert self.isParticipant[taskId][payee], "task: payee is not a participant"
+        assert self.participantSlot[taskId][payee] != 0, "task: payee is not a participant"
         assert self.rewardOf[taskId][payee] == 0, "task: payee listed twice"
         assert amounts[i] > 0, "task: zero reward"
         self.rewardOf[taskId][payee] = amounts[i]
@@ -369,7 +377,8 @@ def claim(taskId: uint256):
         log PoolRefunded(taskId=taskId, owner=msg.sender, amount=task.pool)
         self._pay(msg.sender, task.pool)
         return
-    assert self.isParticipant[taskId][msg.sender], "task: caller is not a participant"
+    slot: uint256 = self.participantSlot[taskId][msg.sender]
+    assert slot != 0, "task: caller is not a participant"
     amount: uint256 = 0
     if task.status == STATUS_FINISHED:
         amount = self.rewardOf[taskId][msg.sender]
@@ -377,7 +386,7 @@ def claim(taskId: uint256):
     elif task.status == STATUS_EXPIRED:
         weight: uint256 = 1
         if task.contributions > 0:
-            weight = self.contributionOf[taskId][msg.sender]
+            weight = self._contribution(taskId, task.currentRound, slot - 1)
         left: uint256 = self.weightLeft[taskId]
         amount = self.poolLeft[taskId] * weight // left if left > 0 else 0
         self.poolLeft[taskId] -= amount
@@ -386,6 +395,57 @@ def claim(taskId: uint256):
         log RewardPaid(taskId=taskId, participant=msg.sender, amount=amount)
     log StakeReturned(taskId=taskId, participant=msg.sender, amount=task.stake)
     self._pay(msg.sender, amount + task.stake)
+
+
+@external
+@view
+def isParticipant(taskId: uint256, account: address) -> bool:
+    """
+    @notice Tells whether `account` joined task `taskId`.
+    @param taskId The task.
+    @param account The account.
+    @return True when it joined.
+    """
+    return self.participantSlot[taskId][account] != 0
+
+
+@external
+@view
+def contributionOf(taskId: uint256, account: address) -> uint256:
+    """
+    @notice Counts the recorded rounds whose updates include `account`'s.
+    @param taskId The task.
+    @param account A participant.
+    @return The number of rounds (zero for an account that did not join).
+    """
+    slot: uint256 = self.participantSlot[taskId][account]
+    if slot == 0:
+        return 0
+    return self._contribution(taskId, self.tasks[taskId].currentRound, slot - 1)
+
+
+@internal
+@view
+def _contribution(taskId: uint256, rounds: uint32, index: uint256) -> uint256:
+    count: uint256 = 0
+    for r: uint32 in range(1, MAX_ROUNDS + 1):
+        if r > rounds:
+            break
+        count += (self.roundRecords[taskId][r].contributors >> index) & 1
+    return count
+
+
+@internal
+@pure
+def _popcount(bits: uint256) -> uint256:
+    x: uint256 = bits
+    count: uint256 = 0
+    for _: uint256 in range(256):
+        if x == 0:
+            break
+        x = x & (x - 1)
+        count += 1
+    return count
 
 
 @internal

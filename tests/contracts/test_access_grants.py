@@ -7,6 +7,8 @@ import hashlib
 from pathlib import Path
 
 import boa
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -40,9 +42,8 @@ def deploy():
 def suite():
     did, assets, grants = deploy()
     hospital, lab, patient = (boa.env.generate_address() for _ in range(3))
-    data = digest("records")
     with boa.env.prank(hospital):
-        assets.register(hospital, data, 1, b"\1" * 32, "", [], "")
+        data = assets.register(hospital, digest("records"), 1, b"\1" * 32, "", [], "")
     return did, assets, grants, hospital, lab, patient, data
 
 
@@ -150,7 +151,12 @@ def test_consent_is_the_subjects_own(suite) -> None:
 
 
 ACTORS = [boa.env.generate_address() for _ in range(3)]
-ASSETS = [digest(f"asset-{i}") for i in range(3)]
+DIGESTS = [digest(f"asset-{i}") for i in range(3)]
+# An asset's id is its registrant and its digest (AssetRegistry.assetId).
+ASSETS = [
+    keccak(abi_encode(["address", "bytes32"], [ACTORS[i % len(ACTORS)], d]))
+    for i, d in enumerate(DIGESTS)
+]
 PURPOSES = [RESEARCH, MARKETING]
 
 
@@ -164,10 +170,11 @@ class GrantsMachine(RuleBasedStateMachine):
         self.did, self.assets, self.grants = deploy()
         self.owner: dict[bytes, str] = {}
         self.active: dict[bytes, bool] = {}
-        for i, asset in enumerate(ASSETS):
+        for i, content in enumerate(DIGESTS):
             owner = ACTORS[i % len(ACTORS)]
             with boa.env.prank(owner):
-                self.assets.register(owner, asset, 1, b"\1" * 32, "", [], "")
+                asset = self.assets.register(owner, content, 1, b"\1" * 32, "", [], "")
+            assert asset == ASSETS[i]
             self.owner[asset], self.active[asset] = owner, True
         self.model: dict[tuple[bytes, str], tuple[int, bytes, int, str]] = {}
         self.withdrawn: set[tuple[str, bytes]] = set()

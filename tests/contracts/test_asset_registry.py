@@ -6,6 +6,8 @@ import hashlib
 from pathlib import Path
 
 import boa
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +23,11 @@ DATASET, CODE, MODEL = 1, 2, 3
 
 def digest(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
+
+
+def aid(identity: str, label: str) -> bytes:
+    """The id content ``label`` gets when ``identity`` registers it."""
+    return keccak(abi_encode(["address", "bytes32"], [identity, digest(label)]))
 
 
 @pytest.fixture
@@ -42,7 +49,7 @@ def register(
     assets, who, asset_id, *, kind=DATASET, parents=(), identity=None, license="CC-BY-4.0"
 ):
     with boa.env.prank(who):
-        assets.register(
+        return assets.register(
             identity or who,
             asset_id,
             kind,
@@ -62,13 +69,14 @@ def test_register_stores_owner_kind_status_and_emits(assets, alice):
     register(assets, alice, digest("d1"), kind=DATASET, license="CC0-1.0")
     (event,) = assets.get_logs()
     assert type(event).__name__ == "AssetRegistered"
-    assert event.id == digest("d1")
+    assert event.id == aid(alice, "d1") == assets.assetId(alice, digest("d1"))
+    assert event.digest == digest("d1")
     assert event.owner == alice
     assert event.kind == DATASET
     assert event.license == "CC0-1.0"
     assert event.sender == alice
-    assert assets.assetOf(digest("d1")) == (alice, DATASET, 1)
-    assert assets.isActive(digest("d1"))
+    assert assets.assetOf(aid(alice, "d1")) == (alice, DATASET, 1)
+    assert assets.isActive(aid(alice, "d1"))
 
 
 def test_unknown_asset_reads_as_zero(assets):
@@ -79,49 +87,67 @@ def test_unknown_asset_reads_as_zero(assets):
 def test_register_with_parents_emits_lineage(assets, alice):
     register(assets, alice, digest("d1"))
     register(assets, alice, digest("c1"), kind=CODE)
-    register(assets, alice, digest("m1"), kind=MODEL, parents=[digest("d1"), digest("c1")])
+    register(assets, alice, digest("m1"), kind=MODEL, parents=[aid(alice, "d1"), aid(alice, "c1")])
     event = assets.get_logs()[-1]
-    assert list(event.parents) == [digest("d1"), digest("c1")]
+    assert list(event.parents) == [aid(alice, "d1"), aid(alice, "c1")]
 
 
 def test_duplicate_digest_rejected(assets, alice):
     register(assets, alice, digest("d1"))
-    other = boa.env.generate_address()
-    with boa.reverts("registry: digest already registered"):
-        register(assets, other, digest("d1"))
-    assert assets.assetOf(digest("d1"))[0] == alice
+    with boa.reverts("registry: digest already registered by this identity"):
+        register(assets, alice, digest("d1"))
+
+
+def test_m5_nobody_can_occupy_another_identitys_asset(assets, alice):
+    """Front-running a pending registration, or squatting a public digest (published
+    weights), gives the attacker an asset of its own, never the victim's id."""
+    mallory = boa.env.generate_address()
+    squatted = register(assets, mallory, digest("published-weights"))  # first, in the mempool
+    assert squatted == aid(mallory, "published-weights")
+    mine = register(assets, alice, digest("published-weights"))  # the real owner, second
+    assert mine == aid(alice, "published-weights") != squatted
+    assert assets.assetOf(mine) == (alice, DATASET, 1)
+    assert assets.assetOf(squatted) == (mallory, DATASET, 1)
+    with boa.env.prank(mallory):
+        for call in (
+            lambda: assets.revoke(mine, "x"),
+            lambda: assets.deprecate(mine, "x"),
+            lambda: assets.transfer(mine, mallory),
+        ):
+            with boa.reverts("registry: caller is not the identity owner or a delegate"):
+                call()
 
 
 def test_unknown_parent_rejected(assets, alice):
     with boa.reverts("registry: unknown parent"):
         register(assets, alice, digest("m1"), parents=[digest("ghost")])
-    assert assets.assetOf(digest("m1")) == (ZERO, 0, 0)
+    assert assets.assetOf(aid(alice, "m1")) == (ZERO, 0, 0)
 
 
 def test_duplicate_parent_rejected(assets, alice):
     register(assets, alice, digest("d1"))
     with boa.reverts("registry: duplicate parent"):
-        register(assets, alice, digest("m1"), parents=[digest("d1"), digest("d1")])
+        register(assets, alice, digest("m1"), parents=[aid(alice, "d1"), aid(alice, "d1")])
 
 
 def test_revoked_parent_rejected(assets, alice):
     register(assets, alice, digest("d1"))
     with boa.env.prank(alice):
-        assets.revoke(digest("d1"), "consent withdrawn")
+        assets.revoke(aid(alice, "d1"), "consent withdrawn")
     with boa.reverts("registry: parent is revoked"):
-        register(assets, alice, digest("m1"), parents=[digest("d1")])
+        register(assets, alice, digest("m1"), parents=[aid(alice, "d1")])
 
 
 def test_deprecated_parent_allowed(assets, alice):
     register(assets, alice, digest("d1"))
     with boa.env.prank(alice):
-        assets.deprecate(digest("d1"), "superseded by d2")
-    register(assets, alice, digest("m1"), parents=[digest("d1")])
-    assert assets.isActive(digest("m1"))
+        assets.deprecate(aid(alice, "d1"), "superseded by d2")
+    register(assets, alice, digest("m1"), parents=[aid(alice, "d1")])
+    assert assets.isActive(aid(alice, "m1"))
 
 
 def test_zero_id_and_zero_kind_rejected(assets, alice):
-    with boa.reverts("registry: asset id is zero"):
+    with boa.reverts("registry: digest is zero"):
         register(assets, alice, b"\0" * 32)
     with boa.reverts("registry: kind is zero"):
         register(assets, alice, digest("d1"), kind=0)
@@ -140,7 +166,7 @@ def test_rotated_owner_acts_for_identity(did, assets, alice):
     with boa.reverts("registry: caller is not the identity owner or a delegate"):
         register(assets, alice, digest("d1"), identity=alice)
     register(assets, new_owner, digest("d1"), identity=alice)
-    assert assets.assetOf(digest("d1"))[0] == alice
+    assert assets.assetOf(aid(alice, "d1"))[0] == alice
 
 
 def test_verikey_delegate_acts_until_expiry(did, assets, alice):
@@ -165,58 +191,58 @@ def test_sigauth_delegate_is_not_enough(did, assets, alice):
 def test_deprecate_then_revoke(assets, alice):
     register(assets, alice, digest("d1"))
     with boa.env.prank(alice):
-        assets.deprecate(digest("d1"), "superseded")
+        assets.deprecate(aid(alice, "d1"), "superseded")
         assert type(assets.get_logs()[-1]).__name__ == "AssetDeprecated"
-        assert assets.assetOf(digest("d1"))[2] == 2
+        assert assets.assetOf(aid(alice, "d1"))[2] == 2
         with boa.reverts("registry: asset is not active"):
-            assets.deprecate(digest("d1"), "again")
-        assets.revoke(digest("d1"), "leaked PII")
+            assets.deprecate(aid(alice, "d1"), "again")
+        assets.revoke(aid(alice, "d1"), "leaked PII")
     event = assets.get_logs()[-1]
     assert (type(event).__name__, event.reason, event.owner) == (
         "AssetRevoked",
         "leaked PII",
         alice,
     )
-    assert assets.assetOf(digest("d1")) == (alice, DATASET, 3)
+    assert assets.assetOf(aid(alice, "d1")) == (alice, DATASET, 3)
 
 
 def test_revoked_stays_revoked(assets, alice):
     register(assets, alice, digest("d1"))
     bob = boa.env.generate_address()
     with boa.env.prank(alice):
-        assets.revoke(digest("d1"), "withdrawn")
+        assets.revoke(aid(alice, "d1"), "withdrawn")
         with boa.reverts("registry: asset is already revoked"):
-            assets.revoke(digest("d1"), "twice")
+            assets.revoke(aid(alice, "d1"), "twice")
         with boa.reverts("registry: asset is not active"):
-            assets.deprecate(digest("d1"), "too late")
+            assets.deprecate(aid(alice, "d1"), "too late")
         with boa.reverts("registry: asset is revoked"):
-            assets.transfer(digest("d1"), bob)
-    with boa.reverts("registry: digest already registered"):
+            assets.transfer(aid(alice, "d1"), bob)
+    with boa.reverts("registry: digest already registered by this identity"):
         register(assets, alice, digest("d1"))
-    assert assets.assetOf(digest("d1"))[2] == 3
+    assert assets.assetOf(aid(alice, "d1"))[2] == 3
 
 
 def test_transfer_moves_control(assets, alice):
     bob = boa.env.generate_address()
     register(assets, alice, digest("d1"))
     with boa.env.prank(alice):
-        assets.transfer(digest("d1"), bob)
+        assets.transfer(aid(alice, "d1"), bob)
     event = assets.get_logs()[-1]
     assert (event.previousOwner, event.newOwner) == (alice, bob)
     with (
         boa.env.prank(alice),
         boa.reverts("registry: caller is not the identity owner or a delegate"),
     ):
-        assets.revoke(digest("d1"), "not mine any more")
+        assets.revoke(aid(alice, "d1"), "not mine any more")
     with boa.env.prank(bob):
-        assets.deprecate(digest("d1"), "mine now")
-    assert assets.assetOf(digest("d1")) == (bob, DATASET, 2)
+        assets.deprecate(aid(alice, "d1"), "mine now")
+    assert assets.assetOf(aid(alice, "d1")) == (bob, DATASET, 2)
 
 
 def test_transfer_to_zero_rejected(assets, alice):
     register(assets, alice, digest("d1"))
     with boa.env.prank(alice), boa.reverts("registry: owner is the zero address"):
-        assets.transfer(digest("d1"), ZERO)
+        assets.transfer(aid(alice, "d1"), ZERO)
 
 
 def test_others_cannot_change_an_asset(assets, alice):
@@ -224,32 +250,32 @@ def test_others_cannot_change_an_asset(assets, alice):
     register(assets, alice, digest("d1"))
     with boa.env.prank(mallory):
         for call in (
-            lambda: assets.revoke(digest("d1"), "x"),
-            lambda: assets.deprecate(digest("d1"), "x"),
-            lambda: assets.transfer(digest("d1"), mallory),
+            lambda: assets.revoke(aid(alice, "d1"), "x"),
+            lambda: assets.deprecate(aid(alice, "d1"), "x"),
+            lambda: assets.transfer(aid(alice, "d1"), mallory),
         ):
             with boa.reverts("registry: caller is not the identity owner or a delegate"):
                 call()
-    assert assets.assetOf(digest("d1")) == (alice, DATASET, 1)
+    assert assets.assetOf(aid(alice, "d1")) == (alice, DATASET, 1)
 
 
 def test_changes_to_unknown_asset_rejected(assets, alice):
     with boa.env.prank(alice):
         with boa.reverts("registry: unknown asset"):
-            assets.revoke(digest("ghost"), "x")
+            assets.revoke(aid(alice, "ghost"), "x")
         with boa.reverts("registry: unknown asset"):
-            assets.attest(digest("ghost"), alice, digest("s"), "")
+            assets.attest(aid(alice, "ghost"), alice, digest("s"), "")
 
 
 def test_attest_by_third_party(assets, alice):
     auditor = boa.env.generate_address()
     register(assets, alice, digest("m1"), kind=MODEL)
     with boa.env.prank(auditor):
-        assets.attest(digest("m1"), auditor, digest("eval"), "sha256:" + "cd" * 32)
+        assets.attest(aid(alice, "m1"), auditor, digest("eval"), "sha256:" + "cd" * 32)
     event = assets.get_logs()[-1]
     assert type(event).__name__ == "AssetAttested"
     assert (event.id, event.attester, event.statementDigest) == (
-        digest("m1"),
+        aid(alice, "m1"),
         auditor,
         digest("eval"),
     )
@@ -257,15 +283,13 @@ def test_attest_by_third_party(assets, alice):
         boa.env.prank(auditor),
         boa.reverts("registry: caller is not the identity owner or a delegate"),
     ):
-        assets.attest(digest("m1"), alice, digest("forged"), "")
+        assets.attest(aid(alice, "m1"), alice, digest("forged"), "")
     with boa.env.prank(auditor), boa.reverts("registry: statement digest is zero"):
-        assets.attest(digest("m1"), auditor, b"\0" * 32, "")
+        assets.attest(aid(alice, "m1"), auditor, b"\0" * 32, "")
 
 
 def test_parent_limit(assets, alice):
-    parents = [digest(f"p{i}") for i in range(17)]
-    for p in parents:
-        register(assets, alice, p)
+    parents = [register(assets, alice, digest(f"p{i}")) for i in range(17)]
     register(assets, alice, digest("m16"), parents=parents[:16])
     with boa.reverts():  # the contract's ABI decoder refuses a 17-element array
         register(assets, alice, digest("m17"), parents=parents)
@@ -281,10 +305,12 @@ def test_parent_limit(assets, alice):
     raw=st.binary(min_size=32, max_size=32).filter(lambda b: any(b)),
 )
 def test_fuzz_register_round_trips(assets, alice, kind, uri, license, raw):
-    if assets.assetOf(raw)[2] != 0:
+    asset = keccak(abi_encode(["address", "bytes32"], [alice, raw]))
+    if assets.assetOf(asset)[2] != 0:
         return
     with boa.env.prank(alice):
-        assets.register(alice, raw, kind, digest(uri), uri[:64], [], license[:32])
+        assert assets.register(alice, raw, kind, digest(uri), uri[:64], [], license[:32]) == asset
     event = assets.get_logs()[-1]
     assert (event.kind, event.metadataURI, event.license) == (kind, uri[:64], license[:32])
-    assert assets.assetOf(raw) == (alice, kind, 1)
+    assert (event.id, event.digest) == (asset, raw)
+    assert assets.assetOf(asset) == (alice, kind, 1)

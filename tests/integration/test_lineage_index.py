@@ -16,6 +16,7 @@ from neuroledger.chain.artifacts import load_artifact
 from neuroledger.chain.node import start_dev_anvil
 from neuroledger.errors import IndexReorgError
 from neuroledger.provenance import AssetRegistryClient, LineageIndex
+from neuroledger.provenance.registry import asset_id_for
 
 pytestmark = pytest.mark.anvil
 
@@ -52,10 +53,14 @@ class Registry:
     def register(self, label: str, parents: tuple[str, ...] = ()) -> str:
         self.send(
             self.client.register(
-                self.me, aid(label), 1, aid("m"), "", [aid(p) for p in parents], ""
+                self.me, aid(label), 1, aid("m"), "", [self.id(p) for p in parents], ""
             )
         )
-        return aid(label)
+        return self.id(label)
+
+    def id(self, label: str) -> str:
+        """The asset id of content ``label`` registered by this registry's account."""
+        return asset_id_for(self.me, aid(label))
 
     def rpc(self, method: str, params: list) -> object:
         return self.w3.provider.make_request(method, params)["result"]
@@ -87,14 +92,14 @@ def test_lineage_queries(tmp_path: Path, registry: Registry) -> None:
     registry.register("deploy", ("model",))
     index = open_index(tmp_path, registry)
     assert index.sync(registry.w3, registry.address) == 6
-    assert index.ancestors(aid("deploy")) == {
-        aid("model"): 1, aid("run"): 2, aid("d1"): 3, aid("d2"): 3, aid("code"): 3,
+    assert index.ancestors(registry.id("deploy")) == {
+        registry.id("model"): 1, registry.id("run"): 2, registry.id("d1"): 3, registry.id("d2"): 3, registry.id("code"): 3,
     }  # fmt: skip
-    assert index.descendants(aid("d2")) == {aid("run"): 1, aid("model"): 2, aid("deploy"): 3}
-    assert index.paths(aid("deploy"), aid("d1")) == [
-        [aid("deploy"), aid("model"), aid("run"), aid("d1")]
+    assert index.descendants(registry.id("d2")) == {registry.id("run"): 1, registry.id("model"): 2, registry.id("deploy"): 3}
+    assert index.paths(registry.id("deploy"), registry.id("d1")) == [
+        [registry.id("deploy"), registry.id("model"), registry.id("run"), registry.id("d1")]
     ]
-    assert index.resolve(aid("model")[:6]) == aid("model")
+    assert index.resolve(registry.id("model")[:6]) == registry.id("model")
     assert index.sync(registry.w3, registry.address) == 0  # nothing new
 
 
@@ -104,19 +109,19 @@ def test_shallow_reorg_is_followed(tmp_path: Path, registry: Registry) -> None:
     index.sync(registry.w3, registry.address, confirmations=5)
     snapshot = registry.rpc("evm_snapshot", [])
     registry.register("orphaned", ("base",))
-    registry.send(registry.client.revoke(aid("base"), "orphaned revocation"))
+    registry.send(registry.client.revoke(registry.id("base"), "orphaned revocation"))
     index.sync(registry.w3, registry.address, confirmations=5)
-    assert index.get(aid("orphaned")) is not None
-    assert index.get(aid("base")).status == "revoked"
+    assert index.get(registry.id("orphaned")) is not None
+    assert index.get(registry.id("base")).status == "revoked"
 
     registry.rpc("evm_revert", [snapshot])  # the chain forgets both transactions
     registry.register("canonical", ("base",))
     registry.rpc("anvil_mine", [3])
     index.sync(registry.w3, registry.address, confirmations=5)
-    assert index.get(aid("orphaned")) is None
-    assert index.get(aid("canonical")) is not None
-    assert index.get(aid("base")).status == "active"
-    assert index.descendants(aid("base")) == {aid("canonical"): 1}
+    assert index.get(registry.id("orphaned")) is None
+    assert index.get(registry.id("canonical")) is not None
+    assert index.get(registry.id("base")).status == "active"
+    assert index.descendants(registry.id("base")) == {registry.id("canonical"): 1}
 
 
 def test_reorg_below_final_block_is_refused(tmp_path: Path, registry: Registry) -> None:
@@ -130,8 +135,8 @@ def test_reorg_below_final_block_is_refused(tmp_path: Path, registry: Registry) 
         index.sync(registry.w3, registry.address, confirmations=0)
     index.rebuild()
     index.sync(registry.w3, registry.address, confirmations=0)
-    assert index.get(aid("final-then-gone")) is None
-    assert index.get(aid("other")) is not None
+    assert index.get(registry.id("final-then-gone")) is None
+    assert index.get(registry.id("other")) is not None
 
 
 _INDEXER = """
@@ -177,8 +182,8 @@ def test_crash_mid_indexing_resumes_to_the_same_index(tmp_path: Path, registry: 
     clean = open_index(tmp_path, registry)
     clean.sync(registry.w3, registry.address)
     assert crashed.count() == clean.count() == len(labels)
-    assert crashed.ancestors(aid("a59")) == clean.ancestors(aid("a59"))
-    assert len(crashed.ancestors(aid("a59"))) == 59
+    assert crashed.ancestors(registry.id("a59")) == clean.ancestors(registry.id("a59"))
+    assert len(crashed.ancestors(registry.id("a59"))) == 59
 
 
 def test_index_of_another_chain_starts_over(tmp_path: Path, registry: Registry) -> None:

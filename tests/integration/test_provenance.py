@@ -18,6 +18,7 @@ from neuroledger.errors import (
 )
 from neuroledger.provenance import Provenance
 from neuroledger.provenance.documents import MAX_METADATA_BYTES
+from tests import security_figures
 from tests.conftest import make_model
 
 pytestmark = pytest.mark.anvil
@@ -45,7 +46,7 @@ def test_register_show_and_lineage(prov: Provenance, tmp_path: Path) -> None:
 
     run_doc = prov.show(run.asset_id).metadata
     assert run_doc["predicateType"] == "https://slsa.dev/provenance/v1"
-    assert run_doc["subject"][0]["digest"]["sha256"] == m.asset_id
+    assert run_doc["subject"][0]["digest"]["sha256"] == m.digest  # the content, not the id
     deps = run_doc["predicate"]["buildDefinition"]["resolvedDependencies"]
     assert [x["digest"]["sha256"] for x in deps] == [d.asset_id, c.asset_id]
     assert (
@@ -150,8 +151,8 @@ def test_bad_input_writes_nothing(prov: Provenance, tmp_path: Path) -> None:
     assert not list((prov.store.root / "sha256").rglob("*"))  # nothing stored either
     first = prov.register(data, kind="dataset", owner="hospital-a")
     block = prov.chain.w3.eth.block_number
-    with pytest.raises(ProvenanceError, match="already registered"):
-        prov.register(data, kind="dataset", owner="auditor")
+    with pytest.raises(ProvenanceError, match="already registered this content"):
+        prov.register(data, kind="dataset", owner="hospital-a")
     with pytest.raises(NotAuthorizedError, match="not the identity owner"):
         prov.revoke(first.asset_id, actor="auditor", reason="not mine")
     assert prov.chain.w3.eth.block_number == block
@@ -187,3 +188,34 @@ def test_a_verikey_delegate_registers_for_its_organization(
     record = prov.show(reg.asset_id).record
     assert record.owner == prov.keystore.get("hospital-a").identity
     assert record.sender == prov.keystore.get("triage-agent").owner
+
+
+def test_m5_nobody_can_take_over_another_identitys_content(prov: Provenance, tmp_path: Path) -> None:
+    """A squatter who registers public content first (or front-runs a pending registration)
+    gets an asset of its own; the real owner still registers the same content under its id."""
+    weights = tmp_path / "published-weights.bin"
+    weights.write_bytes(b"weights the whole world has seen")
+    squat = prov.register(weights, kind="model", owner="auditor")
+    mine = prov.register(weights, kind="model", owner="hospital-a")
+    assert mine.digest == squat.digest and mine.asset_id != squat.asset_id
+    assert mine.asset_id == prov.asset_id_for("hospital-a", mine.digest)
+    assert prov.show(mine.asset_id).record.owner.lower() == prov._identity("hospital-a").lower()
+    with pytest.raises(NotAuthorizedError, match="not the identity owner"):
+        prov.revoke(mine.asset_id, actor="auditor", reason="squatter")
+    # Verification names the registrations of this content; `expected` picks one.
+    assert prov.verify(weights, expected=mine.asset_id).asset.record.id == mine.asset_id
+    assert prov.verify(weights).status == "ok"
+    with pytest.raises(ProvenanceError, match="2 identities registered content"):
+        prov.resolve(mine.digest)
+    security_figures.record(
+        "provenance",
+        "M5 squatting or front-running another party's asset",
+        tried=2,
+        through=int(
+            prov.registry.asset_of(mine.asset_id)[0].lower() != prov._identity("hospital-a").lower()
+        )
+        + int(squat.asset_id == mine.asset_id),
+        what="another identity registers the same content first; it must get its own asset "
+        "id and no control over the real owner's asset.",
+        test="tests/integration/test_provenance.py::test_m5_nobody_can_take_over_another_identitys_content",
+    )

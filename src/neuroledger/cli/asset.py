@@ -427,7 +427,7 @@ def manifest(
         m = build_manifest(
             path, ignore=ignore or [], allow_symlinks=allow_symlinks, cache=cache, progress=progress
         )
-    emit({"asset_id": m.digest, **m.to_statement()}, as_json=True)
+    emit({"digest": m.digest, **m.to_statement()}, as_json=True)
 
 
 @app.command("index")

@@ -96,6 +96,7 @@ class TaskLedger:
         self.chain = chain
         self.store = store
         self.contract: Contract = chain.contract("FederatedTask")
+        self._slots: dict[tuple[int, str], int] = {}
 
     def _send(self, account: LocalAccount, fn: str, args: list[Any], *, value: int = 0) -> Any:
         call = contract_call(self.contract, fn, args, label=f"FederatedTask.{fn}", value=value)
@@ -182,15 +183,39 @@ class TaskLedger:
         they weigh the pool's share-out should the task expire unfinished.
         """
         root = commitments_root(updates)
-        ordered = sorted({Web3.to_checksum_address(a) for a in contributors}, key=lambda a: int(a, 16))
         receipt = self._send(
             owner,
             "recordRound",
-            [task_id, round_, bytes.fromhex(root), bytes.fromhex(aggregate_digest), ordered],
+            [
+                task_id,
+                round_,
+                bytes.fromhex(root),
+                bytes.fromhex(aggregate_digest),
+                self.contributor_bits(task_id, contributors),
+            ],
         )
         return RoundRecord(
             task_id, round_, root, aggregate_digest, dict(sorted(updates.items())), receipt.gas_used
         )
+
+    def contributor_bits(self, task_id: int, contributors: Iterable[str]) -> int:
+        """The contract's bit map of ``contributors`` (bit i: the participant numbered i)."""
+        bits = 0
+        for address in contributors:
+            slot = self._slot(task_id, Web3.to_checksum_address(address))
+            if slot == 0:
+                raise FederatedError(f"{address} did not join task {task_id}; it cannot contribute")
+            bits |= 1 << (slot - 1)
+        return bits
+
+    def _slot(self, task_id: int, address: str) -> int:
+        key = (task_id, address)
+        if key not in self._slots:  # a participant's number never changes once it joined
+            slot = int(self.contract.functions.participantSlot(task_id, address).call())
+            if slot == 0:
+                return 0
+            self._slots[key] = slot
+        return self._slots[key]
 
     def finish(
         self, owner: LocalAccount, task_id: int, final_model_asset: str, payees: Mapping[str, int]

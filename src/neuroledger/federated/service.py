@@ -127,7 +127,7 @@ class FederatedTasks:
         ignore = kw.pop("ignore", ())
         digest = self.prov.manifest(path, ignore=ignore).digest
         try:
-            return self.prov.show(digest).record.id
+            return self.prov.show(self.prov.asset_id_for(owner, digest)).record.id
         except AssetNotFoundError:
             return self.prov.register(path, kind=kind, owner=owner, ignore=ignore, **kw).asset_id
 

@@ -376,8 +376,10 @@ class Jobs:
 def output_commitment(job_id: str, name: str, salt: bytes, content: bytes) -> dict[str, str]:
     """The document registered for a job output: its name and ``SHA-256(salt || content)``.
 
-    Its asset id is the SHA-256 of the document's RFC 8785 form, so the requester,
-    holding the output and the salt, recomputes it and finds it on chain.
+    Its content digest is the SHA-256 of the document's RFC 8785 form, so the
+    requester, holding the output and the salt, recomputes it and finds the asset
+    on chain (the registry's event carries the digest; the id is derived from the
+    registering owner and the digest).
     """
     return {
         "type": "neuroledger/job-output-commitment/v1",

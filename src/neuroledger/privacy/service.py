@@ -107,7 +107,8 @@ class PrivateData:
         weights): jobs then get it whole. Otherwise a job gets it only if every row's
         subject can be read, so that withdrawn consent is honoured.
 
-        The asset's id is the file's digest, as for any asset; the vault keeps
+        The asset's id is derived from the owner and the file's digest, as for any
+        asset; the vault keeps
         the only copy, encrypted to the owner's published X25519 key.
         Nothing stays in the vault if registration fails.
         """
@@ -119,7 +120,8 @@ class PrivateData:
                 f"the X25519 key {owner} published differs from its key in this home; run "
                 f"`neuroledger identity publish {owner}`"
             )
-        asset_id = self.provenance.manifest(path, progress=progress).digest
+        digest = self.provenance.manifest(path, progress=progress).digest
+        asset_id = self.provenance.asset_id_for(owner, digest)
         self.provenance.check_new(asset_id)
         with open(path, "rb") as raw:
             src = cast(BinaryIO, ReportingReader(raw, progress)) if progress else raw

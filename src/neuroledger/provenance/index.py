@@ -28,15 +28,24 @@ __all__ = ["AssetRecord", "Attestation", "Change", "LineageIndex"]
 
 _CHUNK_BLOCKS = 2000
 
+#: Bumped when the tables change; an index of another version is rebuilt from the chain.
+_SCHEMA_VERSION = 2
+
+_DROP = """
+DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS assets; DROP TABLE IF EXISTS parents;
+DROP TABLE IF EXISTS changes; DROP TABLE IF EXISTS attestations; DROP TABLE IF EXISTS files;
+"""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS assets (
-    id TEXT PRIMARY KEY, kind INTEGER NOT NULL, registrant TEXT NOT NULL,
+    id TEXT PRIMARY KEY, digest TEXT NOT NULL, kind INTEGER NOT NULL, registrant TEXT NOT NULL,
     owner TEXT NOT NULL, status INTEGER NOT NULL,
     metadata_digest TEXT NOT NULL, metadata_uri TEXT NOT NULL, license TEXT NOT NULL,
     sender TEXT NOT NULL, block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS assets_block ON assets(block);
+CREATE INDEX IF NOT EXISTS assets_digest ON assets(digest);
 CREATE TABLE IF NOT EXISTS parents (
     child TEXT NOT NULL, parent TEXT NOT NULL, position INTEGER NOT NULL,
     block INTEGER NOT NULL, PRIMARY KEY (child, position)
@@ -68,6 +77,7 @@ class AssetRecord:
     """What the index knows about one asset."""
 
     id: str
+    digest: str
     kind: str
     owner: str
     registrant: str
@@ -121,6 +131,10 @@ class LineageIndex:
         self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        if self.db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+            # An index written by an older NeuroLedger: it is only a cache of chain events.
+            self.db.executescript(_DROP)
+            self.db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         self.db.executescript(_SCHEMA)
         self.start_block = start_block
         scope = f"{chain_id}:{contract.lower()}"
@@ -230,9 +244,9 @@ class LineageIndex:
             touched.add(a["id"])
             if e.name == "AssetRegistered":
                 self.db.execute(
-                    "INSERT OR REPLACE INTO assets VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT OR REPLACE INTO assets VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        a["id"], a["kind"], a["owner"], a["owner"], 1, a["metadataDigest"],
+                        a["id"], a["digest"], a["kind"], a["owner"], a["owner"], 1, a["metadataDigest"],
                         a["metadataURI"], a["license"], a["sender"], e.block, e.log_index, e.tx,
                     ),
                 )  # fmt: skip
@@ -286,7 +300,8 @@ class LineageIndex:
 
     # -- queries ---------------------------------------------------------------------
     def resolve(self, ref: str) -> str:
-        """The full id of the asset ``ref`` names (a full id or a unique prefix, 0x optional)."""
+        """The full id of the asset ``ref`` names (a full id or a unique prefix, 0x optional;
+        or a content digest that one identity alone registered)."""
         text = ref.lower().removeprefix("0x")
         if len(text) < 4 or any(c not in "0123456789abcdef" for c in text):
             raise ProvenanceError(
@@ -300,14 +315,23 @@ class LineageIndex:
             return str(rows[0][0])
         if len(rows) > 1:
             raise ProvenanceError(f"{ref!r} matches several assets; give more digits")
+        if len(text) == 64:  # a content digest: an asset id only if one identity registered it
+            ids = self.by_digest(text)
+            if len(ids) == 1:
+                return ids[0]
+            if len(ids) > 1:
+                raise ProvenanceError(
+                    f"{len(ids)} identities registered content {text[:12]}…; give the asset id "
+                    f"(one of {', '.join(i[:12] for i in ids[:5])})"
+                )
         known = [r[0][: len(text)] for r in self.db.execute("SELECT id FROM assets LIMIT 5000")]
         raise AssetNotFoundError(ref, known)
 
     def get(self, asset_id: str) -> AssetRecord | None:
         """The record of ``asset_id``, or None."""
         row = self.db.execute(
-            "SELECT id, kind, owner, registrant, status, metadata_digest, metadata_uri, license,"
-            " sender, block, tx FROM assets WHERE id = ?",
+            "SELECT id, digest, kind, owner, registrant, status, metadata_digest, metadata_uri,"
+            " license, sender, block, tx FROM assets WHERE id = ?",
             (asset_id,),
         ).fetchone()
         if row is None:
@@ -319,10 +343,18 @@ class LineageIndex:
             )
         )
         return AssetRecord(
-            id=row[0], kind=kind_name(row[1]), owner=row[2], registrant=row[3],
-            status=_STATUS_NAMES[row[4]], metadata_digest=row[5], metadata_uri=row[6],
-            license=row[7], sender=row[8], block=row[9], tx=row[10], parents=parents,
+            id=row[0], digest=row[1], kind=kind_name(row[2]), owner=row[3], registrant=row[4],
+            status=_STATUS_NAMES[row[5]], metadata_digest=row[6], metadata_uri=row[7],
+            license=row[8], sender=row[9], block=row[10], tx=row[11], parents=parents,
         )  # fmt: skip
+
+    def by_digest(self, digest: str) -> list[str]:
+        """Ids of the assets registered with content ``digest`` (any registrant), oldest first."""
+        rows = self.db.execute(
+            "SELECT id FROM assets WHERE digest = ? ORDER BY block, log_index",
+            (digest.lower().removeprefix("0x"),),
+        )
+        return [str(r[0]) for r in rows]
 
     def all(self, *, kind: str | None = None, owner: str | None = None) -> list[AssetRecord]:
         """Every asset, oldest first, optionally of one kind or owner."""

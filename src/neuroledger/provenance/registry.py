@@ -17,6 +17,7 @@ __all__ = [
     "STATUSES",
     "AssetEvent",
     "AssetRegistryClient",
+    "asset_id_for",
     "kind_code",
     "kind_name",
 ]
@@ -65,6 +66,17 @@ def kind_name(code: int) -> str:
     return f"kind-{code}"
 
 
+def asset_id_for(identity: str, digest: str) -> str:
+    """The id content ``digest`` gets when ``identity`` registers it (hex, no 0x).
+
+    ``keccak256(abi.encode(identity, digest))``, as ``AssetRegistry.assetId`` computes
+    it: an id belongs to its registrant, so nobody can take another identity's id by
+    registering the same content first.
+    """
+    raw = bytes(12) + bytes.fromhex(to_checksum_address(identity)[2:]) + _b32(digest)
+    return keccak(raw).hex().removeprefix("0x")
+
+
 @dataclass(frozen=True)
 class AssetEvent:
     """One decoded registry event, with where it happened."""
@@ -80,8 +92,9 @@ class AssetEvent:
 # name -> (indexed fields with ABI types, data fields with ABI types)
 _EVENTS: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
     "AssetRegistered": (
-        [("id", "bytes32"), ("owner", "address"), ("kind", "uint8")],
+        [("id", "bytes32"), ("owner", "address"), ("digest", "bytes32")],
         [
+            ("kind", "uint8"),
             ("metadataDigest", "bytes32"),
             ("metadataURI", "string"),
             ("parents", "bytes32[]"),
@@ -184,14 +197,14 @@ class AssetRegistryClient(ContractClient):
     def register(
         self,
         identity: str,
-        asset_id: str,
+        digest: str,
         kind: int,
         metadata_digest: str,
         metadata_uri: str,
         parents: list[str],
         license: str,
     ) -> Call:
-        """Call that registers an asset."""
+        """Call that registers content ``digest`` as an asset (id: ``asset_id_for``)."""
         if len(parents) > MAX_PARENTS:
             raise ProvenanceError(
                 f"{len(parents)} parents given; an asset has at most {MAX_PARENTS}. Group inputs "
@@ -203,14 +216,14 @@ class AssetRegistryClient(ContractClient):
             "register",
             [
                 identity,
-                _b32(asset_id),
+                _b32(digest),
                 kind,
                 _b32(metadata_digest),
                 metadata_uri,
                 [_b32(p) for p in parents],
                 license,
             ],
-            f"register({asset_id[:12]}…)",
+            f"register({digest[:12]}…)",
         )
 
     def deprecate(self, asset_id: str, reason: str) -> Call:

@@ -27,6 +27,7 @@ from neuroledger.provenance.manifest import Manifest, ManifestDiff, build_manife
 from neuroledger.provenance.registry import (
     STATUSES,
     AssetRegistryClient,
+    asset_id_for,
     kind_code,
 )
 from neuroledger.store import BlobStore
@@ -49,6 +50,7 @@ class Registration:
     tx_hash: str
     metadata_digest: str
     manifest: Manifest | None = None
+    digest: str = ""  # the content digest; the id is asset_id_for(owner identity, digest)
 
 
 @dataclass(frozen=True)
@@ -132,10 +134,12 @@ class Verification:
 
     def summary(self) -> str:
         """One line saying what was found."""
+        asset = self.asset.record.id if self.asset else self.digest
+        owner = f" of {self.asset.record.owner}" if self.asset else ""
         if self.status == "ok":
-            return f"OK: {self.path} matches active asset {self.digest}"
+            return f"OK: {self.path} matches active asset {asset}{owner}"
         if self.status in ("revoked", "deprecated"):
-            return f"{self.status.upper()}: {self.path} matches asset {self.digest}, which is {self.status}"
+            return f"{self.status.upper()}: {self.path} matches asset {asset}{owner}, which is {self.status}"
         if self.status == "modified":
             detail = f" ({self.diff.describe()})" if self.diff else ""
             return f"MODIFIED: {self.path} differs from asset {self.expected}{detail}"
@@ -182,9 +186,14 @@ class Provenance:
         )
 
     def resolve(self, ref: str) -> str:
-        """The full id of an asset given by id or unique prefix."""
+        """The full id of an asset given by id or unique prefix (or its content digest,
+        when one identity alone registered that content)."""
         self.sync()
         return self.index.resolve(ref)
+
+    def asset_id_for(self, owner: str, digest: str) -> str:
+        """The id content ``digest`` has, or would get, when identity ``owner`` registers it."""
+        return asset_id_for(self._identity(owner), digest)
 
     def _identity(self, who: str) -> str:
         if who.startswith("did:"):
@@ -217,9 +226,9 @@ class Provenance:
         owner, _, status = self.registry.asset_of(asset_id)
         if status != 0:
             raise ProvenanceError(
-                f"this content is already registered as asset {asset_id} ({STATUSES[status]}, "
-                f"owner {format_did(self.chain.chain_id, owner)}); `neuroledger asset show "
-                f"{asset_id[:12]}` shows it"
+                f"this identity already registered this content as asset {asset_id} "
+                f"({STATUSES[status]}, owner {format_did(self.chain.chain_id, owner)}); "
+                f"`neuroledger asset show {asset_id[:12]}` shows it"
             )
 
     def manifest(
@@ -294,18 +303,18 @@ class Provenance:
     ) -> Registration:
         """Register a JSON document (a deployment, an evaluation report) as an asset.
 
-        The asset's id is the SHA-256 of the document's canonical form.
+        The asset's content digest is the SHA-256 of the document's canonical form.
         """
         code = kind_code(kind)
-        asset_id = hashlib.sha256(check_size(document)).hexdigest()
+        digest = hashlib.sha256(check_size(document)).hexdigest()
         return self._register(
-            asset_id, document, kind=kind, code=code, owner=owner, parents=parents,
+            digest, document, kind=kind, code=code, owner=owner, parents=parents,
             license=license, signer=signer, manifest=None,
         )  # fmt: skip
 
     def _register(
         self,
-        asset_id: str,
+        digest: str,
         document: dict[str, Any],
         *,
         kind: str,
@@ -321,6 +330,7 @@ class Provenance:
         identity = self._identity(owner)
         account = self.keystore.owner_account(signer or owner)
         parent_ids = self._check_parents(parents)
+        asset_id = asset_id_for(identity, digest)
         self.check_new(asset_id)
         raw = check_size(document)
         for blob in blobs:
@@ -328,7 +338,7 @@ class Provenance:
         metadata_digest = self.store.put(raw)
         call = self.registry.register(
             identity,
-            asset_id,
+            digest,
             code,
             metadata_digest,
             blob_uri(metadata_digest),
@@ -344,6 +354,7 @@ class Provenance:
         return Registration(
             asset_id=asset_id, kind=kind, owner=format_did(self.chain.chain_id, identity),
             tx_hash=receipt.tx_hash, metadata_digest=metadata_digest, manifest=manifest,
+            digest=digest,
         )  # fmt: skip
 
     def register_training_run(
@@ -380,7 +391,7 @@ class Provenance:
             finished=finished,
             parameters=parameters,
         )
-        self.check_new(manifest.digest)
+        self.check_new(self.asset_id_for(owner, manifest.digest))
         run = self.register_document(
             statement, kind="training-run", owner=owner, parents=[i.asset_id for i in run_inputs],
             license=license, signer=signer,
@@ -516,14 +527,18 @@ class Provenance:
         self.sync()
         target = self.index.resolve(expected) if expected else None
         digest = manifest.digest
-        if target is None or target == digest:
-            _, _, status_code = self.registry.asset_of(digest)
-            if status_code != 0:
-                view = self._view(digest)
-                status = {"active": "ok"}.get(STATUSES[status_code], STATUSES[status_code])
+        # Several identities may have registered the same content, each under its own id.
+        candidates = self.index.by_digest(digest)
+        matches = candidates if target is None else [t for t in candidates if t == target]
+        if matches:
+            statuses = {m: self.registry.asset_of(m)[2] for m in matches}  # the chain decides
+            best = next((m for m in matches if statuses[m] == 1), matches[0])
+            if statuses[best] != 0:
+                view = self._view(best)
+                status = {"active": "ok"}.get(STATUSES[statuses[best]], STATUSES[statuses[best]])
                 return Verification(
                     status=status, path=str(path), digest=digest, asset=view,
-                    expected=digest, lineage=self._lineage(digest),
+                    expected=best, lineage=self._lineage(best),
                 )  # fmt: skip
         if target is None:
             self._learn_known_manifests()
