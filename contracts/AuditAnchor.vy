@@ -9,11 +9,14 @@
         a smaller tree as its latest, and anyone can compare a checkpoint
         with the chain.
 @dev A log id is the SHA-256 of the log's verifier key string, so it names
-     both the log's origin and its public key. The first account that anchors
-     a log id owns it; only that account anchors it afterwards, and sizes
-     only grow.
-     Storage holds one word per log: the owner and the latest size. Roots
-     are in the `Anchored` event, which off-chain verifiers read.
+     both the log's origin and its public key. Anchors are kept per anchoring
+     account: each account has its own latest size for each log id, and its
+     sizes only grow. So nobody can squat a log id (anchoring size 2^64-1
+     first used to lock its operator out): a squatter only fills its own
+     namespace. Verifiers read the anchors of the account that operates the
+     log (the `owner` of its `Anchored` events).
+     Storage holds one word per (account, log): the latest size. Roots are in
+     the `Anchored` event, which off-chain verifiers read.
 @custom:security An anchor proves that the owner published this root at this
                  size by this block; consistency between anchors is checked
                  off chain with consistency proofs, since it needs hashes the
@@ -21,13 +24,8 @@
 """
 
 
-# @dev Bit position of the size in a log's packed word (owner in bits 0-159).
-_SIZE_SHIFT: constant(uint256) = 160
-_ADDRESS_MASK: constant(uint256) = 2**160 - 1
-
-
-# @dev log id => packed (owner, latest anchored size); zero for unknown logs.
-_logs: HashMap[bytes32, uint256]
+# @dev anchoring account => log id => latest anchored size (zero: never anchored).
+_sizes: HashMap[address, HashMap[bytes32, uint64]]
 
 
 # @dev Emitted for every anchor: the log, its new size and root, the size before.
@@ -42,31 +40,26 @@ event Anchored:
 @external
 def anchor(logId: bytes32, treeSize: uint64, rootHash: bytes32):
     """
-    @notice Anchors the checkpoint (`treeSize`, `rootHash`) of log `logId`.
-    @dev The first anchor of a log id makes the caller its owner.
+    @notice Anchors the checkpoint (`treeSize`, `rootHash`) of log `logId` in the caller's namespace.
     @param logId SHA-256 of the log's verifier key string.
-    @param treeSize The checkpoint's tree size; must exceed the last anchored size.
+    @param treeSize The checkpoint's tree size; must exceed the caller's last anchored size.
     @param rootHash The checkpoint's root hash.
     """
     assert logId != empty(bytes32), "anchor: log id is zero"
     assert rootHash != empty(bytes32), "anchor: root hash is zero"
-    record: uint256 = self._logs[logId]
-    previous: uint64 = 0
-    if record != 0:
-        assert convert(record & _ADDRESS_MASK, address) == msg.sender, "anchor: log is anchored by another account"
-        previous = convert(record >> _SIZE_SHIFT, uint64)
+    previous: uint64 = self._sizes[msg.sender][logId]
     assert treeSize > previous, "anchor: tree size does not grow"
-    self._logs[logId] = convert(msg.sender, uint256) | (convert(treeSize, uint256) << _SIZE_SHIFT)
+    self._sizes[msg.sender][logId] = treeSize
     log Anchored(logId=logId, owner=msg.sender, treeSize=treeSize, rootHash=rootHash, previousSize=previous)
 
 
 @external
 @view
-def latest(logId: bytes32) -> (address, uint64):
+def latest(owner: address, logId: bytes32) -> uint64:
     """
-    @notice Returns the owner and the latest anchored size of log `logId`.
+    @notice Returns the latest size `owner` anchored for log `logId`.
+    @param owner The anchoring account.
     @param logId The log id.
-    @return The owner (zero if never anchored) and the latest tree size.
+    @return The latest tree size (zero if never anchored by `owner`).
     """
-    record: uint256 = self._logs[logId]
-    return convert(record & _ADDRESS_MASK, address), convert(record >> _SIZE_SHIFT, uint64)
+    return self._sizes[owner][logId]

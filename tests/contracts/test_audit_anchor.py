@@ -22,7 +22,7 @@ def h(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
-def test_first_anchor_claims_the_log_and_emits() -> None:
+def test_an_anchor_is_kept_in_its_accounts_namespace_and_emits() -> None:
     c = boa.load(str(SOURCE))
     agent = boa.env.generate_address()
     with boa.env.prank(agent):
@@ -32,11 +32,12 @@ def test_first_anchor_claims_the_log_and_emits() -> None:
     assert (event.logId, event.owner, event.treeSize, event.rootHash, event.previousSize) == (
         h("log"), agent, 10, h("root10"), 0,
     )  # fmt: skip
-    assert c.latest(h("log")) == (agent, 10)
-    assert c.latest(h("other")) == (ZERO, 0)
+    assert c.latest(agent, h("log")) == 10
+    assert c.latest(agent, h("other")) == 0
+    assert c.latest(ZERO, h("log")) == 0
 
 
-def test_sizes_only_grow_and_only_the_owner_anchors() -> None:
+def test_sizes_only_grow_and_nobody_can_squat_a_log() -> None:
     c = boa.load(str(SOURCE))
     agent, mallory = boa.env.generate_address(), boa.env.generate_address()
     with boa.env.prank(agent):
@@ -47,9 +48,21 @@ def test_sizes_only_grow_and_only_the_owner_anchors() -> None:
             c.anchor(h("log"), 9, h("r9"))
         c.anchor(h("log"), 11, h("r11"))
     assert c.get_logs()[-1].previousSize == 10
-    with boa.env.prank(mallory), boa.reverts("anchor: log is anchored by another account"):
-        c.anchor(h("log"), 1000, h("forged"))
-    assert c.latest(h("log")) == (agent, 11)
+    with boa.env.prank(mallory):
+        c.anchor(h("log"), 1000, h("forged"))  # lands in mallory's namespace only
+    assert c.latest(agent, h("log")) == 11 and c.latest(mallory, h("log")) == 1000
+
+
+def test_low_a_squatter_anchoring_the_largest_size_first_locks_nobody_out() -> None:
+    """The audit's attack: anchor size 2^64-1 under the operator's log id before it does."""
+    c = boa.load(str(SOURCE))
+    operator, squatter = boa.env.generate_address(), boa.env.generate_address()
+    with boa.env.prank(squatter):
+        c.anchor(h("log"), 2**64 - 1, h("squat"))
+    with boa.env.prank(operator):
+        c.anchor(h("log"), 1, h("r1"))
+        c.anchor(h("log"), 2, h("r2"))
+    assert c.latest(operator, h("log")) == 2
 
 
 def test_zero_values_rejected() -> None:
@@ -70,15 +83,12 @@ class AnchorMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.c = boa.load(str(SOURCE))
-        self.owner: dict[bytes, str] = {}
-        self.size: dict[bytes, int] = {}
+        self.size: dict[tuple[str, bytes], int] = {}
 
     @rule(actor=st.sampled_from(ACTORS), log=st.sampled_from(LOGS), size=st.integers(0, 2**64 - 1))
     def anchor(self, actor, log, size):
         expected = None
-        if log in self.owner and self.owner[log] != actor:
-            expected = "anchor: log is anchored by another account"
-        elif size <= self.size.get(log, 0):
+        if size <= self.size.get((actor, log), 0):
             expected = "anchor: tree size does not grow"
         with boa.env.prank(actor):
             if expected:
@@ -86,13 +96,13 @@ class AnchorMachine(RuleBasedStateMachine):
                     self.c.anchor(log, size, h(f"{size}"))
                 return
             self.c.anchor(log, size, h(f"{size}"))
-        self.owner.setdefault(log, actor)
-        self.size[log] = size
+        self.size[(actor, log)] = size
 
     @invariant()
     def storage_matches_model(self):
-        for log in LOGS:
-            assert self.c.latest(log) == (self.owner.get(log, ZERO), self.size.get(log, 0))
+        for actor in ACTORS:
+            for log in LOGS:
+                assert self.c.latest(actor, log) == self.size.get((actor, log), 0)
 
 
 AnchorMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=25, deadline=None)

@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from neuroledger.chain.tx import NotAuthorizedError
+from eth_account import Account
+
+from neuroledger.chain.client import Chain
+from neuroledger.chain.tx import Call, NotAuthorizedError
+from neuroledger.config import KdfParams, Settings
 from neuroledger.identity.registry import X25519_ATTRIBUTE
+from tests import security_figures
 
 pytestmark = pytest.mark.anvil
 HERE = Path(__file__).resolve().parent
@@ -80,6 +85,45 @@ def test_signed_attribute_relayed_by_another_account(identities) -> None:
     with pytest.raises(Exception, match="signature"):
         identities.chain.sender(relayer).send(call)  # replay
     assert relayer_rec.identity != owner_rec.identity
+
+
+def test_low_a_signed_did_change_does_not_replay_in_another_home(identities, tmp_path) -> None:
+    """Every embedded home has chain id 20044; its suite is deployed from a throw-away key,
+    so its registry has an address of its own and a change signed for one home (the
+    signature covers the registry's address) is refused by another."""
+    record = identities.create("device-1", "device")
+    owner = identities.keystore.owner_account("device-1")
+    signed = identities.registry.set_attribute_signed(
+        owner, record.identity, "did/svc/Telemetry", b"https://d.example", 3600
+    )
+    other = Chain.connect(Settings(home=tmp_path / "home-b", kdf=KdfParams.light()))
+    try:
+        here = identities.chain.deployment().contracts["DIDRegistry"]["address"]
+        there = other.deployment().contracts["DIDRegistry"]["address"]
+        assert other.chain_id == identities.chain.chain_id and here != there
+        relayer = Account.create()
+        other.fund(relayer.address)
+        replay = Call(to=there, data=signed.data, label="replayed setAttributeSigned")
+        got_through = 0
+        try:
+            other.sender(relayer).send(replay)
+            got_through = 1
+        except Exception as exc:  # the registry refuses the signature
+            assert "signature" in str(exc)
+    finally:
+        assert other.node is not None
+        other.node.stop()
+    security_figures.record(
+        "identity",
+        "Low: a signed DID change replayed in another home",
+        tried=1,
+        through=got_through,
+        what="a setAttributeSigned made for one embedded home (chain id 20044) is sent to "
+        "another home's registry; it must be refused.",
+        test="tests/integration/test_identity.py::"
+        "test_low_a_signed_did_change_does_not_replay_in_another_home",
+    )
+    assert got_through == 0
 
 
 @pytest.mark.node

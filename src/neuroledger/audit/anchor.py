@@ -1,7 +1,8 @@
 """Anchoring checkpoints on chain, and deciding when: every N entries or T seconds, fee-aware.
 
 A log's id on chain is the SHA-256 of its verifier key string. An anchor is
-the ``AuditAnchor.anchor(logId, treeSize, rootHash)`` transaction; its receipt
+the ``AuditAnchor.anchor(logId, treeSize, rootHash)`` transaction, kept in the
+namespace of the account that sends it (nobody can squat a log id); its receipt
 is kept in the log directory (``.anchors.json``) so proof bundles can name it.
 
 :class:`AnchorPolicy` decides when to anchor. It must anchor once ``every``
@@ -97,7 +98,7 @@ class Anchors:
         if checkpoint.size == 0:
             raise AuditError("the log is empty; append entries and sign a checkpoint first")
         lid = log_id(self.log.signer.verifier)
-        _, latest = contract.functions.latest(lid).call()
+        latest = contract.functions.latest(account.address, lid).call()  # this account's anchors
         if int(latest) >= checkpoint.size:
             raise AuditError(
                 f"size {checkpoint.size} is already anchored (chain has {latest}); "

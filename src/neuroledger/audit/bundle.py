@@ -72,6 +72,7 @@ class BundleResult:
     chain_id: int
     tx: str
     block: int
+    anchored_by: str = ""  # the account whose namespace holds the anchor (the log's operator)
 
 
 def _parse(text: str) -> tuple[dict[str, Any], int, list[bytes], str]:
@@ -123,7 +124,7 @@ def verify_bundle(text: str, w3: Web3) -> BundleResult:
         root=checkpoint.root.hex(), tx=tx, block=0,
     )  # fmt: skip
     try:
-        size, root, _owner = read_anchor(w3, record)
+        size, root, owner = read_anchor(w3, record)
     except AuditError:
         raise AuditError(
             f"transaction {tx} on chain {chain_id} does not anchor log {verifier.name} "
@@ -142,5 +143,5 @@ def verify_bundle(text: str, w3: Web3) -> BundleResult:
     receipt = w3.eth.get_transaction_receipt(tx)  # type: ignore[arg-type]
     return BundleResult(
         entry=entry, index=index, origin=checkpoint.origin, size=checkpoint.size,
-        chain_id=chain_id, tx=tx, block=int(receipt["blockNumber"]),
+        chain_id=chain_id, tx=tx, block=int(receipt["blockNumber"]), anchored_by=owner,
     )  # fmt: skip

@@ -145,16 +145,6 @@ class Chain:
         receipt = self._dev_send({"to": Web3.to_checksum_address(address), "value": amount})
         self.persist([receipt["transactionHash"].to_0x_hex()])
 
-    def dev_deploy(self, bytecode: bytes) -> tuple[str, str, int]:
-        """Deploy ``bytecode`` from the development account; return address, tx, block."""
-        receipt = self._dev_send({"data": "0x" + bytecode.hex()})
-        self.persist([receipt["transactionHash"].to_0x_hex()])
-        return (
-            str(receipt["contractAddress"]),
-            receipt["transactionHash"].hex(),
-            int(receipt["blockNumber"]),
-        )
-
     # -- contracts -------------------------------------------------------------------
     def deployment(
         self, *, deployer: LocalAccount | None = None, force: bool = False

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eth_abi.abi import encode as abi_encode
+from eth_account import Account
 
 from neuroledger._fs import atomic_write, file_lock
 from neuroledger.chain.artifacts import Artifact, load_artifact
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from neuroledger.chain.client import Chain
 
 __all__ = ["SUITE", "DeploymentRecord", "DeploymentStore", "ensure_deployed"]
+
+#: What the embedded node gives a throw-away deployer: the suite costs about 0.01 ETH.
+_DEPLOYER_FUNDING_WEI = 10**18
 
 #: The contract suite in deployment order: each contract with the suite
 #: contracts whose addresses its constructor takes.
@@ -148,8 +152,8 @@ def ensure_deployed(
 ) -> DeploymentRecord:
     """Make sure every contract of the suite is on ``chain``; return the record.
 
-    On the embedded chain, missing contracts are deployed from anvil's first
-    development account. On an external chain they are deployed only when a
+    On the embedded chain, missing contracts are deployed from a throw-away key
+    that the node funds (so each home's suite has addresses of its own). On an external chain they are deployed only when a
     ``deployer`` account is given; otherwise :class:`ContractsNotDeployedError`
     names the command that deploys them.
 
@@ -191,6 +195,8 @@ def ensure_deployed(
                     f"deploy the suite with `neuroledger deploy --from NAME` "
                     f"(NAME: a funded identity)"
                 )
+            if deployer is None:
+                deployer = _throwaway_deployer(chain)
             record.contracts[name] = _deploy(chain, artifact, args, deployer)
             changed = True
         if changed:
@@ -236,16 +242,28 @@ def _deployed_matches(chain: Chain, address: str, artifact: Artifact, args: byte
     return code == artifact.runtime_bytecode + args
 
 
+def _throwaway_deployer(chain: Chain) -> LocalAccount:
+    """A fresh key, funded by the embedded node, that deploys the suite and is then forgotten.
+
+    Every embedded home shares the chain id and anvil's well-known development
+    accounts; deployed from those, every home's suite would sit at the same
+    addresses, and a signed DID change (its EIP-191 message names the registry's
+    address and chain id) made for one home would replay in another. A random
+    deployer gives each home its own addresses. The key is never stored: the
+    contracts have no owner, so nothing ever needs it again.
+    """
+    account: LocalAccount = Account.create()
+    chain.fund(account.address, _DEPLOYER_FUNDING_WEI)
+    return account
+
+
 def _deploy(
-    chain: Chain, artifact: Artifact, args: bytes, deployer: LocalAccount | None
+    chain: Chain, artifact: Artifact, args: bytes, deployer: LocalAccount
 ) -> dict[str, Any]:
     initcode = artifact.bytecode + args
     call = Call(to="", data=initcode, label=f"deployment of {artifact.name}")
-    if deployer is not None:
-        receipt = chain.sender(deployer).send(call)
-        address, tx_hash, block = receipt.contract_address, receipt.tx_hash, receipt.block_number
-    else:
-        address, tx_hash, block = chain.dev_deploy(initcode)
+    receipt = chain.sender(deployer).send(call)
+    address, tx_hash, block = receipt.contract_address, receipt.tx_hash, receipt.block_number
     if not address or not _deployed_matches(chain, address, artifact, args):
         raise ContractsNotDeployedError(
             f"deploying {artifact.name} on chain {chain.chain_id} left no matching code at "
