@@ -13,8 +13,10 @@
         Every change is an event.
 @dev Owners and subjects are `did:ethr` identities of the DID registry: the
      identity's owner or a valid `veriKey` delegate acts for it. A grant
-     remembers the owner who gave it and lapses when the asset passes to
-     another owner, is revoked, or expires.
+     remembers the owner who gave it and the asset's tenure (how many times
+     it had changed hands), and lapses for good when the asset passes to
+     another owner (even if it comes back), is revoked, or expires. An
+     algorithm approval likewise holds only in the tenure it was given in.
 @custom:security The gateway reads `hasAccess` at request time (or from a
                  cache bounded in blocks), so revocation takes effect at once
                  on chain and within that bound at the gateway.
@@ -30,6 +32,7 @@ interface DIDRegistry:
 # @dev The slice of the asset registry this contract reads.
 interface AssetRegistry:
     def assetOf(id: bytes32) -> (address, uint8, uint8): view
+    def tenureOf(id: bytes32) -> (address, uint8, uint64): view
 
 
 # @dev Access modes, as bits: a grant may hold both.
@@ -51,6 +54,7 @@ struct Grant:
     expiry: uint64
     modes: uint8
     grantor: address
+    tenure: uint64
 
 
 # @dev The DID registry whose identities own assets and consent.
@@ -62,8 +66,9 @@ assetRegistry: public(immutable(address))
 # @dev asset => grantee identity => grant (modes zero when none).
 _grants: HashMap[bytes32, HashMap[address, Grant]]
 
-# @dev dataset => algorithm (code asset digest) => approved.
-_approved: HashMap[bytes32, HashMap[bytes32, bool]]
+# @dev dataset => algorithm (code asset digest) => the dataset's tenure plus one when
+# approved (zero: not approved); an approval of an earlier tenure no longer holds.
+_approved: HashMap[bytes32, HashMap[bytes32, uint256]]
 
 # @dev subject identity => purpose => consent withdrawn.
 _withdrawn: HashMap[address, HashMap[bytes32, bool]]
@@ -129,13 +134,17 @@ def grant(asset: bytes32, grantee: address, modes: uint8, purpose: bytes32, expi
     @param purpose What the access is for (a short ASCII name, left-aligned).
     @param expiry Unix time after which the grant no longer holds.
     """
-    owner: address = self._active_owner(asset)
+    owner: address = empty(address)
+    tenure: uint64 = 0
+    owner, tenure = self._active_owner(asset)
     self._check_actor(owner)
     assert grantee != empty(address), "grants: grantee is the zero address"
     assert modes != 0 and modes & _ALL_MODES == modes, "grants: modes must be 1, 2 or 3"
     assert purpose != empty(bytes32), "grants: purpose is empty"
     assert convert(expiry, uint256) > block.timestamp, "grants: expiry is in the past"
-    self._grants[asset][grantee] = Grant(purpose=purpose, expiry=expiry, modes=modes, grantor=owner)
+    self._grants[asset][grantee] = Grant(
+        purpose=purpose, expiry=expiry, modes=modes, grantor=owner, tenure=tenure
+    )
     log AccessGranted(
         asset=asset,
         grantee=grantee,
@@ -171,10 +180,17 @@ def approveAlgorithm(dataset: bytes32, algorithm: bytes32, approved: bool):
     @param algorithm The digest of the code asset that may run on it.
     @param approved True to approve, false to withdraw the approval.
     """
-    owner: address = self._owner(dataset)
+    owner: address = empty(address)
+    status: uint8 = 0
+    tenure: uint64 = 0
+    owner, status, tenure = staticcall AssetRegistry(assetRegistry).tenureOf(dataset)
+    assert status != 0, "grants: unknown asset"
     self._check_actor(owner)
     assert algorithm != empty(bytes32), "grants: algorithm digest is zero"
-    self._approved[dataset][algorithm] = approved
+    if approved:
+        self._approved[dataset][algorithm] = convert(tenure, uint256) + 1
+    else:
+        self._approved[dataset][algorithm] = 0
     log AlgorithmApproval(
         dataset=dataset, algorithm=algorithm, owner=owner, approved=approved, sender=msg.sender
     )
@@ -212,10 +228,10 @@ def hasAccess(asset: bytes32, grantee: address, mode: uint8, purpose: bytes32) -
     if convert(g.expiry, uint256) <= block.timestamp:
         return False
     owner: address = empty(address)
-    kind: uint8 = 0
     status: uint8 = 0
-    owner, kind, status = staticcall AssetRegistry(assetRegistry).assetOf(asset)
-    return status == _ACTIVE and owner == g.grantor
+    tenure: uint64 = 0
+    owner, status, tenure = staticcall AssetRegistry(assetRegistry).tenureOf(asset)
+    return status == _ACTIVE and owner == g.grantor and tenure == g.tenure
 
 
 @external
@@ -238,9 +254,17 @@ def isApproved(dataset: bytes32, algorithm: bytes32) -> bool:
     @notice Tells whether an algorithm is approved for a dataset.
     @param dataset The dataset asset.
     @param algorithm The code asset digest.
-    @return True when the dataset's owner approved it.
+    @return True when the dataset's current owner approved it since the dataset last
+            changed hands.
     """
-    return self._approved[dataset][algorithm]
+    approval: uint256 = self._approved[dataset][algorithm]
+    if approval == 0:
+        return False
+    owner: address = empty(address)
+    status: uint8 = 0
+    tenure: uint64 = 0
+    owner, status, tenure = staticcall AssetRegistry(assetRegistry).tenureOf(dataset)
+    return approval == convert(tenure, uint256) + 1
 
 
 @external
@@ -268,14 +292,14 @@ def _owner(asset: bytes32) -> address:
 
 @internal
 @view
-def _active_owner(asset: bytes32) -> address:
+def _active_owner(asset: bytes32) -> (address, uint64):
     owner: address = empty(address)
-    kind: uint8 = 0
     status: uint8 = 0
-    owner, kind, status = staticcall AssetRegistry(assetRegistry).assetOf(asset)
+    tenure: uint64 = 0
+    owner, status, tenure = staticcall AssetRegistry(assetRegistry).tenureOf(asset)
     assert status != 0, "grants: unknown asset"
     assert status == _ACTIVE, "grants: asset is not active"
-    return owner
+    return owner, tenure
 
 
 @internal

@@ -58,16 +58,19 @@ STATUS_REVOKED: constant(uint8) = 3
 _DELEGATE_TYPE: constant(bytes32) = 0x766572694b657900000000000000000000000000000000000000000000000000
 
 # @dev Bit positions of the packed record: owner in bits 0-159, status in
-# 160-167, kind in 168-175.
+# 160-167, kind in 168-175, tenure (how many times the asset changed hands)
+# in 176-239.
 _STATUS_SHIFT: constant(uint256) = 160
 _KIND_SHIFT: constant(uint256) = 168
+_TENURE_SHIFT: constant(uint256) = 176
 _ADDRESS_MASK: constant(uint256) = 2**160 - 1
+_TENURE_MASK: constant(uint256) = 2**64 - 1
 
 
 # @dev The DID registry whose identities own assets.
 didRegistry: public(immutable(address))
 
-# @dev asset id => packed (owner, status, kind); zero when not registered.
+# @dev asset id => packed (owner, status, kind, tenure); zero when not registered.
 _records: HashMap[bytes32, uint256]
 
 
@@ -164,7 +167,7 @@ def register(
         assert self._status(record) != STATUS_REVOKED, "registry: parent is revoked"
         for j: uint256 in range(i, bound=MAX_PARENTS):
             assert parents[j] != parent, "registry: duplicate parent"
-    self._records[id] = self._pack(identity, STATUS_ACTIVE, kind)
+    self._records[id] = self._pack(identity, STATUS_ACTIVE, kind, 0)
     log AssetRegistered(
         id=id,
         owner=identity,
@@ -190,7 +193,7 @@ def deprecate(id: bytes32, reason: String[MAX_REASON]):
     owner: address = self._owner(record)
     self._check_actor(owner)
     assert self._status(record) == STATUS_ACTIVE, "registry: asset is not active"
-    self._records[id] = self._pack(owner, STATUS_DEPRECATED, self._kind(record))
+    self._records[id] = self._pack(owner, STATUS_DEPRECATED, self._kind(record), self._tenure(record))
     log AssetDeprecated(id=id, owner=owner, reason=reason, sender=msg.sender)
 
 
@@ -205,7 +208,7 @@ def revoke(id: bytes32, reason: String[MAX_REASON]):
     owner: address = self._owner(record)
     self._check_actor(owner)
     assert self._status(record) != STATUS_REVOKED, "registry: asset is already revoked"
-    self._records[id] = self._pack(owner, STATUS_REVOKED, self._kind(record))
+    self._records[id] = self._pack(owner, STATUS_REVOKED, self._kind(record), self._tenure(record))
     log AssetRevoked(id=id, owner=owner, reason=reason, sender=msg.sender)
 
 
@@ -222,7 +225,7 @@ def transfer(id: bytes32, newOwner: address):
     assert newOwner != empty(address), "registry: owner is the zero address"
     status: uint8 = self._status(record)
     assert status != STATUS_REVOKED, "registry: asset is revoked"
-    self._records[id] = self._pack(newOwner, status, self._kind(record))
+    self._records[id] = self._pack(newOwner, status, self._kind(record), self._tenure(record) + 1)
     log AssetTransferred(id=id, previousOwner=owner, newOwner=newOwner, sender=msg.sender)
 
 
@@ -259,6 +262,20 @@ def assetOf(id: bytes32) -> (address, uint8, uint8):
     """
     record: uint256 = self._records[id]
     return self._owner(record), self._kind(record), self._status(record)
+
+
+@external
+@view
+def tenureOf(id: bytes32) -> (address, uint8, uint64):
+    """
+    @notice Returns asset `id`'s owner, status and tenure: how many times it changed hands.
+    @dev Grants and approvals remember the tenure they were given in, so they lapse for
+         good when the asset passes on, even if it later comes back to the same owner.
+    @param id The asset.
+    @return The owner identity, the status and the tenure (all zero if unknown).
+    """
+    record: uint256 = self._records[id]
+    return self._owner(record), self._status(record), self._tenure(record)
 
 
 @external
@@ -311,12 +328,19 @@ def _record_of(id: bytes32) -> uint256:
 
 @internal
 @pure
-def _pack(owner: address, status: uint8, kind: uint8) -> uint256:
+def _pack(owner: address, status: uint8, kind: uint8, tenure: uint64) -> uint256:
     return (
         convert(owner, uint256)
         | (convert(status, uint256) << _STATUS_SHIFT)
         | (convert(kind, uint256) << _KIND_SHIFT)
+        | (convert(tenure, uint256) << _TENURE_SHIFT)
     )
+
+
+@internal
+@pure
+def _tenure(record: uint256) -> uint64:
+    return convert((record >> _TENURE_SHIFT) & _TENURE_MASK, uint64)
 
 
 @internal

@@ -6,12 +6,22 @@ import contextlib
 import fcntl
 import io
 import os
+import errno
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["ReportingReader", "atomic_write", "atomic_writer", "file_lock", "fsync_dir"]
+from neuroledger.errors import DiskFullError
+
+__all__ = [
+    "ReportingReader",
+    "atomic_write",
+    "atomic_writer",
+    "file_lock",
+    "fsync_dir",
+    "is_disk_full",
+]
 
 
 def fsync_dir(path: Path) -> None:
@@ -34,24 +44,48 @@ def atomic_writer(path: Path, *, mode: int = 0o600) -> Iterator[BinaryIO]:
     """A file to stream into that replaces ``path`` only when the block ends without error.
 
     The bytes go to a temporary file in the same directory, are fsynced, renamed
-    over ``path``, and the directory is fsynced. If the block raises, the
-    temporary file is removed and ``path`` is left as it was.
+    over ``path``, and the directory is fsynced. If anything fails (the block, the
+    flush, the fsync, the rename), the temporary file is removed and ``path`` is
+    left as it was; a full disk raises :class:`DiskFullError`, naming the path.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as exc:
+        _raise_if_full(exc, path)
+        raise
     out = os.fdopen(fd, "wb", buffering=1024 * 1024)
+    done = False
     try:
         yield out
         out.flush()
         os.fsync(fd)
-    except BaseException:
         out.close()
-        tmp.unlink(missing_ok=True)
+        os.replace(tmp, path)
+        done = True
+    except OSError as exc:
+        _raise_if_full(exc, path)
         raise
-    out.close()
-    os.replace(tmp, path)
+    finally:
+        if not done:
+            with contextlib.suppress(OSError):  # closing flushes again, and may fail again
+                out.close()
+            tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the file system (or the user's quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _raise_if_full(exc: OSError, path: Path) -> None:
+    if is_disk_full(exc):
+        raise DiskFullError(
+            f"no space left on the device to write {path} (nothing was replaced); free some "
+            "space and run the command again"
+        ) from exc
 
 
 @contextlib.contextmanager

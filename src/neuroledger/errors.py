@@ -209,6 +209,10 @@ class StoreError(NeuroLedgerError):
     exit_code = 8
 
 
+class DiskFullError(StoreError):
+    """The file system (or the user's quota) is full."""
+
+
 class BlobNotFoundError(StoreError):
     """Raised when no blob with the given digest is in the store."""
 

@@ -158,6 +158,7 @@ ASSETS = [
     for i, d in enumerate(DIGESTS)
 ]
 PURPOSES = [RESEARCH, MARKETING]
+ALGORITHM = digest("stats.py")
 
 
 class GrantsMachine(RuleBasedStateMachine):
@@ -176,7 +177,9 @@ class GrantsMachine(RuleBasedStateMachine):
                 asset = self.assets.register(owner, content, 1, b"\1" * 32, "", [], "")
             assert asset == ASSETS[i]
             self.owner[asset], self.active[asset] = owner, True
-        self.model: dict[tuple[bytes, str], tuple[int, bytes, int, str]] = {}
+        self.model: dict[tuple[bytes, str], tuple[int, bytes, int, str, int]] = {}
+        self.tenure: dict[bytes, int] = dict.fromkeys(ASSETS, 0)
+        self.approved: dict[bytes, int] = {}  # asset -> tenure the approval was given in
         self.withdrawn: set[tuple[str, bytes]] = set()
 
     def teardown(self) -> None:
@@ -210,7 +213,9 @@ class GrantsMachine(RuleBasedStateMachine):
                     self.grants.grant(asset, grantee, modes, purpose, expiry)
             else:
                 self.grants.grant(asset, grantee, modes, purpose, expiry)
-                self.model[(asset, grantee)] = (modes, purpose, expiry, self.owner[asset])
+                self.model[(asset, grantee)] = (
+                    modes, purpose, expiry, self.owner[asset], self.tenure[asset]
+                )
 
     @rule(
         actor=st.sampled_from(ACTORS),
@@ -235,6 +240,20 @@ class GrantsMachine(RuleBasedStateMachine):
             with boa.env.prank(self.owner[asset]):
                 self.assets.transfer(asset, to)
             self.owner[asset] = to
+            self.tenure[asset] += 1
+
+    @rule(actor=st.sampled_from(ACTORS), asset=st.sampled_from(ASSETS), approved=st.booleans())
+    def approve(self, actor, asset, approved) -> None:
+        with boa.env.prank(actor):
+            if actor != self.owner[asset]:
+                with boa.reverts(NOT_ALLOWED):
+                    self.grants.approveAlgorithm(asset, ALGORITHM, approved)
+                return
+            self.grants.approveAlgorithm(asset, ALGORITHM, approved)
+        if approved:
+            self.approved[asset] = self.tenure[asset]
+        else:
+            self.approved.pop(asset, None)
 
     @rule(asset=st.sampled_from(ASSETS))
     def revoke_asset(self, asset) -> None:
@@ -275,8 +294,15 @@ class GrantsMachine(RuleBasedStateMachine):
                             and g[2] > self.now()
                             and self.active[asset]
                             and g[3] == self.owner[asset]
+                            and g[4] == self.tenure[asset]  # never revived by a return
                         )
                         assert self.grants.hasAccess(asset, grantee, mode, purpose) == expected
+
+    @invariant()
+    def approvals_hold_only_in_their_tenure(self) -> None:
+        for asset in ASSETS:
+            expected = self.approved.get(asset) == self.tenure[asset]
+            assert self.grants.isApproved(asset, ALGORITHM) == expected
 
     @invariant()
     def consent_matches_the_model(self) -> None:
@@ -289,6 +315,28 @@ class GrantsMachine(RuleBasedStateMachine):
 
 GrantsMachine.TestCase.settings = settings(max_examples=15, stateful_step_count=20, deadline=None)
 test_grants_machine = GrantsMachine.TestCase
+
+
+def test_low_grants_and_approvals_lapse_for_good_when_the_asset_changes_hands(suite) -> None:
+    """A grant and an approval given by the hospital stop when it transfers the dataset,
+    and neither comes back when the dataset returns to the hospital."""
+    _, assets, grants, hospital, lab, patient, data = suite
+    algorithm = digest("dump.py")
+    with boa.env.prank(hospital):
+        grants.grant(data, lab, DOWNLOAD, RESEARCH, 2**40)
+        grants.approveAlgorithm(data, algorithm, True)
+        assets.transfer(data, patient)
+    assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
+    assert not grants.isApproved(data, algorithm)
+    with boa.env.prank(patient):
+        assets.transfer(data, hospital)  # the dataset comes back
+    assert assets.tenureOf(data) == (hospital, 1, 2)
+    assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
+    assert not grants.isApproved(data, algorithm)
+    with boa.env.prank(hospital):  # the owner can grant and approve again, knowingly
+        grants.grant(data, lab, DOWNLOAD, RESEARCH, 2**40)
+        grants.approveAlgorithm(data, algorithm, True)
+    assert grants.hasAccess(data, lab, DOWNLOAD, RESEARCH) and grants.isApproved(data, algorithm)
 
 
 def test_a_deactivated_identity_controls_nothing(suite) -> None:

@@ -25,6 +25,8 @@ from tests import security_figures
 pytestmark = pytest.mark.anvil
 TEST = "tests/integration/test_node_access.py"
 DEV0 = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # anvil's first development account
+# Its published private key (anvil's default mnemonic, in every Foundry tutorial).
+DEV0_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
 # One attacking process: sends each call with no credential (or a guessed one) and prints
 # what the node answered.
@@ -97,6 +99,13 @@ def test_a_process_without_the_credential_cannot_use_cheat_codes_or_dev_accounts
             _call("eth_accounts", []),
             _call("debug_traceTransaction", ["0x" + "00" * 32]),
         ]  # fmt: skip
+        # anvil's development keys are public: a raw transaction signed with one proves nothing.
+        dev_signed = Account.from_key(DEV0_KEY).sign_transaction({
+            "to": hospital, "value": 10**18, "gas": 21000,
+            "nonce": chain.w3.eth.get_transaction_count(DEV0), "chainId": chain.chain_id,
+            "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9,
+        })  # fmt: skip
+        attacks.append(_call("eth_sendRawTransaction", ["0x" + dev_signed.raw_transaction.hex()]))
         batch = [[_call("eth_blockNumber", [], 1), _call("evm_mine", [], 2),
                   _call("anvil_impersonateAccount", [hospital], 3)]]  # fmt: skip
         tried = through = 0
@@ -157,7 +166,8 @@ def test_a_process_without_the_credential_cannot_use_cheat_codes_or_dev_accounts
         what="another local process calls anvil_impersonateAccount, eth_sendTransaction as an "
         "identity or a development account, eth_sendUnsignedTransaction, anvil_setStorageAt/"
         "setBalance/setCode, evm_mine/increaseTime/snapshot/revert, dump/load/reset state, "
-        "eth_sign and friends, alone and inside batches, with no or a guessed credential; "
+        "eth_sign and friends, a raw transaction signed with a published development key, "
+        "alone and inside batches, with no or a guessed credential; "
         "state, balances and block number must be unchanged. Reads and self-signed raw "
         "transactions keep working.",
         test=TEST,

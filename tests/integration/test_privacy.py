@@ -22,6 +22,7 @@ from neuroledger.audit import AuditLog, AuditLogs
 from neuroledger.audit.entries import decode_event
 from neuroledger.chain.client import Chain
 from neuroledger.errors import AccessDeniedError, AssetNotFoundError, DecryptError, PrivacyError
+from neuroledger.identity.did import format_did
 from neuroledger.identity.keystore import Keystore
 from neuroledger.identity.service import Identities
 from neuroledger.privacy import age
@@ -581,6 +582,40 @@ def test_nonces_are_per_identity(tmp_path: Path) -> None:
     assert store.use("n1", expiry, "0xBB")  # another identity's nonce is its own
     assert not store.use("n1", expiry, "0xaa")  # a replay by the same identity
     store.close()
+
+
+def test_low_fresh_keys_cannot_flood_the_owners_audit_log(world: World) -> None:
+    """Every request here is signed by a fresh key with no grant (anyone can make those).
+    Only the window's budget of denials is logged one by one; the rest become one summary."""
+    from eth_account import Account
+
+    with world.gateway(denials_logged=5, denial_window=1.0) as server:
+        fresh = [Account.create() for _ in range(30)]
+        for account in fresh:
+            client = GatewayClient(server.url, identity=account.address, account=account,
+                                   domain=world.data.domain)  # fmt: skip
+            with pytest.raises(AccessDeniedError, match="403"):
+                client.keywrap(world.dataset, "research")
+            client.close()
+        time.sleep(1.1)
+        assert httpx.get(f"{server.url}/v1/health").status_code == 200  # flushes the summary
+    world.audit.record({"system": "flush", "event_type": "barrier"})
+    events = world.decisions()
+    operators = {format_did(world.chain.chain_id, a.address) for a in fresh}
+    one_by_one = [e for e in events if e.get("operator") in operators]
+    summaries = [e for e in events if e.get("event_type") == "access.denied-summary"]
+    assert len(one_by_one) == 5
+    assert sum(e["details"]["suppressed"] for e in summaries) >= 25
+    assert summaries[-1]["details"]["by_status"] == {"403": 25}
+    security_figures.record(
+        "gateway",
+        "Low: flooding the owner's audit log with fresh keys",
+        tried=30,
+        through=max(0, len(one_by_one) - 5),
+        what="30 requests signed by 30 fresh keys without a grant; with a budget of 5 denials "
+        "per window, at most 5 may be logged one by one (the rest as one summary entry).",
+        test=TEST,
+    )
 
 
 def test_bad_input_to_the_service(world: World) -> None:

@@ -34,9 +34,10 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
-from neuroledger._fs import file_lock
+from neuroledger._fs import file_lock, is_disk_full
 from neuroledger.errors import (
     ChainError,
+    DiskFullError,
     InsufficientFundsError,
     RPCUnreachableError,
     TransactionRevertedError,
@@ -294,7 +295,19 @@ class TransactionSender:
         raw, hashes = self._broadcast(calls, gas_limits, max_fee, tip)
         receipts = self._collect(calls, hashes, raw, progress)
         if self.on_confirmed is not None:
-            self.on_confirmed([r.tx_hash for r in receipts])
+            try:
+                self.on_confirmed([r.tx_hash for r in receipts])
+            except (OSError, DiskFullError) as exc:
+                if not (isinstance(exc, DiskFullError) or is_disk_full(exc)):
+                    raise
+                mined = ", ".join(r.tx_hash for r in receipts[:3])
+                raise DiskFullError(
+                    f"{len(receipts)} transaction(s) were mined ({mined}{'…' if len(receipts) > 3 else ''}) "
+                    "and may have been applied, but the node's state could not be saved: no "
+                    "space left on the device; free some space (the running node keeps them, "
+                    "and its next save or `neuroledger node stop` writes them) and check before "
+                    "sending again"
+                ) from exc
         failed = [(c, r) for c, r in zip(calls, receipts, strict=True) if r.status != 1]
         if failed:
             call, receipt = failed[0]

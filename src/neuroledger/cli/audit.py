@@ -152,10 +152,11 @@ def verify_bundle_cmd(ctx: typer.Context, bundle: Path, as_json: JsonOpt = False
     event = decode_event(result.entry)
     emit(
         {"ok": True, "index": result.index, "origin": result.origin, "size": result.size,
-         "chain_id": result.chain_id, "anchor_tx": result.tx, "anchor_block": result.block, "event": event},
+         "chain_id": result.chain_id, "anchor_tx": result.tx, "anchor_block": result.block,
+         "anchored_by": result.anchored_by, "event": event},
         as_json=as_json,
         human=f"[green]OK[/green]: entry {result.index} of {result.origin} is in the tree of size {result.size}, "
-        f"anchored in block {result.block} ({result.tx})\n{json.dumps(event, indent=1)}",
+        f"anchored in block {result.block} ({result.tx}) by {result.anchored_by}\n{json.dumps(event, indent=1)}",
     )  # fmt: skip
 
 

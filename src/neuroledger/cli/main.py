@@ -9,11 +9,12 @@ from typing import Annotated
 import click
 import typer
 
+from neuroledger._fs import is_disk_full
 from neuroledger.chain.deploy import DeploymentStore
 from neuroledger.cli import asset, audit, fl, identity, node, privacy
 from neuroledger.cli._context import CLIContext, emit, err_console, settings_from_env
 from neuroledger.cli.demo import demo
-from neuroledger.errors import NeuroLedgerError
+from neuroledger.errors import DiskFullError, NeuroLedgerError
 
 app = typer.Typer(
     name="neuroledger",
@@ -160,6 +161,16 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted; confirmed writes are saved")
         return _exit(130, argv)
+    except OSError as exc:
+        if debug or not is_disk_full(exc):
+            raise
+        err_console.print(
+            f"[red]error:[/red] no space left on the device ({exc.filename or 'a write'}); "
+            "free some space and check what the command did before running it again "
+            "(a transaction it sent may have been applied)",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+        return _exit(DiskFullError.exit_code, argv)
     return _exit(0, argv)
 
 

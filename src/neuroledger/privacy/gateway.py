@@ -87,6 +87,8 @@ class GatewayConfig:
     client_burst: int = 4000
     max_body: int = 512 * 1024
     max_window: int = 600  # the longest a signed request may stay valid, seconds
+    denials_logged: int = 120  # denials logged one by one per window; the rest are counted
+    denial_window: float = 60.0
 
 
 class Denied(Exception):
@@ -96,6 +98,61 @@ class Denied(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class DenialBudget:
+    """Bounds how fast refused requests grow the owner's audit log.
+
+    Anyone can sign requests with fresh keys, so denials are not bounded by who
+    holds a grant. The first ``per_window`` denials of each window are logged
+    one by one; the others are counted (by HTTP status and client) and logged as
+    one summary entry when the window is over. Allowed requests are always
+    logged one by one.
+    """
+
+    def __init__(self, per_window: int, window: float) -> None:
+        self.per_window = per_window
+        self.window = window
+        self._lock = threading.Lock()
+        self._start = time.time()
+        self._logged = 0
+        self._suppressed: dict[int, int] = {}
+        self._clients: set[str] = set()
+
+    def admit(self, status: int, client: str, now: float | None = None) -> tuple[bool, dict[str, Any] | None]:
+        """Whether to log this denial one by one, and the summary of a window just over."""
+        now = time.time() if now is None else now
+        with self._lock:
+            summary = self._roll(now)
+            if self._logged < self.per_window:
+                self._logged += 1
+                return True, summary
+            self._suppressed[status] = self._suppressed.get(status, 0) + 1
+            if len(self._clients) < 1000:
+                self._clients.add(client)
+            return False, summary
+
+    def due(self, now: float | None = None) -> dict[str, Any] | None:
+        """The summary of a window that is over, if it suppressed anything."""
+        with self._lock:
+            return self._roll(time.time() if now is None else now)
+
+    def _roll(self, now: float) -> dict[str, Any] | None:
+        if now - self._start < self.window:
+            return None
+        summary = None
+        if self._suppressed:
+            summary = {
+                "window_start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._start)),
+                "window_seconds": self.window,
+                "logged": self._logged,
+                "suppressed": sum(self._suppressed.values()),
+                "by_status": {str(k): v for k, v in sorted(self._suppressed.items())},
+                "clients": len(self._clients),
+            }
+        self._start, self._logged = now, 0
+        self._suppressed, self._clients = {}, set()
+        return summary
 
 
 class RateLimiter:
@@ -344,8 +401,26 @@ def create_app(
         description="Serves key wraps, ciphertext and compute jobs to identities that hold a grant.",
     )
 
+    denials = DenialBudget(config.denials_logged, config.denial_window)
+
+    def summarize(summary: dict[str, Any] | None) -> None:
+        if summary is not None:
+            audit.submit(AuditEvent(
+                system="neuroledger-gateway", event_type="access.denied-summary",
+                start=summary["window_start"], risk_flag=True, details=summary,
+            ))  # fmt: skip
+
     def record(decision: str, reason: str, request: AccessRequest | None, digest: str | None,
-               client: str) -> asyncio.Future[Any]:  # fmt: skip
+               client: str, status: int = 403) -> asyncio.Future[Any]:  # fmt: skip
+        if decision == "denied":
+            individual, summary = denials.admit(status, client)
+            summarize(summary)
+            if not individual:
+                done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                done.set_result(None)
+                return done
+        else:
+            summarize(denials.due())
         event = AuditEvent(
             system="neuroledger-gateway",
             event_type=f"access.{decision}",
@@ -430,7 +505,7 @@ def create_app(
                 raise Denied(403, f"no grant covers {request.mode} of this asset for purpose "
                                   f"{request.purpose!r} (none, expired, revoked or another purpose)")  # fmt: skip
         except Denied as denied:
-            await record("denied", denied.reason, request, digest, client)
+            await record("denied", denied.reason, request, digest, client, denied.status)
             raise
         await record("allowed", request.action, request, digest, client)
         return request, payload
@@ -455,6 +530,7 @@ def create_app(
     async def health() -> JSONResponse:
         """The gateway's chain, grants contract, owner and the block it has seen; 503 while
         the chain cannot be read (every request is then refused, nothing served from cache)."""
+        summarize(denials.due())  # a flood that stopped still gets its summary logged
         body = {
             "status": "stale" if checker.stale else "ok",
             "chain_id": chain_id,
