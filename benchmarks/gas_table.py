@@ -143,21 +143,22 @@ def asset_scenario(w3: Web3, did_address: str) -> list[tuple[str, int, int | Non
         assert receipt["status"] == 1, label
         results.append((label, receipt["gasUsed"], target))
 
-    ids = [keccak(bytes([i])) for i in range(6)]
+    digests = [keccak(bytes([i])) for i in range(6)]
+    ids = [f.assetId(me, d).call() for d in digests]  # an id names its registrant
     send(
         "register (no parent, first asset)",
-        f.register(me, ids[0], 1, meta, uri, [], "CC-BY-4.0"),
+        f.register(me, digests[0], 1, meta, uri, [], "CC-BY-4.0"),
         me,
     )
     send(
         "register (no parent, warm contract)",
-        f.register(me, ids[1], 1, meta, uri, [], "CC-BY-4.0"),
+        f.register(me, digests[1], 1, meta, uri, [], "CC-BY-4.0"),
         me,
     )
-    send("register (one parent)", f.register(me, ids[2], 2, meta, uri, [ids[0]], "MIT"), me)
+    send("register (one parent)", f.register(me, digests[2], 2, meta, uri, [ids[0]], "MIT"), me)
     send(
         "register (two parents)",
-        f.register(me, ids[3], 3, meta, uri, [ids[0], ids[1]], "Apache-2.0"),
+        f.register(me, digests[3], 3, meta, uri, [ids[0], ids[1]], "Apache-2.0"),
         me,
         REGISTER_TWO_PARENTS_LIMIT,
     )

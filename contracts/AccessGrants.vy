@@ -7,7 +7,7 @@
         purpose, in one or both modes (download: may fetch the key wrap and
         the ciphertext; compute: may only run approved algorithms on it at the
         owner's side), until an expiry. The owner revokes grants and approves
-        algorithms (code assets, by digest) per dataset. Data subjects (for
+        algorithms (code assets, by asset id) per dataset. Data subjects (for
         example patients) withdraw from, or give again, consent to a purpose;
         owners exclude withdrawn subjects' records from use for that purpose.
         Every change is an event.
@@ -66,7 +66,7 @@ assetRegistry: public(immutable(address))
 # @dev asset => grantee identity => grant (modes zero when none).
 _grants: HashMap[bytes32, HashMap[address, Grant]]
 
-# @dev dataset => algorithm (code asset digest) => the dataset's tenure plus one when
+# @dev dataset => algorithm (code asset id) => the dataset's tenure plus one when
 # approved (zero: not approved); an approval of an earlier tenure no longer holds.
 _approved: HashMap[bytes32, HashMap[bytes32, uint256]]
 
@@ -177,7 +177,7 @@ def approveAlgorithm(dataset: bytes32, algorithm: bytes32, approved: bool):
     @notice Approves (or stops approving) an algorithm to run on a dataset at the owner's side.
     @dev The caller must act for the dataset's owner identity.
     @param dataset The dataset asset.
-    @param algorithm The digest of the code asset that may run on it.
+    @param algorithm The id of the code asset that may run on it.
     @param approved True to approve, false to withdraw the approval.
     """
     owner: address = empty(address)
@@ -253,7 +253,7 @@ def isApproved(dataset: bytes32, algorithm: bytes32) -> bool:
     """
     @notice Tells whether an algorithm is approved for a dataset.
     @param dataset The dataset asset.
-    @param algorithm The code asset digest.
+    @param algorithm The code asset's id.
     @return True when the dataset's current owner approved it since the dataset last
             changed hands.
     """

@@ -232,7 +232,7 @@ def test_a_flower_run_through_a_superlink_is_recorded_and_attested(deployment: d
     assert state["finalized_round"] == ROUNDS and state["status"] == 2, logs[-3000:]
     assert len(attested) == 2 * ROUNDS
     for r in range(1, ROUNDS + 1):
-        _, digest, count = ledger.contract.functions.roundRecords(d["task_id"], r).call()
+        _, digest, count, _ = ledger.contract.functions.roundRecords(d["task_id"], r).call()
         assert count == 2 and sorted(x for rr, x in attested if rr == r) == [digest.hex()] * 2
     paid = sum(ledger.reward_of(d["task_id"], str(m.address)) for m in d["members"])
     assert paid == 10**17

@@ -445,7 +445,8 @@ def _job_on(world: World, name: str, content: bytes, *, per_subject: bool = True
     if algorithm != STATS:
         script = world.tmp / f"algorithm-{hashlib.sha256(algorithm).hexdigest()[:12]}.py"
         script.write_bytes(algorithm)
-        code = world.data.provenance.manifest(script).digest
+        digest = world.data.provenance.manifest(script).digest
+        code = world.data.provenance.asset_id_for("lab", digest)  # the lab registers it
         if world.data.provenance.registry.asset_of(code)[2] == 0:
             world.data.provenance.register(script, kind="code", owner="lab")
     world.data.grant(asset, "lab", modes="compute", purpose="statistics", expires_in=3600,
@@ -589,31 +590,39 @@ def test_low_fresh_keys_cannot_flood_the_owners_audit_log(world: World) -> None:
     Only the window's budget of denials is logged one by one; the rest become one summary."""
     from eth_account import Account
 
-    with world.gateway(denials_logged=5, denial_window=1.0) as server:
+    window = 3.0
+    with world.gateway(denials_logged=5, denial_window=window) as server:
         fresh = [Account.create() for _ in range(30)]
+        started = time.monotonic()
         for account in fresh:
             client = GatewayClient(server.url, identity=account.address, account=account,
                                    domain=world.data.domain)  # fmt: skip
             with pytest.raises(AccessDeniedError, match="403"):
                 client.keywrap(world.dataset, "research")
             client.close()
-        time.sleep(1.1)
+        windows = int((time.monotonic() - started) // window) + 2  # the loop may straddle some
+        time.sleep(window + 0.1)
         assert httpx.get(f"{server.url}/v1/health").status_code == 200  # flushes the summary
     world.audit.record({"system": "flush", "event_type": "barrier"})
     events = world.decisions()
     operators = {format_did(world.chain.chain_id, a.address) for a in fresh}
     one_by_one = [e for e in events if e.get("operator") in operators]
-    summaries = [e for e in events if e.get("event_type") == "access.denied-summary"]
-    assert len(one_by_one) == 5
-    assert sum(e["details"]["suppressed"] for e in summaries) >= 25
-    assert summaries[-1]["details"]["by_status"] == {"403": 25}
+    summaries = [
+        e for e in events
+        if e.get("event_type") == "access.denied-summary" and e["start"] >= time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 600))
+    ]  # fmt: skip
+    suppressed = sum(e["details"]["suppressed"] for e in summaries)
+    assert len(one_by_one) <= 5 * windows < 30
+    assert len(one_by_one) + suppressed == 30  # every denial is in the log, one way or the other
     security_figures.record(
         "gateway",
         "Low: flooding the owner's audit log with fresh keys",
         tried=30,
-        through=max(0, len(one_by_one) - 5),
+        through=max(0, len(one_by_one) - 5 * windows),
         what="30 requests signed by 30 fresh keys without a grant; with a budget of 5 denials "
-        "per window, at most 5 may be logged one by one (the rest as one summary entry).",
+        "per 3-second window, at most 5 a window may be logged one by one (the rest are counted "
+        "in one summary entry per window).",
         test=TEST,
     )
 

@@ -48,7 +48,8 @@ def test_register_show_and_lineage(prov: Provenance, tmp_path: Path) -> None:
     assert run_doc["predicateType"] == "https://slsa.dev/provenance/v1"
     assert run_doc["subject"][0]["digest"]["sha256"] == m.digest  # the content, not the id
     deps = run_doc["predicate"]["buildDefinition"]["resolvedDependencies"]
-    assert [x["digest"]["sha256"] for x in deps] == [d.asset_id, c.asset_id]
+    assert [x["digest"]["sha256"] for x in deps] == [d.digest, c.digest]
+    assert [x["uri"] for x in deps] == [f"neuroledger:asset:{a.asset_id}" for a in (d, c)]
     assert (
         run_doc["predicate"]["runDetails"]["builder"]["id"]
         == prov.show(d.asset_id).to_json(prov.chain.chain_id)["owner"]

@@ -1,8 +1,8 @@
 """Compute-to-data jobs at the owner's side: checked, queued, run confined, outputs registered.
 
-A job names a dataset in the owner's vault and carries an algorithm whose
-digest (its asset id as a code asset) the owner approved for that dataset on
-chain. The owner's worker decrypts the data into a private directory, drops
+A job names a dataset in the owner's vault and carries an algorithm: source
+whose content digest is that of a code asset the owner approved for that
+dataset on chain (the job records that asset's id). The owner's worker decrypts the data into a private directory, drops
 the records of data subjects who withdrew consent to the job's purpose (CSV
 files with a ``subject`` column), runs the algorithm in the sandbox, releases
 only its declared outputs, and registers each as a ``job-output`` asset whose
@@ -55,7 +55,7 @@ class Job:
 
     id: str
     dataset: str
-    algorithm: str
+    algorithm: str  # the approved code asset's id
     requester: str  # address
     purpose: str
     status: str = "queued"  # queued, running, succeeded, failed, killed
@@ -224,16 +224,23 @@ class Jobs:
         directory = self._path(job.id)
         directory.mkdir(parents=True)
         (directory / "algorithm.py").write_bytes(code)
-        job.algorithm = self.data.provenance.manifest(
-            directory / "algorithm.py", use_cache=False
-        ).digest
-        if not self.data.grants.is_approved(dataset, job.algorithm):
+        digest = self.data.provenance.manifest(directory / "algorithm.py", use_cache=False).digest
+        # Approvals name a code asset; this content may be registered by several identities,
+        # each under its own id: the job runs as the one the owner approved.
+        provenance = self.data.provenance
+        provenance.sync()
+        approved = [
+            asset for asset in provenance.index.by_digest(digest)
+            if self.data.grants.is_approved(dataset, asset)
+        ]  # fmt: skip
+        if not approved:
             (directory / "algorithm.py").unlink()
             directory.rmdir()
             raise AccessDeniedError(
-                f"algorithm {job.algorithm[:12]} is not approved for dataset {dataset[:12]}; the "
+                f"algorithm {digest[:12]} is not approved for dataset {dataset[:12]}; the "
                 "owner approves it with `neuroledger grant approve DATASET ALGORITHM`"
             )
+        job.algorithm = approved[0]
         (directory / "outputs.json").write_text(json.dumps(outputs))
         self._save(job)
         self._queue.put(job.id)

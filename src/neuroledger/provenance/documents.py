@@ -100,6 +100,7 @@ class RunInput:
     asset_id: str
     kind: str
     name: str
+    digest: str = ""  # its content digest (the SHA-256 SLSA records); the id when not given
 
 
 def _iso(moment: datetime) -> str:
@@ -143,7 +144,7 @@ def training_run_statement(
                     {
                         "name": i.name,
                         "uri": f"neuroledger:asset:{i.asset_id}",
-                        "digest": {"sha256": i.asset_id},
+                        "digest": {"sha256": i.digest or i.asset_id},
                         "annotations": {"kind": i.kind},
                     }
                     for i in inputs

@@ -380,7 +380,8 @@ class Provenance:
             view = self.show(ref)
             name = (view.metadata or {}).get("name", view.record.id[:12])
             run_inputs.append(
-                RunInput(asset_id=view.record.id, kind=view.record.kind, name=str(name))
+                RunInput(asset_id=view.record.id, kind=view.record.kind, name=str(name),
+                         digest=view.record.digest)  # fmt: skip
             )
         statement = training_run_statement(
             model_name=manifest.model_name,

@@ -167,7 +167,7 @@ def run_provenance(
     checks.append({
         "check": "training run is a SLSA v1 statement naming the model and its 4 inputs",
         "ok": statement.get("predicateType") == "https://slsa.dev/provenance/v1"
-        and statement["subject"][0]["digest"]["sha256"] == model.asset_id and len(deps) == 4,
+        and statement["subject"][0]["digest"]["sha256"] == model.digest and len(deps) == 4,
     })  # fmt: skip
     attestations = prov.show(model.asset_id).attestations
     checks.append({
