@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import io
 import os
-import errno
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path

@@ -6,9 +6,9 @@ import hashlib
 from pathlib import Path
 
 import boa
+import pytest
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

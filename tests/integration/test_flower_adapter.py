@@ -109,9 +109,9 @@ def test_flower_rounds_are_recorded_validated_scored_and_paid(task) -> None:  # 
     for r in (1, 2, 3):
         manifest = board.read(f"r{r}/result.json", signer=owner.address)
         assert manifest is not None
-        root, digest, count, contributors = (
-            ledger.contract.functions.roundRecords(task_id, r).call()
-        )
+        root, digest, count, contributors = ledger.contract.functions.roundRecords(
+            task_id, r
+        ).call()
         assert contributors == 0  # Flower names nodes, not addresses: none recorded
         assert root.hex() == commitments_root(manifest.body["updates"])
         assert digest.hex() == manifest.body["aggregate"] and count == 2

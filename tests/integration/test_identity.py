@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from eth_account import Account
 
 from neuroledger.chain.client import Chain

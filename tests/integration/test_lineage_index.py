@@ -95,7 +95,11 @@ def test_lineage_queries(tmp_path: Path, registry: Registry) -> None:
     assert index.ancestors(registry.id("deploy")) == {
         registry.id("model"): 1, registry.id("run"): 2, registry.id("d1"): 3, registry.id("d2"): 3, registry.id("code"): 3,
     }  # fmt: skip
-    assert index.descendants(registry.id("d2")) == {registry.id("run"): 1, registry.id("model"): 2, registry.id("deploy"): 3}
+    assert index.descendants(registry.id("d2")) == {
+        registry.id("run"): 1,
+        registry.id("model"): 2,
+        registry.id("deploy"): 3,
+    }
     assert index.paths(registry.id("deploy"), registry.id("d1")) == [
         [registry.id("deploy"), registry.id("model"), registry.id("run"), registry.id("d1")]
     ]

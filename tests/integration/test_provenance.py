@@ -191,7 +191,9 @@ def test_a_verikey_delegate_registers_for_its_organization(
     assert record.sender == prov.keystore.get("triage-agent").owner
 
 
-def test_m5_nobody_can_take_over_another_identitys_content(prov: Provenance, tmp_path: Path) -> None:
+def test_m5_nobody_can_take_over_another_identitys_content(
+    prov: Provenance, tmp_path: Path
+) -> None:
     """A squatter who registers public content first (or front-runs a pending registration)
     gets an asset of its own; the real owner still registers the same content under its id."""
     weights = tmp_path / "published-weights.bin"

@@ -61,9 +61,7 @@ def test_atomic_write_on_a_full_disk_leaves_the_old_file_and_no_temporary(tmp_pa
 
 
 def test_a_full_disk_gives_the_cli_one_line(tmp_path: Path) -> None:
-    proc = _in_tiny_fs(
-        tmp_path, f'"{NL}" fl prepare "$FS/parties" --dataset digits --parties 3'
-    )
+    proc = _in_tiny_fs(tmp_path, f'"{NL}" fl prepare "$FS/parties" --dataset digits --parties 3')
     assert proc.returncode == DiskFullError.exit_code, proc.stderr
     assert "no space left on the device" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -89,5 +87,5 @@ def test_a_write_mined_before_the_disk_filled_says_it_may_have_been_applied() ->
     sender._check_funds = lambda *a: None  # type: ignore[method-assign]
     sender._broadcast = lambda *a: ([b""], ["0x" + "ab" * 32])  # type: ignore[method-assign]
     sender._collect = lambda *a: [_Receipt()]  # type: ignore[method-assign]
-    with pytest.raises(DiskFullError, match="were mined .* and may have been applied"):
+    with pytest.raises(DiskFullError, match=r"were mined .* and may have been applied"):
         sender.send_batch([object()])  # type: ignore[list-item]

@@ -253,7 +253,9 @@ class Gate:
         except Exception:  # not a transaction we can read: the node refuses it
             return False
         if self.dev_accounts is None:
-            self.dev_accounts = {str(a).lower() for a in (await self._rpc("eth_accounts", []) or [])}
+            self.dev_accounts = {
+                str(a).lower() for a in (await self._rpc("eth_accounts", []) or [])
+            }
         return sender in self.dev_accounts
 
     async def _forward_allowed(self, body: bytes, calls: list[dict[str, Any]]

@@ -109,9 +109,7 @@ def _duration(text: str) -> int:
     """``90s``, ``30m``, ``12h`` or ``7d`` in seconds."""
     number, unit = text.strip()[:-1], text.strip()[-1:].lower()
     if unit not in _UNITS or not number.isdigit() or int(number) == 0:
-        raise FederatedError(
-            f"--deadline {text!r} is not a duration such as 90s, 30m, 12h or 7d"
-        )
+        raise FederatedError(f"--deadline {text!r} is not a duration such as 90s, 30m, 12h or 7d")
     seconds = int(number) * _UNITS[unit]
     if seconds > 366 * 86400:
         raise FederatedError(f"--deadline {text!r} is over the contract's limit of 366 days")

@@ -147,7 +147,10 @@ class TaskLedger:
             text="TaskCreated(uint256,address,bytes32,bytes32,uint32,uint32,uint256,uint256,uint256)"
         ).hex().removeprefix("0x")
         for log in receipt.logs:
-            topics = ["0x" + (t if isinstance(t, str) else t.hex()).removeprefix("0x") for t in log["topics"]]
+            topics = [
+                "0x" + (t if isinstance(t, str) else t.hex()).removeprefix("0x")
+                for t in log["topics"]
+            ]
             if topics and topics[0].lower() == topic:
                 return int(topics[1], 16)
         raise FederatedError(f"createTask was mined in {receipt.tx_hash} but logged no task")

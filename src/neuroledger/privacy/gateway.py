@@ -119,7 +119,9 @@ class DenialBudget:
         self._suppressed: dict[int, int] = {}
         self._clients: set[str] = set()
 
-    def admit(self, status: int, client: str, now: float | None = None) -> tuple[bool, dict[str, Any] | None]:
+    def admit(
+        self, status: int, client: str, now: float | None = None
+    ) -> tuple[bool, dict[str, Any] | None]:
         """Whether to log this denial one by one, and the summary of a window just over."""
         now = time.time() if now is None else now
         with self._lock:

@@ -380,8 +380,12 @@ class Provenance:
             view = self.show(ref)
             name = (view.metadata or {}).get("name", view.record.id[:12])
             run_inputs.append(
-                RunInput(asset_id=view.record.id, kind=view.record.kind, name=str(name),
-                         digest=view.record.digest)  # fmt: skip
+                RunInput(
+                    asset_id=view.record.id,
+                    kind=view.record.kind,
+                    name=str(name),
+                    digest=view.record.digest,
+                )
             )
         statement = training_run_statement(
             model_name=manifest.model_name,
