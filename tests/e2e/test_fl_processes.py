@@ -303,3 +303,17 @@ def test_m6_a_task_that_never_starts_is_cancelled_and_nothing_stays_locked(
                        str(data / "validation.npz"), "--deadline", bad)  # fmt: skip
         assert proc.returncode == 15 and message in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_task_runs_after_its_owner_identity_rotated_its_key(consortium: Consortium) -> None:
+    """The task belongs to the key that created it; rotating the identity's key afterwards
+    must not orphan the task (issue 13: `fl run` said the owner key was not in this home)."""
+    c = consortium
+    data = c.data("breast-cancer")
+    task = _create(c, data, "--rounds", "1", "--min-participants", "1", "--validators", "1")
+    rotated = c.owner("identity", "rotate", "sponsor")
+    assert rotated.returncode == 0, rotated.stderr
+    report, run, parties = _run(c, task, data, parties=1)
+    assert parties[0][0] == 0 and report["rewards"], run.stderr
+    status = json.loads(c.owner("fl", "status", str(task), "--json").stdout)
+    assert status["status"] == "finished"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from eth_account.signers.local import LocalAccount
 
 import neuroledger.federated as federated_pkg
 from neuroledger._fs import atomic_write
@@ -243,14 +244,16 @@ class FederatedTasks:
     ) -> RunReport:
         """Drive every round of a task this home owns, then score, register and pay."""
         spec = self.spec(task_id)
-        owner_record = self.keystore.find_by_address(spec.owner)
+        # The task belongs to the key that created it (the contract checks the sender), which
+        # may since have been rotated out of its identity: find the identity by any of its keys.
+        owner_record = self.keystore.find_by_key(spec.owner)
         if owner_record is None:
             raise FederatedError(
                 f"task {task_id} is owned by {spec.owner}, which is not a key of this home; "
                 "run `fl run` in the owner's home"
             )
         owner_name = owner_record.name
-        account = self.keystore.owner_account(owner_name)
+        account = self.keystore.account_for(spec.owner, what=f"identity {owner_name!r}")
         xv, yv = load_party_data(validation, features=spec.features, classes=spec.classes)
         board = self.board(task_id)
         datasets: list[str] = []
@@ -396,7 +399,7 @@ class FederatedTasks:
     def cancel(self, task_id: int, owner: str) -> None:
         """The owner ends a task before its first round; the pool and stakes become claimable."""
         on_chain = self._known(task_id)
-        account = self.keystore.owner_account(owner)
+        account = self._key_for(owner, str(on_chain["owner"]))
         if str(on_chain["owner"]).lower() != str(account.address).lower():
             raise FederatedError(
                 f"identity {owner!r} does not own task {task_id} (its owner is "
@@ -417,7 +420,7 @@ class FederatedTasks:
         A task past its deadline is ended by the claim itself.
         """
         on_chain = self._known(task_id)
-        account = self.keystore.owner_account(identity)
+        account = self._key_for(identity, str(on_chain["owner"]))
         address = str(account.address)
         past = int(on_chain["status"]) == 1 and int(on_chain["deadline"]) <= self._chain_now()
         if int(on_chain["status"]) == 1 and not past:
@@ -450,6 +453,14 @@ class FederatedTasks:
             "status": STATUS_NAMES[int(on_chain["status"])],
             "received_wei": str(before - after),
         }
+
+    def _key_for(self, identity: str, task_owner: str) -> LocalAccount:
+        """``identity``'s key that owns the task, if one of its keys (even retired) does;
+        else its current key (a participant's address is its key when it joined)."""
+        record = self.keystore.get(identity)
+        if task_owner.lower() in {k.lower() for k in (record.owner, *record.retired_owners)}:
+            return self.keystore.account_for(task_owner, what=f"identity {identity!r}")
+        return self.keystore.owner_account(identity)
 
     def _known(self, task_id: int) -> dict[str, Any]:
         on_chain = self.ledger.task(task_id)

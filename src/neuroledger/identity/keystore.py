@@ -253,6 +253,14 @@ class Keystore:
                 return record
         return None
 
+    def find_by_key(self, address: str) -> IdentityRecord | None:
+        """The identity whose current or a retired owner key is ``address``, if any."""
+        wanted = address.lower()
+        for record in self.list():
+            if wanted in {k.lower() for k in (record.owner, *record.retired_owners)}:
+                return record
+        return None
+
     def save(self, record: IdentityRecord) -> None:
         """Write an identity record atomically."""
         atomic_write(
