@@ -117,3 +117,25 @@ def test_demo_runs_and_reports_json(cli) -> None:
     assert v["audit"]["denied"] == 2 and v["audit"]["jobs"] == 2 and v["audit"]["log_ok"]
     for asset_id in [*p["datasets"].values(), p["code"], p["model"]]:
         assert asset_id[:12] in p["lineage_tree"]
+
+
+def test_ctrl_c_says_what_was_kept(cli) -> None:
+    """Ctrl-C (SIGINT) in a long command: one line and exit 130 (it printed nothing)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "neuroledger"), "fl", "simulate", "--clients", "5",
+         "--rounds", "100000"],
+        env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(4)  # well into the rounds
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted; confirmed writes are saved" in stderr
+    assert "Traceback" not in stderr

@@ -130,6 +130,17 @@ def test_private_data_from_the_command_line(cli, tmp_path: Path) -> None:  # noq
         cli("job", "result", again["id"], "-o", str(tmp_path / "out2"))
         assert json.loads((tmp_path / "out2" / "summary.json").read_text()) == {"records": 8}
 
+        # A job that fails: `--wait` reports it and exits non-zero (issue 13: it exited 0).
+        crash = tmp_path / "crash.py"
+        crash.write_text('OUTPUTS = ["summary.json"]\nraise SystemExit(3)\n')
+        crash_id = json.loads(
+            cli("asset", "register", str(crash), "--kind", "code", "--as", "lab", "--json").stdout
+        )["id"]
+        cli("grant", "approve", asset[:10], crash_id[:10], "--owner", "hospital")
+        failed = cli("job", "submit", asset[:10], str(crash), "--gateway", url, "--identity", "lab",
+                     "--purpose", "statistics", "--wait", "--json", ok=False)  # fmt: skip
+        assert failed.returncode == 16 and json.loads(failed.stdout)["status"] == "failed"
+
         cli("grant", "revoke", asset[:10], "lab", "--owner", "hospital")
         assert cli(*submit, ok=False).returncode == 16
     finally:

@@ -136,6 +136,10 @@ def deploy(
     )
 
 
+#: The exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells use.
+_INTERRUPTED = 130
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; map NeuroLedger errors to one line on stderr and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -143,6 +147,8 @@ def run(argv: list[str] | None = None) -> int:
     try:
         # Without standalone mode, click returns the code of a `typer.Exit(code)`.
         code = app(args=args, prog_name="neuroledger", standalone_mode=False)
+        if code == _INTERRUPTED:  # Typer turns Ctrl-C into Exit(130), silently
+            err_console.print("interrupted; confirmed writes are saved")
         if isinstance(code, int) and code:
             return _exit(code, argv)
     except NeuroLedgerError as exc:
@@ -150,9 +156,13 @@ def run(argv: list[str] | None = None) -> int:
             raise
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return _exit(exc.exit_code, argv)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        return _exit(130, argv)
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C (and end of input at a prompt) into Abort.
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            err_console.print("interrupted; confirmed writes are saved")
+        else:
+            err_console.print("aborted")
+        return _exit(_INTERRUPTED, argv)
     except click.ClickException as exc:
         exc.show()
         return _exit(exc.exit_code, argv)

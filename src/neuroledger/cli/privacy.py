@@ -13,7 +13,7 @@ import typer
 
 from neuroledger._fs import ReportingReader, atomic_write, atomic_writer
 from neuroledger.cli._context import CLIContext, byte_progress, console, emit
-from neuroledger.errors import PrivacyError
+from neuroledger.errors import PrivacyError, SandboxError
 from neuroledger.privacy import age
 from neuroledger.privacy.client import GatewayClient
 from neuroledger.privacy.service import PrivateData, parse_duration
@@ -354,6 +354,8 @@ def job_submit(
         as_json=as_json,
         human=f"job {job['id']}: {job['status']} {job.get('reason') or ''}".rstrip(),
     )
+    if wait and job["status"] != "succeeded":  # scripts see a failed job by the exit code
+        raise typer.Exit(SandboxError.exit_code)
 
 
 def _job_client(ctx: typer.Context, job_id: str) -> tuple[GatewayClient, dict[str, str]]:
