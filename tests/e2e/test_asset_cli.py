@@ -49,6 +49,8 @@ def test_asset_lifecycle_and_verify_exit_codes(cli, tmp_path: Path) -> None:  # 
     tree = cli("asset", "lineage", dep["id"][:10]).stdout
     for needle in ("deployment", "model", "training-run", "cohort.csv", "train.py"):
         assert needle in tree
+    as_json = json.loads(cli("asset", "lineage", dep["id"], "--json").stdout)  # issue 13
+    assert as_json == json.loads(cli("asset", "lineage", dep["id"], "-f", "json").stdout)
     prov_doc = json.loads(cli("asset", "lineage", dep["id"], "--format", "prov").stdout)
     assert "activity" in prov_doc and "used" in prov_doc
     events = [

@@ -231,8 +231,11 @@ def lineage(
     path_to: Annotated[
         str | None, typer.Option("--path-to", help="Print every derivation path to this ancestor.")
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (as --format json).")] = False,
 ) -> None:
     """Trace an asset back to its data and code (or forward with --descendants)."""
+    if as_json:  # every read command takes --json
+        fmt = "json"
     if fmt not in _FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(_FORMATS)}")
     prov = _ctx(ctx).provenance()
