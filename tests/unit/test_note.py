@@ -101,6 +101,17 @@ def test_unknown_signers_are_ignored() -> None:
     assert note.verified == ("PeterNeumann",) and len(note.signatures) == 2
 
 
+def test_a_signature_line_whose_key_name_holds_a_plus_is_refused() -> None:
+    """The signed-note spec forbids '+' in key names, and Go's note.Open rejects the whole
+    note; so must we, even when a trusted key's signature on the note verifies."""
+    line = SIGNED.splitlines(keepends=True)[-1]
+    plus = SIGNED + line.replace("PeterNeumann", "Peter+Neumann")
+    with pytest.raises(SignatureError, match="contains '\\+'"):
+        parse_note(plus)
+    with pytest.raises(SignatureError, match="contains '\\+'"):
+        open_note(plus, [NoteVerifier.from_vkey(VKEY)])
+
+
 def test_checkpoint_round_trip_and_origin_check() -> None:
     log = NoteSigner.generate("log.example/agents/triage")
     cp = Checkpoint(origin=log.name, size=20852163, root=bytes(range(32)), extensions=("ext line",))

@@ -243,6 +243,8 @@ def parse_note(encoded: str, *, allow_unsigned: bool = False) -> Note:
         if match is None:
             raise SignatureError("malformed note: a signature line is not '— name base64'")
         name, b64 = match.groups()
+        if not _NAME.fullmatch(name):  # the signed-note spec (and Go's note.Open) refuse '+'
+            raise SignatureError(f"malformed note: key name {name!r} contains '+'")
         try:
             raw = base64.b64decode(b64, validate=True)
         except binascii.Error:
