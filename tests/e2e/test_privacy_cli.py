@@ -193,3 +193,15 @@ def test_bad_input_gets_one_line_and_loses_nothing(cli, tmp_path: Path) -> None:
     assert unknown_job.returncode == 16 and "no job" in unknown_job.stderr
     bad_purpose = cli("consent", "withdraw", "Not OK", "--subject", "other", ok=False)
     assert bad_purpose.returncode == 16 and "purpose" in bad_purpose.stderr
+    # A port in use: one line naming --port, before any banner, and no audit log created.
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        busy = cli("gateway", "serve", "--owner", "hospital", "--log", "busy", "--port",
+                   str(taken), "--no-jobs", ok=False)  # fmt: skip
+    assert busy.returncode == 16 and "--port" in busy.stderr, busy.stderr
+    assert len(busy.stderr.strip().splitlines()) == 1 and busy.stdout == ""
+    assert not (Path(cli.env["NEUROLEDGER_HOME"]) / "audit" / "busy").exists()
