@@ -139,3 +139,21 @@ def test_ctrl_c_says_what_was_kept(cli) -> None:
     assert proc.returncode == 130, stderr
     assert "interrupted; confirmed writes are saved" in stderr
     assert "Traceback" not in stderr
+
+
+def test_an_output_path_that_cannot_be_made_is_one_line(cli, tmp_path: Path) -> None:
+    """An output directory under a regular file (issue 13: a raw traceback)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    prepared = cli("fl", "prepare", str(blocker / "parties"), ok=False)
+    assert prepared.returncode == 8, prepared.stderr
+    assert "cannot use" in prepared.stderr and str(blocker) in prepared.stderr
+    assert len(prepared.stderr.strip().splitlines()) == 1
+    cli("identity", "create", "hospital", "--kind", "org")
+    data = tmp_path / "d.csv"
+    data.write_text("subject,age\n0x" + "00" * 20 + ",3\n")
+    encrypted = cli("data", "encrypt", str(data), "--to", "hospital", "-o",
+                    str(blocker / "d.age"), ok=False)  # fmt: skip
+    assert encrypted.returncode == 8 and len(encrypted.stderr.strip().splitlines()) == 1
+    debug = cli("--debug", "fl", "prepare", str(blocker / "parties"), ok=False)
+    assert "Traceback" in debug.stderr

@@ -172,8 +172,15 @@ def run(argv: list[str] | None = None) -> int:
         err_console.print("interrupted; confirmed writes are saved")
         return _exit(130, argv)
     except OSError as exc:
-        if debug or not is_disk_full(exc):
+        if debug or not (is_disk_full(exc) or exc.filename):
             raise
+        if not is_disk_full(exc):  # a path the command cannot create, read or write
+            err_console.print(
+                f"[red]error:[/red] cannot use {exc.filename}: {exc.strerror or exc}; give a "
+                "path whose directory exists (or can be created) and that you may write",
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
+            return _exit(DiskFullError.exit_code, argv)
         err_console.print(
             f"[red]error:[/red] no space left on the device ({exc.filename or 'a write'}); "
             "free some space and check what the command did before running it again "
