@@ -157,3 +157,12 @@ def test_an_output_path_that_cannot_be_made_is_one_line(cli, tmp_path: Path) -> 
     assert encrypted.returncode == 8 and len(encrypted.stderr.strip().splitlines()) == 1
     debug = cli("--debug", "fl", "prepare", str(blocker / "parties"), ok=False)
     assert "Traceback" in debug.stderr
+
+
+def test_help_names_every_environment_variable(cli) -> None:
+    """Rich took `[env …]` for markup and dropped it (issue 13)."""
+    top = cli("--help").stdout
+    for name in ("NEUROLEDGER_HOME", "NEUROLEDGER_RPC_URL", "NEUROLEDGER_NODE_PORT",
+                 "NEUROLEDGER_PASSPHRASE_FILE"):  # fmt: skip
+        assert name in top, name
+    assert "NEUROLEDGER_SHARED" in cli("fl", "create", "--help").stdout

@@ -42,7 +42,7 @@ SharedOpt = Annotated[
     typer.Option(
         "--shared",
         help="Directory shared by the task's processes: content store and message board "
-        "[env NEUROLEDGER_SHARED; default HOME/shared].",
+        "(env NEUROLEDGER_SHARED; default HOME/shared).",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]

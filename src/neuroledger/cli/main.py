@@ -19,6 +19,8 @@ from neuroledger.errors import DiskFullError, NeuroLedgerError
 app = typer.Typer(
     name="neuroledger",
     help="NeuroLedger: a trust layer for the AI lifecycle on an EVM blockchain.",
+    epilog="Keys in the home are encrypted with one passphrase: commands read it from the "
+    "file named by NEUROLEDGER_PASSPHRASE_FILE, or ask for it on a terminal.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -42,21 +44,21 @@ def main(
     home: Annotated[
         Path | None,
         typer.Option(
-            "--home", help="Home directory [env NEUROLEDGER_HOME; default ~/.neuroledger]."
+            "--home", help="Home directory (env NEUROLEDGER_HOME; default ~/.neuroledger)."
         ),
     ] = None,
     rpc_url: Annotated[
         str | None,
         typer.Option(
             "--rpc-url",
-            help="External EVM JSON-RPC URL [env NEUROLEDGER_RPC_URL]; unset = embedded.",
+            help="External EVM JSON-RPC URL (env NEUROLEDGER_RPC_URL); unset = embedded.",
         ),
     ] = None,
     port: Annotated[
         int | None,
         typer.Option(
             "--port",
-            help="Port of the embedded node [env NEUROLEDGER_NODE_PORT].",
+            help="Port of the embedded node (env NEUROLEDGER_NODE_PORT).",
             min=1,
             max=65535,
         ),
