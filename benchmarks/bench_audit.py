@@ -156,6 +156,36 @@ def anchor_costs(
     return aware[0], aware[1], fixed[0], fixed[1]
 
 
+def measure_anchor_gas() -> int:
+    """Gas of a later anchor (the common case), measured on a fresh anvil in this run."""
+    from web3 import Web3
+
+    from neuroledger.chain.artifacts import load_artifact
+    from neuroledger.chain.node import start_dev_anvil
+
+    proc, url = start_dev_anvil()
+    try:
+        w3 = Web3(Web3.HTTPProvider(url))
+        me = w3.eth.accounts[0]
+        art = load_artifact("AuditAnchor")
+        tx = w3.eth.send_transaction({"from": me, "data": "0x" + art.bytecode.hex()})
+        address = w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
+        anchor = w3.eth.contract(address=address, abi=art.abi).functions.anchor
+        log = hashlib.sha256(b"vkey of a benchmark log").digest()
+        gas = 0
+        for size in (1000, 2000):  # the first anchor of a log creates its storage word
+            receipt = w3.eth.wait_for_transaction_receipt(
+                anchor(log, size, hashlib.sha256(str(size).encode()).digest()).transact(
+                    {"from": me}
+                )
+            )
+            gas = int(receipt["gasUsed"])
+        return gas
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=200_000)
@@ -163,7 +193,6 @@ def main() -> None:
     parser.add_argument(
         "--big", type=int, default=10_000_000, help="largest tree for proof timings"
     )
-    parser.add_argument("--anchor-gas", type=int, default=30_064, help="from gas_table (anvil)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -171,9 +200,10 @@ def main() -> None:
     mem, sql, _ = bench_pymerkle(min(args.entries, 100_000))
     sha = statistics.median(bench_sha256(args.entries) for _ in range(3))
     proofs = {size: bench_proofs(size) for size in (10**6, args.big)}
+    anchor_gas = measure_anchor_gas()
     fees = replay_fees(24)
     aware, n_aware, fixed, n_fixed = anchor_costs(
-        fees, args.anchor_gas, interval=60, latency=300, rate=1000
+        fees, anchor_gas, interval=60, latency=300, rate=1000
     )
 
     rows = [
@@ -191,10 +221,10 @@ def main() -> None:
             f"| inclusion proof at {size:,} entries: generate / verify (µs) | {gen:.1f} / {ver:.1f} | — | — | "
             f"< 50 µs each: {'met' if ok else 'MISSED'} |"
         )
-    per_event = args.anchor_gas / (1000 * 60)
+    per_event = anchor_gas / (1000 * 60)
     rows += [
-        f"| gas per anchor (anvil, AuditAnchor) | {args.anchor_gas:,} | — | — | < 35,000: "
-        f"{'met' if args.anchor_gas < 35_000 else 'MISSED'} |",
+        f"| gas per anchor (measured now on anvil: AuditAnchor, a later anchor) | {anchor_gas:,} "
+        f"| — | — | < 35,000: {'met' if anchor_gas < 35_000 else 'MISSED'} |",
         f"| gas per event at 1,000 events/s, one anchor a minute | {per_event:.3f} | — | — | — |",
         f"| anchor fees over 24 h of replayed base fees, anchor every 60 s, latency ≤ 300 s (ETH) | "
         f"{aware / 1e18:.4f} ({n_aware} anchors) | fixed 60 s timer: {fixed / 1e18:.4f} ({n_fixed} anchors) | "
