@@ -23,18 +23,8 @@ def rpc_call(
     headers: dict[str, str] | None = None,
 ) -> Any:
     """Call ``method`` on the JSON-RPC node at ``url`` and return its result."""
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
-    req = urllib.request.Request(
-        url,
-        data=body.encode(),
-        headers={"Content-Type": "application/json", **(headers or {})},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            reply = json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise RPCFailure(str(exc)) from exc
+    reply = _post(url, {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
+                  timeout, headers)  # fmt: skip
     if "error" in reply:
         raise RPCFailure(str(reply["error"].get("message", reply["error"])))
     return reply["result"]
@@ -48,20 +38,10 @@ def rpc_batch(
     headers: dict[str, str] | None = None,
 ) -> list[Any]:
     """Call several methods in one JSON-RPC batch; return their results in order."""
-    body = json.dumps(
-        [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-    )
-    req = urllib.request.Request(
-        url,
-        data=body.encode(),
-        headers={"Content-Type": "application/json", **(headers or {})},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            replies = json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise RPCFailure(str(exc)) from exc
+    payload = [
+        {"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)
+    ]
+    replies = _post(url, payload, timeout, headers)
     if not isinstance(replies, list) or len(replies) != len(calls):
         raise RPCFailure(f"the node answered a batch of {len(calls)} with {replies!r:.200}")
     results = []
@@ -70,3 +50,18 @@ def rpc_batch(
             raise RPCFailure(str(reply["error"].get("message", reply["error"])))
         results.append(reply["result"])
     return results
+
+
+def _post(url: str, payload: Any, timeout: float, headers: dict[str, str] | None) -> Any:
+    """POST one JSON-RPC request or batch; its decoded answer, or :class:`RPCFailure`."""
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise RPCFailure(str(exc)) from exc

@@ -49,6 +49,9 @@ DEFAULT_STAKE_WEI = 10**16
 DEFAULT_DURATION = 7 * 86400
 #: The contract's task statuses.
 STATUS_NAMES = {1: "open", 2: "finished", 3: "refunded", 4: "expired"}
+_TASK_CREATED = "0x" + Web3.keccak(
+    text="TaskCreated(uint256,address,bytes32,bytes32,uint32,uint32,uint256,uint256,uint256)"
+).hex().removeprefix("0x")
 
 
 def vector_digest(vector: np.ndarray) -> str:
@@ -128,8 +131,7 @@ class TaskLedger:
             )
         if not 0 < duration <= 366 * 86400:
             raise FederatedError("a task's duration must be between 1 second and 366 days")
-        latest = int(self.chain.w3.eth.get_block("latest")["timestamp"])
-        deadline = max(latest, int(time.time())) + int(duration)
+        deadline = self.now() + int(duration)
         receipt = self._send(
             owner,
             "createTask",
@@ -143,9 +145,7 @@ class TaskLedger:
             ],
             value=pool_wei,
         )
-        topic = "0x" + Web3.keccak(
-            text="TaskCreated(uint256,address,bytes32,bytes32,uint32,uint32,uint256,uint256,uint256)"
-        ).hex().removeprefix("0x")
+        topic = _TASK_CREATED
         for log in receipt.logs:
             topics = [
                 "0x" + (t if isinstance(t, str) else t.hex()).removeprefix("0x")
@@ -269,6 +269,12 @@ class TaskLedger:
         self._send(participant, "claim", [task_id])
 
     # -- reads -----------------------------------------------------------------------
+    def now(self) -> int:
+        """The later of the chain's latest block time and this machine's clock (an idle
+        embedded chain's clock stands still; deadlines are judged by both)."""
+        latest = int(self.chain.w3.eth.get_block("latest")["timestamp"])
+        return max(latest, int(time.time()))
+
     def task(self, task_id: int) -> dict[str, Any]:
         """The task's fields."""
         fields = self.contract.functions.tasks(task_id).call()

@@ -357,7 +357,7 @@ class FederatedTasks:
                 f"identity {identity!r} owns task {task_id}, and an owner never participates "
                 "(it would validate and pay itself); join with another identity"
             )
-        if int(on_chain["status"]) != 1 or int(on_chain["deadline"]) <= self._chain_now():
+        if int(on_chain["status"]) != 1 or int(on_chain["deadline"]) <= self.ledger.now():
             raise FederatedError(
                 f"task {task_id} has ended or passed its deadline; it takes no participants "
                 "(see `neuroledger fl status`)"
@@ -422,7 +422,7 @@ class FederatedTasks:
         on_chain = self._known(task_id)
         account = self._key_for(identity, str(on_chain["owner"]))
         address = str(account.address)
-        past = int(on_chain["status"]) == 1 and int(on_chain["deadline"]) <= self._chain_now()
+        past = int(on_chain["status"]) == 1 and int(on_chain["deadline"]) <= self.ledger.now()
         if int(on_chain["status"]) == 1 and not past:
             raise FederatedError(
                 f"task {task_id} is still open (deadline "
@@ -457,8 +457,7 @@ class FederatedTasks:
     def _key_for(self, identity: str, task_owner: str) -> LocalAccount:
         """``identity``'s key that owns the task, if one of its keys (even retired) does;
         else its current key (a participant's address is its key when it joined)."""
-        record = self.keystore.get(identity)
-        if task_owner.lower() in {k.lower() for k in (record.owner, *record.retired_owners)}:
+        if self.keystore.get(identity).holds_key(task_owner):
             return self.keystore.account_for(task_owner, what=f"identity {identity!r}")
         return self.keystore.owner_account(identity)
 
@@ -469,11 +468,6 @@ class FederatedTasks:
                 f"unknown task {task_id}: no such task on chain (see `neuroledger fl status`)"
             )
         return on_chain
-
-    def _chain_now(self) -> int:
-        """The later of the chain's latest block time and this machine's clock."""
-        latest = int(self.chain.w3.eth.get_block("latest")["timestamp"])
-        return max(latest, int(time.time()))
 
     # -- reads -----------------------------------------------------------------------
     def status(self, task_id: int) -> dict[str, Any]:
@@ -498,7 +492,7 @@ class FederatedTasks:
                 }
             )
         status = STATUS_NAMES.get(int(on_chain["status"]), "unknown")
-        if status == "open" and int(on_chain["deadline"]) <= self._chain_now():
+        if status == "open" and int(on_chain["deadline"]) <= self.ledger.now():
             status = "past deadline"
         return {
             "task": task_id,

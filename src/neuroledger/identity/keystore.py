@@ -58,6 +58,10 @@ class IdentityRecord:
         """Return the record as stored on disk."""
         return asdict(self)
 
+    def holds_key(self, address: str) -> bool:
+        """Whether ``address`` is this identity's current or a retired owner key."""
+        return address.lower() in {k.lower() for k in (self.owner, *self.retired_owners)}
+
 
 class Keystore:
     """Creates and opens the identities of one home."""
@@ -255,11 +259,7 @@ class Keystore:
 
     def find_by_key(self, address: str) -> IdentityRecord | None:
         """The identity whose current or a retired owner key is ``address``, if any."""
-        wanted = address.lower()
-        for record in self.list():
-            if wanted in {k.lower() for k in (record.owner, *record.retired_owners)}:
-                return record
-        return None
+        return next((r for r in self.list() if r.holds_key(address)), None)
 
     def save(self, record: IdentityRecord) -> None:
         """Write an identity record atomically."""

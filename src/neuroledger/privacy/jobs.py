@@ -184,6 +184,23 @@ class Jobs:
             raise PrivacyError(f"{job_id!r} is not a job id (32 hex digits)")
         return self.root / job_id
 
+    def _approved_assets(self, dataset: str, digest: str) -> list[str]:
+        """Code assets with content ``digest`` approved for ``dataset``; the index is read
+        from the chain again only when what it already holds has none (a new registration)."""
+        provenance = self.data.provenance
+
+        def approved() -> list[str]:
+            return [
+                asset for asset in provenance.index.by_digest(digest)
+                if self.data.grants.is_approved(dataset, asset)
+            ]  # fmt: skip
+
+        found = approved()
+        if not found:
+            provenance.sync()
+            found = approved()
+        return found
+
     def _save(self, job: Job) -> None:
         atomic_write(self._path(job.id) / "job.json", json.dumps(job.to_json()).encode())
 
@@ -227,12 +244,7 @@ class Jobs:
         digest = self.data.provenance.manifest(directory / "algorithm.py", use_cache=False).digest
         # Approvals name a code asset; this content may be registered by several identities,
         # each under its own id: the job runs as the one the owner approved.
-        provenance = self.data.provenance
-        provenance.sync()
-        approved = [
-            asset for asset in provenance.index.by_digest(digest)
-            if self.data.grants.is_approved(dataset, asset)
-        ]  # fmt: skip
+        approved = self._approved_assets(dataset, digest)
         if not approved:
             (directory / "algorithm.py").unlink()
             directory.rmdir()
