@@ -47,10 +47,9 @@ _ACTIVE: constant(uint8) = 1
 _DELEGATE_TYPE: constant(bytes32) = 0x766572694b657900000000000000000000000000000000000000000000000000
 
 
-# @dev One grant: the purpose, the expiry (unix seconds), the modes, and the
-# owner identity that gave it.
+# @dev One grant (its purpose is its key): the expiry (unix seconds), the modes, the
+# owner identity that gave it and that owner's tenure of the asset.
 struct Grant:
-    purpose: bytes32
     expiry: uint64
     modes: uint8
     grantor: address
@@ -63,8 +62,9 @@ didRegistry: public(immutable(address))
 # @dev The asset registry that says who owns an asset.
 assetRegistry: public(immutable(address))
 
-# @dev asset => grantee identity => grant (modes zero when none).
-_grants: HashMap[bytes32, HashMap[address, Grant]]
+# @dev asset => grantee identity => purpose => grant (modes zero when none). Grants
+# for different purposes coexist; a new grant replaces only the one of its purpose.
+_grants: HashMap[bytes32, HashMap[address, HashMap[bytes32, Grant]]]
 
 # @dev dataset => algorithm (code asset id) => the dataset's tenure plus one when
 # approved (zero: not approved); an approval of an earlier tenure no longer holds.
@@ -74,7 +74,8 @@ _approved: HashMap[bytes32, HashMap[bytes32, uint256]]
 _withdrawn: HashMap[address, HashMap[bytes32, bool]]
 
 
-# @dev Emitted when an owner grants (or replaces a grant of) access.
+# @dev Emitted when an owner grants access for a purpose; `replaced` is true when it
+# replaces an unexpired grant of the same owner for the same purpose.
 event AccessGranted:
     asset: indexed(bytes32)
     grantee: indexed(address)
@@ -82,14 +83,16 @@ event AccessGranted:
     modes: uint8
     purpose: bytes32
     expiry: uint64
+    replaced: bool
     sender: address
 
 
-# @dev Emitted when an owner revokes a grant.
+# @dev Emitted when an owner revokes the grant for one purpose.
 event AccessRevoked:
     asset: indexed(bytes32)
     grantee: indexed(address)
     owner: indexed(address)
+    purpose: bytes32
     sender: address
 
 
@@ -126,7 +129,8 @@ def __init__(did_registry: address, asset_registry: address):
 @external
 def grant(asset: bytes32, grantee: address, modes: uint8, purpose: bytes32, expiry: uint64):
     """
-    @notice Grants `grantee` access to an active asset, replacing any earlier grant.
+    @notice Grants `grantee` access to an active asset for `purpose`, replacing any earlier
+            grant for the same purpose; grants for other purposes are left as they are.
     @dev The caller must act for the asset's owner identity.
     @param asset The asset (its content digest).
     @param grantee The identity that receives access.
@@ -142,8 +146,10 @@ def grant(asset: bytes32, grantee: address, modes: uint8, purpose: bytes32, expi
     assert modes != 0 and modes & _ALL_MODES == modes, "grants: modes must be 1, 2 or 3"
     assert purpose != empty(bytes32), "grants: purpose is empty"
     assert convert(expiry, uint256) > block.timestamp, "grants: expiry is in the past"
-    self._grants[asset][grantee] = Grant(
-        purpose=purpose, expiry=expiry, modes=modes, grantor=owner, tenure=tenure
+    old: Grant = self._grants[asset][grantee][purpose]
+    replaced: bool = self._holds(old, owner, tenure)
+    self._grants[asset][grantee][purpose] = Grant(
+        expiry=expiry, modes=modes, grantor=owner, tenure=tenure
     )
     log AccessGranted(
         asset=asset,
@@ -152,23 +158,28 @@ def grant(asset: bytes32, grantee: address, modes: uint8, purpose: bytes32, expi
         modes=modes,
         purpose=purpose,
         expiry=expiry,
+        replaced=replaced,
         sender=msg.sender,
     )
 
 
 @external
-def revoke(asset: bytes32, grantee: address):
+def revoke(asset: bytes32, grantee: address, purpose: bytes32):
     """
-    @notice Revokes the grant of `grantee` on `asset`; it stops holding at once.
+    @notice Revokes the grant of `grantee` on `asset` for `purpose`; it stops holding at
+            once. Grants for other purposes are left as they are.
     @dev The caller must act for the asset's current owner identity.
     @param asset The asset.
     @param grantee The identity whose grant ends.
+    @param purpose The purpose of the grant that ends.
     """
     owner: address = self._owner(asset)
     self._check_actor(owner)
-    assert self._grants[asset][grantee].modes != 0, "grants: no grant to revoke"
-    self._grants[asset][grantee] = empty(Grant)
-    log AccessRevoked(asset=asset, grantee=grantee, owner=owner, sender=msg.sender)
+    assert self._grants[asset][grantee][purpose].modes != 0, "grants: no grant to revoke"
+    self._grants[asset][grantee][purpose] = empty(Grant)
+    log AccessRevoked(
+        asset=asset, grantee=grantee, owner=owner, purpose=purpose, sender=msg.sender
+    )
 
 
 @external
@@ -222,29 +233,28 @@ def hasAccess(asset: bytes32, grantee: address, mode: uint8, purpose: bytes32) -
     @param purpose The purpose of the use.
     @return True when an unexpired grant of the current owner covers the mode and purpose.
     """
-    g: Grant = self._grants[asset][grantee]
-    if mode == 0 or g.modes & mode != mode or g.purpose != purpose:
-        return False
-    if convert(g.expiry, uint256) <= block.timestamp:
+    g: Grant = self._grants[asset][grantee][purpose]
+    if mode == 0 or g.modes & mode != mode:
         return False
     owner: address = empty(address)
     status: uint8 = 0
     tenure: uint64 = 0
     owner, status, tenure = staticcall AssetRegistry(assetRegistry).tenureOf(asset)
-    return status == _ACTIVE and owner == g.grantor and tenure == g.tenure
+    return status == _ACTIVE and self._holds(g, owner, tenure)
 
 
 @external
 @view
-def grantOf(asset: bytes32, grantee: address) -> (uint8, bytes32, uint64, address):
+def grantOf(asset: bytes32, grantee: address, purpose: bytes32) -> (uint8, uint64, address):
     """
-    @notice Returns the stored grant of `grantee` on `asset`.
+    @notice Returns the stored grant of `grantee` on `asset` for `purpose`.
     @param asset The asset.
     @param grantee The identity.
-    @return The modes, the purpose, the expiry and the grantor (all zero when none).
+    @param purpose The purpose.
+    @return The modes, the expiry and the grantor (all zero when none).
     """
-    g: Grant = self._grants[asset][grantee]
-    return g.modes, g.purpose, g.expiry, g.grantor
+    g: Grant = self._grants[asset][grantee][purpose]
+    return g.modes, g.expiry, g.grantor
 
 
 @external
@@ -277,6 +287,18 @@ def hasWithdrawn(subject: address, purpose: bytes32) -> bool:
     @return True when consent is withdrawn.
     """
     return self._withdrawn[subject][purpose]
+
+
+@internal
+@view
+def _holds(g: Grant, owner: address, tenure: uint64) -> bool:
+    # A grant holds while unexpired and given by the asset's owner in its current tenure.
+    return (
+        g.modes != 0
+        and convert(g.expiry, uint256) > block.timestamp
+        and g.grantor == owner
+        and g.tenure == tenure
+    )
 
 
 @internal

@@ -57,7 +57,7 @@ def test_grant_expires(suite) -> None:
     logs = grants.get_logs()
     assert logs[-1].__class__.__name__ == "AccessGranted" and logs[-1].expiry == expiry
     assert grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
-    assert grants.grantOf(data, lab) == (DOWNLOAD, RESEARCH, expiry, hospital)
+    assert grants.grantOf(data, lab, RESEARCH) == (DOWNLOAD, expiry, hospital)
     boa.env.time_travel(seconds=3600)
     assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
     with boa.env.prank(hospital), boa.reverts("grants: expiry is in the past"):
@@ -68,12 +68,41 @@ def test_revocation_takes_effect_at_once(suite) -> None:
     _, _, grants, hospital, lab, _, data = suite
     with boa.env.prank(hospital):
         grants.grant(data, lab, DOWNLOAD | COMPUTE, RESEARCH, 2**40)
-        grants.revoke(data, lab)
+        grants.revoke(data, lab, RESEARCH)
     assert grants.get_logs()[-1].__class__.__name__ == "AccessRevoked"
+    assert grants.get_logs()[-1].purpose == RESEARCH
     assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
     assert not grants.hasAccess(data, lab, COMPUTE, RESEARCH)
     with boa.env.prank(hospital), boa.reverts("grants: no grant to revoke"):
-        grants.revoke(data, lab)
+        grants.revoke(data, lab, RESEARCH)
+
+
+def test_grants_for_different_purposes_coexist(suite) -> None:
+    """A one-hour research grant does not wipe a 30-day statistics grant; a second grant
+    for the same purpose replaces the first and says so; revoking one purpose leaves the
+    other."""
+    _, _, grants, hospital, lab, _, data = suite
+    now = boa.env.evm.patch.timestamp
+    with boa.env.prank(hospital):
+        grants.grant(data, lab, COMPUTE, MARKETING, now + 30 * 86400)
+        grants.grant(data, lab, DOWNLOAD, RESEARCH, now + 3600)
+        assert grants.get_logs()[-1].replaced is False
+    assert grants.hasAccess(data, lab, COMPUTE, MARKETING)
+    assert grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
+    assert grants.grantOf(data, lab, MARKETING) == (COMPUTE, now + 30 * 86400, hospital)
+    with boa.env.prank(hospital):
+        grants.grant(data, lab, COMPUTE, RESEARCH, now + 7200)
+        assert grants.get_logs()[-1].replaced is True
+    assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)  # replaced: compute only now
+    assert grants.hasAccess(data, lab, COMPUTE, RESEARCH)
+    with boa.env.prank(hospital):
+        grants.revoke(data, lab, RESEARCH)
+    assert not grants.hasAccess(data, lab, COMPUTE, RESEARCH)
+    assert grants.hasAccess(data, lab, COMPUTE, MARKETING)
+    boa.env.time_travel(seconds=3600 * 24 * 31)
+    with boa.env.prank(hospital):
+        grants.grant(data, lab, COMPUTE, MARKETING, boa.env.evm.patch.timestamp + 60)
+        assert grants.get_logs()[-1].replaced is False  # the old one had expired
 
 
 def test_mode_and_purpose_must_match(suite) -> None:
@@ -164,7 +193,7 @@ ALGORITHM = digest("stats.py")
 
 
 class GrantsMachine(RuleBasedStateMachine):
-    """Model: grants per (asset, grantee) with the grantor; owners; statuses; time."""
+    """Model: grants per (asset, grantee, purpose) with the grantor; owners; statuses; time."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -179,7 +208,7 @@ class GrantsMachine(RuleBasedStateMachine):
                 asset = self.assets.register(owner, content, 1, b"\1" * 32, "", [], "")
             assert asset == ASSETS[i]
             self.owner[asset], self.active[asset] = owner, True
-        self.model: dict[tuple[bytes, str], tuple[int, bytes, int, str, int]] = {}
+        self.model: dict[tuple[bytes, str, bytes], tuple[int, int, str, int]] = {}
         self.tenure: dict[bytes, int] = dict.fromkeys(ASSETS, 0)
         self.approved: dict[bytes, int] = {}  # asset -> tenure the approval was given in
         self.withdrawn: set[tuple[str, bytes]] = set()
@@ -214,10 +243,12 @@ class GrantsMachine(RuleBasedStateMachine):
                 with boa.reverts("grants: expiry is in the past"):
                     self.grants.grant(asset, grantee, modes, purpose, expiry)
             else:
+                key = (asset, grantee, purpose)
+                replaced = key in self.model and self._holds(asset, self.model[key])
                 self.grants.grant(asset, grantee, modes, purpose, expiry)
-                self.model[(asset, grantee)] = (
+                assert self.grants.get_logs()[-1].replaced == replaced
+                self.model[key] = (
                     modes,
-                    purpose,
                     expiry,
                     self.owner[asset],
                     self.tenure[asset],
@@ -227,18 +258,22 @@ class GrantsMachine(RuleBasedStateMachine):
         actor=st.sampled_from(ACTORS),
         asset=st.sampled_from(ASSETS),
         grantee=st.sampled_from(ACTORS),
+        purpose=st.sampled_from(PURPOSES),
     )
-    def revoke(self, actor, asset, grantee) -> None:
+    def revoke(self, actor, asset, grantee, purpose) -> None:
         with boa.env.prank(actor):
             if actor != self.owner[asset]:
                 with boa.reverts(NOT_ALLOWED):
-                    self.grants.revoke(asset, grantee)
-            elif (asset, grantee) not in self.model:
+                    self.grants.revoke(asset, grantee, purpose)
+            elif (asset, grantee, purpose) not in self.model:
                 with boa.reverts("grants: no grant to revoke"):
-                    self.grants.revoke(asset, grantee)
+                    self.grants.revoke(asset, grantee, purpose)
             else:
-                self.grants.revoke(asset, grantee)
-                del self.model[(asset, grantee)]
+                self.grants.revoke(asset, grantee, purpose)
+                del self.model[(asset, grantee, purpose)]
+
+    def _holds(self, asset: bytes, g: tuple[int, int, str, int]) -> bool:
+        return g[1] > self.now() and g[2] == self.owner[asset] and g[3] == self.tenure[asset]
 
     @rule(asset=st.sampled_from(ASSETS), to=st.sampled_from(ACTORS))
     def transfer(self, asset, to) -> None:
@@ -290,17 +325,14 @@ class GrantsMachine(RuleBasedStateMachine):
     def access_matches_the_model(self) -> None:
         for asset in ASSETS:
             for grantee in ACTORS:
-                g = self.model.get((asset, grantee))
-                for mode in (1, 2):
-                    for purpose in PURPOSES:
+                for purpose in PURPOSES:
+                    g = self.model.get((asset, grantee, purpose))
+                    for mode in (1, 2):
                         expected = (
                             g is not None
                             and g[0] & mode == mode
-                            and g[1] == purpose
-                            and g[2] > self.now()
                             and self.active[asset]
-                            and g[3] == self.owner[asset]
-                            and g[4] == self.tenure[asset]  # never revived by a return
+                            and self._holds(asset, g)  # never revived by a return
                         )
                         assert self.grants.hasAccess(asset, grantee, mode, purpose) == expected
 

@@ -102,7 +102,8 @@ def test_private_data_from_the_command_line(cli, tmp_path: Path) -> None:  # noq
         grants = json.loads(cli("grant", "list", asset[:10], "--json").stdout)
         assert [(g["purpose"], g["modes"]) for g in grants] == [("research", ["download"])]
 
-        # Compute only: the lab's grant becomes compute-only; it runs an approved job.
+        # Compute only: a statistics grant joins the research one (issue 13: it replaced it);
+        # once research is revoked, the lab can no longer download but runs an approved job.
         algorithm = tmp_path / "stats.py"
         algorithm.write_text(STATS)
         code = json.loads(
@@ -112,6 +113,14 @@ def test_private_data_from_the_command_line(cli, tmp_path: Path) -> None:  # noq
         )["id"]
         cli("grant", "add", asset[:10], "lab", "--owner", "hospital", "--mode", "compute",
             "--purpose", "statistics", "--expires", "1h")  # fmt: skip
+        grants = json.loads(cli("grant", "list", asset[:10], "--json").stdout)
+        assert sorted(g["purpose"] for g in grants) == ["research", "statistics"]
+        again_research = cli("grant", "add", asset[:10], "lab", "--owner", "hospital", "--mode",
+                             "compute", "--purpose", "research", ok=False)  # fmt: skip
+        assert again_research.returncode != 0 and "--replace" in again_research.stderr
+        ambiguous = cli("grant", "revoke", asset[:10], "lab", "--owner", "hospital", ok=False)
+        assert ambiguous.returncode != 0 and "--purpose" in ambiguous.stderr
+        cli("grant", "revoke", asset[:10], "lab", "--owner", "hospital", "--purpose", "research")
         assert cli(*fetch, ok=False).returncode == 16
         submit = ["job", "submit", asset[:10], str(algorithm), "--gateway", url, "--identity", "lab",
                   "--purpose", "statistics", "--wait", "--json"]  # fmt: skip

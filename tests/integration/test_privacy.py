@@ -206,7 +206,7 @@ def test_h2_grants_and_delegates_expire_by_wall_clock_on_an_idle_chain(world: Wo
 
 def test_replay_expiry_forgery_and_wrong_domain_are_refused(world: World) -> None:
     world.data.grant(world.dataset, "lab", modes="download", purpose="research", expires_in=3600,
-                     owner="hospital")  # fmt: skip
+                     owner="hospital", replace=True)  # fmt: skip
     account = world.keystore.owner_account("lab")
     lab_id = world.data.identity("lab")
 
@@ -302,7 +302,7 @@ def test_h3_a_node_restart_never_disables_revocation(world: World) -> None:
         # Revoke on chain only (the key wrap stays), so only the grant check can refuse.
         hospital = world.keystore.owner_account("hospital")
         lab_id = world.data.identity("lab")
-        world.chain.sender(hospital).send(world.data.grants.revoke(world.dataset, lab_id))
+        world.chain.sender(hospital).send(world.data.grants.revoke(world.dataset, lab_id, "restart"))
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -326,7 +326,7 @@ def test_h3_a_node_restart_never_disables_revocation(world: World) -> None:
 
 def test_rate_limit_per_identity(world: World) -> None:
     world.data.grant(world.dataset, "lab", modes="download", purpose="research", expires_in=86400,
-                     owner="hospital")  # fmt: skip
+                     owner="hospital", replace=True)  # fmt: skip
     with world.gateway(rate=0.5, burst=2) as server:
         lab = world.client(server)
         lab.keywrap(world.dataset, "research")
@@ -338,7 +338,7 @@ def test_rate_limit_per_identity(world: World) -> None:
 def test_an_unreachable_chain_fails_closed_and_is_logged(world: World) -> None:
     """With the chain unreachable (a real refused connection), an uncached check is refused."""
     world.data.grant(world.dataset, "lab", modes="download", purpose="research", expires_in=86400,
-                     owner="hospital")  # fmt: skip
+                     owner="hospital", replace=True)  # fmt: skip
     provider = world.chain.w3.provider
     with world.gateway(cache_blocks=0) as server:
         lab = world.client(server)
@@ -360,7 +360,7 @@ def test_compute_only_grant_runs_approved_jobs_and_honours_consent(world: World)
     algorithm.write_bytes(STATS)
     code = world.data.provenance.register(algorithm, kind="code", owner="lab")
     world.data.grant(world.dataset, "lab", modes="compute", purpose="statistics", expires_in=3600,
-                     owner="hospital")  # fmt: skip
+                     owner="hospital", replace=True)  # fmt: skip
     private = world.keystore.x25519_private("lab")
     with world.gateway() as server:
         lab = world.client(server)
@@ -450,7 +450,7 @@ def _job_on(world: World, name: str, content: bytes, *, per_subject: bool = True
         if world.data.provenance.registry.asset_of(code)[2] == 0:
             world.data.provenance.register(script, kind="code", owner="lab")
     world.data.grant(asset, "lab", modes="compute", purpose="statistics", expires_in=3600,
-                     owner="hospital")  # fmt: skip
+                     owner="hospital", replace=True)  # fmt: skip
     world.data.approve(asset, code, owner="hospital")
     with world.gateway() as server:
         lab = world.client(server)
@@ -647,6 +647,42 @@ def test_bad_input_to_the_service(world: World) -> None:
         world.data.revoke(world.dataset, "hospital", owner="hospital")
 
 
+def test_grants_for_different_purposes_coexist_and_replacing_one_is_explicit(world: World) -> None:
+    """A 1-hour research grant no longer wipes a 30-day statistics grant; a second grant for
+    the same purpose is refused unless asked to replace, and says what it replaced; the key
+    wrap stays while any purpose still grants a download."""
+    day = 86400
+    own = world.tmp / "purposes.csv"
+    own.write_text("subject,age\n0x" + "cd" * 20 + ",40\n")
+    asset = world.data.protect(own, owner="hospital").asset_id
+    world.data.grant(asset, "patient", modes="download", purpose="statistics",
+                     expires_in=30 * day, owner="hospital")  # fmt: skip
+    world.data.grant(asset, "patient", modes="compute", purpose="research-1h",
+                     expires_in=3600, owner="hospital")  # fmt: skip
+    patient = world.data.identity("patient")
+    held = {v.purpose: v for v in world.data.held_grants(asset, patient)}
+    assert set(held) == {"statistics", "research-1h"}
+    assert held["statistics"].modes == ["download"] and held["research-1h"].modes == ["compute"]
+    assert world.data.grants.has_access(asset, patient, 1, "statistics")
+    assert patient.lower() in world.data.vault.entry(asset).wraps  # compute kept it
+    with pytest.raises(PrivacyError, match="already holds a download grant.*--replace"):
+        world.data.grant(asset, "patient", modes="compute", purpose="statistics",
+                         expires_in=60, owner="hospital")  # fmt: skip
+    assert world.data.grants.has_access(asset, patient, 1, "statistics")  # untouched
+    receipt = world.data.grant(asset, "patient", modes="both", purpose="statistics",
+                               expires_in=7 * day, owner="hospital", replace=True)  # fmt: skip
+    assert receipt.replaced is not None and receipt.replaced.modes == ["download"]
+    assert receipt.to_json()["replaced"]["purpose"] == "statistics"
+    with pytest.raises(PrivacyError, match="holds 2 grants.*--purpose"):
+        world.data.revoke(asset, "patient", owner="hospital")
+    world.data.revoke(asset, "patient", owner="hospital", purpose="statistics")
+    assert not world.data.grants.has_access(asset, patient, 1, "statistics")
+    assert world.data.grants.has_access(asset, patient, 2, "research-1h")
+    assert patient.lower() not in world.data.vault.entry(asset).wraps  # no download left
+    world.data.revoke(asset, "patient", owner="hospital", purpose="research-1h")
+    assert world.data.held_grants(asset, patient) == []
+
+
 TEST = "tests/integration/test_privacy.py"
 ATTEMPTS = 25  # per kind of attack
 
@@ -659,14 +695,14 @@ def test_security_figures_no_unauthorized_access_gets_through(world: World) -> N
     lab_id = world.data.identity("lab")
     account = world.keystore.owner_account("lab")
     world.data.grant(world.dataset, "lab", modes="download", purpose="research", expires_in=86400,
-                     owner="hospital")  # fmt: skip
+                     owner="hospital", replace=True)  # fmt: skip
     world.data.grant(fresh, "lab", modes="compute", purpose="statistics", expires_in=86400,
-                     owner="hospital")  # fmt: skip
+                     owner="hospital", replace=True)  # fmt: skip
     world.data.grant(fresh, "other", modes="download", purpose="research", expires_in=86400,
-                     owner="hospital")  # fmt: skip
+                     owner="hospital", replace=True)  # fmt: skip
     world.data.revoke(fresh, "other", owner="hospital")
     world.data.grant(fresh, "patient", modes="download", purpose="research", expires_in=60,
-                     owner="hospital")  # fmt: skip
+                     owner="hospital", replace=True)  # fmt: skip
     world.chain.w3.provider.make_request("evm_increaseTime", [120])  # type: ignore[arg-type]
     world.chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 

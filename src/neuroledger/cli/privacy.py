@@ -17,6 +17,7 @@ from neuroledger.cli._context import CLIContext, byte_progress, console, emit
 from neuroledger.errors import PrivacyError, SandboxError
 from neuroledger.privacy import age
 from neuroledger.privacy.client import GatewayClient
+from neuroledger.privacy.grants import utc
 from neuroledger.privacy.service import PrivateData, parse_duration
 
 data_app = typer.Typer(
@@ -216,24 +217,43 @@ def grant_add(
     expires: Annotated[
         str, typer.Option("--expires", help="How long it holds: 30m, 12h, 7d, 2w.")
     ] = "30d",
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Replace a grant that holds for the same purpose."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Grant an identity access to an asset for a purpose until an expiry."""
-    receipt = _data(ctx).grant(asset, grantee, modes=mode, purpose=purpose,
+    """Grant an identity access to an asset for a purpose until an expiry.
+
+    Grants for different purposes coexist; one for a purpose that already holds needs
+    --replace.
+    """
+    receipt = _data(ctx).grant(asset, grantee, modes=mode, purpose=purpose, replace=replace,
                                expires_in=parse_duration(expires), owner=owner)  # fmt: skip
+    old = receipt.replaced
     emit(receipt.to_json(), as_json=as_json,
-         human=f"granted {'+'.join(receipt.modes)} of {receipt.asset[:12]} to {receipt.grantee} for "
-         f"{purpose} until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(receipt.expiry))}"
-         + (" (key wrapped)" if receipt.wrapped else ""))  # fmt: skip
+         human=f"granted {'+'.join(receipt.modes)} of {receipt.asset[:12]} to {grantee} for "
+         f"{purpose} until {utc(receipt.expiry)}"
+         + (" (key wrapped)" if receipt.wrapped else "")
+         + (f"; replaced its {'+'.join(old.modes)} grant until {utc(old.expiry)}" if old else ""))  # fmt: skip
 
 
 @grant_app.command("revoke")
 def grant_revoke(
-    ctx: typer.Context, asset: str, grantee: str, owner: OwnerOpt, as_json: JsonOpt = False
+    ctx: typer.Context,
+    asset: str,
+    grantee: str,
+    owner: OwnerOpt,
+    purpose: Annotated[
+        str | None,
+        typer.Option("--purpose", help="The grant's purpose (needed when several hold)."),
+    ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Revoke a grant; the gateway honours it within its cache bound."""
-    tx = _data(ctx).revoke(asset, grantee, owner=owner)
-    emit({"tx": tx}, as_json=as_json, human=f"revoked the grant of {grantee} on {asset[:12]}")
+    tx = _data(ctx).revoke(asset, grantee, owner=owner, purpose=purpose)
+    emit({"tx": tx}, as_json=as_json, human=f"revoked the grant of {grantee} on {asset[:12]}"
+         + (f" for {purpose}" if purpose else ""))  # fmt: skip
 
 
 @grant_app.command("list")

@@ -206,7 +206,7 @@ class AccessChecker:
             (self._did, "identityOwner", [to(identity)], ["address"]),
             (self._did, "delegates", [to(identity), _VERIKEY_SLOT, to(signer)], ["uint256"]),
             (grants.contract, "hasAccess", [asset_b, to(identity), mode, purpose_bytes(purpose)], ["bool"]),
-            (grants.contract, "grantOf", [asset_b, to(identity)], ["uint8", "bytes32", "uint64", "address"]),
+            (grants.contract, "grantOf", [asset_b, to(identity), purpose_bytes(purpose)], ["uint8", "uint64", "address"]),
             (self.data.provenance.registry.contract, "assetOf", [asset_b], ["address", "uint8", "uint8"]),
         ]  # fmt: skip
         batch = [
@@ -227,7 +227,7 @@ class AccessChecker:
         is_owner = owner.lower() == signer.lower() and int(owner, 16) != 0
         controls_until = 2**63 if is_owner else delegate_until
         controls = self._unexpired(controls_until)
-        expiry = int(values[3][2])
+        expiry = int(values[3][1])
         # Someone else's asset (a squatted digest, say) is never served here, whatever grant
         # its on-chain owner wrote.
         ours = not self.owner or str(values[4][0]).lower() == self.owner

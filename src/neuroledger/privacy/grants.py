@@ -50,6 +50,11 @@ def purpose_name(raw: bytes) -> str:
     return bytes(raw).rstrip(b"\0").decode("ascii", "replace")
 
 
+def utc(ts: int) -> str:
+    """A unix time for people: ``2026-11-27 18:54 UTC``."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+
+
 def mode_bits(modes: str) -> int:
     """Bits of ``download``, ``compute`` or ``both`` (or ``download,compute``)."""
     names = ["download", "compute"] if modes == "both" else modes.split(",")
@@ -114,10 +119,12 @@ class GrantsClient(ContractClient):
             f"grant {mode_names(modes)} on {asset[:12]} to {grantee[:10]}",
         )
 
-    def revoke(self, asset: str, grantee: str) -> Call:
-        """Revoke ``grantee``'s grant on ``asset``."""
+    def revoke(self, asset: str, grantee: str, purpose: str) -> Call:
+        """Revoke ``grantee``'s grant on ``asset`` for ``purpose``."""
         return self._call(
-            "revoke", [_b32(asset), to_checksum_address(grantee)], f"revoke {asset[:12]}"
+            "revoke",
+            [_b32(asset), to_checksum_address(grantee), purpose_bytes(purpose)],
+            f"revoke {purpose} on {asset[:12]}",
         )
 
     def approve_algorithm(self, dataset: str, algorithm: str, approved: bool) -> Call:
@@ -145,20 +152,32 @@ class GrantsClient(ContractClient):
         )
         if not fn.call():
             return False
-        grant = self.grant_of(asset, grantee)
+        grant = self.grant_of(asset, grantee, purpose)
         return grant is not None and grant.expiry > time.time()
 
-    def grant_of(self, asset: str, grantee: str) -> GrantView | None:
-        """The stored grant of ``grantee`` on ``asset``, or None."""
-        modes, purpose, expiry, grantor = self.contract.functions.grantOf(
-            _b32(asset), to_checksum_address(grantee)
+    def grant_of(self, asset: str, grantee: str, purpose: str) -> GrantView | None:
+        """The stored grant of ``grantee`` on ``asset`` for ``purpose``, or None."""
+        modes, expiry, grantor = self.contract.functions.grantOf(
+            _b32(asset), to_checksum_address(grantee), purpose_bytes(purpose)
         ).call()
         if not modes:
             return None
         return GrantView(
             asset=asset, grantee=to_checksum_address(grantee), modes=mode_names(int(modes)),
-            purpose=purpose_name(purpose), expiry=int(expiry), grantor=str(grantor),
+            purpose=purpose, expiry=int(expiry), grantor=str(grantor),
         )  # fmt: skip
+
+    def purposes(self, w3: Web3, asset: str, grantee: str) -> list[str]:
+        """Every purpose ``grantee`` was ever granted ``asset`` for (held or not), in order."""
+        seen: dict[str, None] = {}
+        for event in self.events(w3):
+            if (
+                event.name == "AccessGranted"
+                and event.args["asset"] == asset.removeprefix("0x")
+                and str(event.args["grantee"]).lower() == grantee.lower()
+            ):
+                seen[purpose_name(bytes.fromhex(event.args["purpose"]))] = None
+        return list(seen)
 
     def is_approved(self, dataset: str, algorithm: str) -> bool:
         """Whether ``algorithm`` is approved for ``dataset``."""

@@ -25,6 +25,8 @@ from neuroledger.privacy.grants import (
     mode_bits,
     mode_names,
     purpose_bytes,
+    purpose_name,
+    utc,
 )
 from neuroledger.privacy.requests import Domain
 from neuroledger.privacy.vault import Vault
@@ -55,10 +57,13 @@ class GrantReceipt:
     expiry: int
     tx_hash: str
     wrapped: bool
+    replaced: GrantView | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The receipt as a JSON object."""
-        return self.__dict__.copy()
+        out = self.__dict__.copy()
+        out["replaced"] = self.replaced.to_json() if self.replaced else None
+        return out
 
 
 class PrivateData:
@@ -147,9 +152,11 @@ class PrivateData:
 
     # -- grants ------------------------------------------------------------------------
     def grant(self, asset: str, grantee: str, *, modes: str, purpose: str, expires_in: int,
-              owner: str) -> GrantReceipt:  # fmt: skip
-        """Grant ``grantee`` access to ``asset`` for ``expires_in`` seconds.
+              owner: str, replace: bool = False) -> GrantReceipt:  # fmt: skip
+        """Grant ``grantee`` access to ``asset`` for ``purpose`` for ``expires_in`` seconds.
 
+        Grants for other purposes are kept. A grant that still holds for the same purpose
+        is replaced only with ``replace=True``; the receipt names what it replaced.
         A download grant also wraps the file key for the grantee's published
         X25519 key (the payload is not touched); a compute-only grant gives no key.
         """
@@ -164,9 +171,17 @@ class PrivateData:
                 f"{owner} does not own asset {asset_id[:12]} (its owner is "
                 f"{format_did(self.chain.chain_id, asset_owner)}); grant as the owner"
             )
-        # The chain's clock decides expiry (it may run ahead of this machine's).
-        now = max(int(time.time()), int(self.chain.w3.eth.get_block("latest")["timestamp"]))
+        now = self._now()
         expiry = now + expires_in
+        old = self.grants.grant_of(asset_id, grantee_address, purpose)
+        if old is not None and not (old.expiry > now and old.grantor.lower() == owner_address.lower()):
+            old = None  # expired, or given by an earlier owner: nothing holds to replace
+        if old is not None and not replace:
+            raise PrivacyError(
+                f"{grantee} already holds a {'+'.join(old.modes)} grant on {asset_id[:12]} for "
+                f"{purpose} until {utc(old.expiry)}; pass --replace to replace it, or grant "
+                "under another --purpose (grants for different purposes coexist)"
+            )
         wrapped = False
         if bits & 1:
             key = published_x25519(self.chain, grantee_address)
@@ -183,22 +198,53 @@ class PrivateData:
             if wrapped:
                 self.vault.drop_wrap(asset_id, grantee_address)
             raise
-        if not bits & 1 and self.vault.has(asset_id):
-            self.vault.drop_wrap(asset_id, grantee_address)  # a compute-only grant holds no key
+        if not bits & 1:
+            self._drop_key_unless_downloading(asset_id, grantee_address)
         return GrantReceipt(asset_id, grantee_address, mode_names(bits), purpose, expiry, tx,
-                            bits & 1 == 1)  # fmt: skip
+                            bits & 1 == 1, old)  # fmt: skip
 
-    def revoke(self, asset: str, grantee: str, *, owner: str) -> str:
-        """Revoke ``grantee``'s grant on ``asset`` and delete its key wrap."""
+    def _now(self) -> int:
+        # The later of the chain's clock (it may run ahead) and this machine's (an idle
+        # chain's stands still): a grant holds only while both say so.
+        return max(int(time.time()), int(self.chain.w3.eth.get_block("latest")["timestamp"]))
+
+    def held_grants(self, asset_id: str, grantee: str) -> list[GrantView]:
+        """The grants ``grantee`` now holds on ``asset_id``, one per purpose."""
+        now = self._now()
+        views = [
+            self.grants.grant_of(asset_id, grantee, p)
+            for p in self.grants.purposes(self.chain.w3, asset_id, grantee)
+        ]
+        return [v for v in views if v is not None and v.expiry > now]
+
+    def _drop_key_unless_downloading(self, asset_id: str, grantee: str) -> None:
+        # The key wrap stays while any purpose still grants a download.
+        if self.vault.has(asset_id) and not any(
+            "download" in v.modes for v in self.held_grants(asset_id, grantee)
+        ):
+            self.vault.drop_wrap(asset_id, grantee)
+
+    def revoke(self, asset: str, grantee: str, *, owner: str, purpose: str | None = None) -> str:
+        """Revoke ``grantee``'s grant on ``asset`` for ``purpose`` (which may be left out when
+        only one grant holds); the key wrap goes when no download grant is left."""
         asset_id = self.provenance.resolve(asset)
         grantee_address = self.identity(grantee)
-        if self.grants.grant_of(asset_id, grantee_address) is None:
+        held = self.held_grants(asset_id, grantee_address)
+        if purpose is None:
+            if len(held) > 1:
+                raise PrivacyError(
+                    f"{grantee} holds {len(held)} grants on {asset_id[:12]} (for "
+                    f"{', '.join(v.purpose for v in held)}); name one with --purpose"
+                )
+            purpose = held[0].purpose if held else None
+        if purpose is None or self.grants.grant_of(asset_id, grantee_address, purpose) is None:
             raise PrivacyError(
-                f"{grantee} holds no grant on asset {asset_id[:12]}; `neuroledger grant list` shows them"
+                f"{grantee} holds no grant on asset {asset_id[:12]}"
+                + (f" for {purpose}" if purpose else "")
+                + "; `neuroledger grant list` shows them"
             )
-        tx = self._send(owner, self.grants.revoke(asset_id, grantee_address))
-        if self.vault.has(asset_id):
-            self.vault.drop_wrap(asset_id, grantee_address)
+        tx = self._send(owner, self.grants.revoke(asset_id, grantee_address, purpose))
+        self._drop_key_unless_downloading(asset_id, grantee_address)
         return tx
 
     def approve(self, dataset: str, algorithm: str, *, owner: str, approved: bool = True) -> str:
@@ -220,14 +266,15 @@ class PrivateData:
     def list_grants(self, asset: str | None = None) -> list[GrantView]:
         """Grants that hold now (unexpired, not revoked), optionally for one asset."""
         asset_id = self.provenance.resolve(asset) if asset else None
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str, str]] = set()
         for event in self.grants.events(self.chain.w3):
             if event.name == "AccessGranted" and (
                 asset_id is None or event.args["asset"] == asset_id
             ):
-                seen.add((str(event.args["asset"]), str(event.args["grantee"])))
-        now = int(time.time())
-        views = [self.grants.grant_of(a, g) for a, g in sorted(seen)]
+                purpose = purpose_name(bytes.fromhex(event.args["purpose"]))
+                seen.add((str(event.args["asset"]), str(event.args["grantee"]), purpose))
+        now = self._now()
+        views = [self.grants.grant_of(a, g, p) for a, g, p in sorted(seen)]
         return [v for v in views if v is not None and v.expiry > now]
 
     def withdrawn(self, purpose: str) -> set[str]:
