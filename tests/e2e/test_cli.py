@@ -41,12 +41,12 @@ def cli(tmp_path: Path):
         return proc
 
     run.env = env  # type: ignore[attr-defined]
+    run("init")  # only `init` creates a home, as the README says
     yield run
     run("node", "stop", ok=False)
 
 
 def test_identity_lifecycle(cli) -> None:
-    cli("init")
     created = json.loads(cli("identity", "create", "hospital-a", "--kind", "org", "--json").stdout)
     cli("identity", "create", "agent-7", "--kind", "agent")
     listed = json.loads(cli("identity", "list", "--json").stdout)
@@ -166,3 +166,20 @@ def test_help_names_every_environment_variable(cli) -> None:
                  "NEUROLEDGER_PASSPHRASE_FILE"):  # fmt: skip
         assert name in top, name
     assert "NEUROLEDGER_SHARED" in cli("fl", "create", "--help").stdout
+
+
+def test_only_init_creates_a_home(cli, tmp_path: Path) -> None:
+    """A mistyped NEUROLEDGER_HOME: read and write commands say there is no home and name
+    `neuroledger init`, and create nothing (issue 13: a new home, node and suite appeared)."""
+    typo = tmp_path / "hmoe"
+    for args in (("identity", "list"), ("asset", "list"), ("node", "start"), ("node", "status"),
+                 ("identity", "create", "x"), ("data", "list"), ("audit", "export", "access")):  # fmt: skip
+        proc = cli(*args, ok=False, extra_env={"NEUROLEDGER_HOME": str(typo)})
+        assert proc.returncode != 0, args
+        assert "no NeuroLedger home" in proc.stderr and "neuroledger init" in proc.stderr, args
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert not typo.exists(), args
+    made = cli("init", "--json", extra_env={"NEUROLEDGER_HOME": str(typo)})
+    assert json.loads(made.stdout)["home"] == str(typo)
+    assert cli("identity", "list", extra_env={"NEUROLEDGER_HOME": str(typo)}).returncode == 0
+    cli("node", "stop", extra_env={"NEUROLEDGER_HOME": str(typo)})

@@ -68,6 +68,7 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]
     shared = root / "shared"
     owner_env = _env(root / "owner", passphrase, shared)
     c = Consortium(root, shared, owner_env, [], "")
+    assert c.owner("init").returncode == 0
     assert c.owner("identity", "create", "sponsor").returncode == 0
     c.url = json.loads(c.owner("node", "status", "--json").stdout)["url"]
     # The chain's operator (the owner's home, holding its node credential) funds the parties.

@@ -104,6 +104,7 @@ class CLIContext:
     settings: Settings
     _chain: Chain | None = field(default=None, init=False)
     _keystore: Keystore | None = field(default=None, init=False)
+    _home_checked: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         # A home made by an older version (or by hand) may be readable by others: close it.
@@ -112,15 +113,40 @@ class CLIContext:
             if home.is_dir() and home.stat().st_mode & 0o077:
                 home.chmod(0o700)
 
+    def home(self) -> Path:
+        """The home directory. Only `neuroledger init` creates one: a mistyped
+        ``NEUROLEDGER_HOME`` must not grow a new home, node and contract suite."""
+        s = self.settings
+        if not self._home_checked:
+            if not any(p.is_dir() for p in (s.keystore_dir, s.chain_dir, s.deployments_dir)):
+                raise ConfigError(
+                    f"there is no NeuroLedger home at {s.home}; create one with "
+                    "`neuroledger init`, or point --home / NEUROLEDGER_HOME at an existing home"
+                )
+            self._home_checked = True
+        return s.home
+
+    def create_home(self) -> Path:
+        """Create the home's folders (owner-only); for `neuroledger init`."""
+        s = self.settings
+        for folder in (s.home, s.keystore_dir, s.chain_dir, s.deployments_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        s.home.chmod(0o700)
+        s.keystore_dir.chmod(0o700)
+        self._home_checked = True
+        return s.home
+
     def chain(self) -> Chain:
         """The chain connection (starts the embedded node if needed)."""
         if self._chain is None:
+            self.home()
             self._chain = Chain.connect(self.settings)
         return self._chain
 
     def keystore(self, *, new_passphrase: bool = False) -> Keystore:
         """The home's keystore; asks for the passphrase only when a key is opened."""
         if self._keystore is None:
+            self.home()
             confirm = new_passphrase and not self.settings.keystore_dir.joinpath("keys").exists()
             self._keystore = Keystore(
                 self.settings.keystore_dir,

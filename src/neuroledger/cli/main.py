@@ -77,10 +77,7 @@ def init(
     """Create the home (keystore, chain and deployment folders) and deploy the contracts."""
     c: CLIContext = ctx.obj
     s = c.settings
-    for folder in (s.home, s.keystore_dir, s.chain_dir, s.deployments_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    s.home.chmod(0o700)
-    s.keystore_dir.chmod(0o700)
+    c.create_home()
     chain = c.chain()
     record = chain.deployment()
     contracts = {k: str(v["address"]) for k, v in record.contracts.items()}

@@ -23,6 +23,7 @@ def _node(ctx: typer.Context) -> EmbeddedNode:
             "an RPC URL is configured, so there is no embedded node to manage; "
             "unset --rpc-url / NEUROLEDGER_RPC_URL"
         )
+    c.home()
     return EmbeddedNode(
         chain_dir=c.settings.chain_dir,
         anvil_path=c.settings.anvil_path,

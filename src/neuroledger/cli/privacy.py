@@ -196,7 +196,7 @@ def list_vault(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     entries: list[dict[str, Any]] = [
         {"asset": e.asset_id, "name": e.name, "bytes": e.size, "wraps": list(e.wraps)}
-        for e in Vault(c.settings.home / "vault").entries()
+        for e in Vault(c.home() / "vault").entries()
     ]
     lines = [
         f"{e['asset'][:12]}  {e['name']}  {e['bytes']} bytes  wraps: {len(e['wraps'])}"
