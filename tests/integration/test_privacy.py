@@ -302,7 +302,9 @@ def test_h3_a_node_restart_never_disables_revocation(world: World) -> None:
         # Revoke on chain only (the key wrap stays), so only the grant check can refuse.
         hospital = world.keystore.owner_account("hospital")
         lab_id = world.data.identity("lab")
-        world.chain.sender(hospital).send(world.data.grants.revoke(world.dataset, lab_id, "restart"))
+        world.chain.sender(hospital).send(
+            world.data.grants.revoke(world.dataset, lab_id, "restart")
+        )
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -665,7 +667,7 @@ def test_grants_for_different_purposes_coexist_and_replacing_one_is_explicit(wor
     assert held["statistics"].modes == ["download"] and held["research-1h"].modes == ["compute"]
     assert world.data.grants.has_access(asset, patient, 1, "statistics")
     assert patient.lower() in world.data.vault.entry(asset).wraps  # compute kept it
-    with pytest.raises(PrivacyError, match="already holds a download grant.*--replace"):
+    with pytest.raises(PrivacyError, match=r"already holds a download grant.*--replace"):
         world.data.grant(asset, "patient", modes="compute", purpose="statistics",
                          expires_in=60, owner="hospital")  # fmt: skip
     assert world.data.grants.has_access(asset, patient, 1, "statistics")  # untouched
@@ -673,7 +675,7 @@ def test_grants_for_different_purposes_coexist_and_replacing_one_is_explicit(wor
                                expires_in=7 * day, owner="hospital", replace=True)  # fmt: skip
     assert receipt.replaced is not None and receipt.replaced.modes == ["download"]
     assert receipt.to_json()["replaced"]["purpose"] == "statistics"
-    with pytest.raises(PrivacyError, match="holds 2 grants.*--purpose"):
+    with pytest.raises(PrivacyError, match=r"holds 2 grants.*--purpose"):
         world.data.revoke(asset, "patient", owner="hospital")
     world.data.revoke(asset, "patient", owner="hospital", purpose="statistics")
     assert not world.data.grants.has_access(asset, patient, 1, "statistics")

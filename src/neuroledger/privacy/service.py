@@ -174,7 +174,9 @@ class PrivateData:
         now = self._now()
         expiry = now + expires_in
         old = self.grants.grant_of(asset_id, grantee_address, purpose)
-        if old is not None and not (old.expiry > now and old.grantor.lower() == owner_address.lower()):
+        if old is not None and not (
+            old.expiry > now and old.grantor.lower() == owner_address.lower()
+        ):
             old = None  # expired, or given by an earlier owner: nothing holds to replace
         if old is not None and not replace:
             raise PrivacyError(
