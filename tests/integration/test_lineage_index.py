@@ -199,3 +199,42 @@ def test_index_of_another_chain_starts_over(tmp_path: Path, registry: Registry) 
         tmp_path / "index.sqlite", chain_id=1, contract=Account.create().address, start_block=0
     )
     assert other.count() == 0
+
+
+def test_index_of_another_chain_history_is_found_before_any_write(tmp_path: Path) -> None:
+    """Issue 13: after a node reset, the index crashed with BlockNotFound (after the write).
+
+    A chain rolled back below the index's final block (same genesis) is an error that names
+    `--rebuild`; a new chain at the same id and address (another genesis) rebuilds itself.
+    """
+    proc, url = start_dev_anvil()
+    try:
+        first = Registry(url)
+        snapshot = first.rpc("evm_snapshot", [])
+        for label in ("a", "b", "c"):
+            first.register(label)
+        index = open_index(tmp_path, first)
+        index.sync(first.w3, first.address)
+        assert index.count() == 3
+        first.rpc("evm_revert", [snapshot])  # the chain is now shorter than the index's final
+        with pytest.raises(IndexReorgError, match=r"another chain history.*--rebuild"):
+            index.sync(first.w3, first.address)
+        index.close()
+    finally:
+        proc.kill()
+        proc.wait()
+    # A new chain (another genesis time): same id, same deployer, same addresses, and more
+    # blocks than the old one, so only the genesis tells the histories apart.
+    proc, url = start_dev_anvil("--timestamp", "1900000000")
+    try:
+        second = Registry(url)
+        assert second.address == first.address
+        for label in ("x", "y", "z"):
+            second.register(label)
+        index = open_index(tmp_path, second)
+        index.sync(second.w3, second.address)
+        assert index.count() == 3 and index.get(second.id("z")) is not None
+        assert index.get(first.id("a")) is None  # nothing of the old history is left
+    finally:
+        proc.kill()
+        proc.wait()

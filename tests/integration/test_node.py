@@ -77,7 +77,11 @@ def test_corrupted_state_refuses_and_keeps_file(settings) -> None:
         node_of(settings).start()
     assert "\n" not in str(info.value)
     assert state.read_bytes() == bytes(data)  # kept untouched
-    assert not node_of(settings).status().running
+    before = node_of(settings).status()
+    assert not before.running
+    # `node status` says the saved state fails its check (issue 13: it showed a block).
+    assert before.state_problem and "SHA-256" in before.state_problem
+    assert before.state_block is None
     status = node_of(settings).start(reset_state=True)
     try:
         assert status.running
@@ -91,6 +95,7 @@ def test_truncated_state_refuses(settings) -> None:
     state.write_bytes(state.read_bytes()[:40])
     with pytest.raises(NodeStateCorruptError):
         node_of(settings).start()
+    assert node_of(settings).status().state_problem
 
 
 def test_port_in_use(settings) -> None:

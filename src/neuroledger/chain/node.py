@@ -99,6 +99,7 @@ class NodeStatus:
     state_file: str | None = None
     state_block: int | None = None
     state_bytes: int | None = None
+    state_problem: str | None = None  # why the saved state fails its check, if it does
     isolated: bool | None = None  # anvil reachable only through the gate
 
     def to_json(self) -> dict[str, Any]:
@@ -320,16 +321,19 @@ class EmbeddedNode:
         return None
 
     def status(self) -> NodeStatus:
-        """Report whether the node runs, where, and what the last dump holds."""
+        """Report whether the node runs, where, and what the last dump holds; the saved
+        state is checked (header, SHA-256, decompression) as a start would check it."""
         state_block = state_bytes = None
+        problem = None
         if self.state_path.exists():
             state_bytes = self.state_path.stat().st_size
-            with (
-                contextlib.suppress(OSError, ValueError, IndexError),
-                self.state_path.open("rb") as fh,
-            ):
-                fh.readline()
-                state_block = int(json.loads(fh.readline())["block"])
+            try:
+                header, _ = decode_state(self.state_path)
+                state_block = int(header["block"])
+            except NodeStateCorruptError as exc:
+                problem = str(exc)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                problem = f"chain state {self.state_path} cannot be read: {exc}"
         state_file = str(self.state_path) if self.state_path.exists() else None
         record = self._live_record()
         if record is None:
@@ -339,6 +343,7 @@ class EmbeddedNode:
                 state_file=state_file,
                 state_block=state_block,
                 state_bytes=state_bytes,
+                state_problem=problem,
             )
         url = record["url"]
         block = None
@@ -358,6 +363,7 @@ class EmbeddedNode:
             state_file=state_file,
             state_block=state_block,
             state_bytes=state_bytes,
+            state_problem=problem,
         )
 
     # -- start / stop ----------------------------------------------------------------

@@ -69,12 +69,17 @@ def stop(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show whether the node runs, where, and what the saved state holds."""
     st = _node(ctx).status()
+    if st.state_problem:
+        saved = f"the saved state FAILS its check: {st.state_problem}"
+    elif st.state_file:
+        saved = f"saved state up to block {st.state_block}"
+    else:
+        saved = "no saved state"
     if st.running:
         human = (
             f"running at {st.url} (pid {st.pid}, chain {st.chain_id}, block {st.block_number}); "
-            f"saved state up to block {st.state_block}"
+            f"{saved}"
         )
     else:
-        saved = f"saved state up to block {st.state_block}" if st.state_file else "no saved state"
         human = f"not running; {saved}"
     emit(st.to_json(), as_json=as_json, human=human)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from web3 import Web3
+from web3.exceptions import BlockNotFound
 from web3.types import RPCEndpoint
 
 from neuroledger.errors import AssetNotFoundError, IndexReorgError, ProvenanceError
@@ -120,6 +121,15 @@ class Change:
 _STATUS_NAMES = {1: "active", 2: "deprecated", 3: "revoked"}
 
 
+def _hash_of(w3: Web3, block: int) -> str | None:
+    """The hash of ``block`` (lowercase hex, no 0x), or None when the chain has no such block."""
+    try:
+        found = w3.eth.get_block(block)
+    except BlockNotFound:
+        return None
+    return None if found is None else bytes(found["hash"]).hex()
+
+
 class LineageIndex:
     """Registry events of one contract on one chain, in an SQLite file."""
 
@@ -137,7 +147,7 @@ class LineageIndex:
             self.db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         self.db.executescript(_SCHEMA)
         self.start_block = start_block
-        scope = f"{chain_id}:{contract.lower()}"
+        scope = self._scope = f"{chain_id}:{contract.lower()}"
         stored = self._meta("scope")
         if stored is not None and stored != scope:
             # Another chain or another deployment: the index restarts from scratch.
@@ -185,11 +195,26 @@ class LineageIndex:
         chunk_blocks: int = _CHUNK_BLOCKS,
     ) -> int:
         """Read new registry events up to the chain head; return how many were applied."""
+        genesis = _hash_of(w3, 0)
+        if genesis is not None and self._meta("genesis") not in (None, genesis):
+            # Another chain history (a reset node, a replaced dev chain) at the same chain id
+            # and address: the index is a cache of the old one; it rebuilds itself.
+            self._clear()
+            with self.db:
+                self._set_meta("scope", self._scope)
+        with self.db:
+            self._set_meta("genesis", genesis or "")
         final = self.final_block
         if final >= self.start_block:
             recorded = self._meta("final_hash")
-            actual = w3.eth.get_block(final)["hash"].hex()
-            if recorded is not None and recorded.removeprefix("0x") != actual.removeprefix("0x"):
+            actual = _hash_of(w3, final)
+            if actual is None:
+                raise IndexReorgError(
+                    f"the index was built on another chain history: block {final}, which it "
+                    "treats as final, is not on the chain (was the node reset or restored "
+                    "from an older state?); run `neuroledger asset index --rebuild`"
+                )
+            if recorded is not None and recorded.removeprefix("0x") != actual:
                 raise IndexReorgError(
                     f"block {final} changed after the index treated it as final (a reorg deeper "
                     f"than {confirmations} confirmations); run `neuroledger asset index --rebuild`"

@@ -205,8 +205,6 @@ class Provenance:
 
     def _check_parents(self, parents: Sequence[str]) -> list[str]:
         resolved = []
-        if parents:
-            self.sync()
         for ref in parents:
             asset_id = self.index.resolve(ref)
             _, _, status = self.registry.asset_of(asset_id)
@@ -326,7 +324,9 @@ class Provenance:
         manifest: Manifest | None,
         blobs: Sequence[bytes] = (),
     ) -> Registration:
-        # Every check first: bad input leaves nothing in the store and nothing on chain.
+        # Every check first: bad input leaves nothing in the store and nothing on chain,
+        # and an index built on another chain history is found before the transaction.
+        self.sync()
         identity = self._identity(owner)
         account = self.keystore.owner_account(signer or owner)
         parent_ids = self._check_parents(parents)
