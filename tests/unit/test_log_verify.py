@@ -41,8 +41,8 @@ def served_files(root: Path) -> list[str]:
     return sorted(
         str(p.relative_to(root))
         for p in root.rglob("*")
-        # served files and the checkpoint history (not the journal of unpublished batches)
-        if p.is_file() and not p.name.startswith(".") and p.parent.name != ".journal"
+        # served files and the checkpoint history (the journal is outside the directory)
+        if p.is_file() and not p.name.startswith(".")
     )
 
 

@@ -203,7 +203,7 @@ def test_torn_journal_batch_is_cut_off(tmp_path: Path, signer: NoteSigner) -> No
     log = TileLog.create(tmp_path / "log", origin=ORIGIN, signer=signer)
     fill(log, [10, 20], materialize=False)
     log.close()
-    journal = next((tmp_path / "log" / ".journal").iterdir())
+    journal = next((tmp_path / "log.journal").iterdir())
     data = journal.read_bytes()
     journal.write_bytes(data[:-7])  # the second batch was half written when the power went
     again = TileLog.open(tmp_path / "log", signer=signer)
@@ -215,3 +215,26 @@ def test_torn_journal_batch_is_cut_off(tmp_path: Path, signer: NoteSigner) -> No
         entry(10),
         entry(12),
     ]
+
+
+def test_the_journal_is_never_in_the_served_tree(tmp_path: Path, signer: NoteSigner) -> None:
+    """Issue 13: `.journal/` inside the log directory held not-yet-checkpointed entries in
+    clear, so serving the directory with any static file server published them early."""
+    log = TileLog.create(tmp_path / "log", origin=ORIGIN, signer=signer)
+    secret = b"not yet checkpointed: patient 17's record"
+    log.append([secret])
+    log.close()
+    served = [p for p in (tmp_path / "log").rglob("*") if p.is_file()]
+    assert not any(secret in p.read_bytes() for p in served)
+    assert any(secret in p.read_bytes() for p in (tmp_path / "log.journal").iterdir())
+    assert TileLog.open(tmp_path / "log").entry(0) == secret
+
+
+def test_a_journal_of_the_old_layout_is_moved_out(tmp_path: Path, signer: NoteSigner) -> None:
+    log = TileLog.create(tmp_path / "log", origin=ORIGIN, signer=signer)
+    fill(log, [7], materialize=False)
+    log.close()
+    (tmp_path / "log.journal").rename(tmp_path / "log" / ".journal")  # as older versions kept it
+    again = TileLog.open(tmp_path / "log", signer=signer)
+    assert again.size == 7 and again.entry(6) == entry(6)
+    assert not (tmp_path / "log" / ".journal").exists() and (tmp_path / "log.journal").is_dir()

@@ -1,8 +1,8 @@
 """A transparency log on the filesystem, in the C2SP tlog-tiles layout.
 
 Appends come in batches. A batch is durable before :meth:`TileLog.append` returns:
-it is appended to a journal (``.journal/<first index>``) as one record with its
-SHA-256, and the journal is fsynced: one write and one fsync per batch. The
+it is appended to a journal (``<log>.journal/<first index>``, beside the log directory,
+never in it) as one record with its SHA-256, and the journal is fsynced: one write and one fsync per batch. The
 tiles and entry bundles are written when a checkpoint is signed
 (:meth:`TileLog.checkpoint`, which the spec requires for every checkpointed
 size): each file goes to a temporary name, is fsynced and renamed, the
@@ -13,7 +13,8 @@ record that is torn or fails its hash (a crash mid-write) is cut off, and it
 was never acknowledged.
 
 The directory can be served as it is by any static file server: ``checkpoint``
-and ``tile/…`` are the tlog-tiles resources.
+and ``tile/…`` are the tlog-tiles resources. Entries not yet checkpointed live only
+in the journal, outside the directory, so serving it never publishes them early.
 """
 
 from __future__ import annotations
@@ -41,14 +42,21 @@ from neuroledger.audit.tiles import (
 )
 from neuroledger.errors import AuditError, LogCorruptError, SignatureError
 
-__all__ = ["HISTORY_DIR", "STATE_FILE", "LogState", "TileLog"]
+__all__ = ["HISTORY_DIR", "STATE_FILE", "LogState", "TileLog", "journal_dir"]
 
 STATE_FILE = ".neuroledger-log.json"
-JOURNAL_DIR = ".journal"
+#: Where logs of older versions kept their journal: inside the served directory.
+_OLD_JOURNAL_DIR = ".journal"
 _BATCH_HEADER = 4 + 4 + 32  # entry count, payload length, SHA-256 of the payload
 #: Every checkpoint the log signed, by tree size.
 HISTORY_DIR = ".checkpoints"
 _TILE_BYTES = TILE_WIDTH * HASH_SIZE
+
+
+def journal_dir(root: Path) -> Path:
+    """The journal of the log at ``root``: a sibling directory, so that the served tree
+    holds only published resources (back up both)."""
+    return root.parent / f"{root.name}.journal"
 
 
 @dataclass(frozen=True)
@@ -158,13 +166,13 @@ class TileLog:
 
     # -- journal ---------------------------------------------------------------------
     def _journal_path(self, base: int) -> Path:
-        return self.root / JOURNAL_DIR / str(base)
+        return journal_dir(self.root) / str(base)
 
     def _start_journal(self) -> None:
         """Start the journal of entries after the materialized size; drop older journals."""
         base = self._state.size
-        directory = self.root / JOURNAL_DIR
-        directory.mkdir(exist_ok=True)
+        directory = journal_dir(self.root)
+        directory.mkdir(mode=0o700, exist_ok=True)
         if self._journal_fd is not None:
             os.close(self._journal_fd)
         path = self._journal_path(base)
@@ -175,7 +183,13 @@ class TileLog:
                 old.unlink()
 
     def _replay_journal(self) -> None:
-        directory = self.root / JOURNAL_DIR
+        directory = journal_dir(self.root)
+        old = self.root / _OLD_JOURNAL_DIR
+        if old.is_dir() and not directory.exists():
+            # A log of an older version: its journal leaves the served tree.
+            old.rename(directory)
+            fsync_dir(self.root)
+            fsync_dir(directory.parent)
         base = self._state.size
         bases = (
             sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
