@@ -49,10 +49,24 @@ def test_audit_lifecycle(cli, tmp_path: Path) -> None:  # noqa: F811
     cli("audit", "prove", "triage", "42", "--out", str(bundle))
     verified = json.loads(cli("audit", "verify-bundle", str(bundle), "--json").stdout)
     assert verified["index"] == 42 and verified["event"]["output_digest"] == f"{42:064x}"
-    assert cli("audit", "prove", "triage", "300", ok=False).returncode == 14
+    beyond = cli("audit", "prove", "triage", "300", ok=False)
+    assert beyond.returncode == 14 and "holds 300 entries (indexes 0 to 299)" in beyond.stderr
+    cli("audit", "append", "triage", stdin=events(1))
+    unanchored = cli("audit", "prove", "triage", "300", ok=False)
+    assert unanchored.returncode == 14 and "--as IDENTITY" in unanchored.stderr
     cli("audit", "witness", "triage", "--as", "w1")
     report = json.loads(cli("audit", "verify", "triage", "--json").stdout)
     assert report["ok"] and report["anchors"] == 1 and report["size"] == 300
+    assert report["cosigned_by"] == ["neuroledger.local/witness/w1"]
+    # The bundle of the anchored (and now cosigned) checkpoint keeps the cosignature.
+    cosigned = cli("audit", "prove", "triage", "42").stdout
+    assert "neuroledger.local/witness/w1" in cosigned
+    assert (
+        json.loads(cli("audit", "verify-bundle", "/dev/stdin", "--json", stdin=cosigned).stdout)[
+            "index"
+        ]
+        == 42
+    )
     csv_text = cli("audit", "export", "triage", "--ai-act", "-f", "csv").stdout
     assert csv_text.splitlines()[0].startswith("index,system,model_digest,event_type")
     assert len(csv_text.splitlines()) == 301

@@ -101,3 +101,51 @@ def test_wrong_key_is_a_checkpoint_problem(log_dir) -> None:
     root, _ = log_dir
     report = verify_log(root, NoteSigner.generate(ORIGIN).verifier)
     assert not report.ok and report.problems[0].place == "checkpoint"
+
+
+def test_a_deleted_partial_tile_of_an_older_checkpoint_is_found(log_dir) -> None:
+    """Issue 13: clients that know an older checkpoint fetch its partial tiles; a log that
+    deleted one passed `audit verify`."""
+    root, signer = log_dir
+    # Checkpoint size 1075's partials are still needed (tiles 004 are not full yet); the
+    # partials of sizes 5, 305 and 375 went when their tiles filled, as the spec allows.
+    assert not (root / "tile/0/000.p").exists() and (root / "tile/0/000").exists()
+    for rel in ("tile/0/004.p/51", "tile/entries/004.p/51"):
+        path = root / rel
+        original = path.read_bytes()
+        path.unlink()
+        try:
+            report = verify_log(root, signer.verifier)
+        finally:
+            path.write_bytes(original)
+        assert not report.ok
+        assert any(p.place == rel and "partial tile of checkpoint size" in p.message
+                   for p in report.problems), [str(p) for p in report.problems]  # fmt: skip
+    assert verify_log(root, signer.verifier).ok
+
+
+def test_cosignatures_of_known_witnesses_are_checked(tmp_path: Path) -> None:
+    """Issue 13: `audit verify` never checked the cosignatures it had keys for."""
+    from neuroledger.audit.note import COSIGNATURE, add_cosignature
+
+    root, signer = make_log(tmp_path / "log", (3,))
+    witness = NoteSigner.generate("witness.example/w1", sig_type=COSIGNATURE)
+    stranger = NoteSigner.generate("witness.example/w2", sig_type=COSIGNATURE)
+    text = (root / "checkpoint").read_text()
+    cosigned = add_cosignature(add_cosignature(text, witness), stranger)
+    (root / "checkpoint").write_text(cosigned)
+    report = verify_log(root, signer.verifier, [witness.verifier])
+    assert report.ok and report.cosigned_by == ["witness.example/w1"]
+    # A cosignature line whose signature was tampered with (one bit) fails, by name.
+    lines = cosigned.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if "witness.example/w1" in line)
+    name, b64 = lines[at].rstrip("\n").rsplit(" ", 1)
+    import base64
+
+    raw = bytearray(base64.b64decode(b64))
+    raw[-1] ^= 1
+    lines[at] = f"{name} {base64.b64encode(bytes(raw)).decode()}\n"
+    (root / "checkpoint").write_text("".join(lines))
+    report = verify_log(root, signer.verifier, [witness.verifier])
+    assert not report.ok
+    assert "cosignature by witness witness.example/w1 does not verify" in str(report.problems[0])

@@ -32,7 +32,13 @@ from pathlib import Path
 
 from neuroledger._fs import atomic_write, file_lock, fsync_dir
 from neuroledger.audit.merkle import HASH_SIZE, MerkleTree, verify_consistency
-from neuroledger.audit.note import Checkpoint, NoteSigner, open_checkpoint, sign_checkpoint
+from neuroledger.audit.note import (
+    Checkpoint,
+    NoteSigner,
+    open_checkpoint,
+    parse_note,
+    sign_checkpoint,
+)
 from neuroledger.audit.tiles import (
     TILE_WIDTH,
     decode_bundle,
@@ -488,6 +494,22 @@ class TileLog:
                 )
             )
             return text
+
+    def checkpoint_text(self, size: int) -> str:
+        """The signed checkpoint of ``size`` as published, with every cosignature a witness
+        added to it (the served one when it is of that size, else the log's history)."""
+        history = self.root / HISTORY_DIR / str(size)
+        try:
+            text = history.read_text()
+        except FileNotFoundError:
+            raise AuditError(
+                f"log {self.origin} never signed a checkpoint of size {size}"
+            ) from None
+        with contextlib.suppress(FileNotFoundError, SignatureError):
+            served = (self.root / "checkpoint").read_text()
+            if parse_note(served).text == parse_note(text).text and len(served) > len(text):
+                return served
+        return text
 
     def signed_checkpoint(self) -> Checkpoint:
         """The published checkpoint, verified with the log's key."""

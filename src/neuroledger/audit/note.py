@@ -190,7 +190,7 @@ class Note:
         return self.text + "\n" + "".join(s.line() for s in self.signatures)
 
 
-def _signed_message(
+def signed_message(
     verifier: NoteVerifier | NoteSigner, text: str, blob: bytes
 ) -> tuple[bytes, bytes]:
     """(message, raw signature) for a signature blob of either type."""
@@ -273,7 +273,7 @@ def open_note(encoded: str, verifiers: list[NoteVerifier]) -> Note:
         verifier = known.get((sig.name, sig.key_id))
         if verifier is None:
             continue
-        message, raw = _signed_message(verifier, note.text, sig.blob)
+        message, raw = signed_message(verifier, note.text, sig.blob)
         if not verifier.check(message, raw):
             raise SignatureError(
                 f"the signature by {sig.name} ({sig.key_id.hex()}) does not verify"

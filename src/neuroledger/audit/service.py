@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuroledger._fs import atomic_write
-from neuroledger.audit.log import TileLog
+from neuroledger.audit.log import HISTORY_DIR, TileLog
 from neuroledger.audit.merkle import verify_consistency
 from neuroledger.audit.note import (
     COSIGNATURE,
@@ -125,15 +125,28 @@ class AuditLogs:
             raise AuditError(f"witness name {witness!r} is not allowed")
         path = self._witness_dir() / f"ed25519-{witness}.json"
         if not path.exists():
-            fresh = NoteSigner.generate(
+            signer = NoteSigner.generate(
                 f"neuroledger.local/witness/{witness}", sig_type=COSIGNATURE
             )
-            self.keystore.store_secret(path, fresh.seed)
-            return fresh
-        seed = self.keystore.load_secret(path, what=f"witness {witness}")
-        return NoteSigner(
-            name=f"neuroledger.local/witness/{witness}", seed=seed, sig_type=COSIGNATURE
-        )
+            self.keystore.store_secret(path, signer.seed)
+        else:
+            seed = self.keystore.load_secret(path, what=f"witness {witness}")
+            signer = NoteSigner(
+                name=f"neuroledger.local/witness/{witness}", seed=seed, sig_type=COSIGNATURE
+            )
+        vkey = self._witness_dir() / f"{witness}.vkey"
+        if not vkey.exists():  # public: lets `audit verify` check cosignatures without a key
+            atomic_write(vkey, (signer.verifier.vkey + "\n").encode(), mode=0o644)
+        return signer
+
+    def witness_verifiers(self) -> list[NoteVerifier]:
+        """The public keys of this home's witnesses."""
+        directory = self._witness_dir()
+        if not directory.exists():
+            return []
+        return [
+            NoteVerifier.from_vkey(p.read_text().strip()) for p in sorted(directory.glob("*.vkey"))
+        ]
 
     def witness(self, name: str, witness: str) -> Witnessed:
         """Cosign log ``name``'s checkpoint after checking it is consistent with the last one seen."""
@@ -161,6 +174,10 @@ class AuditLogs:
         if signer.name not in already:
             cosigned = add_cosignature(text, signer)
             atomic_write(info.directory / "checkpoint", cosigned.encode(), mode=0o644)
+            # The history keeps the cosignature too, for proof bundles of this size later.
+            history = info.directory / HISTORY_DIR / str(checkpoint.size)
+            if history.exists() and parse_note(history.read_text()).text == parse_note(text).text:
+                atomic_write(history, cosigned.encode(), mode=0o644)
         atomic_write(seen_path, text.encode(), mode=0o644)
         return Witnessed(
             witness=signer.name, origin=info.origin, old_size=old_size, new_size=checkpoint.size

@@ -2,7 +2,8 @@
 
 :func:`verify_log` reads a tlog-tiles directory with nothing but the log's
 public key. It checks the signature of the served checkpoint and of every
-earlier one, recomputes each tile from the entry bundles, and compares every
+earlier one, the cosignature of every witness whose key it is given, that the
+partial tiles and bundles of every earlier checkpoint are still served, recomputes each tile from the entry bundles, and compares every
 file on disk with what it must hold. When the entry bundles and the level-0
 tiles disagree, the signed root decides which one was altered, so the report
 names the damaged file and the position in it.
@@ -10,12 +11,13 @@ names the damaged file and the position in it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from neuroledger.audit.log import HISTORY_DIR
 from neuroledger.audit.merkle import HASH_SIZE, MerkleTree, leaf_hash
-from neuroledger.audit.note import NoteVerifier, open_checkpoint
+from neuroledger.audit.note import NoteVerifier, open_checkpoint, parse_note, signed_message
 from neuroledger.audit.tiles import TILE_WIDTH, decode_bundle, entries_path, tile_path
 from neuroledger.errors import AuditError
 
@@ -42,6 +44,7 @@ class LogReport:
     checkpoints: int = 0
     tiles: int = 0
     bundles: int = 0
+    cosigned_by: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -57,16 +60,21 @@ def _read(root: Path, rel: str) -> bytes | None:
         return None
 
 
-def verify_log(root: Path, verifier: NoteVerifier) -> LogReport:
-    """Verify the log at ``root`` against its public key; return what is wrong, by place."""
+def verify_log(
+    root: Path, verifier: NoteVerifier, witnesses: Sequence[NoteVerifier] = ()
+) -> LogReport:
+    """Verify the log at ``root`` against its public key (and the cosignatures of the
+    ``witnesses`` it carries); return what is wrong, by place."""
     report = LogReport(origin=verifier.name)
     try:
-        checkpoint = open_checkpoint((root / "checkpoint").read_text(), verifier)
+        served = (root / "checkpoint").read_text()
+        checkpoint = open_checkpoint(served, verifier)
     except FileNotFoundError:
         raise AuditError(f"no checkpoint at {root}; is this a log directory?") from None
     except (AuditError, UnicodeDecodeError) as exc:
         report.problems.append(Problem("checkpoint", f"does not verify: {exc}"))
         return report
+    _check_cosignatures(served, witnesses, report)
     size = checkpoint.size
     report.size = size
 
@@ -170,7 +178,8 @@ def verify_log(root: Path, verifier: NoteVerifier) -> LogReport:
         level += 1
     _check_other_partials(root, tree, truth, size, report)
 
-    # Every checkpoint the log signed must be a prefix of this tree.
+    # Every checkpoint the log signed must be a prefix of this tree, and a client that
+    # knows it must still find its partial tiles.
     history = sorted(
         (root / HISTORY_DIR).glob("*"), key=lambda p: int(p.name) if p.name.isdigit() else -1
     )
@@ -195,7 +204,53 @@ def verify_log(root: Path, verifier: NoteVerifier) -> LogReport:
                     rel, f"root of size {old.size} is not consistent with the served checkpoint"
                 )
             )
+        else:
+            for partial in partial_resources(old.size):
+                # The spec lets a log drop a partial once the full tile is served.
+                full = partial.rsplit(".p/", 1)[0]
+                if not (root / partial).is_file() and not (root / full).is_file():
+                    report.problems.append(
+                        Problem(
+                            partial,
+                            f"missing: a partial tile of checkpoint size {old.size}, "
+                            "which clients that know that checkpoint fetch",
+                        )
+                    )
     return report
+
+
+def partial_resources(size: int) -> list[str]:
+    """The partial tiles and entry bundle a tree of ``size`` leaves is served with."""
+    out = []
+    if size % TILE_WIDTH:
+        out.append(entries_path(size // TILE_WIDTH, width=size % TILE_WIDTH))
+    level = 0
+    while nodes := size // TILE_WIDTH**level:
+        if nodes % TILE_WIDTH:
+            out.append(tile_path(level, nodes // TILE_WIDTH, width=nodes % TILE_WIDTH))
+        level += 1
+    return out
+
+
+def _check_cosignatures(text: str, witnesses: Sequence[NoteVerifier], report: LogReport) -> None:
+    """Each known witness's cosignature on the served checkpoint must verify."""
+    note = parse_note(text)
+    known = {(w.name, w.key_id): w for w in witnesses}
+    for sig in note.signatures:
+        witness = known.get((sig.name, sig.key_id))
+        if witness is None:
+            continue
+        try:
+            message, raw = signed_message(witness, note.text, sig.blob)
+            good = witness.check(message, raw)
+        except AuditError:
+            good = False
+        if good:
+            report.cosigned_by.append(witness.name)
+        else:
+            report.problems.append(
+                Problem("checkpoint", f"the cosignature by witness {sig.name} does not verify")
+            )
 
 
 def _compare(root: Path, rel: str, expected: bytes, report: LogReport) -> None:

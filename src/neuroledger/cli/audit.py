@@ -126,13 +126,18 @@ def prove(
     """Write an offline proof bundle (C2SP tlog-proof) for entry INDEX, with its anchor."""
     logs = _logs(ctx)
     log = logs.open(name, with_key=True)
+    if not 0 <= index < log.size:
+        raise AuditError(
+            f"log {name} has no entry {index}: it holds {log.size} entries"
+            + (f" (indexes 0 to {log.size - 1})" if log.size else "")
+        )
     record = Anchors(log).latest_for(index + 1)
     if record is None:
         raise AuditError(
-            f"no anchor covers entry {index} yet; run `neuroledger audit checkpoint {name}` and `audit anchor {name}`"
+            f"no anchor covers entry {index} yet; run `neuroledger audit checkpoint {name}` and "
+            f"`neuroledger audit anchor {name} --as IDENTITY` (an identity of this home that pays)"
         )
-    history = log.root / ".checkpoints" / str(record.size)
-    bundle = make_bundle(log, index, record, history.read_text())
+    bundle = make_bundle(log, index, record, log.checkpoint_text(record.size))
     if out is None:
         typer.echo(bundle, nl=False)
     else:
@@ -168,6 +173,14 @@ def verify(
     ] = None,
     directory: Annotated[Path | None, typer.Option("--dir", help="A tlog-tiles directory.")] = None,
     vkey: Annotated[str | None, typer.Option("--vkey", help="The log's verifier key.")] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            help="A witness's verifier key whose cosignature must verify (repeatable); a "
+            "named log also uses this home's witnesses.",
+        ),
+    ] = None,
     no_chain: Annotated[
         bool, typer.Option("--no-chain", help="Skip comparing checkpoints with on-chain anchors.")
     ] = False,
@@ -175,13 +188,16 @@ def verify(
 ) -> None:
     """Verify a whole log: tiles, bundles, checkpoint signatures, consistency, and anchors."""
     c: CLIContext = ctx.obj
+    witnesses = [NoteVerifier.from_vkey(w) for w in witness or []]
     if name is not None:
-        info = _logs(ctx).info(name)
+        logs = _logs(ctx)
+        info = logs.info(name)
         directory, vkey = info.directory, info.vkey
+        witnesses += logs.witness_verifiers()
     if directory is None or vkey is None:
         raise AuditError("give a log name, or both --dir and --vkey")
     verifier = NoteVerifier.from_vkey(vkey)
-    report = verify_log(directory, verifier)
+    report = verify_log(directory, verifier, witnesses)
     anchors_checked = 0
     anchors_file = directory / ".anchors.json"
     if not no_chain and anchors_file.exists() and report.problems == []:
@@ -199,6 +215,7 @@ def verify(
                 )
     data = {"ok": report.ok, "origin": report.origin, "size": report.size, "tiles": report.tiles,
             "bundles": report.bundles, "checkpoints": report.checkpoints, "anchors": anchors_checked,
+            "cosigned_by": report.cosigned_by,
             "problems": [{"place": p.place, "message": p.message} for p in report.problems]}  # fmt: skip
     if as_json:
         emit(data, as_json=True)
@@ -206,6 +223,7 @@ def verify(
         console.print(
             f"[green]OK[/green]: {report.origin} size {report.size}: {report.tiles} tiles, {report.bundles} "
             f"entry bundles, {report.checkpoints} checkpoints and {anchors_checked} on-chain anchors verified"
+            + (f"; cosigned by {', '.join(report.cosigned_by)}" if report.cosigned_by else "")
         )
     else:
         console.print(f"[red]FAILED[/red]: {report.origin}: {len(report.problems)} problem(s)")
