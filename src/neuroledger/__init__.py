@@ -5,18 +5,30 @@
 >>> settings = neuroledger.Settings(home=Path("/tmp/nl-example"))
 >>> settings.embedded
 True
+
+Names are imported on first use (see :mod:`neuroledger._lazy`), so that a command
+that does not talk to a chain does not pay for importing web3.
 """
 
-import eth_account as _eth_account  # noqa: F401  (imports py_ecc, which raises the limit)
+from typing import TYPE_CHECKING
 
-from neuroledger._json import sane_recursion_limit as _sane_recursion_limit
+from neuroledger._lazy import lazy_exports
 
-_sane_recursion_limit()
+if TYPE_CHECKING:
+    from neuroledger.chain import Chain
+    from neuroledger.config import EMBEDDED_CHAIN_ID, KdfParams, Settings
+    from neuroledger.errors import NeuroLedgerError
+    from neuroledger.identity import Identities, Keystore
 
-from neuroledger.chain import Chain  # noqa: E402
-from neuroledger.config import EMBEDDED_CHAIN_ID, KdfParams, Settings  # noqa: E402
-from neuroledger.errors import NeuroLedgerError  # noqa: E402
-from neuroledger.identity import Identities, Keystore  # noqa: E402
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "neuroledger.chain": ("Chain",),
+        "neuroledger.config": ("EMBEDDED_CHAIN_ID", "KdfParams", "Settings"),
+        "neuroledger.errors": ("NeuroLedgerError",),
+        "neuroledger.identity": ("Identities", "Keystore"),
+    },
+)
 
 __version__ = "0.1.0"
 

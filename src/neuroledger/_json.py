@@ -6,7 +6,8 @@ the interpreter's recursion limit is high (py_ecc, imported by eth-account,
 raises it to 100,000), and the process dies with a segfault instead of an
 error. :func:`loads_bounded` counts the depth first, outside strings, without
 recursion, and refuses anything deeper than ``max_depth`` before the parser
-sees it. :func:`sane_recursion_limit` undoes py_ecc's change.
+sees it. :func:`sane_recursion_limit` undoes py_ecc's change; every call of
+:func:`loads_bounded` runs it first, whenever py_ecc happened to be imported.
 
 >>> loads_bounded(b'{"a": [1, {"b": "[[["}]}')
 {'a': [1, {'b': '[[['}]}
@@ -48,6 +49,7 @@ def loads_bounded(raw: bytes | bytearray | str, *, max_bytes: int = 1 << 20,
                   max_depth: int = DEFAULT_MAX_DEPTH) -> Any:  # fmt: skip
     """Parse ``raw`` as JSON after checking its size and depth; ValueError if it is too big,
     too deep, not UTF-8 or not JSON."""
+    sane_recursion_limit()  # py_ecc may have been imported since (lazily)
     data = raw.encode() if isinstance(raw, str) else bytes(raw)
     if len(data) > max_bytes:
         raise ValueError(f"JSON larger than {max_bytes} bytes")

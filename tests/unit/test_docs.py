@@ -43,11 +43,9 @@ def test_offline_doc_examples_run(doc: str) -> None:
     ],
 )
 def test_doc_shell_examples_use_real_commands(doc: str, group: str) -> None:
-    from typer.main import get_command
-
-    from neuroledger.cli.main import app
+    from neuroledger.cli.main import load_command
 
     text = (ROOT / "docs" / doc).read_text()
-    commands = set(get_command(app).commands[group].commands)  # type: ignore[attr-defined]
+    commands = set(load_command(group).commands)  # type: ignore[attr-defined]
     used = set(re.findall(rf"neuroledger {group} ([a-z-]+)", text))
     assert used and used <= commands, used - commands

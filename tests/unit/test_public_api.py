@@ -78,8 +78,51 @@ def test_every_error_derives_from_root() -> None:
     ],
 )
 def test_docstring_examples_run(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name))
+    module = importlib.import_module(name)
+    # A package's exports are lazy: give its examples the names it exports.
+    names = {n: getattr(module, n) for n in getattr(module, "__all__", ())}
+    result = doctest.testmod(module, extraglobs=names)
     assert result.failed == 0
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_lazy_exports_match_the_typed_imports(name: str) -> None:
+    """Each package's lazy export table, its TYPE_CHECKING imports and __all__ agree."""
+    import ast
+    from pathlib import Path
+
+    module = importlib.import_module(name)
+    if not hasattr(module, "__path__"):
+        return
+    tree = ast.parse(Path(module.__file__).read_text())
+    typed: set[tuple[str, str]] = set()
+    lazy: set[tuple[str, str]] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom) and imp.module
+                for alias in imp.names:
+                    where = f"{imp.module}.{alias.name}" if imp.module == name else imp.module
+                    typed.add((where, alias.name))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "lazy_exports":
+            table = ast.literal_eval(node.args[1])
+            lazy = {(m, n) for m, names in table.items() for n in names}
+    assert typed == lazy, typed ^ lazy
+    assert {n for _, n in lazy} == set(module.__all__) - {"__version__"}
+
+
+def test_a_plain_import_stays_light() -> None:
+    """`import neuroledger.cli.main` (every --help) must not import web3 or eth-account."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, neuroledger.cli.main; "
+        "print(sorted(m for m in ('web3', 'eth_account', 'sklearn', 'torch', 'flwr') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_revert_decoding() -> None:

@@ -12,23 +12,56 @@
 See ``docs/audit.md`` for checkpoints, witnesses, anchors and proof bundles.
 """
 
-from neuroledger.audit.anchor import AnchorPolicy, AnchorRecord, Anchors, log_id
-from neuroledger.audit.bundle import make_bundle, verify_bundle
-from neuroledger.audit.entries import AI_ACT_FIELDS, AuditEvent, commit, open_commitment
-from neuroledger.audit.log import TileLog
-from neuroledger.audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
-from neuroledger.audit.note import (
-    Checkpoint,
-    NoteSigner,
-    NoteVerifier,
-    add_cosignature,
-    open_checkpoint,
-    open_note,
-    sign_note,
+from typing import TYPE_CHECKING
+
+from neuroledger._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from neuroledger.audit.anchor import AnchorPolicy, AnchorRecord, Anchors, log_id
+    from neuroledger.audit.bundle import make_bundle, verify_bundle
+    from neuroledger.audit.entries import AI_ACT_FIELDS, AuditEvent, commit, open_commitment
+    from neuroledger.audit.log import TileLog
+    from neuroledger.audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
+    from neuroledger.audit.note import (
+        Checkpoint,
+        NoteSigner,
+        NoteVerifier,
+        add_cosignature,
+        open_checkpoint,
+        open_note,
+        sign_note,
+    )
+    from neuroledger.audit.sdk import AuditLog, Receipt
+    from neuroledger.audit.service import AuditLogs
+    from neuroledger.audit.verify import LogReport, verify_log
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "neuroledger.audit.anchor": ("AnchorPolicy", "AnchorRecord", "Anchors", "log_id"),
+        "neuroledger.audit.bundle": ("make_bundle", "verify_bundle"),
+        "neuroledger.audit.entries": ("AI_ACT_FIELDS", "AuditEvent", "commit", "open_commitment"),
+        "neuroledger.audit.log": ("TileLog",),
+        "neuroledger.audit.merkle": (
+            "MerkleTree",
+            "leaf_hash",
+            "verify_consistency",
+            "verify_inclusion",
+        ),
+        "neuroledger.audit.note": (
+            "Checkpoint",
+            "NoteSigner",
+            "NoteVerifier",
+            "add_cosignature",
+            "open_checkpoint",
+            "open_note",
+            "sign_note",
+        ),
+        "neuroledger.audit.sdk": ("AuditLog", "Receipt"),
+        "neuroledger.audit.service": ("AuditLogs",),
+        "neuroledger.audit.verify": ("LogReport", "verify_log"),
+    },
 )
-from neuroledger.audit.sdk import AuditLog, Receipt
-from neuroledger.audit.service import AuditLogs
-from neuroledger.audit.verify import LogReport, verify_log
 
 __all__ = [
     "AI_ACT_FIELDS",

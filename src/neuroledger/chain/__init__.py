@@ -5,18 +5,42 @@
 'DIDRegistry'
 """
 
-from neuroledger.chain.artifacts import Artifact, artifact_names, load_artifact
-from neuroledger.chain.client import DEV_FUNDING_WEI, Chain
-from neuroledger.chain.deploy import DeploymentRecord, DeploymentStore, ensure_deployed
-from neuroledger.chain.node import EmbeddedNode, NodeStatus
-from neuroledger.chain.tx import (
-    Call,
-    FeePolicy,
-    NonceManager,
-    NotAuthorizedError,
-    Receipt,
-    SignatureRejectedError,
-    TransactionSender,
+from typing import TYPE_CHECKING
+
+from neuroledger._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from neuroledger.chain.artifacts import Artifact, artifact_names, load_artifact
+    from neuroledger.chain.client import DEV_FUNDING_WEI, Chain
+    from neuroledger.chain.deploy import DeploymentRecord, DeploymentStore, ensure_deployed
+    from neuroledger.chain.node import EmbeddedNode, NodeStatus
+    from neuroledger.chain.tx import (
+        Call,
+        FeePolicy,
+        NonceManager,
+        NotAuthorizedError,
+        Receipt,
+        SignatureRejectedError,
+        TransactionSender,
+    )
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "neuroledger.chain.artifacts": ("Artifact", "artifact_names", "load_artifact"),
+        "neuroledger.chain.client": ("DEV_FUNDING_WEI", "Chain"),
+        "neuroledger.chain.deploy": ("DeploymentRecord", "DeploymentStore", "ensure_deployed"),
+        "neuroledger.chain.node": ("EmbeddedNode", "NodeStatus"),
+        "neuroledger.chain.tx": (
+            "Call",
+            "FeePolicy",
+            "NonceManager",
+            "NotAuthorizedError",
+            "Receipt",
+            "SignatureRejectedError",
+            "TransactionSender",
+        ),
+    },
 )
 
 __all__ = [

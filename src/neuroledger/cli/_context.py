@@ -9,19 +9,20 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from neuroledger.chain.client import Chain
 from neuroledger.config import KdfParams, Settings, default_home
 from neuroledger.errors import ConfigError, KeystoreError
-from neuroledger.identity.keystore import Keystore
-from neuroledger.identity.service import Identities
-from neuroledger.provenance import HashCache, Provenance
-from neuroledger.store import FileStore
+
+if TYPE_CHECKING:  # imported where used: a command that needs no chain starts fast
+    from neuroledger.chain.client import Chain
+    from neuroledger.identity.keystore import Keystore
+    from neuroledger.identity.service import Identities
+    from neuroledger.provenance import Provenance
 
 __all__ = ["EXTERNAL_CONFIRMATIONS", "CLIContext", "byte_progress", "emit", "settings_from_env"]
 
@@ -139,6 +140,8 @@ class CLIContext:
     def chain(self) -> Chain:
         """The chain connection (starts the embedded node if needed)."""
         if self._chain is None:
+            from neuroledger.chain.client import Chain
+
             self.home()
             self._chain = Chain.connect(self.settings)
         return self._chain
@@ -146,6 +149,8 @@ class CLIContext:
     def keystore(self, *, new_passphrase: bool = False) -> Keystore:
         """The home's keystore; asks for the passphrase only when a key is opened."""
         if self._keystore is None:
+            from neuroledger.identity.keystore import Keystore
+
             self.home()
             confirm = new_passphrase and not self.settings.keystore_dir.joinpath("keys").exists()
             self._keystore = Keystore(
@@ -157,10 +162,15 @@ class CLIContext:
 
     def identities(self, *, new_passphrase: bool = False) -> Identities:
         """Identities service on the configured chain."""
+        from neuroledger.identity.service import Identities
+
         return Identities(self.chain(), self.keystore(new_passphrase=new_passphrase))
 
     def provenance(self) -> Provenance:
         """Provenance service on the configured chain, with the home's store and index."""
+        from neuroledger.provenance import HashCache, Provenance
+        from neuroledger.store import FileStore
+
         return Provenance(
             self.chain(),
             self.keystore(),

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import CLIContext, byte_progress, console, emit
 from neuroledger.errors import MetadataError
 from neuroledger.identity.did import format_did
@@ -26,9 +27,7 @@ from neuroledger.provenance import (
 )
 from neuroledger.provenance.documents import load_metadata_file
 
-app = typer.Typer(
-    help="Assets: datasets, code, models, training runs, deployments — and their lineage."
-)
+app = typer.Typer(help=help_of("asset"))
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 AsOpt = Annotated[str, typer.Option("--as", help="Identity (local name) that owns or acts.")]

@@ -11,18 +11,17 @@ from typing import Annotated, Any
 
 import typer
 
-from neuroledger.audit.anchor import AnchorRecord, Anchors, read_anchor
-from neuroledger.audit.bundle import make_bundle, verify_bundle
 from neuroledger.audit.entries import AI_ACT_FIELDS, decode_event, encode_event
 from neuroledger.audit.log import TileLog
 from neuroledger.audit.note import NoteVerifier, open_checkpoint
 from neuroledger.audit.service import AuditLogs
 from neuroledger.audit.tiles import MAX_ENTRY_SIZE
 from neuroledger.audit.verify import Problem, verify_log
+from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import CLIContext, console, emit
 from neuroledger.errors import AuditError
 
-app = typer.Typer(help="Tamper-evident audit logs (RFC 9162, C2SP tlog-tiles), anchored on chain.")
+app = typer.Typer(help=help_of("audit"))
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -104,6 +103,8 @@ def anchor(
     as_json: JsonOpt = False,
 ) -> None:
     """Anchor the log's latest checkpoint on chain."""
+    from neuroledger.audit.anchor import Anchors
+
     c: CLIContext = ctx.obj
     log = _logs(ctx).open(name, with_key=True)
     record = Anchors(log, c.chain()).anchor(c.keystore().owner_account(as_))
@@ -124,6 +125,9 @@ def prove(
     ] = None,
 ) -> None:
     """Write an offline proof bundle (C2SP tlog-proof) for entry INDEX, with its anchor."""
+    from neuroledger.audit.anchor import Anchors
+    from neuroledger.audit.bundle import make_bundle
+
     logs = _logs(ctx)
     log = logs.open(name, with_key=True)
     if not 0 <= index < log.size:
@@ -148,6 +152,8 @@ def prove(
 @app.command("verify-bundle")
 def verify_bundle_cmd(ctx: typer.Context, bundle: Path, as_json: JsonOpt = False) -> None:
     """Verify a proof bundle with nothing but a chain RPC URL (--rpc-url)."""
+    from neuroledger.audit.bundle import verify_bundle
+
     c: CLIContext = ctx.obj
     try:
         text = bundle.read_text()
@@ -201,6 +207,8 @@ def verify(
     anchors_checked = 0
     anchors_file = directory / ".anchors.json"
     if not no_chain and anchors_file.exists() and report.problems == []:
+        from neuroledger.audit.anchor import AnchorRecord, read_anchor
+
         tree = TileLog.open(directory)
         for raw in json.loads(anchors_file.read_text()):
             record = AnchorRecord(**raw)

@@ -8,31 +8,22 @@ import os
 import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import CLIContext, console, emit, err_console
 from neuroledger.errors import FederatedError
-from neuroledger.federated import (
-    RULES,
-    DPFedAvg,
-    PrivacyAccountant,
-    SimConfig,
-    make_aggregator,
-    simulate,
-)
-from neuroledger.federated.data import DATASETS, write_parties
-from neuroledger.federated.process import Fault
-from neuroledger.federated.service import FederatedTasks
-from neuroledger.provenance import HashCache, Provenance
-from neuroledger.store import FileStore
+from neuroledger.federated.aggregators import RULES
+from neuroledger.federated.data import DATASETS
+from neuroledger.federated.faults import Fault
 
-app = typer.Typer(
-    help="Federated training across organizations: create, join, run, status, simulate."
-)
+if TYPE_CHECKING:  # imported where used: `fl prepare` and `fl simulate` need no chain
+    from neuroledger.federated.service import FederatedTasks
+
+app = typer.Typer(help=help_of("fl"))
 
 _AGGREGATORS = RULES
 _DATASETS = DATASETS
@@ -54,6 +45,10 @@ def _ctx(ctx: typer.Context) -> CLIContext:
 
 
 def _tasks(ctx: typer.Context, shared: Path | None) -> FederatedTasks:
+    from neuroledger.federated.service import FederatedTasks
+    from neuroledger.provenance import HashCache, Provenance
+    from neuroledger.store import FileStore
+
     c = _ctx(ctx)
     where = shared or Path(os.environ.get("NEUROLEDGER_SHARED") or c.settings.home / "shared")
 
@@ -130,6 +125,8 @@ def prepare(
     """Split a bundled scikit-learn data set non-IID into one file per party (for experiments)."""
     if alpha <= 0:
         raise FederatedError("--alpha must be positive (0.5 is skewed, 100 is nearly IID)")
+    from neuroledger.federated.data import write_parties
+
     paths = write_parties(out, dataset, parties=parties, alpha=alpha, seed=seed)
     emit(
         [str(p) for p in paths],
@@ -384,7 +381,16 @@ def simulate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Simulate a federated run: non-IID data, stragglers, attackers; per-round accuracy, loss, epsilon."""
+    import numpy as np
     from sklearn.datasets import load_breast_cancer, load_digits
+
+    from neuroledger.federated import (
+        DPFedAvg,
+        PrivacyAccountant,
+        SimConfig,
+        make_aggregator,
+        simulate,
+    )
 
     if dataset not in _DATASETS:
         raise FederatedError(f"unknown data set {dataset!r}; use {' or '.join(_DATASETS)}")

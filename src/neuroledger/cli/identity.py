@@ -7,13 +7,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import CLIContext, console, emit
 from neuroledger.errors import KeystoreError
-from neuroledger.identity.did import format_did
+from neuroledger.identity.did import DELEGATE_TYPES, format_did
 from neuroledger.identity.keystore import KINDS
-from neuroledger.identity.registry import DELEGATE_TYPES
 
-app = typer.Typer(help="Identities (did:ethr) of organizations, people, AI agents and devices.")
+app = typer.Typer(help=help_of("identity"))
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 

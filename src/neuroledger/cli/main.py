@@ -2,22 +2,72 @@
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
+from typer.core import TyperGroup
 
 from neuroledger._fs import is_disk_full
-from neuroledger.chain.deploy import DeploymentStore
-from neuroledger.cli import asset, audit, fl, identity, node, privacy
+from neuroledger.cli._commands import COMMANDS
 from neuroledger.cli._context import CLIContext, emit, err_console, settings_from_env
-from neuroledger.cli.demo import demo
 from neuroledger.errors import DiskFullError, NeuroLedgerError
+
+
+def load_command(name: str) -> click.Command:
+    """The click command of group (or command) ``name``, importing its module now."""
+    target, help_text = COMMANDS[name]
+    module, attribute = target.split(":")
+    obj = getattr(importlib.import_module(module), attribute)
+    holder = typer.Typer()
+    if isinstance(obj, typer.Typer):
+        holder.add_typer(obj, name=name)  # a group even when it holds one command
+    else:
+        holder.command(name, help=help_text)(obj)
+    holder.command("_")(lambda: None)  # two entries: Typer then always builds a group
+    command: click.Command = typer.main.get_command(holder).commands[name]  # type: ignore[attr-defined]
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: lists every command from :data:`COMMANDS` without importing it,
+    and imports only the one that runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *COMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in COMMANDS:
+            return found
+        # A stand-in with the one-line help, for the listing; running it loads the real one.
+        return _Placeholder(cmd_name, help=COMMANDS[cmd_name][1])
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] in COMMANDS:
+            return args[0], load_command(args[0]), args[1:]
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            known = self.list_commands(ctx)
+            close = difflib.get_close_matches(args[0], known, n=2)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            ctx.fail(f"No such command {args[0]!r}.{hint}")
+        return super().resolve_command(ctx, args)
+
+
+class _Placeholder(click.Command):
+    def invoke(self, ctx: click.Context) -> Any:  # not reached: resolve_command loads the real one
+        return load_command(str(self.name)).invoke(ctx)
+
 
 app = typer.Typer(
     name="neuroledger",
+    cls=LazyGroup,
     help="NeuroLedger: a trust layer for the AI lifecycle on an EVM blockchain.",
     epilog="Keys in the home are encrypted with one passphrase: commands read it from the "
     "file named by NEUROLEDGER_PASSPHRASE_FILE, or ask for it on a terminal.",
@@ -25,17 +75,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(node.app, name="node")
-app.add_typer(identity.app, name="identity")
-app.add_typer(asset.app, name="asset")
-app.add_typer(audit.app, name="audit")
-app.add_typer(fl.app, name="fl")
-app.add_typer(privacy.data_app, name="data")
-app.add_typer(privacy.grant_app, name="grant")
-app.add_typer(privacy.consent_app, name="consent")
-app.add_typer(privacy.job_app, name="job")
-app.add_typer(privacy.gateway_app, name="gateway")
-app.command("demo")(demo)
 
 
 @app.callback()
@@ -111,6 +150,8 @@ def deploy(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Deploy the contract suite to the chain (idempotent); record it in the home."""
+    from neuroledger.chain.deploy import DeploymentStore
+
     c: CLIContext = ctx.obj
     chain = c.chain()
     deployer = c.keystore().owner_account(from_) if from_ else None

@@ -7,11 +7,12 @@ from typing import Annotated
 import typer
 
 from neuroledger.chain.node import EmbeddedNode
+from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import CLIContext, emit
 from neuroledger.config import EMBEDDED_CHAIN_ID
 from neuroledger.errors import ConfigError
 
-app = typer.Typer(help="The embedded chain node (anvil) of this home.")
+app = typer.Typer(help=help_of("node"))
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 

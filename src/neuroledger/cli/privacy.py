@@ -8,25 +8,25 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, cast
 
 import typer
 
 from neuroledger._fs import ReportingReader, atomic_write, atomic_writer
+from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import CLIContext, byte_progress, console, emit
 from neuroledger.errors import PrivacyError, SandboxError
 from neuroledger.privacy import age
-from neuroledger.privacy.client import GatewayClient
-from neuroledger.privacy.grants import utc
-from neuroledger.privacy.service import PrivateData, parse_duration
 
-data_app = typer.Typer(
-    help="Encrypt, decrypt and fetch private data (age format, DID-published keys)."
-)
-grant_app = typer.Typer(help="Grant, revoke and list access to private assets; approve algorithms.")
-consent_app = typer.Typer(help="Data subjects give or withdraw consent to a purpose.")
-job_app = typer.Typer(help="Compute-to-data: run an approved algorithm on data you cannot see.")
-gateway_app = typer.Typer(help="The access gateway: serve grants over HTTP, audited.")
+if TYPE_CHECKING:  # imported where used: `data key` and `data list` need no chain
+    from neuroledger.privacy.client import GatewayClient
+    from neuroledger.privacy.service import PrivateData
+
+data_app = typer.Typer(help=help_of("data"))
+grant_app = typer.Typer(help=help_of("grant"))
+consent_app = typer.Typer(help=help_of("consent"))
+job_app = typer.Typer(help=help_of("job"))
+gateway_app = typer.Typer(help=help_of("gateway"))
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 GatewayOpt = Annotated[
@@ -38,11 +38,15 @@ OwnerOpt = Annotated[str, typer.Option("--owner", help="Local identity that owns
 
 
 def _data(ctx: typer.Context) -> PrivateData:
+    from neuroledger.privacy.service import PrivateData
+
     c: CLIContext = ctx.obj
     return PrivateData(c.chain(), c.keystore(), c.provenance(), c.settings.home)
 
 
 def _client(ctx: typer.Context, data: PrivateData, url: str, identity: str) -> GatewayClient:
+    from neuroledger.privacy.client import GatewayClient
+
     c: CLIContext = ctx.obj
     return GatewayClient(
         url, identity=data.identity(identity), account=c.keystore().owner_account(identity),
@@ -228,6 +232,9 @@ def grant_add(
     Grants for different purposes coexist; one for a purpose that already holds needs
     --replace.
     """
+    from neuroledger.privacy.grants import utc
+    from neuroledger.privacy.service import parse_duration
+
     receipt = _data(ctx).grant(asset, grantee, modes=mode, purpose=purpose, replace=replace,
                                expires_in=parse_duration(expires), owner=owner)  # fmt: skip
     old = receipt.replaced
@@ -380,6 +387,7 @@ def job_submit(
 
 
 def _job_client(ctx: typer.Context, job_id: str) -> tuple[GatewayClient, dict[str, str]]:
+
     record = _job_record(ctx, job_id)
     return _client(ctx, _data(ctx), record["gateway"], record["identity"]), record
 

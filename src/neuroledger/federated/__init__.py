@@ -6,42 +6,94 @@
 array([2., 2.])
 """
 
-from neuroledger.federated.adapters import (
-    sklearn_to_vector,
-    state_dict_to_vector,
-    vector_to_sklearn,
-    vector_to_state_dict,
+from typing import TYPE_CHECKING
+
+from neuroledger._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from neuroledger.federated.adapters import (
+        sklearn_to_vector,
+        state_dict_to_vector,
+        vector_to_sklearn,
+        vector_to_state_dict,
+    )
+    from neuroledger.federated.aggregators import (
+        RULES,
+        Aggregator,
+        CoordinateMedian,
+        FedAvg,
+        FLTrust,
+        Krum,
+        ServerOptimizer,
+        TrimmedMean,
+        Update,
+        make_aggregator,
+        staleness_weight,
+        validate_updates,
+    )
+    from neuroledger.federated.board import Board
+    from neuroledger.federated.contribution import exact_shapley, gtg_shapley, leave_one_out
+    from neuroledger.federated.data import split_dataset
+    from neuroledger.federated.dp import DPFedAvg, PrivacyAccountant, clip_update
+    from neuroledger.federated.ledger import TaskLedger, reward_shares, vector_digest
+    from neuroledger.federated.models import LogisticModel, local_train
+    from neuroledger.federated.process import (
+        Coordinator,
+        Fault,
+        Participant,
+        RunReport,
+        TaskSpec,
+        recompute_aggregate,
+    )
+    from neuroledger.federated.secagg import SecAggClient, dequantize, quantize, unmask_sum
+    from neuroledger.federated.simulation import SimConfig, SimResult, dirichlet_split, simulate
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "neuroledger.federated.adapters": (
+            "sklearn_to_vector",
+            "state_dict_to_vector",
+            "vector_to_sklearn",
+            "vector_to_state_dict",
+        ),
+        "neuroledger.federated.aggregators": (
+            "RULES",
+            "Aggregator",
+            "CoordinateMedian",
+            "FedAvg",
+            "FLTrust",
+            "Krum",
+            "ServerOptimizer",
+            "TrimmedMean",
+            "Update",
+            "make_aggregator",
+            "staleness_weight",
+            "validate_updates",
+        ),
+        "neuroledger.federated.board": ("Board",),
+        "neuroledger.federated.contribution": ("exact_shapley", "gtg_shapley", "leave_one_out"),
+        "neuroledger.federated.data": ("split_dataset",),
+        "neuroledger.federated.dp": ("DPFedAvg", "PrivacyAccountant", "clip_update"),
+        "neuroledger.federated.ledger": ("TaskLedger", "reward_shares", "vector_digest"),
+        "neuroledger.federated.models": ("LogisticModel", "local_train"),
+        "neuroledger.federated.process": (
+            "Coordinator",
+            "Fault",
+            "Participant",
+            "RunReport",
+            "TaskSpec",
+            "recompute_aggregate",
+        ),
+        "neuroledger.federated.secagg": ("SecAggClient", "dequantize", "quantize", "unmask_sum"),
+        "neuroledger.federated.simulation": (
+            "SimConfig",
+            "SimResult",
+            "dirichlet_split",
+            "simulate",
+        ),
+    },
 )
-from neuroledger.federated.aggregators import (
-    RULES,
-    Aggregator,
-    CoordinateMedian,
-    FedAvg,
-    FLTrust,
-    Krum,
-    ServerOptimizer,
-    TrimmedMean,
-    Update,
-    make_aggregator,
-    staleness_weight,
-    validate_updates,
-)
-from neuroledger.federated.board import Board
-from neuroledger.federated.contribution import exact_shapley, gtg_shapley, leave_one_out
-from neuroledger.federated.data import split_dataset
-from neuroledger.federated.dp import DPFedAvg, PrivacyAccountant, clip_update
-from neuroledger.federated.ledger import TaskLedger, reward_shares, vector_digest
-from neuroledger.federated.models import LogisticModel, local_train
-from neuroledger.federated.process import (
-    Coordinator,
-    Fault,
-    Participant,
-    RunReport,
-    TaskSpec,
-    recompute_aggregate,
-)
-from neuroledger.federated.secagg import SecAggClient, dequantize, quantize, unmask_sum
-from neuroledger.federated.simulation import SimConfig, SimResult, dirichlet_split, simulate
 
 __all__ = [
     "RULES",

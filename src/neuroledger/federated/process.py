@@ -58,6 +58,7 @@ from neuroledger.federated.aggregators import RULES, FedAvg, Update, make_aggreg
 from neuroledger.federated.board import Board, Message
 from neuroledger.federated.contribution import shapley
 from neuroledger.federated.dp import PrivacyAccountant, clip_update
+from neuroledger.federated.faults import Fault
 from neuroledger.federated.ledger import TaskLedger, reward_shares
 from neuroledger.federated.models import LogisticModel, local_train
 from neuroledger.federated.secagg import (
@@ -208,36 +209,6 @@ class TaskSpec:
             return cls(**{k: v for k, v in body.items() if k in known}).check()
         except TypeError as exc:
             raise FederatedError(f"the task spec on the board is malformed: {exc}") from None
-
-
-@dataclass(frozen=True)
-class Fault:
-    """A fault a participant injects on purpose, to show how the task copes.
-
-    ``kind``: ``wrong-shape``, ``nan``, ``stale``, ``scale`` (a -10x poisoned
-    update), ``label-flip`` (poisoned data), ``drop`` (vanish mid-round: after
-    dealing shares under secure aggregation, before the update otherwise) or
-    ``wrong-attest``; ``round``: only in that round (every round if None).
-    """
-
-    kind: str
-    round: int | None = None
-
-    KINDS = ("wrong-shape", "nan", "stale", "scale", "label-flip", "drop", "wrong-attest")
-
-    @classmethod
-    def parse(cls, text: str) -> Fault:
-        """``kind`` or ``kind@round``."""
-        kind, _, at = text.partition("@")
-        if kind not in cls.KINDS or (at and not at.isdigit()):
-            raise FederatedError(
-                f"unknown fault {text!r}; use KIND or KIND@ROUND with KIND one of {', '.join(cls.KINDS)}"
-            )
-        return cls(kind, int(at) if at else None)
-
-    def active(self, kind: str, round_: int) -> bool:
-        """Whether this fault of ``kind`` fires in ``round_``."""
-        return self.kind == kind and (self.round is None or self.round == round_)
 
 
 class _Dropped(Exception):

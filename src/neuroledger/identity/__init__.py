@@ -9,11 +9,27 @@ holds the owner, delegates and published keys.
 20044
 """
 
-from neuroledger.identity.did import ParsedDID, format_did, parse_did
-from neuroledger.identity.keystore import KINDS, IdentityRecord, Keystore
-from neuroledger.identity.registry import DELEGATE_TYPES, X25519_ATTRIBUTE, RegistryClient
-from neuroledger.identity.resolver import ResolvedDID, resolve_did
-from neuroledger.identity.service import Identities, Rotation
+from typing import TYPE_CHECKING
+
+from neuroledger._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from neuroledger.identity.did import ParsedDID, format_did, parse_did
+    from neuroledger.identity.keystore import KINDS, IdentityRecord, Keystore
+    from neuroledger.identity.registry import DELEGATE_TYPES, X25519_ATTRIBUTE, RegistryClient
+    from neuroledger.identity.resolver import ResolvedDID, resolve_did
+    from neuroledger.identity.service import Identities, Rotation
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "neuroledger.identity.did": ("ParsedDID", "format_did", "parse_did"),
+        "neuroledger.identity.keystore": ("KINDS", "IdentityRecord", "Keystore"),
+        "neuroledger.identity.registry": ("DELEGATE_TYPES", "X25519_ATTRIBUTE", "RegistryClient"),
+        "neuroledger.identity.resolver": ("ResolvedDID", "resolve_did"),
+        "neuroledger.identity.service": ("Identities", "Rotation"),
+    },
+)
 
 __all__ = [
     "DELEGATE_TYPES",

@@ -12,9 +12,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from eth_keys.datatypes import PublicKey
-from eth_utils.address import to_checksum_address
-
 from neuroledger.errors import MalformedDIDError
 
 __all__ = ["NAMED_NETWORKS", "ParsedDID", "format_did", "parse_did"]
@@ -63,6 +60,8 @@ def parse_did(text: str) -> ParsedDID:
     public_key = None
     if len(ident) == 68:
         try:
+            from eth_keys.datatypes import PublicKey
+
             address = PublicKey.from_compressed_bytes(bytes.fromhex(ident[2:])).to_address()
         except Exception:
             raise MalformedDIDError(
@@ -74,6 +73,17 @@ def parse_did(text: str) -> ParsedDID:
     return ParsedDID(
         did=did, chain_id=chain_id, address=to_checksum_address(address), public_key=public_key
     )
+
+
+#: The delegate types NeuroLedger grants (ERC-1056 names them by bytes32).
+DELEGATE_TYPES = ("veriKey", "sigAuth")
+
+
+def to_checksum_address(address: str) -> str:
+    """EIP-55 checksum form of ``address`` (eth-utils, imported on first use)."""
+    from eth_utils.address import to_checksum_address as checksum
+
+    return str(checksum(address))
 
 
 def format_did(chain_id: int, address: str) -> str:

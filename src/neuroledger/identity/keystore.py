@@ -22,16 +22,32 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_keyfile.keyfile import create_keyfile_json, decode_keyfile_json
 
 from neuroledger._fs import atomic_write, fsync_dir
 from neuroledger.config import KdfParams
 from neuroledger.errors import IdentityNotFoundError, KeystoreError, WrongPassphraseError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+# eth-account and eth-keyfile take most of a second to import: only commands that open
+# or make a key import them (`identity list` reads the public records and starts fast).
+
+
+def _account() -> Any:
+    from eth_account import Account
+
+    return Account
+
+
+def _keyfile() -> Any:
+    from eth_keyfile import keyfile
+
+    return keyfile
+
 
 __all__ = ["KINDS", "IdentityRecord", "Keystore"]
 
@@ -130,7 +146,7 @@ class Keystore:
     # -- secrets on disk ---------------------------------------------------------------
     def _write_secret(self, path: Path, secret: bytes) -> None:
         self._prove_passphrase()
-        keyfile = create_keyfile_json(
+        keyfile = _keyfile().create_keyfile_json(
             secret, self._get_passphrase().encode(), kdf="scrypt", iterations=self.kdf.n
         )
         if path.name.startswith(("x25519-", "ed25519-")):  # not Ethereum keys: no address
@@ -153,7 +169,7 @@ class Keystore:
                 f"the key file {path} of {what} is not valid JSON; restore it from a backup"
             ) from None
         try:
-            secret = bytes(decode_keyfile_json(keyfile, self._get_passphrase().encode()))
+            secret = bytes(_keyfile().decode_keyfile_json(keyfile, self._get_passphrase().encode()))
         except ValueError as exc:
             if "MAC mismatch" in str(exc):
                 self._passphrase = None
@@ -187,7 +203,9 @@ class Keystore:
         pending = [str(p) for p in secrets_]
         atomic_write(self._journal, json.dumps({"commit": False, "paths": pending}).encode())
         for path, secret in secrets_.items():
-            keyfile = create_keyfile_json(secret, new.encode(), kdf="scrypt", iterations=self.kdf.n)
+            keyfile = _keyfile().create_keyfile_json(
+                secret, new.encode(), kdf="scrypt", iterations=self.kdf.n
+            )
             if path.name.startswith(("x25519-", "ed25519-")):
                 keyfile.pop("address", None)
             staged = path.with_name(path.name + ".new")
@@ -280,7 +298,7 @@ class Keystore:
             raise KeystoreError(
                 f"an identity named {name!r} already exists; pick another name or use it as it is"
             )
-        owner = Account.create()
+        owner = _account().create()
         x_key = X25519PrivateKey.generate()
         x_priv = x_key.private_bytes_raw()
         x_pub = x_key.public_key().public_bytes_raw()
@@ -305,7 +323,7 @@ class Keystore:
     def account_for(self, address: str, *, what: str) -> LocalAccount:
         """Open the owner key stored for ``address``."""
         secret = self._read_secret(self._keys / f"{address.lower()[2:]}.json", what)
-        account: LocalAccount = Account.from_key(secret)
+        account: LocalAccount = _account().from_key(secret)
         return account
 
     def x25519_private(self, name: str) -> bytes:
@@ -318,7 +336,7 @@ class Keystore:
         """Make and store the next owner key of ``name``; mark it pending until confirmed."""
         record = self.get(name)
         self.owner_account(name)  # proves the passphrase before anything is written
-        account: LocalAccount = Account.create(extra_entropy=secrets.token_hex(16))
+        account: LocalAccount = _account().create(extra_entropy=secrets.token_hex(16))
         self._write_secret(self._keys / f"{account.address.lower()[2:]}.json", bytes(account.key))
         record.pending_owner = str(account.address)
         self.save(record)

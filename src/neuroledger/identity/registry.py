@@ -13,6 +13,7 @@ from web3 import Web3
 
 from neuroledger.chain.tx import Call, ContractClient
 from neuroledger.errors import IdentityError
+from neuroledger.identity.did import DELEGATE_TYPES
 
 __all__ = [
     "DELEGATE_TYPES",
@@ -26,7 +27,6 @@ __all__ = [
 X25519_ATTRIBUTE = "did/pub/X25519/enc/base64"
 
 #: Delegate types resolvers understand: verification keys and signature authenticators.
-DELEGATE_TYPES = ("veriKey", "sigAuth")
 
 
 def to_bytes32(text: str) -> bytes:

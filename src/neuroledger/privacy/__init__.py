@@ -6,13 +6,31 @@ grants, revokes, approves and records consent; the HTTP gateway lives in
 ``neuroledger.privacy.client``. docs/privacy.md walks through all of it.
 """
 
-from neuroledger.privacy import age
-from neuroledger.privacy.grants import MODES, GrantsClient, GrantView
-from neuroledger.privacy.jobs import Job, Jobs
-from neuroledger.privacy.requests import AccessRequest, Domain, new_request, sign_request
-from neuroledger.privacy.sandbox import JobLimits, SandboxResult, run_sandboxed
-from neuroledger.privacy.service import GrantReceipt, PrivateData
-from neuroledger.privacy.vault import Vault, VaultEntry
+from typing import TYPE_CHECKING
+
+from neuroledger._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from neuroledger.privacy import age
+    from neuroledger.privacy.grants import MODES, GrantsClient, GrantView
+    from neuroledger.privacy.jobs import Job, Jobs
+    from neuroledger.privacy.requests import AccessRequest, Domain, new_request, sign_request
+    from neuroledger.privacy.sandbox import JobLimits, SandboxResult, run_sandboxed
+    from neuroledger.privacy.service import GrantReceipt, PrivateData
+    from neuroledger.privacy.vault import Vault, VaultEntry
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "neuroledger.privacy.age": ("age",),
+        "neuroledger.privacy.grants": ("MODES", "GrantsClient", "GrantView"),
+        "neuroledger.privacy.jobs": ("Job", "Jobs"),
+        "neuroledger.privacy.requests": ("AccessRequest", "Domain", "new_request", "sign_request"),
+        "neuroledger.privacy.sandbox": ("JobLimits", "SandboxResult", "run_sandboxed"),
+        "neuroledger.privacy.service": ("GrantReceipt", "PrivateData"),
+        "neuroledger.privacy.vault": ("Vault", "VaultEntry"),
+    },
+)
 
 __all__ = [
     "MODES",

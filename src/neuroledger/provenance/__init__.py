@@ -15,19 +15,49 @@ Registering, verifying and tracing need a chain: see :class:`Provenance` and
 ``docs/provenance.md``.
 """
 
-from neuroledger.provenance.documents import canonical, digest_of, training_run_statement
-from neuroledger.provenance.export import to_dot, to_openlineage, to_prov_json, to_tree
-from neuroledger.provenance.hashcache import HashCache
-from neuroledger.provenance.index import AssetRecord, Attestation, Change, LineageIndex
-from neuroledger.provenance.manifest import FileEntry, Manifest, ManifestDiff, build_manifest
-from neuroledger.provenance.registry import KINDS, STATUSES, AssetRegistryClient
-from neuroledger.provenance.service import (
-    VERIFY_EXIT_CODES,
-    AssetView,
-    Lineage,
-    Provenance,
-    Registration,
-    Verification,
+from typing import TYPE_CHECKING
+
+from neuroledger._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from neuroledger.provenance.documents import canonical, digest_of, training_run_statement
+    from neuroledger.provenance.export import to_dot, to_openlineage, to_prov_json, to_tree
+    from neuroledger.provenance.hashcache import HashCache
+    from neuroledger.provenance.index import AssetRecord, Attestation, Change, LineageIndex
+    from neuroledger.provenance.manifest import FileEntry, Manifest, ManifestDiff, build_manifest
+    from neuroledger.provenance.registry import KINDS, STATUSES, AssetRegistryClient
+    from neuroledger.provenance.service import (
+        VERIFY_EXIT_CODES,
+        AssetView,
+        Lineage,
+        Provenance,
+        Registration,
+        Verification,
+    )
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "neuroledger.provenance.documents": ("canonical", "digest_of", "training_run_statement"),
+        "neuroledger.provenance.export": ("to_dot", "to_openlineage", "to_prov_json", "to_tree"),
+        "neuroledger.provenance.hashcache": ("HashCache",),
+        "neuroledger.provenance.index": ("AssetRecord", "Attestation", "Change", "LineageIndex"),
+        "neuroledger.provenance.manifest": (
+            "FileEntry",
+            "Manifest",
+            "ManifestDiff",
+            "build_manifest",
+        ),
+        "neuroledger.provenance.registry": ("KINDS", "STATUSES", "AssetRegistryClient"),
+        "neuroledger.provenance.service": (
+            "VERIFY_EXIT_CODES",
+            "AssetView",
+            "Lineage",
+            "Provenance",
+            "Registration",
+            "Verification",
+        ),
+    },
 )
 
 __all__ = [

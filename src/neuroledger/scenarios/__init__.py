@@ -1,5 +1,17 @@
 """Runnable scenarios that show NeuroLedger end to end (the ``neuroledger demo`` job)."""
 
-from neuroledger.scenarios.demo import DemoReport, run_demo
+from typing import TYPE_CHECKING
+
+from neuroledger._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from neuroledger.scenarios.demo import DemoReport, run_demo
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "neuroledger.scenarios.demo": ("DemoReport", "run_demo"),
+    },
+)
 
 __all__ = ["DemoReport", "run_demo"]

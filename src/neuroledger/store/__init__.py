@@ -13,7 +13,20 @@ Callers depend on the :class:`BlobStore` protocol only, so another backend (an
 S3-compatible bucket, an HTTP gateway) can be added without touching them.
 """
 
-from neuroledger.store._base import BlobStore, is_digest
-from neuroledger.store.files import FileStore
+from typing import TYPE_CHECKING
+
+from neuroledger._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from neuroledger.store._base import BlobStore, is_digest
+    from neuroledger.store.files import FileStore
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "neuroledger.store._base": ("BlobStore", "is_digest"),
+        "neuroledger.store.files": ("FileStore",),
+    },
+)
 
 __all__ = ["BlobStore", "FileStore", "is_digest"]

@@ -1,0 +1,60 @@
+"""The command groups of the CLI: where each lives and its one-line help.
+
+Kept apart from the groups themselves so that `neuroledger --help` lists them without
+importing them (see :class:`neuroledger.cli.main.LazyGroup`); each group takes its help
+from here, so the listing and the group's own help are one text.
+"""
+
+from __future__ import annotations
+
+__all__ = ["COMMANDS", "help_of"]
+
+#: name -> ("module:attribute" of its Typer app or command function, one-line help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "node": ("neuroledger.cli.node:app", "The embedded chain node (anvil) of this home."),
+    "identity": (
+        "neuroledger.cli.identity:app",
+        "Identities (did:ethr) of organizations, people, AI agents and devices.",
+    ),
+    "asset": (
+        "neuroledger.cli.asset:app",
+        "Assets: datasets, code, models, training runs, deployments — and their lineage.",
+    ),
+    "audit": (
+        "neuroledger.cli.audit:app",
+        "Tamper-evident audit logs (RFC 9162, C2SP tlog-tiles), anchored on chain.",
+    ),
+    "fl": (
+        "neuroledger.cli.fl:app",
+        "Federated training across organizations: create, join, run, status, simulate.",
+    ),
+    "data": (
+        "neuroledger.cli.privacy:data_app",
+        "Encrypt, decrypt and fetch private data (age format, DID-published keys).",
+    ),
+    "grant": (
+        "neuroledger.cli.privacy:grant_app",
+        "Grant, revoke and list access to private assets; approve algorithms.",
+    ),
+    "consent": (
+        "neuroledger.cli.privacy:consent_app",
+        "Data subjects give or withdraw consent to a purpose.",
+    ),
+    "job": (
+        "neuroledger.cli.privacy:job_app",
+        "Compute-to-data: run an approved algorithm on data you cannot see.",
+    ),
+    "gateway": (
+        "neuroledger.cli.privacy:gateway_app",
+        "The access gateway: serve grants over HTTP, audited.",
+    ),
+    "demo": (
+        "neuroledger.cli.demo:demo",
+        "Run the main scenario on a fresh embedded chain and print a report.",
+    ),
+}
+
+
+def help_of(name: str) -> str:
+    """The one-line help of command group ``name``."""
+    return COMMANDS[name][1]
