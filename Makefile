@@ -67,6 +67,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_audit.py
 	$(BIN)/python benchmarks/bench_fl.py
 	$(BIN)/python benchmarks/bench_privacy.py
+	$(BIN)/python benchmarks/bench_startup.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -206,7 +206,7 @@ def verify_log(
             )
         else:
             for partial in partial_resources(old.size):
-                # The spec lets a log drop a partial once the full_rel tile is served.
+                # The spec lets a log drop a partial once the full tile is served.
                 full_rel = partial.rsplit(".p/", 1)[0]
                 if not (root / partial).is_file() and not (root / full_rel).is_file():
                     report.problems.append(
