@@ -160,6 +160,17 @@ class CLIContext:
             )
         return self._keystore
 
+    def name_of(self, address: str) -> str:
+        """What people read for an identity: its local name when this home holds it, else
+        its address (shortened)."""
+        try:
+            for record in self.keystore().list():
+                if address.lower() in (record.identity.lower(), record.owner.lower()):
+                    return record.name
+        except (OSError, KeystoreError):
+            pass
+        return address[:10] + "…"
+
     def identities(self, *, new_passphrase: bool = False) -> Identities:
         """Identities service on the configured chain."""
         from neuroledger.identity.service import Identities

@@ -271,8 +271,12 @@ def run(
         progress = bar.add_task("waiting for participants", total=spec.rounds)
 
         def on_round(row: dict[str, Any]) -> None:
+            done = row["round"] >= spec.rounds
+            what = "; scoring contributions and paying rewards" if done else ""
             bar.update(
-                progress, completed=row["round"], description=f"accuracy {row['accuracy']:.3f}"
+                progress,
+                completed=row["round"],
+                description=f"accuracy {row['accuracy']:.3f}{what}",
             )
 
         report = tasks.run(task, validation, join_timeout=join_timeout, on_round=on_round)
@@ -287,7 +291,7 @@ def run(
         f"{last['accuracy']:.3f}"
         + (f", epsilon {last['epsilon']}" if last["epsilon"] else "")
         + f"; final model {report.final_model_asset}; rewards "
-        + ", ".join(f"{a[:10]} {v / 1e18:.4f} ETH" for a, v in report.rewards.items())
+        + ", ".join(f"{_ctx(ctx).name_of(a)} {v / 1e18:.4f} ETH" for a, v in report.rewards.items())
         + (f"; results in {out}" if out else ""),
     )
 

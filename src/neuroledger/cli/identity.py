@@ -66,8 +66,18 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 @app.command("show")
-def show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+def show(
+    ctx: typer.Context,
+    name: str,
+    address: Annotated[
+        bool, typer.Option("--address", help="Print only the identity's address (for scripts).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Show an identity: its DID, kind, owner and on-chain owner."""
+    if address:
+        typer.echo(_ctx(ctx).keystore().get(name).identity)
+        return
     ids = _ctx(ctx).identities()
     record = ids.keystore.get(name)
     on_chain = ids.registry.identity_owner(record.identity)

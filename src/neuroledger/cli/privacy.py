@@ -337,13 +337,17 @@ def _jobs_file(ctx: typer.Context) -> Path:
 
 
 def _job_record(ctx: typer.Context, job_id: str) -> dict[str, str]:
+    """What this home knows of job ``job_id`` (``last``: the last job submitted from it)."""
     path = _jobs_file(ctx)
     known = json.loads(path.read_text()) if path.exists() else {}
+    if job_id == "last" and known:
+        job_id = list(known)[-1]
+        return {**known[job_id], "id": job_id}
     if job_id not in known:
         raise PrivacyError(
             f"no job {job_id} was submitted from this home; `neuroledger job submit` starts one"
         )
-    return dict(known[job_id])
+    return {**known[job_id], "id": job_id}
 
 
 @job_app.command("submit")
@@ -377,11 +381,10 @@ def job_submit(
     atomic_write(path, json.dumps(known, indent=1).encode())
     if wait:
         job = client.wait(job["id"], dataset_id, purpose)
-    emit(
-        job,
-        as_json=as_json,
-        human=f"job {job['id']}: {job['status']} {job.get('reason') or ''}".rstrip(),
-    )
+    human = f"job {job['id']}: {job['status']} {job.get('reason') or ''}".rstrip()
+    if job.get("excluded"):
+        human += f"; records excluded by withdrawn consent: {job['excluded']}"
+    emit(job, as_json=as_json, human=human)
     if wait and job["status"] != "succeeded":  # scripts see a failed job by the exit code
         raise typer.Exit(SandboxError.exit_code)
 
@@ -393,9 +396,14 @@ def _job_client(ctx: typer.Context, job_id: str) -> tuple[GatewayClient, dict[st
 
 
 @job_app.command("status")
-def job_status(ctx: typer.Context, job_id: str, as_json: JsonOpt = False) -> None:
+def job_status(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(help="The job's id, or `last`.")],
+    as_json: JsonOpt = False,
+) -> None:
     """A submitted job's state, its outputs and the records excluded by consent."""
     client, record = _job_client(ctx, job_id)
+    job_id = record["id"]
     job = client.job(job_id, record["dataset"], record["purpose"])
     human = f"job {job_id}: {job['status']}"
     if job.get("reason") and job["status"] != "succeeded":
@@ -410,13 +418,14 @@ def job_status(ctx: typer.Context, job_id: str, as_json: JsonOpt = False) -> Non
 @job_app.command("result")
 def job_result(
     ctx: typer.Context,
-    job_id: str,
+    job_id: Annotated[str, typer.Argument(help="The job's id, or `last`.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Directory for the outputs.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch a finished job's released outputs (sent encrypted to your key, decrypted here)."""
     c: CLIContext = ctx.obj
     client, record = _job_client(ctx, job_id)
+    job_id = record["id"]
     job = client.job(job_id, record["dataset"], record["purpose"])
     if job["status"] != "succeeded":
         raise PrivacyError(

@@ -31,7 +31,10 @@ class GatewayClient:
         self.identity = identity
         self.account = account
         self.domain = domain
-        self.http = httpx.Client(timeout=timeout)
+        # A refused connection is retried with backoff for a few seconds (the request was
+        # never sent, so this is safe): a gateway started just before, in the background,
+        # is still binding its port.
+        self.http = httpx.Client(timeout=timeout, transport=httpx.HTTPTransport(retries=5))
 
     def close(self) -> None:
         """Close the connection pool."""

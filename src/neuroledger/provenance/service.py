@@ -146,6 +146,11 @@ class Verification:
         return f"UNKNOWN: no asset is registered with the digest of {self.path} ({self.digest})"
 
 
+def _looks_like_path(ref: str) -> bool:
+    """An asset reference that names a file or directory rather than an id (hex)."""
+    return not all(c in "0123456789abcdefABCDEFx" for c in ref) and Path(ref).exists()
+
+
 class Provenance:
     """Assets of one home, on one chain.
 
@@ -186,9 +191,19 @@ class Provenance:
         )
 
     def resolve(self, ref: str) -> str:
-        """The full id of an asset given by id or unique prefix (or its content digest,
-        when one identity alone registered that content)."""
+        """The full id of an asset given by id or unique prefix, by its content digest, or
+        by a path to its content (a file or directory), when one identity alone registered
+        that content."""
         self.sync()
+        if _looks_like_path(ref):
+            digest = self.manifest(ref).digest
+            try:
+                return self.index.resolve(digest)
+            except AssetNotFoundError:
+                raise ProvenanceError(
+                    f"{ref} (content {digest[:12]}) is not a registered asset; register it with "
+                    "`neuroledger asset register`, or give the asset's id"
+                ) from None
         return self.index.resolve(ref)
 
     def asset_id_for(self, owner: str, digest: str) -> str:
@@ -206,7 +221,7 @@ class Provenance:
     def _check_parents(self, parents: Sequence[str]) -> list[str]:
         resolved = []
         for ref in parents:
-            asset_id = self.index.resolve(ref)
+            asset_id = self.resolve(ref)
             _, _, status = self.registry.asset_of(asset_id)
             if status == 0:
                 raise AssetNotFoundError(ref)
