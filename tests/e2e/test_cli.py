@@ -183,3 +183,36 @@ def test_only_init_creates_a_home(cli, tmp_path: Path) -> None:
     assert json.loads(made.stdout)["home"] == str(typo)
     assert cli("identity", "list", extra_env={"NEUROLEDGER_HOME": str(typo)}).returncode == 0
     cli("node", "stop", extra_env={"NEUROLEDGER_HOME": str(typo)})
+
+
+def test_first_time_on_an_external_chain_runs_without_an_error_in_between(cli, tmp_path) -> None:
+    """Issue 13: `identity create` failed half-way ("DIDRegistry is not deployed") after it had
+    made the key. The documented flow: init, create a deployer identity, fund it, deploy,
+    publish, create identities; each step exits 0 and says what comes next."""
+    from web3 import Web3
+
+    from neuroledger.chain.node import start_dev_anvil
+
+    proc, url = start_dev_anvil()
+    try:
+        env = {"NEUROLEDGER_HOME": str(tmp_path / "ext"), "NEUROLEDGER_RPC_URL": url,
+               "NEUROLEDGER_CONFIRMATIONS": "0"}  # fmt: skip
+        made = json.loads(cli("init", "--json", extra_env=env).stdout)
+        assert made["contracts"] == {} and "deploy --from deployer" in made["next_step"]
+        deployer = json.loads(cli("identity", "create", "deployer", "--json", extra_env=env).stdout)
+        assert not deployer["published"] and "deploy --from deployer" in deployer["next_step"]
+        w3 = Web3(Web3.HTTPProvider(url))
+        w3.provider.make_request("anvil_setBalance", [deployer["owner"], hex(10**18)])  # "send gas"
+        deployed = json.loads(cli("deploy", "--from", "deployer", "--json", extra_env=env).stdout)
+        assert set(deployed["contracts"]) >= {"DIDRegistry", "AssetRegistry"}
+        cli("identity", "publish", "deployer", extra_env=env)
+        lab = json.loads(cli("identity", "create", "lab", "--json", extra_env=env).stdout)
+        assert not lab["published"] and lab["owner"] in lab["next_step"]
+        assert "holds no gas" in lab["next_step"]
+        w3.provider.make_request("anvil_setBalance", [lab["owner"], hex(10**17)])
+        cli("identity", "publish", "lab", extra_env=env)
+        doc = json.loads(cli("identity", "resolve", "lab", extra_env=env).stdout)["didDocument"]
+        assert "keyAgreement" in doc
+    finally:
+        proc.kill()
+        proc.wait()

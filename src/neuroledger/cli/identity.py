@@ -34,10 +34,12 @@ def create(
     ids = _ctx(ctx).identities(new_passphrase=True)
     record = ids.create(name, kind)
     did = format_did(ids.chain.chain_id, record.identity)
+    pending = ids.publish_blocker(name)
     emit(
-        {**record.to_json(), "did": did},
+        {**record.to_json(), "did": did, "published": pending is None, "next_step": pending},
         as_json=as_json,
-        human=f"created {record.kind} [bold]{name}[/bold]  {did}",
+        human=f"created {record.kind} [bold]{name}[/bold]  {did}"
+        + (f"\nits key is not published yet: {pending}" if pending else ""),
     )
 
 

@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 from neuroledger._fs import is_disk_full
 from neuroledger.cli._commands import COMMANDS
 from neuroledger.cli._context import CLIContext, emit, err_console, settings_from_env
-from neuroledger.errors import DiskFullError, NeuroLedgerError
+from neuroledger.errors import ContractsNotDeployedError, DiskFullError, NeuroLedgerError
 
 
 def load_command(name: str) -> click.Command:
@@ -118,17 +118,28 @@ def init(
     s = c.settings
     c.create_home()
     chain = c.chain()
-    record = chain.deployment()
-    contracts = {k: str(v["address"]) for k, v in record.contracts.items()}
+    next_step = None
+    try:
+        contracts = {k: str(v["address"]) for k, v in chain.deployment().contracts.items()}
+    except ContractsNotDeployedError:
+        # An external chain without the suite: the home is ready; deploying needs gas.
+        contracts = {}
+        next_step = (
+            "the contracts are not deployed on this chain yet: create an identity "
+            "(`neuroledger identity create deployer`), send gas to the owner key it prints, "
+            "then run `neuroledger deploy --from deployer`"
+        )
     data = {
         "home": str(s.home),
         "chain_id": chain.chain_id,
         "rpc_url": chain.url,
         "embedded": chain.embedded,
         "contracts": contracts,
+        "next_step": next_step,
     }
     lines = [f"home {s.home} ready; chain {chain.chain_id} at {chain.url}"]
     lines += [f"  {k} at {v}" for k, v in contracts.items()]
+    lines += [f"next: {next_step}"] if next_step else []
     emit(data, as_json=as_json, human="\n".join(lines))
 
 

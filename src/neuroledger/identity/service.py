@@ -6,7 +6,12 @@ import base64
 from dataclasses import dataclass
 
 from neuroledger.chain.client import Chain
-from neuroledger.errors import IdentityError, InsufficientFundsError, MalformedDIDError
+from neuroledger.errors import (
+    ContractsNotDeployedError,
+    IdentityError,
+    InsufficientFundsError,
+    MalformedDIDError,
+)
 from neuroledger.identity.did import format_did, parse_did
 from neuroledger.identity.keystore import IdentityRecord, Keystore
 from neuroledger.identity.registry import X25519_ATTRIBUTE, RegistryClient
@@ -69,11 +74,16 @@ class Identities:
         return format_did(self.chain.chain_id, self.keystore.get(name).identity)
 
     def create(self, name: str, kind: str, *, publish: bool = True) -> IdentityRecord:
-        """Create identity ``name``; on the embedded chain fund it; publish its X25519 key."""
+        """Create identity ``name``; on the embedded chain fund it; publish its X25519 key.
+
+        On an external chain the key is published only when it can be (the suite is
+        deployed and the owner key holds gas); otherwise :meth:`publish_blocker` says what
+        to do first, and creating the identity is still a success.
+        """
         record = self.keystore.create(name, kind)
         if self.chain.embedded:
             self.chain.fund(record.owner)
-        if publish:
+        if publish and self.publish_blocker(name) is None:
             try:
                 self.publish_key(name)
             except InsufficientFundsError as exc:
@@ -82,6 +92,31 @@ class Identities:
                     f"published: {exc}; then run `neuroledger identity publish {name}`"
                 ) from None
         return record
+
+    def publish_blocker(self, name: str) -> str | None:
+        """What must happen before the key of ``name`` can be published (None: nothing)."""
+        record = self.keystore.get(name)
+        chain_id = self.chain.chain_id
+        then = f"then run `neuroledger identity publish {name}`"
+        if not self.chain.embedded:
+            funded = (
+                int(self.chain.w3.eth.get_balance(self.chain.w3.to_checksum_address(record.owner)))
+                > 0
+            )
+            try:
+                self.chain.deployment()
+            except ContractsNotDeployedError:
+                fund = "" if funded else f"send gas to its owner key {record.owner}, "
+                return (
+                    f"the contracts are not deployed on chain {chain_id} yet: {fund}deploy them "
+                    f"with `neuroledger deploy --from {name}` (or from another funded identity), {then}"
+                )
+            if not funded:
+                return (
+                    f"its owner key {record.owner} holds no gas on chain {chain_id}: send it some "
+                    f"(0.001 ETH pays for many writes), {then}"
+                )
+        return None
 
     def publish_key(self, name: str) -> str:
         """Publish the X25519 key-agreement key of ``name``; return the transaction hash."""
