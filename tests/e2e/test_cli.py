@@ -216,3 +216,24 @@ def test_first_time_on_an_external_chain_runs_without_an_error_in_between(cli, t
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_output_off_a_terminal_is_not_wrapped(cli) -> None:
+    """Issue 13: piped output was cut at 80 columns (paths, the demo's inspect command)."""
+    long_hint = cli("asset", "list").stdout  # "no assets yet; register one with `…`"
+    assert len(long_hint.strip().splitlines()) == 1 and len(long_hint.strip()) > 80
+
+
+def test_node_start_with_another_port_on_a_running_node_says_so(cli) -> None:
+    """Issue 13: `node start --port P` on a running node silently ignored P."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    running = json.loads(cli("node", "status", "--json").stdout)
+    assert running["running"] and running["port"] != free
+    again = cli("--port", str(free), "node", "start")
+    assert f"--port {free} was not applied" in again.stdout and "node stop" in again.stdout
+    same = cli("--port", str(running["port"]), "node", "start")
+    assert "not applied" not in same.stdout

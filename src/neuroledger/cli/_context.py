@@ -30,8 +30,18 @@ __all__ = ["EXTERNAL_CONFIRMATIONS", "CLIContext", "byte_progress", "emit", "set
 #: one node and never reorganises).
 EXTERNAL_CONFIRMATIONS = 12
 
-console = Console()
-err_console = Console(stderr=True)
+
+def _console(*, stderr: bool) -> Console:
+    # Off a terminal (a pipe, a file, CI logs) lines are never wrapped at 80 columns:
+    # paths, ids and commands to copy stay whole. On a terminal Rich fits its width.
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, soft_wrap=True, width=1000)
+
+
+console = _console(stderr=False)
+err_console = _console(stderr=True)
 
 
 def settings_from_env(home: Path | None, rpc_url: str | None, port: int | None) -> Settings:

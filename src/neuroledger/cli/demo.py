@@ -33,7 +33,10 @@ def demo(
 
 
 def _print(report: DemoReport) -> None:
-    console.print(f"[bold]NeuroLedger demo[/bold] — chain {report.chain_id} at {report.rpc_url}")
+    console.print(
+        f"[bold]NeuroLedger demo[/bold] — chain {report.chain_id} (written {report.chain_id:#x} "
+        f"in the DIDs below) at {report.rpc_url}"
+    )
     table = Table("identity", "kind", "DID", "methods")
     for e in report.identities:
         table.add_row(e["name"], e["kind"], e["did"], str(e.get("verification_methods", "")))

@@ -46,13 +46,19 @@ def start(
     as_json: JsonOpt = False,
 ) -> None:
     """Start the node in the background (or report the one already running)."""
+    c: CLIContext = ctx.obj
     status = _node(ctx).start(reset_state=reset_state)
-    emit(
-        status.to_json(),
-        as_json=as_json,
-        human=f"node running at {status.url} (pid {status.pid}, chain {status.chain_id}, "
-        f"block {status.block_number})",
+    human = (
+        f"node running at {status.url} (pid {status.pid}, chain {status.chain_id}, "
+        f"block {status.block_number})"
     )
+    wanted = c.settings.node_port
+    if wanted is not None and status.port != wanted:
+        human += (
+            f"; it was already running on port {status.port}, so --port {wanted} was not "
+            "applied: run `neuroledger node stop` first to move it"
+        )
+    emit({**status.to_json(), "requested_port": wanted}, as_json=as_json, human=human)
 
 
 @app.command("stop")
