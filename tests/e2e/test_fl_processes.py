@@ -170,10 +170,15 @@ def test_digits_plain_processes_match_centralized(consortium: Consortium) -> Non
     c = consortium
     data = c.data("digits")
     task = _create(c, data, "--rounds", "15", "--min-participants", str(PARTIES))
-    report, _, parties = _run(c, task, data)
+    report, run, parties = _run(c, task, data)
     central = _central_accuracy(data)
     assert report["rounds"][-1]["accuracy"] >= central - 0.02, (report["rounds"][-1], central)
     assert all(code == 0 for code, _, _ in parties)
+    # Off a terminal a participant says what it waits for, and each round (issue 13: it
+    # printed nothing for up to 600 s); the owner says when it scores and pays.
+    for _, _, err in parties:
+        assert "waiting for the owner to start round 1" in err and "round 15/15" in err, err
+    assert "scoring contributions and paying rewards" in run.stderr
 
 
 def test_bad_updates_are_rejected_and_the_task_goes_on(consortium: Consortium) -> None:

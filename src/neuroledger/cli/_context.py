@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -211,15 +211,32 @@ def emit(data: Any, *, as_json: bool, human: str | None = None) -> None:
 
 @contextlib.contextmanager
 def byte_progress(
-    description: str, total: int, enabled: bool
+    description: str | Sequence[str], total: int, enabled: bool, *, to: Console | None = None
 ) -> Iterator[Callable[[int], None] | None]:
-    """A byte progress bar on stderr for long work (terminals only); yields its advance function."""
-    if not enabled or not err_console.is_terminal:
+    """A byte progress bar on stderr for long work (terminals only); yields its advance function.
+
+    Several descriptions are passes over the same ``total`` bytes (hash, then encrypt): the
+    bar shows each pass from 0 to ``total`` under its own name, never a doubled total.
+    """
+    out = to or err_console
+    if not enabled or not out.is_terminal:
         yield None
         return
+    phases = [description] if isinstance(description, str) else list(description)
     with Progress(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), console=err_console, transient=True,
+        TransferSpeedColumn(), console=out, transient=True,
     ) as bar:  # fmt: skip
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+        task = bar.add_task(phases[0], total=total)
+        done, phase = 0, 0
+
+        def advance(n: int) -> None:
+            nonlocal done, phase
+            done += n
+            while done > total and phase + 1 < len(phases):  # the next pass has begun
+                done -= total
+                phase += 1
+                bar.reset(task, total=total, description=phases[phase])
+            bar.update(task, completed=min(done, total))
+
+        yield advance

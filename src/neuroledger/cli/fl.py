@@ -75,6 +75,12 @@ def _logging() -> None:
         logger.propagate = False
 
 
+def _say(line: str) -> None:
+    """Off a terminal (no bar), one line on stderr per step of a long command."""
+    if not err_console.is_terminal:
+        err_console.print(line, highlight=False)
+
+
 def _rounds_bar(total: int, what: str) -> Progress:
     return Progress(
         TextColumn(what),
@@ -230,9 +236,18 @@ def join(
     _logging()
     parsed = Fault.parse(fault) if fault else None
     participant = _tasks(ctx, shared).join(task, identity, data, fault=parsed, timeout=timeout)
-    with _rounds_bar(participant.spec.rounds, f"task {task} as {identity}") as bar:
-        progress = bar.add_task("", total=participant.spec.rounds)
-        summary = participant.run(on_round=lambda r: bar.update(progress, completed=r))
+    rounds = participant.spec.rounds
+    waiting = f"joined; waiting for the owner to start round 1 (up to {timeout:.0f} s)"
+    _say(f"fl: task {task} as {identity}: {waiting}")
+    with _rounds_bar(rounds, f"task {task} as {identity}") as bar:
+        progress = bar.add_task(waiting, total=rounds)
+
+        def on_round(r: int) -> None:
+            what = "done; claiming" if r >= rounds else f"waiting for round {r + 1}"
+            bar.update(progress, completed=r, description=f"round {r} {what}")
+            _say(f"fl: task {task} as {identity}: round {r}/{rounds} {what}")
+
+        summary = participant.run(on_round=on_round)
     reward = int(summary.get("reward_wei", 0))
     emit(
         summary,
@@ -270,6 +285,8 @@ def run(
     with _rounds_bar(spec.rounds, f"task {task}") as bar:
         progress = bar.add_task("waiting for participants", total=spec.rounds)
 
+        _say(f"fl: task {task}: waiting for participants (up to {join_timeout:.0f} s)")
+
         def on_round(row: dict[str, Any]) -> None:
             done = row["round"] >= spec.rounds
             what = "; scoring contributions and paying rewards" if done else ""
@@ -278,6 +295,8 @@ def run(
                 completed=row["round"],
                 description=f"accuracy {row['accuracy']:.3f}{what}",
             )
+            _say(f"fl: task {task}: round {row['round']}/{spec.rounds} accuracy "
+                 f"{row['accuracy']:.3f}{what}")  # fmt: skip
 
         report = tasks.run(task, validation, join_timeout=join_timeout, on_round=on_round)
     data = report.to_json()

@@ -93,9 +93,8 @@ def encrypt(
     data = _data(ctx)
     size = path.stat().st_size
     if owner is not None:
-        with byte_progress(
-            f"hashing and encrypting {path.name}", 2 * size, not as_json
-        ) as progress:
+        passes = (f"hashing {path.name}", f"encrypting {path.name}")
+        with byte_progress(passes, size, not as_json) as progress:
             registration = data.protect(path, owner=owner, license=license,
                                         per_subject=not no_subjects, progress=progress)  # fmt: skip
         emit(
