@@ -26,3 +26,18 @@ def test_no_bar_off_a_terminal() -> None:
     console = Console(file=io.StringIO(), force_terminal=False)
     with byte_progress("x", 10, True, to=console) as advance:
         assert advance is None
+
+
+def test_fl_log_lines_name_the_identities_this_home_holds() -> None:
+    """Issue 13: output for people names identities, not addresses."""
+    import logging
+
+    from neuroledger.cli.fl import _NamesIdentities
+
+    mine, other = "0x" + "ab" * 20, "0x" + "cd" * 20
+    formatter = _NamesIdentities({mine: "hospital-b"})
+    record = logging.LogRecord("neuroledger.federated", logging.WARNING, __file__, 1,
+                               "round 2: rejected the update of %s and %s", (mine.upper().replace("0X", "0x"), other), None)  # fmt: skip
+    assert formatter.format(record) == (
+        f"fl WARNING: round 2: rejected the update of hospital-b and {other}"
+    )

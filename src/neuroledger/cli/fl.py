@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -64,12 +65,30 @@ def _tasks(ctx: typer.Context, shared: Path | None) -> FederatedTasks:
     return FederatedTasks.open(c.chain(), c.keystore(), where.expanduser().resolve(), provenance)
 
 
-def _logging() -> None:
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+class _NamesIdentities(logging.Formatter):
+    """Writes an address this home holds as its identity's name (others stay addresses)."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        super().__init__("fl %(levelname)s: %(message)s")
+        self.names = names
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return _ADDRESS.sub(lambda m: self.names.get(m.group(0).lower(), m.group(0)), text)
+
+
+def _logging(ctx: typer.Context) -> None:
     """Round events (rejections, dropouts, attestations) as one line each on stderr."""
     logger = logging.getLogger("neuroledger.federated")
     if not logger.handlers:
+        names: dict[str, str] = {}
+        for r in _ctx(ctx).keystore().list():
+            names[r.identity.lower()] = names[r.owner.lower()] = r.name
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("fl %(levelname)s: %(message)s"))
+        handler.setFormatter(_NamesIdentities(names))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
@@ -233,7 +252,7 @@ def join(
     as_json: JsonOpt = False,
 ) -> None:
     """Join a task and take part until it ends: train, validate, attest, claim the reward."""
-    _logging()
+    _logging(ctx)
     parsed = Fault.parse(fault) if fault else None
     participant = _tasks(ctx, shared).join(task, identity, data, fault=parsed, timeout=timeout)
     rounds = participant.spec.rounds
@@ -279,7 +298,7 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Drive a task you own: every round, then scores, the final model's lineage and rewards."""
-    _logging()
+    _logging(ctx)
     tasks = _tasks(ctx, shared)
     spec = tasks.spec(task)
     with _rounds_bar(spec.rounds, f"task {task}") as bar:

@@ -269,10 +269,11 @@ def grant_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Grants that hold now (unexpired, unrevoked), for one asset or all."""
+    c: CLIContext = ctx.obj
     views = _data(ctx).list_grants(asset)
     rows = [v.to_json() for v in views]
     lines = [
-        f"{v.asset[:12]}  {v.grantee}  {'+'.join(v.modes)}  {v.purpose}  until "
+        f"{v.asset[:12]}  {c.name_of(v.grantee)}  {'+'.join(v.modes)}  {v.purpose}  until "
         f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(v.expiry))}"
         for v in views
     ]
