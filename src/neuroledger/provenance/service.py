@@ -545,7 +545,7 @@ class Provenance:
             progress=progress,
         )  # fmt: skip
         self.sync()
-        target = self.index.resolve(expected) if expected else None
+        target = self.resolve(expected) if expected else None
         digest = manifest.digest
         # Several identities may have registered the same content, each under its own id.
         candidates = self.index.by_digest(digest)
