@@ -15,7 +15,7 @@ from web3 import Web3
 from neuroledger.chain.artifacts import load_artifact
 from neuroledger.chain.node import start_dev_anvil
 from neuroledger.errors import IndexReorgError
-from neuroledger.provenance import AssetRegistryClient, LineageIndex
+from neuroledger.provenance import AssetRecord, AssetRegistryClient, LineageIndex
 from neuroledger.provenance.registry import asset_id_for
 
 pytestmark = pytest.mark.anvil
@@ -238,3 +238,54 @@ def test_index_of_another_chain_history_is_found_before_any_write(tmp_path: Path
     finally:
         proc.kill()
         proc.wait()
+
+
+def _state(index: LineageIndex) -> tuple[list[AssetRecord], list[tuple[str, str]], dict]:
+    records = index.all()
+    ids = [r.id for r in records]
+    return records, sorted(index.edges(ids)), {i: index.changes(i) for i in ids}
+
+
+def test_reorgs_of_depth_1_to_3_during_writes_end_as_a_fresh_read(
+    tmp_path: Path, registry: Registry
+) -> None:
+    """Issue 13 §6: anvil_reorg drops the last 1-3 blocks while assets are registered and
+    revoked; the index (3 confirmations) follows, never treats a dropped block as final, and
+    ends equal to an index read from scratch."""
+    import random
+
+    rng = random.Random(13)
+    index = open_index(tmp_path, registry)
+    registered: list[tuple[str, int]] = []  # (label, block) as sent
+    reorgs = 0
+    for step in range(60):
+        head = registry.w3.eth.block_number
+        final = [  # deep enough to outlive any reorg from now on, and not dropped before
+            label for label, block in registered
+            if block <= head - 3 and registry.client.asset_of(registry.id(label))[2] != 0
+        ]  # fmt: skip
+        if rng.random() < 0.15 and head - registry.block > 4:
+            registry.rpc("anvil_reorg", [rng.randint(1, 3), []])  # those blocks' txs are gone
+            reorgs += 1
+        elif final and rng.random() < 0.15:
+            label = rng.choice(final)
+            if registry.client.asset_of(registry.id(label))[2] == 1:
+                registry.send(registry.client.revoke(registry.id(label), f"step {step}"))
+        else:
+            active = [f for f in final if registry.client.asset_of(registry.id(f))[2] == 1]
+            parents = tuple(rng.sample(active, min(len(active), rng.randint(0, 2))))
+            label = f"asset-{step}"
+            registry.register(label, parents)
+            registered.append((label, registry.w3.eth.block_number))
+        if step % 4 == 0:
+            index.sync(registry.w3, registry.address, confirmations=3)  # never IndexReorgError
+    assert reorgs >= 5
+    index.sync(registry.w3, registry.address, confirmations=3)
+    fresh = LineageIndex(
+        tmp_path / "fresh.sqlite", chain_id=31337, contract=registry.address,
+        start_block=registry.block,
+    )  # fmt: skip
+    fresh.sync(registry.w3, registry.address, confirmations=0)
+    assert _state(index) == _state(fresh)
+    dropped = [label for label, _ in registered if index.get(registry.id(label)) is None]
+    assert dropped, "no registration was dropped by a reorg: the test did not test anything"
