@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 
-.PHONY: setup demo test test-fast contracts bench lint clean
+.PHONY: setup demo test test-block-time test-fast contracts bench lint clean
 
 setup: $(PY_OK) $(NODE_OK) $(BIN)/anvil $(BIN)/age
 
@@ -52,6 +52,14 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The demo and the provenance integration tests again, on an embedded node that makes a
+# block every 2 s as a real network does: nothing may assume a receipt arrives at once.
+# CI (.ci/run) runs it after `make test`.
+test-block-time: setup
+	NEUROLEDGER_TEST_BLOCK_TIME=2 $(BIN)/python -m pytest -q tests/integration/test_provenance.py
+	rm -rf "$(CURDIR)/.demo-home-block-time"
+	NEUROLEDGER_HOME="$(CURDIR)/.demo-home-block-time" NEUROLEDGER_BLOCK_TIME=2 $(BIN)/neuroledger demo
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,10 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PASSPHRASE = "correct horse battery staple"
 
 
+#: Seconds between the embedded node's blocks in this test run (`make test-block-time`
+#: sets 2, as a real network has; 0, the default, mines each write at once).
+BLOCK_TIME = float(os.environ.get("NEUROLEDGER_TEST_BLOCK_TIME", "0"))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings for a fresh home with a cheap KDF."""
-    return Settings(home=tmp_path / "home", kdf=KdfParams.light())
+    return Settings(home=tmp_path / "home", kdf=KdfParams.light(), block_time=BLOCK_TIME)
 
 
 @pytest.fixture

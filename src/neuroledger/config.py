@@ -63,6 +63,9 @@ class Settings:
     rpc_url: str | None = None
     anvil_path: Path | None = None
     node_port: int | None = None
+    #: Seconds between the embedded node's blocks; 0 mines each write at once. A real
+    #: network has seconds between blocks: tests and the demo run with 2 as well.
+    block_time: float = 0.0
     kdf: KdfParams = dataclasses.field(default_factory=KdfParams)
     receipt_timeout: float = 120.0
     min_priority_fee_wei: int = 1_000_000_000  # 1 gwei floor on the tip

@@ -14,7 +14,8 @@ the clock (``evm_*``). The gate closes that door:
    ``chain/credential``), and for anyone else only the standard read methods,
    filters and ``eth_sendRawTransaction`` (a transaction the sender signed);
 4. it mines: anvil runs with ``--no-mining`` and the gate mines what a request
-   sent right after forwarding it, under one lock with every other state change
+   sent right after forwarding it (or, with a block time, one block every so many
+   seconds, as a real network does), under one lock with every other state change
    and with ``anvil_dumpState``. A saved state is therefore never taken while a
    block is half mined (anvil's own automine could leave storage ahead of the
    block list in a dump), and a transaction the node accepted is always mined.
@@ -151,8 +152,9 @@ _DEV_SENDER = (
 class Gate:
     """The ASGI app that checks and forwards JSON-RPC requests."""
 
-    def __init__(self, upstream: str, credential: bytes) -> None:
+    def __init__(self, upstream: str, credential: bytes, block_time: float = 0.0) -> None:
         self.upstream = upstream
+        self.block_time = block_time
         self.expected = b"Bearer " + credential
         self.client: httpx.AsyncClient | None = None
         self.write_lock = asyncio.Lock()
@@ -265,9 +267,17 @@ class Gate:
             return await self._forward(body)
         async with self.write_lock:
             result = await self._forward(body)
-            if any(c.get("method") in SEND_METHODS for c in calls):
+            if not self.block_time and any(c.get("method") in SEND_METHODS for c in calls):
                 await self._mine_pending()
             return result
+
+    async def mine_every(self, seconds: float) -> None:
+        """A block every ``seconds``, empty or not, as a real network makes them (under the
+        write lock, so that a state dump never sees a block half mined)."""
+        while True:
+            await asyncio.sleep(seconds)
+            async with self.write_lock:
+                await self._rpc("evm_mine", [])
 
     async def _rpc(self, method: str, params: list[Any]) -> Any:
         status, body = await self._forward(
@@ -361,8 +371,9 @@ def main(spec_path: str) -> int:
             "why_not_isolated": why_not}  # fmt: skip
     Path(spec["info"]).write_text(json.dumps(info))
     credential = Path(spec["credential"]).read_bytes().strip()
+    gate = Gate(upstream, credential, float(spec.get("block_time") or 0))
     config = uvicorn.Config(
-        Gate(upstream, credential), log_level="warning", access_log=False, lifespan="on",
+        gate, log_level="warning", access_log=False, lifespan="on",
         ws="none", timeout_keep_alive=30, limit_concurrency=512, h11_max_incomplete_event_size=16384,
     )  # fmt: skip
     server = uvicorn.Server(config)
@@ -374,8 +385,11 @@ def main(spec_path: str) -> int:
 
     async def run() -> None:
         watcher = asyncio.create_task(watch())
+        miner = asyncio.create_task(gate.mine_every(gate.block_time)) if gate.block_time else None
         await server.serve(sockets=[listener])
         watcher.cancel()
+        if miner is not None:
+            miner.cancel()
 
     try:
         asyncio.run(run())

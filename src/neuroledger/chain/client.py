@@ -59,6 +59,7 @@ class Chain:
                 anvil_path=settings.anvil_path,
                 chain_id=EMBEDDED_CHAIN_ID,
                 port=settings.node_port,
+                block_time=settings.block_time,
             )
             status = node.status()
             if not status.running:

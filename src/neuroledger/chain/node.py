@@ -226,11 +226,13 @@ class EmbeddedNode:
         anvil_path: Path | None = None,
         chain_id: int = EMBEDDED_CHAIN_ID,
         port: int | None = None,
+        block_time: float = 0.0,
     ) -> None:
         self.chain_dir = chain_dir
         self.anvil_path = anvil_path
         self.chain_id = chain_id
         self.port = port
+        self.block_time = block_time
         self._proc: subprocess.Popen[bytes] | None = None
 
     # -- paths ---------------------------------------------------------------------
@@ -428,6 +430,7 @@ class EmbeddedNode:
             "credential": str(self.credential_path),
             "info": str(info_path),
             "timeout": _START_TIMEOUT,
+            "block_time": self.block_time,
         }
         atomic_write(spec_path, json.dumps(spec).encode())
         with self.log_path.open("ab") as log:

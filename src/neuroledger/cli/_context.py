@@ -71,6 +71,17 @@ def settings_from_env(home: Path | None, rpc_url: str | None, port: int | None) 
             confirmations = -1
         if confirmations < 0:
             raise ConfigError("NEUROLEDGER_CONFIRMATIONS must be a whole number of blocks, e.g. 12")
+    block_time = 0.0
+    if env.get("NEUROLEDGER_BLOCK_TIME"):
+        try:
+            block_time = float(env["NEUROLEDGER_BLOCK_TIME"])
+        except ValueError:
+            block_time = -1.0
+        if not 0 <= block_time <= 60:
+            raise ConfigError(
+                "NEUROLEDGER_BLOCK_TIME must be seconds between the embedded node's blocks, "
+                "0 to 60 (e.g. 2)"
+            )
     anvil = env.get("NEUROLEDGER_ANVIL")
     if rpc_url is not None and not rpc_url.startswith(("http://", "https://")):
         raise ConfigError(f"RPC URL {rpc_url!r} must start with http:// or https://")
@@ -80,6 +91,7 @@ def settings_from_env(home: Path | None, rpc_url: str | None, port: int | None) 
         node_port=port,
         kdf=kdf,
         anvil_path=Path(anvil) if anvil else None,
+        block_time=block_time,
     )
     if confirmations is not None:
         settings = settings.with_(confirmations=confirmations)

@@ -1,4 +1,4 @@
-"""Progress bars people read: passes over one file never show a doubled total (issue 13)."""
+"""What people read from the CLI: progress bars, names for addresses, checked settings (issue 13)."""
 
 from __future__ import annotations
 
@@ -41,3 +41,17 @@ def test_fl_log_lines_name_the_identities_this_home_holds() -> None:
     assert formatter.format(record) == (
         f"fl WARNING: round 2: rejected the update of hospital-b and {other}"
     )
+
+
+def test_block_time_comes_from_the_environment_and_is_checked(monkeypatch) -> None:
+    import pytest
+
+    from neuroledger.cli._context import settings_from_env
+    from neuroledger.errors import ConfigError
+
+    monkeypatch.setenv("NEUROLEDGER_BLOCK_TIME", "2")
+    assert settings_from_env(None, None, None).block_time == 2.0
+    for bad in ("fast", "-1", "600"):
+        monkeypatch.setenv("NEUROLEDGER_BLOCK_TIME", bad)
+        with pytest.raises(ConfigError, match="NEUROLEDGER_BLOCK_TIME"):
+            settings_from_env(None, None, None)
