@@ -304,8 +304,6 @@ def run(
     with _rounds_bar(spec.rounds, f"task {task}") as bar:
         progress = bar.add_task("waiting for participants", total=spec.rounds)
 
-        _say(f"fl: task {task}: waiting for participants (up to {join_timeout:.0f} s)")
-
         def on_round(row: dict[str, Any]) -> None:
             done = row["round"] >= spec.rounds
             what = "; scoring contributions and paying rewards" if done else ""
@@ -317,7 +315,11 @@ def run(
             _say(f"fl: task {task}: round {row['round']}/{spec.rounds} accuracy "
                  f"{row['accuracy']:.3f}{what}")  # fmt: skip
 
-        report = tasks.run(task, validation, join_timeout=join_timeout, on_round=on_round)
+        report = tasks.run(
+            task, validation, join_timeout=join_timeout, on_round=on_round,
+            on_wait=lambda: _say(f"fl: task {task}: waiting for participants (up to "
+                                 f"{join_timeout:.0f} s)"),
+        )  # fmt: skip
     data = report.to_json()
     if out is not None:
         out.write_text(json.dumps(data, indent=1))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -191,15 +194,41 @@ def deploy(
 _INTERRUPTED = 130
 
 
+_INTERRUPTED_LINE = "interrupted; confirmed writes are saved"
+#: Seconds a Ctrl-C may take to unwind before the process ends anyway.
+_UNWIND_SECONDS = 10.0
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C: unwind as KeyboardInterrupt, and end the process anyway if that is lost.
+
+    Python drops a KeyboardInterrupt raised inside a finalizer or a callback from C
+    ("Exception ignored in …"), and a long loop would then run on. Every confirmed
+    write is already durable, so a hard exit after a grace period loses nothing.
+    """
+
+    def hard_exit() -> None:
+        sys.stderr.write(_INTERRUPTED_LINE + "\n")
+        sys.stderr.flush()
+        os._exit(_INTERRUPTED)
+
+    timer = threading.Timer(_UNWIND_SECONDS, hard_exit)
+    timer.daemon = True
+    timer.start()
+    raise KeyboardInterrupt
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; map NeuroLedger errors to one line on stderr and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if argv is None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_interrupt)
     try:
         # Without standalone mode, click returns the code of a `typer.Exit(code)`.
         code = app(args=args, prog_name="neuroledger", standalone_mode=False)
         if code == _INTERRUPTED:  # Typer turns Ctrl-C into Exit(130), silently
-            err_console.print("interrupted; confirmed writes are saved")
+            err_console.print(_INTERRUPTED_LINE)
         if isinstance(code, int) and code:
             return _exit(code, argv)
     except NeuroLedgerError as exc:
@@ -210,7 +239,7 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort as exc:
         # click turns Ctrl-C (and end of input at a prompt) into Abort.
         if isinstance(exc.__cause__, KeyboardInterrupt):
-            err_console.print("interrupted; confirmed writes are saved")
+            err_console.print(_INTERRUPTED_LINE)
         else:
             err_console.print("aborted")
         return _exit(_INTERRUPTED, argv)
@@ -220,7 +249,7 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return _exit(exc.exit_code, argv)
     except KeyboardInterrupt:
-        err_console.print("interrupted; confirmed writes are saved")
+        err_console.print(_INTERRUPTED_LINE)
         return _exit(130, argv)
     except OSError as exc:
         if debug or not (is_disk_full(exc) or exc.filename):

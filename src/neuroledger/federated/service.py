@@ -241,8 +241,12 @@ class FederatedTasks:
         *,
         join_timeout: float = 300.0,
         on_round: Callable[[dict[str, Any]], None] | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> RunReport:
-        """Drive every round of a task this home owns, then score, register and pay."""
+        """Drive every round of a task this home owns, then score, register and pay.
+
+        ``on_wait`` is called once every input is checked, when waiting for participants
+        begins."""
         spec = self.spec(task_id)
         # The task belongs to the key that created it (the contract checks the sender), which
         # may since have been rotated out of its identity: find the identity by any of its keys.
@@ -288,6 +292,8 @@ class FederatedTasks:
             join_timeout=join_timeout,
             register_round=register_round,
         )
+        if on_wait is not None:
+            on_wait()
         participants = coordinator.wait_participants(self._check_join)
         for address in participants:
             message = board.read(f"participants/{address.lower()}.json", signer=address)
