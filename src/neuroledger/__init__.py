@@ -20,15 +20,7 @@ if TYPE_CHECKING:
     from neuroledger.errors import NeuroLedgerError
     from neuroledger.identity import Identities, Keystore
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "neuroledger.chain": ("Chain",),
-        "neuroledger.config": ("EMBEDDED_CHAIN_ID", "KdfParams", "Settings"),
-        "neuroledger.errors": ("NeuroLedgerError",),
-        "neuroledger.identity": ("Identities", "Keystore"),
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __version__ = "0.1.0"
 

@@ -35,33 +35,7 @@ if TYPE_CHECKING:
     from neuroledger.audit.service import AuditLogs
     from neuroledger.audit.verify import LogReport, verify_log
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "neuroledger.audit.anchor": ("AnchorPolicy", "AnchorRecord", "Anchors", "log_id"),
-        "neuroledger.audit.bundle": ("make_bundle", "verify_bundle"),
-        "neuroledger.audit.entries": ("AI_ACT_FIELDS", "AuditEvent", "commit", "open_commitment"),
-        "neuroledger.audit.log": ("TileLog",),
-        "neuroledger.audit.merkle": (
-            "MerkleTree",
-            "leaf_hash",
-            "verify_consistency",
-            "verify_inclusion",
-        ),
-        "neuroledger.audit.note": (
-            "Checkpoint",
-            "NoteSigner",
-            "NoteVerifier",
-            "add_cosignature",
-            "open_checkpoint",
-            "open_note",
-            "sign_note",
-        ),
-        "neuroledger.audit.sdk": ("AuditLog", "Receipt"),
-        "neuroledger.audit.service": ("AuditLogs",),
-        "neuroledger.audit.verify": ("LogReport", "verify_log"),
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "AI_ACT_FIELDS",

@@ -24,24 +24,7 @@ if TYPE_CHECKING:
         TransactionSender,
     )
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "neuroledger.chain.artifacts": ("Artifact", "artifact_names", "load_artifact"),
-        "neuroledger.chain.client": ("DEV_FUNDING_WEI", "Chain"),
-        "neuroledger.chain.deploy": ("DeploymentRecord", "DeploymentStore", "ensure_deployed"),
-        "neuroledger.chain.node": ("EmbeddedNode", "NodeStatus"),
-        "neuroledger.chain.tx": (
-            "Call",
-            "FeePolicy",
-            "NonceManager",
-            "NotAuthorizedError",
-            "Receipt",
-            "SignatureRejectedError",
-            "TransactionSender",
-        ),
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "DEV_FUNDING_WEI",

@@ -128,6 +128,7 @@ class CLIContext:
     _chain: Chain | None = field(default=None, init=False)
     _keystore: Keystore | None = field(default=None, init=False)
     _home_checked: bool = field(default=False, init=False)
+    _names: dict[str, str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         # A home made by an older version (or by hand) may be readable by others: close it.
@@ -185,13 +186,17 @@ class CLIContext:
     def name_of(self, address: str) -> str:
         """What people read for an identity: its local name when this home holds it, else
         its address (shortened)."""
-        try:
-            for record in self.keystore().list():
-                if address.lower() in (record.identity.lower(), record.owner.lower()):
-                    return record.name
-        except (OSError, KeystoreError):
-            pass
-        return address[:10] + "…"
+        return self.names().get(address.lower(), address[:10] + "…")
+
+    def names(self) -> dict[str, str]:
+        """Local names of the identities this home holds, by identity and owner address
+        (lowercase); read once per command."""
+        if self._names is None:
+            self._names = {}
+            with contextlib.suppress(OSError, KeystoreError):
+                for r in self.keystore().list():
+                    self._names[r.identity.lower()] = self._names[r.owner.lower()] = r.name
+        return self._names
 
     def identities(self, *, new_passphrase: bool = False) -> Identities:
         """Identities service on the configured chain."""

@@ -84,11 +84,8 @@ def _logging(ctx: typer.Context) -> None:
     """Round events (rejections, dropouts, attestations) as one line each on stderr."""
     logger = logging.getLogger("neuroledger.federated")
     if not logger.handlers:
-        names: dict[str, str] = {}
-        for r in _ctx(ctx).keystore().list():
-            names[r.identity.lower()] = names[r.owner.lower()] = r.name
         handler = logging.StreamHandler()
-        handler.setFormatter(_NamesIdentities(names))
+        handler.setFormatter(_NamesIdentities(_ctx(ctx).names()))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False

@@ -48,52 +48,7 @@ if TYPE_CHECKING:
     from neuroledger.federated.secagg import SecAggClient, dequantize, quantize, unmask_sum
     from neuroledger.federated.simulation import SimConfig, SimResult, dirichlet_split, simulate
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "neuroledger.federated.adapters": (
-            "sklearn_to_vector",
-            "state_dict_to_vector",
-            "vector_to_sklearn",
-            "vector_to_state_dict",
-        ),
-        "neuroledger.federated.aggregators": (
-            "RULES",
-            "Aggregator",
-            "CoordinateMedian",
-            "FedAvg",
-            "FLTrust",
-            "Krum",
-            "ServerOptimizer",
-            "TrimmedMean",
-            "Update",
-            "make_aggregator",
-            "staleness_weight",
-            "validate_updates",
-        ),
-        "neuroledger.federated.board": ("Board",),
-        "neuroledger.federated.contribution": ("exact_shapley", "gtg_shapley", "leave_one_out"),
-        "neuroledger.federated.data": ("split_dataset",),
-        "neuroledger.federated.dp": ("DPFedAvg", "PrivacyAccountant", "clip_update"),
-        "neuroledger.federated.ledger": ("TaskLedger", "reward_shares", "vector_digest"),
-        "neuroledger.federated.models": ("LogisticModel", "local_train"),
-        "neuroledger.federated.process": (
-            "Coordinator",
-            "Fault",
-            "Participant",
-            "RunReport",
-            "TaskSpec",
-            "recompute_aggregate",
-        ),
-        "neuroledger.federated.secagg": ("SecAggClient", "dequantize", "quantize", "unmask_sum"),
-        "neuroledger.federated.simulation": (
-            "SimConfig",
-            "SimResult",
-            "dirichlet_split",
-            "simulate",
-        ),
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "RULES",

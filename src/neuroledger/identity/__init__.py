@@ -20,16 +20,7 @@ if TYPE_CHECKING:
     from neuroledger.identity.resolver import ResolvedDID, resolve_did
     from neuroledger.identity.service import Identities, Rotation
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "neuroledger.identity.did": ("ParsedDID", "format_did", "parse_did"),
-        "neuroledger.identity.keystore": ("KINDS", "IdentityRecord", "Keystore"),
-        "neuroledger.identity.registry": ("DELEGATE_TYPES", "X25519_ATTRIBUTE", "RegistryClient"),
-        "neuroledger.identity.resolver": ("ResolvedDID", "resolve_did"),
-        "neuroledger.identity.service": ("Identities", "Rotation"),
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "DELEGATE_TYPES",

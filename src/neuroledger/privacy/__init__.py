@@ -19,18 +19,7 @@ if TYPE_CHECKING:
     from neuroledger.privacy.service import GrantReceipt, PrivateData
     from neuroledger.privacy.vault import Vault, VaultEntry
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "neuroledger.privacy.age": ("age",),
-        "neuroledger.privacy.grants": ("MODES", "GrantsClient", "GrantView"),
-        "neuroledger.privacy.jobs": ("Job", "Jobs"),
-        "neuroledger.privacy.requests": ("AccessRequest", "Domain", "new_request", "sign_request"),
-        "neuroledger.privacy.sandbox": ("JobLimits", "SandboxResult", "run_sandboxed"),
-        "neuroledger.privacy.service": ("GrantReceipt", "PrivateData"),
-        "neuroledger.privacy.vault": ("Vault", "VaultEntry"),
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "MODES",

@@ -35,30 +35,7 @@ if TYPE_CHECKING:
         Verification,
     )
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "neuroledger.provenance.documents": ("canonical", "digest_of", "training_run_statement"),
-        "neuroledger.provenance.export": ("to_dot", "to_openlineage", "to_prov_json", "to_tree"),
-        "neuroledger.provenance.hashcache": ("HashCache",),
-        "neuroledger.provenance.index": ("AssetRecord", "Attestation", "Change", "LineageIndex"),
-        "neuroledger.provenance.manifest": (
-            "FileEntry",
-            "Manifest",
-            "ManifestDiff",
-            "build_manifest",
-        ),
-        "neuroledger.provenance.registry": ("KINDS", "STATUSES", "AssetRegistryClient"),
-        "neuroledger.provenance.service": (
-            "VERIFY_EXIT_CODES",
-            "AssetView",
-            "Lineage",
-            "Provenance",
-            "Registration",
-            "Verification",
-        ),
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "KINDS",

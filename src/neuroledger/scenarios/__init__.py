@@ -7,11 +7,6 @@ from neuroledger._lazy import lazy_exports
 if TYPE_CHECKING:
     from neuroledger.scenarios.demo import DemoReport, run_demo
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "neuroledger.scenarios.demo": ("DemoReport", "run_demo"),
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = ["DemoReport", "run_demo"]

@@ -21,12 +21,6 @@ if TYPE_CHECKING:
     from neuroledger.store._base import BlobStore, is_digest
     from neuroledger.store.files import FileStore
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "neuroledger.store._base": ("BlobStore", "is_digest"),
-        "neuroledger.store.files": ("FileStore",),
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = ["BlobStore", "FileStore", "is_digest"]
