@@ -44,26 +44,19 @@ from typing import Any
 
 import httpx
 
+if not __package__:  # run as a script: import the package this file belongs to
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-def _load_json_module() -> Any:
-    """``neuroledger._json`` by file, without importing the whole package (the gate starts
-    with every embedded node, and the package's imports take a second)."""
-    import importlib.util
-
-    if __package__:  # imported as part of the package (tests, type checks)
-        from neuroledger import _json
-
-        return _json
-    spec = importlib.util.spec_from_file_location(
-        "_neuroledger_json", Path(__file__).resolve().parents[1] / "_json.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-loads_bounded = _load_json_module().loads_bounded
+from neuroledger._fs import atomic_write
+from neuroledger._json import loads_bounded
+from neuroledger.chain._journal import (
+    JournalWriter,
+    encode_state,
+    read_journal,
+    replay,
+)
+from neuroledger.chain._rpc import RPCConnection, RPCFailure
+from neuroledger.errors import NodeStateCorruptError
 
 __all__ = ["PUBLIC_METHODS", "is_public"]
 
@@ -89,6 +82,38 @@ PUBLIC_METHODS = frozenset({
 #: Methods that send transactions: the gate mines after forwarding them.
 SEND_METHODS = frozenset({"eth_sendRawTransaction", "eth_sendTransaction",
                           "eth_sendUnsignedTransaction"})  # fmt: skip
+
+#: Methods that mine: the blocks they make are journaled, not the calls.
+MINING_METHODS = frozenset({"evm_mine", "anvil_mine", "evm_mine_detailed", "anvil_mine_detailed"})
+
+#: Methods that would let anvil mine behind the gate's back (and outside its journal).
+REFUSED_METHODS = frozenset({"evm_setAutomine", "anvil_setAutomine", "evm_setIntervalMining",
+                             "anvil_setIntervalMining"})  # fmt: skip
+
+#: State changes the journal replays as they were made (each is deterministic).
+REPLAYED_METHODS = frozenset({
+    "anvil_setBalance", "anvil_addBalance", "anvil_setCode", "anvil_setNonce",
+    "anvil_setStorageAt", "anvil_impersonateAccount", "anvil_stopImpersonatingAccount",
+    "anvil_autoImpersonateAccount", "evm_increaseTime", "evm_setNextBlockTimestamp",
+    "evm_setTime", "anvil_setTime", "anvil_increaseTime", "anvil_setNextBlockTimestamp",
+    "anvil_setNextBlockBaseFeePerGas", "anvil_setBlockGasLimit", "evm_setBlockGasLimit",
+    "anvil_setCoinbase", "anvil_setMinGasPrice", "anvil_setBlockTimestampInterval",
+    "anvil_removeBlockTimestampInterval", "anvil_setLoggingEnabled", "anvil_setErc20Allowance",
+})  # fmt: skip
+
+#: anvil_/evm_ methods that change nothing the journal needs.
+UNJOURNALED_METHODS = frozenset({"anvil_dumpState", "anvil_nodeInfo", "anvil_metadata",
+                                 "anvil_getAutomine", "anvil_getIntervalMining",
+                                 "evm_snapshot", "anvil_snapshot"})  # fmt: skip
+# Any other anvil_/evm_ method (evm_revert, anvil_reorg, anvil_rollback, anvil_loadState,
+# anvil_reset, anvil_dropTransaction, ...) is followed by a snapshot: the journal does not
+# replay what it cannot reproduce exactly.
+
+#: A snapshot is taken when the journal since the last one reaches this many bytes, or this
+#: fraction of the last snapshot's size, whichever is larger: the durable cost of a write
+#: stays a constant on average, and a replay after a crash is bounded by the state's size.
+SNAPSHOT_MIN_BYTES = 8 * 1024 * 1024
+SNAPSHOT_RATIO = 0.5
 
 MAX_BODY = 32 * 1024 * 1024
 _INNER_PORT = 8545
@@ -149,16 +174,62 @@ _DEV_SENDER = (
 )
 
 
-class Gate:
-    """The ASGI app that checks and forwards JSON-RPC requests."""
+_NEVER = (
+    "{method} is refused by the embedded node's gate: the gate mines every block itself, "
+    "so that each one is journaled"
+)
 
-    def __init__(self, upstream: str, credential: bytes, block_time: float = 0.0) -> None:
+
+class GateJournal:
+    """Where the gate keeps the chain durable: the journal and the snapshot file."""
+
+    def __init__(self, writer: JournalWriter, state_path: Path, state_bytes: int) -> None:
+        self.writer = writer
+        self.state_path = state_path
+        self.state_bytes = state_bytes  # size of the last snapshot
+        self.error: str | None = None  # why a record could not be written (until a snapshot)
+
+    def append(self, *records: dict[str, Any]) -> None:
+        """Append ``records``; after a failed write nothing more goes into that segment (a cut
+        line may only end a segment), and syncs fail until a snapshot holds everything."""
+        if self.error is not None:
+            return
+        try:
+            self.writer.append(*records)
+        except OSError as exc:
+            self.error = f"the chain journal could not be written ({exc})"
+
+    def wants_snapshot(self) -> bool:
+        """Whether the journal has grown enough since the last snapshot."""
+        limit = max(SNAPSHOT_MIN_BYTES, int(SNAPSHOT_RATIO * self.state_bytes))
+        return self.error is not None or self.writer.written >= limit
+
+
+class Gate:
+    """The ASGI app that checks and forwards JSON-RPC requests, mines, and journals."""
+
+    def __init__(
+        self,
+        upstream: str,
+        credential: bytes,
+        block_time: float = 0.0,
+        journal: GateJournal | None = None,
+        head: int = 0,
+        pending: dict[str, str] | None = None,
+    ) -> None:
         self.upstream = upstream
         self.block_time = block_time
         self.expected = b"Bearer " + credential
         self.client: httpx.AsyncClient | None = None
         self.write_lock = asyncio.Lock()
+        self.sync_lock = asyncio.Lock()  # one fsync at a time (others wait and share it)
+        self.snapshot_lock = asyncio.Lock()
         self.dev_accounts: set[str] | None = None
+        self.journal = journal
+        self.head = head  # the last block journaled
+        self.pending: dict[str, str] = dict(pending or {})  # tx hash -> raw, not yet mined
+        self.needs_snapshot = False  # a change the journal cannot replay was made
+        self._background: set[asyncio.Task[Any]] = set()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -175,6 +246,9 @@ class Gate:
                     )
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    for task in list(self._background):
+                        with contextlib.suppress(BaseException):
+                            await task
                     if self.client is not None:
                         await self.client.aclose()
                     await send({"type": "lifespan.shutdown.complete"})
@@ -209,10 +283,12 @@ class Gate:
         calls = payload if batch else [payload]
         if not calls or not all(isinstance(c, dict) for c in calls):
             return 400, json.dumps(_error(None, -32600, "invalid request")).encode()
+        if authorized and not batch and str(payload.get("method", "")).startswith("neuroledger_"):
+            return 200, json.dumps(await self._own_method(payload)).encode()
         allowed: list[dict[str, Any]] = []
         refused: dict[int, dict[str, Any]] = {}
         for c in calls:
-            why = None if authorized else await self._refusal(c)
+            why = self._never(c) or (None if authorized else await self._refusal(c))
             if why is None:
                 allowed.append(c)
             else:
@@ -234,6 +310,16 @@ class Gate:
         result = [m for m in merged if m is not None]
         return 200, json.dumps(result if batch else result[0]).encode()
 
+    @staticmethod
+    def _never(call: dict[str, Any]) -> str | None:
+        """Why nobody, not even the home, may make ``call`` (None: it may be allowed)."""
+        method = call.get("method")
+        if method in REFUSED_METHODS:
+            return _NEVER.format(method=method)
+        if isinstance(method, str) and method.startswith("neuroledger_"):
+            return f"{method[:64]} is the gate's own method: call it alone, with the credential"
+        return None
+
     async def _refusal(self, call: dict[str, Any]) -> str | None:
         """Why a caller without the credential may not make ``call`` (None: it may)."""
         method = call.get("method")
@@ -254,22 +340,190 @@ class Gate:
             sender = str(Account.recover_transaction(params[0])).lower()
         except Exception:  # not a transaction we can read: the node refuses it
             return False
+        return sender in await self._dev_accounts()
+
+    async def _dev_accounts(self) -> set[str]:
         if self.dev_accounts is None:
             self.dev_accounts = {
                 str(a).lower() for a in (await self._rpc("eth_accounts", []) or [])
             }
-        return sender in self.dev_accounts
+        return self.dev_accounts
 
+    # -- the gate's own methods ------------------------------------------------------------
+    async def _own_method(self, call: dict[str, Any]) -> dict[str, Any]:
+        method, params = call.get("method"), call.get("params") or []
+        try:
+            if method == "neuroledger_sync":
+                require = params[0] if params and isinstance(params[0], list) else []
+                result: Any = await self.sync([str(h) for h in require][:10_000])
+            elif method == "neuroledger_snapshot":
+                result = await self.snapshot()
+            else:
+                return _error(call.get("id"), -32601, f"no gate method {str(method)[:64]}")
+        except (GateError, OSError) as exc:
+            return _error(call.get("id"), -32000, str(exc))
+        return {"jsonrpc": "2.0", "id": call.get("id"), "result": result}
+
+    async def sync(self, require: list[str]) -> dict[str, Any]:
+        """Make every change so far durable; ``require``: transactions that must be on chain.
+
+        Costs one fsync of the journal, shared by every client that asks at the same time."""
+        if require:
+            receipts = await self._rpc_batch([("eth_getTransactionReceipt", [h]) for h in require])
+            missing = [h for h, r in zip(require, receipts, strict=True) if not r]
+            if missing:
+                raise GateError(
+                    f"the node restarted before {len(missing)} transaction(s) were saved "
+                    f"(first: {missing[0]}); they are not on chain now: send them again"
+                )
+        if self.journal is None:
+            return {"block": self.head}
+        async with self.write_lock:  # every block mined so far is journaled once this is held
+            target = self.journal.writer.appended
+        if self.journal.error is not None:
+            await self.snapshot()  # holds everything the journal missed, or raises
+        async with self.sync_lock:
+            if self.journal.writer.synced < target:
+                await asyncio.to_thread(self.journal.writer.sync)
+        return {"block": self.head}
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Save the whole state (``state.bin``) and start a new journal segment; the
+        segments the snapshot holds are then deleted."""
+        if self.journal is None:
+            raise GateError("this gate keeps no journal")
+        journal = self.journal
+        async with self.snapshot_lock:
+            async with self.write_lock:
+                status, dump = await self._forward(
+                    b'{"jsonrpc":"2.0","id":1,"method":"anvil_dumpState","params":[]}'
+                )
+                if status != 200:
+                    raise GateError(f"the node did not save its state (HTTP {status})")
+                head = int(await self._rpc("eth_blockNumber", []), 16)
+                self.head = head
+                in_pool = await self._pool_hashes()
+                self.pending = {h: r for h, r in self.pending.items() if h in in_pool}
+                async with self.sync_lock:
+                    segment = journal.writer.rotate(
+                        {"p": raw, "h": h} for h, raw in self.pending.items()
+                    )
+                self.needs_snapshot = False
+            size = await asyncio.to_thread(self._write_state, dump, head, segment)
+            journal.state_bytes = size
+            journal.error = None
+            journal.writer.drop_before(segment)
+        return {"block": head, "bytes": size, "journal": segment}
+
+    def _write_state(self, reply: bytes, head: int, segment: int) -> int:
+        """Decode a dump reply and replace the state file with it (in a worker thread)."""
+        import gzip
+
+        answer = json.loads(reply)
+        if "error" in answer:
+            raise GateError(f"the node did not save its state: {answer['error']}")
+        payload = bytes.fromhex(str(answer["result"]).removeprefix("0x"))
+        if not payload.startswith(b"\x1f\x8b"):
+            payload = gzip.compress(payload, compresslevel=1)
+        data = encode_state(payload, head, segment)
+        atomic_write(self.journal.state_path, data)  # type: ignore[union-attr]
+        return len(data)
+
+    def _consider_snapshot(self) -> None:
+        """Start a snapshot in the background when the journal has grown enough."""
+        if (
+            self.journal is not None
+            and not self.snapshot_lock.locked()
+            and (self.needs_snapshot or self.journal.wants_snapshot())
+        ):
+            task = asyncio.create_task(self._background_snapshot())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _background_snapshot(self) -> None:
+        try:
+            await self.snapshot()
+        except (GateError, OSError) as exc:  # the journal still holds everything; try later
+            print(f"neuroledger gate: snapshot failed: {exc}", file=sys.stderr, flush=True)
+
+    # -- forwarding, mining, journaling ----------------------------------------------------
     async def _forward_allowed(self, body: bytes, calls: list[dict[str, Any]]
                                ) -> tuple[int, bytes]:  # fmt: skip
-        """Forward; requests that change state go one at a time, and sends are mined."""
+        """Forward; requests that change state go one at a time, are journaled, and sends
+        are mined."""
         if not any(_changes_state(c.get("method")) for c in calls):
             return await self._forward(body)
         async with self.write_lock:
-            result = await self._forward(body)
-            if not self.block_time and any(c.get("method") in SEND_METHODS for c in calls):
-                await self._mine_pending()
-            return result
+            status, result = await self._forward(body)
+            if status == 200:
+                try:
+                    await self._after_change(calls, result)
+                except GateError as exc:  # the change is made; a snapshot will hold it
+                    print(f"neuroledger gate: {exc}", file=sys.stderr, flush=True)
+                    self.needs_snapshot = True
+            if self.needs_snapshot and self.journal is not None:
+                await self._snapshot_under_lock()
+        self._consider_snapshot()
+        return status, result
+
+    async def _snapshot_under_lock(self) -> None:
+        """A change the journal cannot replay: snapshot before anything else changes. The
+        write lock is released for the snapshot to take it again; a writer that slips in
+        between is journaled as usual, and the snapshot holds it too."""
+        self.write_lock.release()
+        try:
+            await self.snapshot()
+        except (GateError, OSError) as exc:
+            if self.journal is not None:
+                self.journal.error = f"the state could not be saved after a reorganisation ({exc})"
+        finally:
+            await self.write_lock.acquire()
+
+    async def _after_change(self, calls: list[dict[str, Any]], body: bytes) -> None:
+        """Journal what ``calls`` changed (their replies are in ``body``), and mine sends."""
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return
+        replies = {json.dumps(r.get("id")): r for r in (answer if isinstance(answer, list)
+                                                        else [answer]) if isinstance(r, dict)}  # fmt: skip
+        sent = other = False
+        for call in calls:
+            method = call.get("method")
+            reply = replies.get(json.dumps(call.get("id")))
+            if not isinstance(method, str) or reply is None or "error" in reply:
+                continue
+            params: list[Any] = call["params"] if isinstance(call.get("params"), list) else []
+            if method in SEND_METHODS:
+                sent = True
+                await self._journal_send(method, params, reply.get("result"))
+            elif method in MINING_METHODS:
+                other = True
+            elif method in REPLAYED_METHODS:
+                self._append({"q": method, "a": params})
+            elif method not in UNJOURNALED_METHODS and _changes_state(method):
+                other = True
+                self.needs_snapshot = True
+        if sent and not self.block_time:
+            await self._mine_pending()
+        if other:
+            await self._journal_new_blocks()
+
+    async def _journal_send(self, method: str, params: list[Any], tx_hash: Any) -> None:
+        if not isinstance(tx_hash, str):
+            return
+        raw = params[0] if method == "eth_sendRawTransaction" and params else None
+        if method == "eth_sendTransaction" and params and isinstance(params[0], dict):
+            sender = str(params[0].get("from", "")).lower()
+            if sender in await self._dev_accounts():  # signed with a real key: replayable
+                raw = await self._rpc("eth_getRawTransactionByHash", [tx_hash])
+        if isinstance(raw, str):  # else (impersonated): its block is followed by a snapshot
+            self.pending[tx_hash] = raw
+            self._append({"p": raw, "h": tx_hash})
+
+    def _append(self, *records: dict[str, Any]) -> None:
+        if self.journal is not None:
+            self.journal.append(*records)
 
     async def mine_every(self, seconds: float) -> None:
         """A block every ``seconds``, empty or not, as a real network makes them (under the
@@ -278,21 +532,71 @@ class Gate:
             await asyncio.sleep(seconds)
             async with self.write_lock:
                 await self._rpc("evm_mine", [])
+                await self._journal_new_blocks()
+            self._consider_snapshot()
+
+    async def _mine_pending(self) -> None:
+        """Mine blocks until the pool holds no transaction that is ready to be mined."""
+        for _ in range(1000):
+            status = await self._rpc("txpool_status", [])
+            ready = int(str((status or {}).get("pending", "0x0")), 16)
+            if ready == 0:
+                return
+            await self._rpc("evm_mine", [])
+            if await self._journal_new_blocks() >= ready:
+                return  # the block took everything that was ready
+
+    async def _journal_new_blocks(self) -> int:
+        """Journal the blocks mined since the last one journaled; return their transactions."""
+        head = int(await self._rpc("eth_blockNumber", []), 16)
+        if head < self.head:  # the chain went back (revert, reorg): a snapshot follows
+            self.head = head
+            self.needs_snapshot = True
+            return 0
+        count = 0
+        for number in range(self.head + 1, head + 1):
+            block = await self._rpc("eth_getBlockByNumber", [hex(number), True])
+            txs = block.get("transactions") or []
+            hashes = [str(tx["hash"]) for tx in txs]
+            record = {"b": number, "h": block["hash"], "t": int(block["timestamp"], 16),
+                      "f": block.get("baseFeePerGas") or "0x0", "x": hashes,
+                      "s": len({str(tx.get("from", "")).lower() for tx in txs}),
+                      "w": round(time.time(), 3)}  # fmt: skip
+            for tx_hash in hashes:
+                if self.pending.pop(tx_hash, None) is None:
+                    self.needs_snapshot = True  # a transaction the journal does not hold
+            self._append(record)
+            count += len(hashes)
+        self.head = head
+        return count
+
+    async def _pool_hashes(self) -> set[str]:
+        content = await self._rpc("txpool_content", []) or {}
+        found = set()
+        for part in ("pending", "queued"):
+            for by_nonce in (content.get(part) or {}).values():
+                for tx in by_nonce.values():
+                    if isinstance(tx, dict) and "hash" in tx:
+                        found.add(str(tx["hash"]))
+        return found
 
     async def _rpc(self, method: str, params: list[Any]) -> Any:
         status, body = await self._forward(
             json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
         )
         reply = json.loads(body) if status == 200 else {}
+        if "error" in reply or status != 200:
+            raise GateError(f"{method}: {reply.get('error') or f'HTTP {status}'}")
         return reply.get("result")
 
-    async def _mine_pending(self) -> None:
-        """Mine blocks until the pool holds no transaction that is ready to be mined."""
-        for _ in range(1000):
-            status = await self._rpc("txpool_status", [])
-            if not status or int(str(status.get("pending", "0x0")), 16) == 0:
-                return
-            await self._rpc("evm_mine", [])
+    async def _rpc_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                   for i, (m, p) in enumerate(calls)]  # fmt: skip
+        status, body = await self._forward(json.dumps(payload).encode())
+        if status != 200:
+            raise GateError(f"the node answered HTTP {status}")
+        replies = sorted(json.loads(body), key=lambda r: int(r.get("id", 0)))
+        return [r.get("result") for r in replies]
 
     async def _forward(self, body: bytes) -> tuple[int, bytes]:
         assert self.client is not None
@@ -305,6 +609,10 @@ class Gate:
         return response.status_code, response.content
 
 
+class GateError(Exception):
+    """A request to the gate's own methods failed; the message says why."""
+
+
 def _wait_anvil(url: str, proc: subprocess.Popen[bytes], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
@@ -315,6 +623,47 @@ def _wait_anvil(url: str, proc: subprocess.Popen[bytes], timeout: float) -> bool
                 return True
         time.sleep(0.05)
     return False
+
+
+def _recover(spec: dict[str, Any], upstream: str
+             ) -> tuple[GateJournal | None, int, dict[str, str], int]:  # fmt: skip
+    """Replay the journal the loaded snapshot does not hold; open the next segment.
+
+    Returns the journal, the head block, the transactions still pending and how many
+    records were replayed."""
+    connection = RPCConnection(upstream, timeout=300.0)
+    try:
+        if not spec.get("journal_dir"):
+            return None, int(connection.call("eth_blockNumber", []), 16), {}, 0
+        directory = Path(spec["journal_dir"])
+        first = int(spec.get("journal_from") or 0)
+        records, numbers = read_journal(directory, first)
+        progress_path = Path(spec["progress"]) if spec.get("progress") else None
+        last_report = 0.0
+
+        def progress(done: int, total: int) -> None:
+            nonlocal last_report
+            if progress_path is not None and time.monotonic() - last_report > 0.5:
+                last_report = time.monotonic()
+                progress_path.write_text(json.dumps({"done": done, "total": total}))
+
+        result = replay(records, connection.call, connection.batch, progress=progress)
+        written = 0
+        for number in numbers:  # what the previous gate wrote may not be on disk yet
+            path = directory / f"{number:012d}.log"
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+            written += path.stat().st_size
+        writer = JournalWriter(directory, max([first, *numbers]) + 1 if numbers else first)
+        writer.written = written
+        if result.pending:
+            writer.append(*({"p": raw, "h": h} for h, raw in result.pending.items()))
+        state_path = Path(spec["state_path"])
+        state_bytes = state_path.stat().st_size if state_path.exists() else 0
+        head = int(connection.call("eth_blockNumber", []), 16)
+        return GateJournal(writer, state_path, state_bytes), head, result.pending, len(records)
+    finally:
+        connection.close()
 
 
 def main(spec_path: str) -> int:
@@ -356,6 +705,8 @@ def main(spec_path: str) -> int:
         "1000000",
         "--quiet",  # no banner with the development keys in the log
         "--no-mining",  # the gate mines, under its write lock
+        "--order",
+        "fifo",  # blocks take the pool in arrival order: a replay reproduces them exactly
     ]
     if spec.get("load_state"):
         args += ["--load-state", spec["load_state"]]
@@ -367,11 +718,19 @@ def main(spec_path: str) -> int:
         anvil.wait()
         print("neuroledger gate: anvil did not start", file=sys.stderr, flush=True)
         return 1
+    try:
+        journal, head, pending, replayed = _recover(spec, upstream)
+    except (NodeStateCorruptError, OSError, RPCFailure) as exc:
+        anvil.kill()
+        anvil.wait()
+        Path(spec["info"]).write_text(json.dumps({"error": str(exc)}))
+        print(f"neuroledger gate: {exc}", file=sys.stderr, flush=True)
+        return 3
     info = {"pid": os.getpid(), "anvil_pid": anvil.pid, "isolated": why_not is None,
-            "why_not_isolated": why_not}  # fmt: skip
+            "why_not_isolated": why_not, "replayed": replayed}  # fmt: skip
     Path(spec["info"]).write_text(json.dumps(info))
     credential = Path(spec["credential"]).read_bytes().strip()
-    gate = Gate(upstream, credential, float(spec.get("block_time") or 0))
+    gate = Gate(upstream, credential, float(spec.get("block_time") or 0), journal, head, pending)
     config = uvicorn.Config(
         gate, log_level="warning", access_log=False, lifespan="on",
         ws="none", timeout_keep_alive=30, limit_concurrency=512, h11_max_incomplete_event_size=16384,

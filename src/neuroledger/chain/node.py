@@ -4,15 +4,18 @@ Lifetime: the node is a detached background process. ``neuroledger node start``
 (or any command that needs a chain when no RPC URL is set) starts it; it keeps
 running for the commands that follow until ``neuroledger node stop``.
 
-Durability: anvil keeps its chain in memory. After every batch of writes that
-NeuroLedger reports as confirmed, :meth:`EmbeddedNode.persist` asks anvil for
-its full state (``anvil_dumpState``) and replaces ``chain/state.bin``
-atomically (temp file, fsync, rename, fsync of the directory), under a lock so
-that two writers never replace a newer dump with an older one. A ``kill -9``
-of the node or of the client therefore loses nothing that was reported as
-confirmed: the next start loads the last dump. The dump carries a SHA-256 in
-its header; a file that fails the check is never replaced or deleted, the
-node refuses to start and names the recovery.
+Durability: anvil keeps its chain in memory; the gate in front of it
+(:mod:`neuroledger.chain._gate`) journals every change it lets through
+(``chain/journal/``, :mod:`neuroledger.chain._journal`). After every batch of writes
+that NeuroLedger reports as confirmed, :meth:`EmbeddedNode.persist` asks the gate to
+fsync the journal: a cost proportional to the batch, not to the chain's history. Now
+and then (and at ``node stop``) the gate saves the whole state to ``chain/state.bin``
+(temp file, fsync, rename, fsync of the directory) and deletes the journal segments
+it holds. A ``kill -9`` of the node or of the client therefore loses nothing that was
+reported as confirmed: the next start loads the snapshot and replays the journal,
+checking that every block comes out with the hash it had. The snapshot carries a
+SHA-256 in its header and each journal line a CRC; a file that fails its check is
+never replaced or deleted, the node refuses to start and names the recovery.
 
 Access: anvil runs in a network namespace of its own behind the gate
 (:mod:`neuroledger.chain._gate`), which listens on the home's stable loopback
@@ -35,8 +38,6 @@ False
 from __future__ import annotations
 
 import contextlib
-import gzip
-import hashlib
 import json
 import os
 import secrets
@@ -46,16 +47,17 @@ import socket
 import subprocess
 import sys
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from neuroledger._fs import atomic_write, file_lock
-from neuroledger.chain._rpc import RPCFailure, rpc_batch, rpc_call
+from neuroledger.chain._journal import decode_state, journal_segments, read_journal
+from neuroledger.chain._rpc import RPCFailure, rpc_call
 from neuroledger.config import EMBEDDED_CHAIN_ID
 from neuroledger.errors import (
+    DiskFullError,
     NodeError,
     NodeLockedError,
     NodeStateCorruptError,
@@ -64,7 +66,6 @@ from neuroledger.errors import (
 
 __all__ = ["EmbeddedNode", "NodeStatus", "find_anvil", "start_dev_anvil", "wait_for_rpc"]
 
-_STATE_MAGIC = b"NEUROLEDGER-ANVIL-STATE/1\n"
 _START_TIMEOUT = 20.0
 
 
@@ -100,6 +101,7 @@ class NodeStatus:
     state_block: int | None = None
     state_bytes: int | None = None
     state_problem: str | None = None  # why the saved state fails its check, if it does
+    journal_bytes: int = 0  # changes since the snapshot, replayed by the next start
     isolated: bool | None = None  # anvil reachable only through the gate
 
     def to_json(self) -> dict[str, Any]:
@@ -183,39 +185,6 @@ def start_dev_anvil(
     return proc, url
 
 
-def encode_state(payload_gz: bytes, block: int) -> bytes:
-    """Wrap anvil's gzipped state dump in NeuroLedger's checked envelope."""
-    header = {"sha256": hashlib.sha256(payload_gz).hexdigest(), "block": block}
-    return _STATE_MAGIC + json.dumps(header).encode() + b"\n" + payload_gz
-
-
-def decode_state(path: Path) -> tuple[dict[str, Any], bytes]:
-    """Read and check a state file; return its header and anvil's JSON state."""
-    recovery = (
-        "the file is kept as it is. To recover, restore a backup of it, or run "
-        "`neuroledger node start --reset-state` to move it aside and start an empty chain"
-    )
-    data = path.read_bytes()
-    if not data.startswith(_STATE_MAGIC):
-        raise NodeStateCorruptError(f"chain state {path} has no NeuroLedger header; {recovery}")
-    try:
-        header_line, payload = data[len(_STATE_MAGIC) :].split(b"\n", 1)
-        header = json.loads(header_line)
-        expected = header["sha256"]
-    except (ValueError, KeyError, TypeError):
-        raise NodeStateCorruptError(
-            f"chain state {path} has a damaged header; {recovery}"
-        ) from None
-    if hashlib.sha256(payload).hexdigest() != expected:
-        raise NodeStateCorruptError(f"chain state {path} fails its SHA-256 check; {recovery}")
-    try:
-        state_json = gzip.decompress(payload)
-        json.loads(state_json)
-    except (OSError, EOFError, zlib.error, ValueError):
-        raise NodeStateCorruptError(f"chain state {path} does not decompress; {recovery}") from None
-    return header, state_json
-
-
 class EmbeddedNode:
     """Starts, stops and persists the anvil node of one home."""
 
@@ -245,6 +214,11 @@ class EmbeddedNode:
     def state_path(self) -> Path:
         """``state.bin``: the last durable state dump."""
         return self.chain_dir / "state.bin"
+
+    @property
+    def journal_dir(self) -> Path:
+        """``journal/``: every change since the snapshot (see :mod:`neuroledger.chain._journal`)."""
+        return self.chain_dir / "journal"
 
     @property
     def log_path(self) -> Path:
@@ -327,15 +301,27 @@ class EmbeddedNode:
         state is checked (header, SHA-256, decompression) as a start would check it."""
         state_block = state_bytes = None
         problem = None
+        journal_from = 0
         if self.state_path.exists():
             state_bytes = self.state_path.stat().st_size
             try:
                 header, _ = decode_state(self.state_path)
                 state_block = int(header["block"])
+                journal_from = int(header.get("journal", 0))
             except NodeStateCorruptError as exc:
                 problem = str(exc)
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 problem = f"chain state {self.state_path} cannot be read: {exc}"
+        journal_bytes = 0
+        if problem is None:
+            try:
+                read_journal(self.journal_dir, journal_from)
+            except NodeStateCorruptError as exc:
+                problem = str(exc)
+            for number, path in journal_segments(self.journal_dir):
+                if number >= journal_from:
+                    with contextlib.suppress(OSError):
+                        journal_bytes += path.stat().st_size
         state_file = str(self.state_path) if self.state_path.exists() else None
         record = self._live_record()
         if record is None:
@@ -346,6 +332,7 @@ class EmbeddedNode:
                 state_block=state_block,
                 state_bytes=state_bytes,
                 state_problem=problem,
+                journal_bytes=journal_bytes,
             )
         url = record["url"]
         block = None
@@ -366,6 +353,7 @@ class EmbeddedNode:
             state_block=state_block,
             state_bytes=state_bytes,
             state_problem=problem,
+            journal_bytes=journal_bytes,
         )
 
     # -- start / stop ----------------------------------------------------------------
@@ -386,20 +374,27 @@ class EmbeddedNode:
                     )
                 return self.status()
             self.record_path.unlink(missing_ok=True)  # stale record of a dead node
-            if reset_state and self.state_path.exists():
-                aside = self.chain_dir / f"state.{time.strftime('%Y%m%dT%H%M%S')}.bin.old"
-                os.replace(self.state_path, aside)
+            if reset_state:
+                stamp = time.strftime("%Y%m%dT%H%M%S")
+                if self.state_path.exists():
+                    os.replace(self.state_path, self.chain_dir / f"state.{stamp}.bin.old")
+                if self.journal_dir.exists():
+                    os.replace(self.journal_dir, self.chain_dir / f"journal.{stamp}.old")
             load_file = None
+            journal_from = 0
             if self.state_path.exists():
-                _, state_json = decode_state(self.state_path)
+                header, state_json = decode_state(self.state_path)
+                journal_from = int(header.get("journal", 0))
                 load_file = self.chain_dir / "load-state.json"
                 atomic_write(load_file, state_json)
+            read_journal(self.journal_dir, journal_from)  # damage is reported before a start
             try:
-                self._spawn(load_file)
+                replayed = self._spawn(load_file, journal_from)
             finally:
                 if load_file is not None:
                     load_file.unlink(missing_ok=True)
-            self._persist_locked(self._url())
+            if replayed or not self.state_path.exists():
+                self._snapshot(self._url())  # the next start loads it instead of replaying
         return self.status()
 
     def _url(self) -> str:
@@ -409,7 +404,8 @@ class EmbeddedNode:
             raise NodeError("the embedded node is not running; run `neuroledger node start`")
         return url
 
-    def _spawn(self, load_file: Path | None) -> None:
+    def _spawn(self, load_file: Path | None, journal_from: int) -> int:
+        """Start the gate (and anvil behind it); return how many journal records it replayed."""
         anvil = find_anvil(self.anvil_path)
         port = self._stable_port()
         if not _port_free(port):
@@ -431,6 +427,10 @@ class EmbeddedNode:
             "info": str(info_path),
             "timeout": _START_TIMEOUT,
             "block_time": self.block_time,
+            "journal_dir": str(self.journal_dir),
+            "journal_from": journal_from,
+            "state_path": str(self.state_path),
+            "progress": str(self._progress_path),
         }
         atomic_write(spec_path, json.dumps(spec).encode())
         with self.log_path.open("ab") as log:
@@ -447,7 +447,10 @@ class EmbeddedNode:
             record = {"pid": proc.pid, "port": port, "url": url, "started": time.time(),
                       "spec": str(spec_path)}  # fmt: skip
             atomic_write(self.record_path, json.dumps(record).encode())
-            return
+            return int(self._gate_info().get("replayed") or 0)
+        error = self._gate_info().get("error")
+        if error:
+            raise NodeStateCorruptError(str(error))
         tail = self._log_tail()
         if "Address already in use" in tail:
             raise PortInUseError(
@@ -458,12 +461,33 @@ class EmbeddedNode:
             f"the node did not start (see {self.log_path}): {tail.strip().splitlines()[-1:]}"
         )
 
+    @property
+    def _progress_path(self) -> Path:
+        return self.chain_dir / "recovery.json"
+
+    def _gate_info(self) -> dict[str, Any]:
+        try:
+            info = json.loads((self.chain_dir / "gate.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return info if isinstance(info, dict) else {}
+
     def _wait_ready(self, proc: subprocess.Popen[bytes], url: str) -> bool:
-        chain_id = wait_for_rpc(url, proc, timeout=_START_TIMEOUT)
-        if chain_id is None:
-            proc.kill()
-            proc.wait()
-            return False
+        """Wait for the gate to answer; a replay of the journal that makes progress may
+        take longer than a plain start."""
+        self._progress_path.unlink(missing_ok=True)
+        deadline = time.monotonic() + _START_TIMEOUT
+        while True:
+            chain_id = wait_for_rpc(url, proc, timeout=1.0)
+            if chain_id is not None:
+                break
+            with contextlib.suppress(OSError):
+                if time.time() - self._progress_path.stat().st_mtime < 10:
+                    deadline = max(deadline, time.monotonic() + 10)
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                return False
         if chain_id != self.chain_id:
             proc.kill()
             proc.wait()
@@ -485,8 +509,8 @@ class EmbeddedNode:
             if record is None:
                 self.record_path.unlink(missing_ok=True)
                 return False
-            with contextlib.suppress(RPCFailure):
-                self._persist_locked(record["url"])
+            with contextlib.suppress(NodeError):
+                self._snapshot(record["url"])  # the next start loads it instead of replaying
             pid = int(record["pid"])
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -507,45 +531,37 @@ class EmbeddedNode:
 
     # -- durability --------------------------------------------------------------------
     def persist(self, url: str | None = None, *, require: Sequence[str] = ()) -> int:
-        """Write the node's full state durably; return the block number it holds.
+        """Make every change so far durable; return the block number the node is at.
 
-        Called after every confirmed write batch; returning means the batch
-        survives a crash of the node or of this process. ``require``: transaction
-        hashes the saved state must hold. The endpoint is stable across restarts,
-        so a node killed after mining them and restarted from an older save would
-        otherwise be saved in their place: the check runs under the same lock as
-        the save, and a restart needs that lock too.
+        Called after every confirmed write batch; returning means the batch survives
+        a crash of the node or of this process. It costs one fsync of the gate's
+        journal, shared with every client that asks at the same time. ``require``:
+        transaction hashes that must be on chain: a node that was killed after mining
+        them and restarted without them (their journal lines were never written)
+        fails the call instead of reporting them as durable.
         """
-        with file_lock(self._op_lock):
-            url = url or self._url()
-            if require:
-                self._require(url, require)
-            return self._persist_locked(url)
-
-    def _require(self, url: str, tx_hashes: Sequence[str]) -> None:
-        try:  # one round trip for the whole batch: this runs after every confirmed write
-            receipts = rpc_batch(url, [("eth_getTransactionReceipt", [h]) for h in tx_hashes])
-            missing = [h for h, r in zip(tx_hashes, receipts, strict=True) if r is None]
-        except RPCFailure as exc:
-            raise NodeError(
-                f"could not save the chain state ({exc}); the last writes may be lost"
-            ) from exc
-        if missing:
-            raise NodeError(
-                f"the node restarted before {len(missing)} transaction(s) were saved "
-                f"(first: {missing[0]}); they are not on chain now: send them again"
-            )
-
-    def _persist_locked(self, url: str) -> int:
+        url = url or self._url()
         try:
-            block = int(rpc_call(url, "eth_blockNumber"), 16)
-            dump_hex = rpc_call(url, "anvil_dumpState", timeout=60.0, headers=self.auth_headers())
+            reply = rpc_call(url, "neuroledger_sync", [list(require)], timeout=120.0,
+                             headers=self.auth_headers())  # fmt: skip
+        except RPCFailure as exc:
+            message = str(exc)
+            if "No space left" in message or "Disk quota" in message:
+                raise DiskFullError(f"could not save the chain's journal: {message}") from exc
+            if "were saved" in message:
+                raise NodeError(message) from exc
+            raise NodeError(
+                f"could not save the chain state ({message}); check `neuroledger node status`"
+            ) from exc
+        return int(reply["block"])
+
+    def _snapshot(self, url: str) -> int:
+        """Ask the gate to save the whole state now; return the block it holds."""
+        try:
+            reply = rpc_call(url, "neuroledger_snapshot", timeout=600.0,
+                             headers=self.auth_headers())  # fmt: skip
         except RPCFailure as exc:
             raise NodeError(
                 f"could not save the chain state ({exc}); check `neuroledger node status`"
             ) from exc
-        payload = bytes.fromhex(str(dump_hex).removeprefix("0x"))
-        if not payload.startswith(b"\x1f\x8b"):
-            payload = gzip.compress(payload, compresslevel=1)
-        atomic_write(self.state_path, encode_state(payload, block))
-        return block
+        return int(reply["block"])
