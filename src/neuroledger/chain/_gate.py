@@ -647,7 +647,8 @@ def _recover(spec: dict[str, Any], upstream: str
                 last_report = time.monotonic()
                 progress_path.write_text(json.dumps({"done": done, "total": total}))
 
-        result = replay(records, connection.call, connection.batch, progress=progress)
+        result = replay(records, connection.call, connection.batch,
+                        progress=progress if records else None)  # fmt: skip
         written = 0
         for number in numbers:  # what the previous gate wrote may not be on disk yet
             path = directory / f"{number:012d}.log"
@@ -710,6 +711,8 @@ def main(spec_path: str) -> int:
     ]
     if spec.get("load_state"):
         args += ["--load-state", spec["load_state"]]
+    if spec.get("genesis_time") is not None:  # the genesis anvil makes is the saved one
+        args += ["--timestamp", str(int(spec["genesis_time"]))]
     anvil = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=sys.stderr,
                              stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # fmt: skip
     upstream = f"http://127.0.0.1:{inner}"

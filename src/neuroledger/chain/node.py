@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -148,6 +149,16 @@ def _port_free(port: int) -> bool:
 
 
 def _free_port() -> int:
+    """A free loopback port below the kernel's ephemeral range, where no outgoing
+    connection can take it between now and the node's start (a home keeps its port)."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low // 3), low)
+        if _port_free(port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -183,6 +194,30 @@ def start_dev_anvil(
         proc.wait()
         raise NodeError(f"anvil did not start on port {port}")
     return proc, url
+
+
+def _one_genesis(state_json: bytes) -> tuple[bytes, int | None]:
+    """The saved state with one block 0, and that block's timestamp.
+
+    anvil makes a genesis block of its own (stamped with the start time) before it
+    loads a state, and a later dump holds both; the next load would then take either
+    as block 0. The oldest is the chain's: the others are dropped, and anvil is started
+    with that genesis time, so that the genesis it makes is the same block."""
+    state = json.loads(state_json)
+    blocks = state.get("blocks") if isinstance(state, dict) else None
+    if not isinstance(blocks, list):
+        return state_json, None
+    genesis = [b for b in blocks if int(b["header"]["number"], 16) == 0]
+    if not genesis:
+        return state_json, None
+    first = min(int(b["header"]["timestamp"], 16) for b in genesis)
+    if len(genesis) > 1:
+        state["blocks"] = [
+            b for b in blocks
+            if int(b["header"]["number"], 16) != 0 or int(b["header"]["timestamp"], 16) == first
+        ]  # fmt: skip
+        state_json = json.dumps(state).encode()
+    return state_json, first
 
 
 class EmbeddedNode:
@@ -382,14 +417,16 @@ class EmbeddedNode:
                     os.replace(self.journal_dir, self.chain_dir / f"journal.{stamp}.old")
             load_file = None
             journal_from = 0
+            genesis_time = None
             if self.state_path.exists():
                 header, state_json = decode_state(self.state_path)
                 journal_from = int(header.get("journal", 0))
+                state_json, genesis_time = _one_genesis(state_json)
                 load_file = self.chain_dir / "load-state.json"
                 atomic_write(load_file, state_json)
             read_journal(self.journal_dir, journal_from)  # damage is reported before a start
             try:
-                replayed = self._spawn(load_file, journal_from)
+                replayed = self._spawn(load_file, journal_from, genesis_time)
             finally:
                 if load_file is not None:
                     load_file.unlink(missing_ok=True)
@@ -404,7 +441,7 @@ class EmbeddedNode:
             raise NodeError("the embedded node is not running; run `neuroledger node start`")
         return url
 
-    def _spawn(self, load_file: Path | None, journal_from: int) -> int:
+    def _spawn(self, load_file: Path | None, journal_from: int, genesis_time: int | None) -> int:
         """Start the gate (and anvil behind it); return how many journal records it replayed."""
         anvil = find_anvil(self.anvil_path)
         port = self._stable_port()
@@ -431,6 +468,7 @@ class EmbeddedNode:
             "journal_from": journal_from,
             "state_path": str(self.state_path),
             "progress": str(self._progress_path),
+            "genesis_time": genesis_time,
         }
         atomic_write(spec_path, json.dumps(spec).encode())
         with self.log_path.open("ab") as log:
@@ -480,6 +518,7 @@ class EmbeddedNode:
         while True:
             chain_id = wait_for_rpc(url, proc, timeout=1.0)
             if chain_id is not None:
+                self._progress_path.unlink(missing_ok=True)
                 break
             with contextlib.suppress(OSError):
                 if time.time() - self._progress_path.stat().st_mtime < 10:
