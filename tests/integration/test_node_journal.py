@@ -106,16 +106,7 @@ def test_kills_while_snapshots_are_being_saved_lose_no_confirmed_write(
             stop = threading.Event()
             failures: list[str] = []
 
-            def snapshots() -> None:
-                while not stop.is_set():
-                    try:
-                        rpc_call(chain.url, "neuroledger_snapshot", headers=node.auth_headers(),
-                                 timeout=30)  # fmt: skip
-                    except RPCFailure as exc:
-                        failures.append(str(exc))
-                        return
-
-            thread = threading.Thread(target=snapshots)
+            thread = threading.Thread(target=_snapshots, args=(chain.url, node, stop, failures))
             thread.start()
             for k in range(rng.randint(2, 6)):
                 confirmed.extend(write(f"r{round_}-{k}", rng.randint(1, 4)))
@@ -135,6 +126,16 @@ def test_kills_while_snapshots_are_being_saved_lose_no_confirmed_write(
     finally:
         node.stop()
     assert interrupted >= 4, f"only {interrupted} of 8 kills landed while a snapshot was saved"
+
+
+def _snapshots(url: str, node: EmbeddedNode, stop: threading.Event, failures: list[str]) -> None:
+    """Ask for snapshots back to back until ``stop``, or until the gate dies."""
+    while not stop.is_set():
+        try:
+            rpc_call(url, "neuroledger_snapshot", headers=node.auth_headers(), timeout=30)
+        except RPCFailure as exc:
+            failures.append(str(exc))
+            return
 
 
 def _gate_pid(settings: Settings) -> int | None:

@@ -51,7 +51,7 @@ def test_writer_segments_rotate_carry_and_drop(tmp_path: Path) -> None:
     writer.append(RECORDS[2])
     writer.close()
     assert [n for n, _ in journal_segments(tmp_path)] == [3, 4]
-    assert read_journal(tmp_path, 3) == (RECORDS[:2] + [RECORDS[0], RECORDS[2]], [3, 4])
+    assert read_journal(tmp_path, 3) == ([*RECORDS[:2], RECORDS[0], RECORDS[2]], [3, 4])
     assert read_journal(tmp_path, 4) == ([RECORDS[0], RECORDS[2]], [4])
     JournalWriter(tmp_path, 5).drop_before(4)
     assert [n for n, _ in journal_segments(tmp_path)] == [4, 5]
