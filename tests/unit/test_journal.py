@@ -12,6 +12,7 @@ from neuroledger.chain._journal import (
     journal_segments,
     parse_segment,
     read_journal,
+    replay,
 )
 from neuroledger.errors import NodeStateCorruptError
 
@@ -57,3 +58,19 @@ def test_writer_segments_rotate_carry_and_drop(tmp_path: Path) -> None:
     assert [n for n, _ in journal_segments(tmp_path)] == [4, 5]
     (tmp_path / "notes.txt").write_text("not a segment")
     assert [n for n, _ in journal_segments(tmp_path)] == [4, 5]
+
+
+def test_a_replay_stops_at_a_mark_the_journal_cannot_replay_past() -> None:
+    """After a revert (say) the gate writes a mark and snapshots before any later write is
+    reported durable; a crash before that snapshot replays up to the mark only."""
+    made: list[tuple[str, list]] = []
+
+    def call(method: str, params: list) -> object:
+        made.append((method, params))
+        return None
+
+    records = [{"q": "anvil_setBalance", "a": ["0x01", "0x1"]}, {"z": "evm_revert"},
+               {"q": "anvil_setBalance", "a": ["0x02", "0x1"]}]  # fmt: skip
+    result = replay(records, call, lambda calls: [])
+    assert made == [("anvil_setBalance", ["0x01", "0x1"])]
+    assert result.stopped == "evm_revert" and result.blocks == 0

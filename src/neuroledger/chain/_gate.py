@@ -380,8 +380,8 @@ class Gate:
             return {"block": self.head}
         async with self.write_lock:  # every block mined so far is journaled once this is held
             target = self.journal.writer.appended
-        if self.journal.error is not None:
-            await self.snapshot()  # holds everything the journal missed, or raises
+        if self.journal.error is not None or self.needs_snapshot:
+            await self.snapshot()  # holds everything the journal cannot replay, or raises
         async with self.sync_lock:
             if self.journal.writer.synced < target:
                 await asyncio.to_thread(self.journal.writer.sync)
@@ -503,7 +503,7 @@ class Gate:
                 self._append({"q": method, "a": params})
             elif method not in UNJOURNALED_METHODS and _changes_state(method):
                 other = True
-                self.needs_snapshot = True
+                self._barrier(method)
         if sent and not self.block_time:
             await self._mine_pending()
         if other:
@@ -520,6 +520,13 @@ class Gate:
         if isinstance(raw, str):  # else (impersonated): its block is followed by a snapshot
             self.pending[tx_hash] = raw
             self._append({"p": raw, "h": tx_hash})
+
+    def _barrier(self, reason: str) -> None:
+        """The chain changed in a way the journal cannot replay: mark the place (a replay
+        stops there) and snapshot before any sync reports a later change as durable."""
+        if not self.needs_snapshot:
+            self._append({"z": reason})
+            self.needs_snapshot = True
 
     def _append(self, *records: dict[str, Any]) -> None:
         if self.journal is not None:
@@ -551,7 +558,7 @@ class Gate:
         head = int(await self._rpc("eth_blockNumber", []), 16)
         if head < self.head:  # the chain went back (revert, reorg): a snapshot follows
             self.head = head
-            self.needs_snapshot = True
+            self._barrier("the chain went back")
             return 0
         count = 0
         for number in range(self.head + 1, head + 1):
@@ -562,9 +569,8 @@ class Gate:
                       "f": block.get("baseFeePerGas") or "0x0", "x": hashes,
                       "s": len({str(tx.get("from", "")).lower() for tx in txs}),
                       "w": round(time.time(), 3)}  # fmt: skip
-            for tx_hash in hashes:
-                if self.pending.pop(tx_hash, None) is None:
-                    self.needs_snapshot = True  # a transaction the journal does not hold
+            if any(self.pending.pop(tx_hash, None) is None for tx_hash in list(hashes)):
+                self._barrier(f"block {number} holds a transaction the journal does not")
             self._append(record)
             count += len(hashes)
         self.head = head

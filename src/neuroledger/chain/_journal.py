@@ -12,8 +12,11 @@ the first segment that is not in it. A record is one line, ``<JSON> <CRC-32 hex>
 - ``{"p": raw, "h": hash}``: a signed transaction the node accepted into its pool;
 - ``{"q": method, "a": params}``: a change that is neither a transaction nor a block
   (``anvil_setBalance``, ``evm_increaseTime``, ...);
-- ``{"b": number, "h": hash, "t": timestamp, "f": base fee, "x": [tx hashes], "w": wall
-  time}``: a block as it was mined.
+- ``{"b": number, "h": hash, "t": timestamp, "f": base fee, "x": [tx hashes], "s": senders,
+  "w": wall time}``: a block as it was mined;
+- ``{"z": reason}``: a change the journal cannot replay (a revert, a reorganisation, a
+  transaction it does not hold). The gate saves a snapshot at once, and no write after
+  the mark is reported durable before that snapshot is: a replay stops at the mark.
 
 A line cut short (a crash in the middle of a write) can only be the last of its
 segment: it was never reported as durable and is dropped. Damage anywhere else is
@@ -218,6 +221,7 @@ class ReplayResult:
 
     blocks: int = 0
     head: int | None = None  # the number of the last block replayed
+    stopped: str | None = None  # the mark a replay stopped at
     pending: dict[str, str] = field(default_factory=dict)  # hash -> raw, still in the pool
 
 
@@ -240,6 +244,10 @@ def replay(
     on disk, but the node must not serve a different history).
     """
     result = ReplayResult()
+    marks = [i for i, r in enumerate(records) if "z" in r]
+    if marks:  # nothing after a mark was reported durable (see the module docstring)
+        result.stopped = str(records[marks[0]]["z"])
+        records = records[: marks[0]]
     last_block = max((i for i, r in enumerate(records) if "b" in r), default=-1)
     previous_time: int | None = None
     for index, record in enumerate(records):

@@ -79,7 +79,9 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if st.state_problem:
         saved = f"the saved state FAILS its check: {st.state_problem}"
     elif st.state_file:
-        saved = f"saved state up to block {st.state_block}"
+        saved = f"snapshot up to block {st.state_block}"
+        if st.journal_bytes:
+            saved += f", then {st.journal_bytes:,} bytes of journal"
     else:
         saved = "no saved state"
     if st.running:
