@@ -238,6 +238,7 @@ class EmbeddedNode:
         self.port = port
         self.block_time = block_time
         self._proc: subprocess.Popen[bytes] | None = None
+        self._after_crash = False
 
     # -- paths ---------------------------------------------------------------------
     @property
@@ -408,7 +409,8 @@ class EmbeddedNode:
                         "run `neuroledger node stop` before resetting its state"
                     )
                 return self.status()
-            self.record_path.unlink(missing_ok=True)  # stale record of a dead node
+            self._after_crash = self.record_path.exists()  # a record left by a dead node
+            self.record_path.unlink(missing_ok=True)
             if reset_state:
                 stamp = time.strftime("%Y%m%dT%H%M%S")
                 if self.state_path.exists():
@@ -445,6 +447,10 @@ class EmbeddedNode:
         """Start the gate (and anvil behind it); return how many journal records it replayed."""
         anvil = find_anvil(self.anvil_path)
         port = self._stable_port()
+        # A node killed a moment ago may still hold it while the kernel tears it down.
+        deadline = time.monotonic() + (5 if self._after_crash else 0)
+        while not _port_free(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
         if not _port_free(port):
             raise PortInUseError(
                 f"port {port} on 127.0.0.1, this home's node endpoint, is in use by another "
