@@ -344,9 +344,11 @@ class Gate:
 
     async def _dev_accounts(self) -> set[str]:
         if self.dev_accounts is None:
-            self.dev_accounts = {
-                str(a).lower() for a in (await self._rpc("eth_accounts", []) or [])
-            }
+            try:
+                accounts = await self._rpc("eth_accounts", []) or []
+            except GateError:
+                return set()  # asked again next time
+            self.dev_accounts = {str(a).lower() for a in accounts}
         return self.dev_accounts
 
     # -- the gate's own methods ------------------------------------------------------------
@@ -460,7 +462,7 @@ class Gate:
                     await self._after_change(calls, result)
                 except GateError as exc:  # the change is made; a snapshot will hold it
                     print(f"neuroledger gate: {exc}", file=sys.stderr, flush=True)
-                    self.needs_snapshot = True
+                    self._barrier(f"journaling failed: {exc}")
             if self.needs_snapshot and self.journal is not None:
                 await self._snapshot_under_lock()
         self._consider_snapshot()
@@ -538,8 +540,12 @@ class Gate:
         while True:
             await asyncio.sleep(seconds)
             async with self.write_lock:
-                await self._rpc("evm_mine", [])
-                await self._journal_new_blocks()
+                try:
+                    await self._rpc("evm_mine", [])
+                    await self._journal_new_blocks()
+                except GateError as exc:  # the node will answer again: keep the clock going
+                    print(f"neuroledger gate: mining failed: {exc}", file=sys.stderr, flush=True)
+                    self._barrier(f"mining failed: {exc}")
             self._consider_snapshot()
 
     async def _mine_pending(self) -> None:
@@ -569,7 +575,8 @@ class Gate:
                       "f": block.get("baseFeePerGas") or "0x0", "x": hashes,
                       "s": len({str(tx.get("from", "")).lower() for tx in txs}),
                       "w": round(time.time(), 3)}  # fmt: skip
-            if any(self.pending.pop(tx_hash, None) is None for tx_hash in list(hashes)):
+            unknown = [h for h in hashes if self.pending.pop(h, None) is None]
+            if unknown:
                 self._barrier(f"block {number} holds a transaction the journal does not")
             self._append(record)
             count += len(hashes)
