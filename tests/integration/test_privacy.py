@@ -326,6 +326,35 @@ def test_h3_a_node_restart_never_disables_revocation(world: World) -> None:
     )
 
 
+def test_a_grant_dropped_by_a_reorganisation_is_not_served_from_the_cache(world: World) -> None:
+    """Issue 13 §6: anvil_reorg replaces the block that held a grant with an empty one (same
+    height). The gateway's cache held the grant; it must notice that its last block is gone
+    and refuse, as a fresh read of the chain does."""
+    node = world.chain.node
+    assert node is not None
+    with world.gateway(cache_blocks=10_000, cache_seconds=3600) as server:  # a generous cache
+        world.data.grant(world.dataset, "lab", modes="download", purpose="reorg", expires_in=3600,
+                         owner="hospital")  # fmt: skip
+        lab = world.client(server)
+        assert lab.keywrap(world.dataset, "reorg")  # granted, and now cached
+        height = world.chain.w3.eth.block_number
+        world.chain.w3.provider.make_request("anvil_reorg", [1, []])  # type: ignore[arg-type]
+        assert world.chain.w3.eth.block_number == height  # same height, another block
+        hospital = world.keystore.owner_account("hospital")
+        world.chain.nonces.resync(hospital.address)  # the grant's transaction is gone
+        lab_id = world.data.identity("lab")
+        assert not world.data.grants.has_access(world.dataset, lab_id, 1, "reorg")  # a fresh read
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                lab.keywrap(world.dataset, "reorg")
+            except AccessDeniedError as exc:
+                assert "403" in str(exc)
+                break
+            assert time.monotonic() < deadline, "the cache kept a grant the chain dropped"
+            time.sleep(0.1)
+
+
 def test_rate_limit_per_identity(world: World) -> None:
     world.data.grant(world.dataset, "lab", modes="download", purpose="research", expires_in=86400,
                      owner="hospital", replace=True)  # fmt: skip

@@ -110,6 +110,7 @@ class AccessChecker:
         self.w3 = data.chain.w3
         latest = self.w3.eth.get_block("latest")
         self.head = int(latest["number"])
+        self.head_hash = bytes(latest["hash"])
         self.head_time = int(latest["timestamp"])
         self._head_seen = time.monotonic()
         # (value, head block when read, expiry, monotonic time when read)
@@ -162,9 +163,19 @@ class AccessChecker:
             try:
                 latest = self.w3.eth.get_block("latest")
                 head = int(latest["number"])
-                if head < self.head:  # a node restarted from an older state: forget it all
+                # The block last seen must still be on the chain: a node restarted from an
+                # older state, or a reorganisation (same height, other blocks), forgets it
+                # all, since entries read from dropped blocks may hold grants that are gone.
+                if head == self.head:
+                    replaced = bytes(latest["hash"]) != self.head_hash
+                else:
+                    seen = self.w3.eth.get_block(self.head) if head > self.head else None
+                    replaced = seen is None or bytes(seen["hash"]) != self.head_hash
+                if replaced:
                     self._drop_cache()
-                    self.head = head
+                    if head <= self.head:
+                        self.head, self.head_hash = head, bytes(latest["hash"])
+                        self.head_time, self._head_seen = int(latest["timestamp"]), time.monotonic()
                 self._last_ok = time.monotonic()
                 if head <= self.head:
                     continue
@@ -191,6 +202,7 @@ class AccessChecker:
                     self._controllers = {k: v for k, v in self._controllers.items()
                                          if k[0][2:].lower() not in touched}  # fmt: skip
                 self.head = head
+                self.head_hash = bytes(latest["hash"])
 
     def read(self, asset: str, identity: str, mode: int, purpose: str, signer: str
              ) -> tuple[bool, bool]:  # fmt: skip
