@@ -132,3 +132,47 @@ def test_m6_an_unfinished_task_shares_its_pool_by_contribution_after_its_deadlin
     assert chain.w3.eth.get_balance(ledger.contract.address) == held - POOL
     with pytest.raises(TransactionRevertedError, match="already paid"):
         ledger.claim(people[0], task_id)
+
+
+def test_a_reorganisation_never_takes_back_a_round_reported_final(settings) -> None:
+    """Issue 13 §6: with 2 confirmations, a round is final only once its k-th attestation is
+    2 blocks deep. anvil_reorg drops the block of that attestation before then: the round
+    was never reported final, a fresh read agrees, and it becomes final once attested again
+    and buried."""
+    from neuroledger.errors import FederatedError
+
+    chain = Chain.connect(settings.with_(confirmations=2))
+    assert chain.node is not None
+    try:
+        ledger = TaskLedger(chain, FileStore(settings.store_dir))
+        owner = Account.create()
+        chain.fund(owner.address, 10 * 10**18)
+        people = [Account.create() for _ in range(3)]
+        for account in people:
+            chain.fund(account.address)
+        task_id = ledger.create_task(owner, model_asset="11" * 32, code_asset="22" * 32,
+                                     rounds=1, validators=2, pool_wei=POOL)  # fmt: skip
+        for account in people:
+            ledger.join(account, task_id)
+        rng = np.random.default_rng(0)
+        deltas = {f"p{i}": rng.normal(size=8) for i in range(3)}
+        record = ledger.record_round(owner, task_id, 1, deltas, FedAvg().aggregate(
+            [Update(n, d) for n, d in deltas.items()]))  # fmt: skip
+        for account in people[:2]:
+            ledger.attest(account, task_id, 1, record.aggregate_digest)
+        assert ledger.task(task_id)["finalized_round"] == 1  # at the head
+        assert ledger.task(task_id, final=True)["finalized_round"] == 0  # not yet buried
+        with pytest.raises(FederatedError, match="not final"):
+            ledger.wait_final(task_id, 1, timeout=0.5)
+
+        chain.w3.provider.make_request("anvil_reorg", [1, []])  # the 2nd attestation is gone
+        chain.nonces.resync(people[1].address)
+        assert ledger.task(task_id)["finalized_round"] == 0  # a fresh read agrees
+        assert not ledger.has_attested(task_id, 1, people[1].address)
+
+        ledger.attest(people[1], task_id, 1, record.aggregate_digest)
+        chain.w3.provider.make_request("anvil_mine", [2])  # two blocks on top
+        ledger.wait_final(task_id, 1, timeout=10)
+        assert ledger.task(task_id, final=True)["finalized_round"] == 1
+    finally:
+        chain.node.stop()

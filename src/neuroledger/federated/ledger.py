@@ -275,9 +275,14 @@ class TaskLedger:
         latest = int(self.chain.w3.eth.get_block("latest")["timestamp"])
         return max(latest, int(time.time()))
 
-    def task(self, task_id: int) -> dict[str, Any]:
-        """The task's fields."""
-        fields = self.contract.functions.tasks(task_id).call()
+    def task(self, task_id: int, *, final: bool = False) -> dict[str, Any]:
+        """The task's fields; ``final``: as of the newest block buried under the settings'
+        ``confirmations`` (what a reorganisation can no longer take back)."""
+        block: Any = "latest"
+        if final:
+            depth = self.chain.settings.confirmations
+            block = max(int(self.chain.w3.eth.block_number) - depth, 0) if depth else "latest"
+        fields = self.contract.functions.tasks(task_id).call(block_identifier=block)
         names = (
             "owner",
             "model_asset",
@@ -306,18 +311,21 @@ class TaskLedger:
         )
 
     def wait_final(self, task_id: int, round_: int, *, timeout: float = 60.0) -> None:
-        """Wait until round ``round_`` has its k attestations (``FederatedError`` at the timeout)."""
+        """Wait until round ``round_`` has its k attestations, buried under the settings'
+        ``confirmations`` (``FederatedError`` at the timeout)."""
         self._wait(
             task_id,
             "finalized_round",
             round_,
             timeout,
             "not final: too few attestations (are the validators running?)",
+            final=True,
         )
 
-    def _wait(self, task_id: int, field: str, round_: int, timeout: float, why: str) -> None:
+    def _wait(self, task_id: int, field: str, round_: int, timeout: float, why: str,
+              *, final: bool = False) -> None:  # fmt: skip
         deadline = time.monotonic() + timeout
-        while self.task(task_id)[field] < round_:
+        while self.task(task_id, final=final)[field] < round_:
             if time.monotonic() > deadline:
                 raise FederatedError(
                     f"round {round_} of task {task_id} is {why} (waited {timeout:.0f} s)"
