@@ -270,3 +270,33 @@ def test_ctrl_c_ends_the_process_even_when_the_interrupt_is_swallowed() -> None:
             proc.kill()
     assert proc.returncode == 130 and time.monotonic() - started < 10
     assert "interrupted; confirmed writes are saved" in stderr
+
+
+def test_demo_runs_on_an_external_chain_paid_by_dev_accounts_or_a_named_identity(
+    cli, tmp_path
+) -> None:
+    """Issue 13 §6: `demo --rpc-url URL` deploys a fresh suite on that chain and runs every
+    check there, funded by the node's development accounts, or by `--fund-from NAME`."""
+    from web3 import Web3
+
+    from neuroledger.chain.node import start_dev_anvil
+
+    proc, url = start_dev_anvil()
+    try:
+        env = {"NEUROLEDGER_HOME": str(tmp_path / "ext"), "NEUROLEDGER_RPC_URL": url}
+        report = json.loads(cli("demo", "--rpc-url", url, "--json", extra_env=env).stdout)
+        assert report["ok"] and report["rpc_url"] == url and report["chain_id"] == 31337
+
+        cli("init", extra_env=env)
+        payer = json.loads(cli("identity", "create", "payer", "--json", extra_env=env).stdout)
+        w3 = Web3(Web3.HTTPProvider(url))
+        w3.provider.make_request("anvil_setBalance", [payer["owner"], hex(10**22)])
+        report = json.loads(
+            cli("demo", "--rpc-url", url, "--fund-from", "payer", "--json", extra_env=env).stdout
+        )
+        assert report["ok"]
+        paid = 10**22 - w3.eth.get_balance(Web3.to_checksum_address(payer["owner"]))
+        assert paid >= 5 * 10 * 10**18  # the deployer and every identity, 10 ETH each
+    finally:
+        proc.kill()
+        proc.wait()

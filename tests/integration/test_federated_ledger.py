@@ -135,13 +135,13 @@ def test_m6_an_unfinished_task_shares_its_pool_by_contribution_after_its_deadlin
 
 
 def test_a_reorganisation_never_takes_back_a_round_reported_final(settings) -> None:
-    """Issue 13 §6: with 2 confirmations, a round is final only once its k-th attestation is
-    2 blocks deep. anvil_reorg drops the block of that attestation before then: the round
+    """Issue 13 §6: asked for 2 confirmations, a round is final only once its k-th attestation
+    is 2 blocks deep. anvil_reorg drops the block of that attestation before then: the round
     was never reported final, a fresh read agrees, and it becomes final once attested again
     and buried."""
     from neuroledger.errors import FederatedError
 
-    chain = Chain.connect(settings.with_(confirmations=2))
+    chain = Chain.connect(settings)
     assert chain.node is not None
     try:
         ledger = TaskLedger(chain, FileStore(settings.store_dir))
@@ -161,9 +161,9 @@ def test_a_reorganisation_never_takes_back_a_round_reported_final(settings) -> N
         for account in people[:2]:
             ledger.attest(account, task_id, 1, record.aggregate_digest)
         assert ledger.task(task_id)["finalized_round"] == 1  # at the head
-        assert ledger.task(task_id, final=True)["finalized_round"] == 0  # not yet buried
+        assert ledger.task(task_id, confirmations=2)["finalized_round"] == 0  # not yet buried
         with pytest.raises(FederatedError, match="not final"):
-            ledger.wait_final(task_id, 1, timeout=0.5)
+            ledger.wait_final(task_id, 1, timeout=0.5, confirmations=2)
 
         chain.w3.provider.make_request("anvil_reorg", [1, []])  # the 2nd attestation is gone
         chain.nonces.resync(people[1].address)
@@ -172,7 +172,7 @@ def test_a_reorganisation_never_takes_back_a_round_reported_final(settings) -> N
 
         ledger.attest(people[1], task_id, 1, record.aggregate_digest)
         chain.w3.provider.make_request("anvil_mine", [2])  # two blocks on top
-        ledger.wait_final(task_id, 1, timeout=10)
-        assert ledger.task(task_id, final=True)["finalized_round"] == 1
+        ledger.wait_final(task_id, 1, timeout=10, confirmations=2)
+        assert ledger.task(task_id, confirmations=2)["finalized_round"] == 1
     finally:
         chain.node.stop()

@@ -12,7 +12,7 @@ from web3.contract import Contract
 from neuroledger.chain.artifacts import load_artifact
 from neuroledger.chain.deploy import DeploymentRecord, DeploymentStore, ensure_deployed
 from neuroledger.chain.node import EmbeddedNode
-from neuroledger.chain.tx import FeePolicy, NonceManager, TransactionSender
+from neuroledger.chain.tx import Call, FeePolicy, NonceManager, TransactionSender
 from neuroledger.config import EMBEDDED_CHAIN_ID, Settings
 from neuroledger.errors import ChainError, NodeError, RPCUnreachableError
 
@@ -43,11 +43,34 @@ class Chain:
         )
         self._senders: dict[str, TransactionSender] = {}
         self._record: DeploymentRecord | None = None
+        # On an external chain: who pays for new identities (None: nobody; the user funds).
+        self._funder: LocalAccount | str | None = None
 
     @property
     def embedded(self) -> bool:
         """True when this is the home's own anvil node."""
         return self.node is not None
+
+    @property
+    def can_fund(self) -> bool:
+        """Whether :meth:`fund` can pay for new identities on this chain."""
+        return self.embedded or self._funder is not None
+
+    def fund_from(self, source: LocalAccount | None) -> str:
+        """On an external chain, pay for new identities from ``source`` (a funded key), or,
+        when ``source`` is None, from the node's first development account if it offers
+        one (an anvil or hardhat node does). Returns the paying address."""
+        if source is not None:
+            self._funder = source
+            return str(source.address)
+        accounts = list(self.w3.eth.accounts)
+        if not accounts:
+            raise ChainError(
+                f"the node at {self.url} offers no development accounts; name a funded "
+                "identity of your home to pay instead (`--fund-from NAME`)"
+            )
+        self._funder = str(accounts[0])
+        return self._funder
 
     @classmethod
     def connect(cls, settings: Settings, *, start_node: bool = True) -> Chain:
@@ -106,7 +129,8 @@ class Chain:
                 fees=self.fees,
                 receipt_timeout=self.settings.receipt_timeout,
                 on_confirmed=self.persist,
-                top_up=self.fund if self.embedded else None,
+                # The payer itself is never topped up from itself.
+                top_up=self.fund if self.can_fund and key != self._funder_address() else None,
                 kick=self._mine if self.embedded else None,
             )
         return self._senders[key]
@@ -122,9 +146,17 @@ class Chain:
             self.node.persist(self.url, require=tx_hashes or ())
 
     # -- embedded-only helpers -------------------------------------------------------
+    def _funder_address(self) -> str | None:
+        funder = self._funder
+        return str(funder.address) if funder is not None and not isinstance(funder, str) else funder
+
     def _dev_account(self) -> str:
+        if isinstance(self._funder, str):
+            return self._funder
         if not self.embedded:
-            raise ChainError("development accounts exist only on the embedded chain")
+            raise ChainError(
+                "nobody pays for new identities on this chain: fund them yourself, or name a payer"
+            )
         return str(self.w3.eth.accounts[0])
 
     def _dev_send(self, tx: dict[str, Any]) -> Any:
@@ -141,8 +173,19 @@ class Chain:
         self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
     def fund(self, address: str, amount_wei: int = DEV_FUNDING_WEI) -> None:
-        """Send ``amount_wei`` to ``address`` from anvil's development account (embedded only)."""
+        """Send at least ``amount_wei`` to ``address``: from anvil's development account on
+        the embedded chain, else from the payer named with :meth:`fund_from`."""
         amount = max(int(amount_wei), DEV_FUNDING_WEI)
+        if self._funder is not None and not isinstance(self._funder, str):
+            self.sender(self._funder).send(
+                Call(
+                    to=Web3.to_checksum_address(address),
+                    data=b"",
+                    value=amount,
+                    label=f"funding {address}",
+                )
+            )
+            return
         receipt = self._dev_send({"to": Web3.to_checksum_address(address), "value": amount})
         self.persist([receipt["transactionHash"].to_0x_hex()])
 

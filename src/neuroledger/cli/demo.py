@@ -16,14 +16,35 @@ from neuroledger.scenarios.demo import DemoReport, run_demo
 def demo(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    rpc_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc-url",
+            help="Run on this EVM chain instead of a fresh embedded one (a fresh suite is "
+            "deployed there).",
+        ),
+    ] = None,
+    fund_from: Annotated[
+        str | None,
+        typer.Option(
+            "--fund-from",
+            help="With --rpc-url: the identity of this home that pays for the demo's "
+            "identities (default: the node's development accounts, if it has them).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the main scenario on a fresh embedded chain and print a report."""
+    """Run the main scenario on a fresh embedded chain (or --rpc-url) and print a report."""
     c: CLIContext = ctx.obj
+    if fund_from and not rpc_url:
+        raise NeuroLedgerError("--fund-from is for --rpc-url: the embedded chain pays by itself")
+    payer = c.keystore().owner_account(fund_from) if fund_from else None
     if as_json:
-        report = run_demo(c.settings)
+        report = run_demo(c.settings, rpc_url=rpc_url, payer=payer)
     else:
         with console.status("demo") as status:
-            report = run_demo(c.settings, step=lambda msg: status.update(msg))
+            report = run_demo(
+                c.settings, step=lambda msg: status.update(msg), rpc_url=rpc_url, payer=payer
+            )
     if as_json:
         emit(report.to_json(), as_json=True)
     else:

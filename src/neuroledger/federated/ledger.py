@@ -275,13 +275,12 @@ class TaskLedger:
         latest = int(self.chain.w3.eth.get_block("latest")["timestamp"])
         return max(latest, int(time.time()))
 
-    def task(self, task_id: int, *, final: bool = False) -> dict[str, Any]:
-        """The task's fields; ``final``: as of the newest block buried under the settings'
-        ``confirmations`` (what a reorganisation can no longer take back)."""
+    def task(self, task_id: int, *, confirmations: int = 0) -> dict[str, Any]:
+        """The task's fields; with ``confirmations``, as of the newest block buried that deep
+        (what a reorganisation of fewer blocks can no longer take back)."""
         block: Any = "latest"
-        if final:
-            depth = self.chain.settings.confirmations
-            block = max(int(self.chain.w3.eth.block_number) - depth, 0) if depth else "latest"
+        if confirmations:
+            block = max(int(self.chain.w3.eth.block_number) - confirmations, 0)
         fields = self.contract.functions.tasks(task_id).call(block_identifier=block)
         names = (
             "owner",
@@ -310,22 +309,25 @@ class TaskLedger:
             "not recorded: is the task owner's process running?",
         )
 
-    def wait_final(self, task_id: int, round_: int, *, timeout: float = 60.0) -> None:
-        """Wait until round ``round_`` has its k attestations, buried under the settings'
-        ``confirmations`` (``FederatedError`` at the timeout)."""
+    def wait_final(
+        self, task_id: int, round_: int, *, timeout: float = 60.0, confirmations: int = 0
+    ) -> None:
+        """Wait until round ``round_`` has its k attestations, ``confirmations`` blocks deep
+        (``FederatedError`` at the timeout). The processes wait at the head (0): on a chain
+        that mines only when written to, no later block may ever come."""
         self._wait(
             task_id,
             "finalized_round",
             round_,
             timeout,
             "not final: too few attestations (are the validators running?)",
-            final=True,
+            confirmations=confirmations,
         )
 
     def _wait(self, task_id: int, field: str, round_: int, timeout: float, why: str,
-              *, final: bool = False) -> None:  # fmt: skip
+              *, confirmations: int = 0) -> None:  # fmt: skip
         deadline = time.monotonic() + timeout
-        while self.task(task_id, final=final)[field] < round_:
+        while self.task(task_id, confirmations=confirmations)[field] < round_:
             if time.monotonic() > deadline:
                 raise FederatedError(
                     f"round {round_} of task {task_id} is {why} (waited {timeout:.0f} s)"

@@ -74,14 +74,15 @@ class Identities:
         return format_did(self.chain.chain_id, self.keystore.get(name).identity)
 
     def create(self, name: str, kind: str, *, publish: bool = True) -> IdentityRecord:
-        """Create identity ``name``; on the embedded chain fund it; publish its X25519 key.
+        """Create identity ``name``; fund it where the chain can (the embedded chain, or a payer
+        named with :meth:`Chain.fund_from`); publish its X25519 key.
 
         On an external chain the key is published only when it can be (the suite is
         deployed and the owner key holds gas); otherwise :meth:`publish_blocker` says what
         to do first, and creating the identity is still a success.
         """
         record = self.keystore.create(name, kind)
-        if self.chain.embedded:
+        if self.chain.can_fund:
             self.chain.fund(record.owner)
         if publish and self.publish_blocker(name) is None:
             try:
@@ -148,7 +149,7 @@ class Identities:
         receipt = self.chain.sender(old).send(
             self.registry.change_owner(record.identity, str(new.address))
         )
-        if self.chain.embedded:
+        if self.chain.can_fund:
             self.chain.fund(str(new.address))
         self.keystore.commit_owner(name, str(new.address))
         return Rotation(

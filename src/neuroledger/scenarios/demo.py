@@ -1,4 +1,5 @@
-"""The main job: a hospital consortium and an AI agent get identities on the embedded chain.
+"""The main job: a hospital consortium and an AI agent get identities on the embedded chain
+(or on any EVM chain the user names).
 
 Steps: three hospitals and one AI agent are created (keys encrypted in a fresh
 demo home, funded from anvil's development accounts), each publishes its X25519
@@ -23,6 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from neuroledger._fs import atomic_write
 from neuroledger.chain.client import Chain
@@ -105,18 +109,31 @@ def run_demo(
     *,
     step: Callable[[str], None] = lambda _msg: None,
     stop_node: bool = True,
+    rpc_url: str | None = None,
+    payer: LocalAccount | None = None,
 ) -> DemoReport:
     """Run the scenario in a fresh demo home under ``settings.home``; return its report.
 
-    The demo home has its own embedded node, stopped at the end with its state
-    saved (``neuroledger --home <demo home> node start`` brings it back).
+    By default the demo home has its own embedded node, stopped at the end with its
+    state saved (``neuroledger --home <demo home> node start`` brings it back). With
+    ``rpc_url`` it runs on that chain instead: a fresh suite is deployed there, and
+    every identity is funded by ``payer`` (a funded key), or, without one, by the
+    node's first development account.
     """
     started = time.monotonic()
     home = new_demo_home(settings.home)
-    demo_settings = settings.with_(home=home, kdf=KdfParams.light(), rpc_url=None)
+    demo_settings = settings.with_(home=home, kdf=KdfParams.light(), rpc_url=rpc_url)
     passphrase = (home / "passphrase").read_text()
-    step(f"starting the embedded chain in {home}")
+    step(
+        f"starting the embedded chain in {home}" if rpc_url is None else f"connecting to {rpc_url}"
+    )
     chain = Chain.connect(demo_settings)
+    if not chain.embedded:
+        paid_by = chain.fund_from(payer)
+        step(f"deploying a fresh contract suite on chain {chain.chain_id}, paid by {paid_by}")
+        deployer = Account.create()  # a throw-away key, as on the embedded chain
+        chain.fund(deployer.address)
+        chain.deployment(deployer=deployer)
     keystore = Keystore(
         demo_settings.keystore_dir, passphrase=lambda: passphrase, kdf=demo_settings.kdf
     )
