@@ -74,3 +74,16 @@ def test_a_replay_stops_at_a_mark_the_journal_cannot_replay_past() -> None:
     result = replay(records, call, lambda calls: [])
     assert made == [("anvil_setBalance", ["0x01", "0x1"])]
     assert result.stopped == "evm_revert" and result.blocks == 0
+
+
+def test_a_segment_that_cannot_be_opened_leaves_the_current_one_in_use(tmp_path: Path) -> None:
+    writer = JournalWriter(tmp_path, 1)
+    writer.append(RECORDS[0])
+    (tmp_path / f"{2:012d}.log").mkdir()  # the next segment's name is taken: open fails
+    with pytest.raises(OSError):
+        writer.rotate()
+    writer.append(RECORDS[1])  # still the first segment, still writable
+    writer.sync()
+    writer.close()
+    assert writer.segment == 1
+    assert parse_segment((tmp_path / f"{1:012d}.log").read_bytes(), "s") == (RECORDS[:2], False)

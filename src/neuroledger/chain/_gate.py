@@ -410,8 +410,13 @@ class Gate:
                     segment = journal.writer.rotate(
                         {"p": raw, "h": h} for h, raw in self.pending.items()
                     )
-                self.needs_snapshot = False
-            size = await asyncio.to_thread(self._write_state, dump, head, segment)
+                barrier, self.needs_snapshot = self.needs_snapshot, False
+            try:
+                size = await asyncio.to_thread(self._write_state, dump, head, segment)
+            except BaseException:
+                if barrier:  # a replay stops at the mark: nothing after it is durable yet
+                    journal.error = "the snapshot after a change the journal cannot replay failed"
+                raise
             journal.state_bytes = size
             journal.error = None
             journal.writer.drop_before(segment)
@@ -421,10 +426,18 @@ class Gate:
         """Decode a dump reply and replace the state file with it (in a worker thread)."""
         import gzip
 
-        answer = json.loads(reply)
-        if "error" in answer:
-            raise GateError(f"the node did not save its state: {answer['error']}")
-        payload = bytes.fromhex(str(answer["result"]).removeprefix("0x"))
+        marker = b'"result":"0x'
+        start = reply.find(marker)
+        if start >= 0 and b'"error"' not in reply[:start]:
+            # Sliced, not parsed: json.loads of a large dump would hold the interpreter lock
+            # (and stall every request) for the whole parse.
+            start += len(marker)
+            payload = bytes.fromhex(reply[start : reply.index(b'"', start)].decode("ascii"))
+        else:
+            answer = json.loads(reply)
+            if "error" in answer:
+                raise GateError(f"the node did not save its state: {answer['error']}")
+            payload = bytes.fromhex(str(answer["result"]).removeprefix("0x"))
         if not payload.startswith(b"\x1f\x8b"):
             payload = gzip.compress(payload, compresslevel=1)
         data = encode_state(payload, head, segment)

@@ -137,7 +137,7 @@ def journal_segments(directory: Path) -> list[tuple[int, Path]]:
     found = []
     with contextlib.suppress(FileNotFoundError):
         for path in directory.iterdir():
-            if path.suffix == _SUFFIX and path.stem.isdigit():
+            if path.suffix == _SUFFIX and path.stem.isdigit() and path.is_file():
                 found.append((int(path.stem), path))
     return sorted(found)
 
@@ -189,14 +189,18 @@ class JournalWriter:
         self.synced = max(self.synced, target)
 
     def rotate(self, carry: Iterable[dict[str, Any]] = ()) -> int:
-        """Close the current segment (durably) and start the next; return its number.
+        """Start the next segment (the current one is made durable and closed first); return
+        its number. If the new segment cannot be opened, the current one stays in use.
 
         ``carry``: records the new segment starts with (transactions still in the pool,
         which a snapshot does not hold)."""
-        os.fsync(self._fd)
-        os.close(self._fd)
+        fd = self._open(self.segment + 1)
+        old, self._fd = self._fd, fd
         self.segment += 1
-        self._fd = self._open(self.segment)
+        try:
+            os.fsync(old)
+        finally:
+            os.close(old)
         self.written = 0
         carried = list(carry)
         if carried:
