@@ -275,6 +275,19 @@ def test_an_expired_grant_is_refused(world: World) -> None:
             patient.keywrap(world.dataset, "copy")
 
 
+def _refused_within(lab: GatewayClient, dataset: str, purpose: str, why: str) -> None:
+    """Ask for the key wrap until the gateway refuses it with 403 (within 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            lab.keywrap(dataset, purpose)
+        except AccessDeniedError as exc:
+            assert "403" in str(exc)
+            return
+        assert time.monotonic() < deadline, why
+        time.sleep(0.1)
+
+
 def test_h3_a_node_restart_never_disables_revocation(world: World) -> None:
     """H3: the node stops under a running gateway: it reports itself unhealthy and refuses
     (503) instead of serving its cache; after a restart it follows the node at the same
@@ -305,15 +318,7 @@ def test_h3_a_node_restart_never_disables_revocation(world: World) -> None:
         world.chain.sender(hospital).send(
             world.data.grants.revoke(world.dataset, lab_id, "restart")
         )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                lab.keywrap(world.dataset, "restart")
-            except AccessDeniedError as exc:
-                assert "403" in str(exc)
-                break
-            assert time.monotonic() < deadline, "the revocation was not honoured"
-            time.sleep(0.1)
+        _refused_within(lab, world.dataset, "restart", "the revocation was not honoured")
     security_figures.record(
         "gateway access",
         "H3 revoked or unverifiable grant across a node restart",
@@ -344,15 +349,7 @@ def test_a_grant_dropped_by_a_reorganisation_is_not_served_from_the_cache(world:
         world.chain.nonces.resync(hospital.address)  # the grant's transaction is gone
         lab_id = world.data.identity("lab")
         assert not world.data.grants.has_access(world.dataset, lab_id, 1, "reorg")  # a fresh read
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                lab.keywrap(world.dataset, "reorg")
-            except AccessDeniedError as exc:
-                assert "403" in str(exc)
-                break
-            assert time.monotonic() < deadline, "the cache kept a grant the chain dropped"
-            time.sleep(0.1)
+        _refused_within(lab, world.dataset, "reorg", "the cache kept a grant the chain dropped")
 
 
 def test_rate_limit_per_identity(world: World) -> None:

@@ -41,17 +41,22 @@ def rpc_batch(
     headers: dict[str, str] | None = None,
 ) -> list[Any]:
     """Call several methods in one JSON-RPC batch; return their results in order."""
-    payload = [
-        {"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)
-    ]
-    replies = _post(url, payload, timeout, headers)
-    if not isinstance(replies, list) or len(replies) != len(calls):
-        raise RPCFailure(f"the node answered a batch of {len(calls)} with {replies!r:.200}")
+    return _batch_results(_post(url, _batch_payload(calls), timeout, headers), len(calls))
+
+
+def _batch_payload(calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    return [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+
+
+def _batch_results(replies: Any, count: int) -> list[Any]:
+    """The results of a batch's replies in call order, or :class:`RPCFailure` for any error."""
+    if not isinstance(replies, list) or len(replies) != count:
+        raise RPCFailure(f"the node answered a batch of {count} with {replies!r:.200}")
     results = []
     for reply in sorted(replies, key=lambda r: int(r["id"])):
         if "error" in reply:
             raise RPCFailure(str(reply["error"].get("message", reply["error"])))
-        results.append(reply["result"])
+        results.append(reply.get("result"))
     return results
 
 
@@ -105,17 +110,7 @@ class RPCConnection:
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """Several calls in one request (the node may run them in any order); their results."""
-        payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
-                   for i, (m, p) in enumerate(calls)]  # fmt: skip
-        replies = self._post(json.dumps(payload), "batch")
-        if not isinstance(replies, list) or len(replies) != len(calls):
-            raise RPCFailure(f"the node answered a batch of {len(calls)} with {replies!r:.200}")
-        results = []
-        for reply in sorted(replies, key=lambda r: int(r["id"])):
-            if "error" in reply:
-                raise RPCFailure(str(reply["error"].get("message", reply["error"])))
-            results.append(reply.get("result"))
-        return results
+        return _batch_results(self._post(json.dumps(_batch_payload(calls)), "batch"), len(calls))
 
     def close(self) -> None:
         """Close the connection (the next call opens another)."""
