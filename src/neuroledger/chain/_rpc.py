@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-__all__ = ["RPCConnection", "RPCFailure", "rpc_batch", "rpc_call"]
+__all__ = ["RPCConnection", "RPCFailure", "rpc_call"]
 
 
 class RPCFailure(Exception):
@@ -31,17 +31,6 @@ def rpc_call(
     if "error" in reply:
         raise RPCFailure(str(reply["error"].get("message", reply["error"])))
     return reply["result"]
-
-
-def rpc_batch(
-    url: str,
-    calls: list[tuple[str, list[Any]]],
-    *,
-    timeout: float = 5.0,
-    headers: dict[str, str] | None = None,
-) -> list[Any]:
-    """Call several methods in one JSON-RPC batch; return their results in order."""
-    return _batch_results(_post(url, _batch_payload(calls), timeout, headers), len(calls))
 
 
 def _batch_payload(calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
