@@ -246,3 +246,20 @@ def test_blocks_mined_on_a_clock_are_journaled_and_recovered(settings: Settings)
         assert int(rpc_call(after.url, "eth_blockNumber"), 16) > len(before)  # still mining
     finally:
         node.stop()
+
+
+def test_a_long_chain_killed_leaves_no_state_files_behind(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # anvil's default spills the states of blocks older than its last 500 to
+    # ~/.foundry/anvil/tmp, which a killed anvil never removes: 75 GB on this machine
+    # after a few days of test runs.
+    home = tmp_path / "user-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    chain = Chain.connect(settings)
+    node = _node(settings)
+    rpc_call(chain.url, "anvil_mine", [hex(700)], headers=node.auth_headers())
+    assert int(rpc_call(chain.url, "eth_blockNumber"), 16) >= 700
+    _kill_gate(node)
+    assert [str(p) for p in home.rglob("*") if p.is_file()] == []

@@ -56,6 +56,7 @@ from neuroledger.chain._journal import (
     replay,
 )
 from neuroledger.chain._rpc import RPCConnection, RPCFailure
+from neuroledger.chain.node import ANVIL_HISTORY_ARGS
 from neuroledger.errors import NodeStateCorruptError
 
 __all__ = ["PUBLIC_METHODS", "is_public"]
@@ -734,6 +735,7 @@ def main(spec_path: str) -> int:
         "--no-mining",  # the gate mines, under its write lock
         "--order",
         "fifo",  # blocks take the pool in arrival order: a replay reproduces them exactly
+        *ANVIL_HISTORY_ARGS,
     ]
     if spec.get("load_state"):
         args += ["--load-state", spec["load_state"]]

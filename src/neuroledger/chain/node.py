@@ -176,6 +176,13 @@ def wait_for_rpc(url: str, proc: subprocess.Popen[bytes], *, timeout: float) -> 
     return None
 
 
+#: anvil keeps the states of this many recent blocks in memory and writes none to disk. By
+#: default it spills older states to a directory under ~/.foundry that a killed anvil never
+#: removes and that grows with the square of the chain's length (8 GB after 100,000 blocks
+#: here). Nothing in NeuroLedger reads state deeper than a reorg or a confirmation depth.
+ANVIL_HISTORY_ARGS = ("--prune-history", "256")
+
+
 def start_dev_anvil(
     *extra: str, chain_id: int = 31337, port: int | None = None, anvil_path: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -184,7 +191,7 @@ def start_dev_anvil(
     port = port if port is not None else _free_port()
     proc = subprocess.Popen(
         [str(find_anvil(anvil_path)), "--host", "127.0.0.1", "--port", str(port),
-         "--chain-id", str(chain_id), *extra],
+         "--chain-id", str(chain_id), *ANVIL_HISTORY_ARGS, *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
