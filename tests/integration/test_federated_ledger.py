@@ -10,6 +10,7 @@ from eth_account import Account
 from sklearn.datasets import load_breast_cancer
 
 from neuroledger.chain.client import Chain
+from neuroledger.config import Settings
 from neuroledger.errors import TransactionRevertedError
 from neuroledger.federated import FedAvg, ServerOptimizer, Update
 from neuroledger.federated.contribution import gtg_shapley
@@ -103,7 +104,7 @@ def test_m6_an_unfinished_task_shares_its_pool_by_contribution_after_its_deadlin
     stake = 10**16
     task_id = ledger.create_task(
         owner, model_asset="11" * 32, code_asset="22" * 32, rounds=2, validators=2,
-        pool_wei=POOL, stake_wei=stake, duration=6,
+        pool_wei=POOL, stake_wei=stake, duration=6 + int(8 * settings.block_time),
     )  # fmt: skip
     held = chain.w3.eth.get_balance(ledger.contract.address)
     with pytest.raises(TransactionRevertedError, match="the owner cannot participate"):
@@ -165,7 +166,11 @@ def test_a_reorganisation_never_takes_back_a_round_reported_final(settings) -> N
         with pytest.raises(FederatedError, match="not final"):
             ledger.wait_final(task_id, 1, timeout=0.5, confirmations=2)
 
-        chain.w3.provider.make_request("anvil_reorg", [1, []])  # the 2nd attestation is gone
+        attested_in = chain.w3.eth.get_logs(
+            {"address": ledger.contract.address, "fromBlock": 0, "toBlock": "latest"}
+        )[-1]["blockNumber"]
+        depth = chain.w3.eth.block_number - attested_in + 1  # more than 1 with a block time
+        chain.w3.provider.make_request("anvil_reorg", [depth, []])  # the 2nd attestation is gone
         chain.nonces.resync(people[1].address)
         assert ledger.task(task_id)["finalized_round"] == 0  # a fresh read agrees
         assert not ledger.has_attested(task_id, 1, people[1].address)
@@ -176,3 +181,67 @@ def test_a_reorganisation_never_takes_back_a_round_reported_final(settings) -> N
         assert ledger.task(task_id, confirmations=2)["finalized_round"] == 1
     finally:
         chain.node.stop()
+
+
+DEV_KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+
+
+def test_finality_depth_follows_how_the_chain_makes_blocks(settings, tmp_path) -> None:
+    """A chain that mines only when written to never buries a write: there the processes
+    wait at the head. A chain that makes blocks on a clock gets the asked-for depth."""
+    from neuroledger.chain.node import start_dev_anvil
+
+    embedded = Chain.connect(settings.with_(confirmations=3))
+    try:  # the embedded node mines each write at once, or on a clock (make test-block-time)
+        assert embedded.finality_depth() == (3 if settings.block_time else 0)
+    finally:
+        assert embedded.node is not None
+        embedded.node.stop()
+    automine, automine_url = start_dev_anvil()
+    clock, clock_url = start_dev_anvil("--block-time", "1")
+    try:
+        for url, depth in ((automine_url, 0), (clock_url, 3)):
+            external = Settings(home=tmp_path / str(depth), rpc_url=url, confirmations=3)
+            assert Chain.connect(external).finality_depth() == depth
+    finally:
+        for proc in (automine, clock):
+            proc.kill()
+            proc.wait()
+
+
+def test_rounds_are_reported_final_at_the_chains_depth_on_a_chain_with_a_block_time(
+    tmp_path,
+) -> None:
+    """What `fl run` and `fl join` wait for (wait_final without a depth): on a chain with a
+    block every second and 2 confirmations asked for, a round is final only when its k-th
+    attestation is 2 blocks deep."""
+    from neuroledger.chain.deploy import ensure_deployed
+    from neuroledger.chain.node import start_dev_anvil
+
+    proc, url = start_dev_anvil("--block-time", "1")
+    try:
+        chain = Chain.connect(Settings(home=tmp_path, rpc_url=url, confirmations=2))
+        ensure_deployed(chain, deployer=Account.from_key(DEV_KEY))
+        chain.fund_from(None)
+        ledger = TaskLedger(chain, FileStore(tmp_path / "store"))
+        owner, people = Account.create(), [Account.create() for _ in range(2)]
+        for account in (owner, *people):
+            chain.fund(account.address, 10 * 10**18)
+        task_id = ledger.create_task(owner, model_asset="11" * 32, code_asset="22" * 32,
+                                     rounds=1, validators=2, pool_wei=POOL)  # fmt: skip
+        for account in people:
+            ledger.join(account, task_id)
+        deltas = {"p0": np.ones(4), "p1": np.zeros(4)}
+        record = ledger.record_round(owner, task_id, 1, deltas, FedAvg().aggregate(
+            [Update(n, d) for n, d in deltas.items()]))  # fmt: skip
+        for account in people:
+            ledger.attest(account, task_id, 1, record.aggregate_digest)
+        attested_in = chain.w3.eth.get_logs(
+            {"address": ledger.contract.address, "fromBlock": 0, "toBlock": "latest"}
+        )[-1]["blockNumber"]
+        ledger.wait_final(task_id, 1, timeout=30)
+        assert chain.w3.eth.block_number - attested_in >= 2
+        assert ledger.task(task_id, confirmations=2)["finalized_round"] == 1
+    finally:
+        proc.kill()
+        proc.wait()

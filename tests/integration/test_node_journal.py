@@ -259,7 +259,10 @@ def test_a_long_chain_killed_leaves_no_state_files_behind(
     monkeypatch.setenv("HOME", str(home))
     chain = Chain.connect(settings)
     node = _node(settings)
-    rpc_call(chain.url, "anvil_mine", [hex(700)], headers=node.auth_headers())
-    assert int(rpc_call(chain.url, "eth_blockNumber"), 16) >= 700
-    _kill_gate(node)
-    assert [str(p) for p in home.rglob("*") if p.is_file()] == []
+    try:
+        rpc_call(chain.url, "anvil_mine", [hex(700)], headers=node.auth_headers())
+        assert int(rpc_call(chain.url, "eth_blockNumber"), 16) >= 700
+        _kill_gate(node)
+        assert [str(p) for p in home.rglob("*") if p.is_file()] == []
+    finally:
+        node.stop()

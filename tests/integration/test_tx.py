@@ -10,7 +10,11 @@ from eth_account import Account
 from neuroledger.chain.client import Chain
 from neuroledger.chain.tx import Call, NotAuthorizedError, TransactionSender
 from neuroledger.config import Settings
-from neuroledger.errors import InsufficientFundsError, TransactionTimeoutError
+from neuroledger.errors import (
+    InsufficientFundsError,
+    TransactionRevertedError,
+    TransactionTimeoutError,
+)
 from neuroledger.identity.registry import RegistryClient
 
 pytestmark = pytest.mark.anvil
@@ -82,6 +86,37 @@ def test_revert_after_mining_is_decoded(chain: Chain) -> None:
     with pytest.raises(NotAuthorizedError) as info:
         chain.sender(account).send(forced)
     assert info.value.tx_hash is not None
+
+
+def test_a_revert_that_depends_on_the_blocks_time_names_its_reason(chain: Chain) -> None:
+    """A join that passes against the chain's head but is mined after the task's deadline:
+    the reason comes from the block it was mined in, not "out of gas" (as it did when the
+    replay only tried the state before the block)."""
+    from neuroledger.federated.ledger import TaskLedger
+    from neuroledger.store import FileStore
+
+    ledger = TaskLedger(chain, FileStore(chain.settings.store_dir))
+    owner, joiner = funded(chain), funded(chain)
+    chain.fund(owner.address, 10**19)
+    task_id = ledger.create_task(owner, model_asset="11" * 32, code_asset="22" * 32, rounds=1,
+                                 validators=1, pool_wei=10**15, duration=600)  # fmt: skip
+    deadline = int(ledger.task(task_id)["deadline"])
+    join = ledger.contract.functions.join(task_id)
+    call = Call(to=ledger.contract.address, data=bytes.fromhex(join._encode_transaction_data()[2:]),
+                value=int(ledger.task(task_id)["stake"]), gas=200_000, label="join")  # fmt: skip
+    chain.w3.provider.make_request("evm_setNextBlockTimestamp", [deadline + 1])  # type: ignore[arg-type]
+    with pytest.raises(TransactionRevertedError, match="deadline has passed") as info:
+        chain.sender(joiner).send(call)
+    assert info.value.tx_hash is not None
+
+
+def test_a_call_that_runs_out_of_gas_says_so(chain: Chain) -> None:
+    account = funded(chain)
+    reg = RegistryClient(chain.contract("DIDRegistry"))
+    call = reg.set_attribute(account.address, "did/svc/X", b"x" * 64, 3600)
+    starved = Call(to=call.to, data=call.data, gas=30_000, label="starved")
+    with pytest.raises(TransactionRevertedError, match="out of gas"):
+        chain.sender(account).send(starved)
 
 
 def test_external_unfunded_account_is_told_how_much(

@@ -45,6 +45,7 @@ class Chain:
         self._record: DeploymentRecord | None = None
         # On an external chain: who pays for new identities (None: nobody; the user funds).
         self._funder: LocalAccount | str | None = None
+        self._finality_depth: int | None = None
 
     @property
     def embedded(self) -> bool:
@@ -71,6 +72,32 @@ class Chain:
             )
         self._funder = str(accounts[0])
         return self._funder
+
+    def finality_depth(self) -> int:
+        """How many blocks a write must be buried under before it is reported final.
+
+        ``settings.confirmations``, except on a chain that mines a block only when sent a
+        transaction (the embedded node without a block time; an anvil or hardhat node in
+        automine mode): one producer, no reorganisation it is not told to make, and no
+        later block may ever come to bury the write. There a write is final once mined."""
+        if self._finality_depth is None:
+            depth = self.settings.confirmations
+            if depth and ((self.embedded and not self.settings.block_time) or self._automines()):
+                depth = 0
+            self._finality_depth = depth
+        return self._finality_depth
+
+    def _automines(self) -> bool:
+        if self.embedded:
+            return False
+        for method in ("anvil_getAutomine", "hardhat_getAutomine"):
+            try:
+                reply = self.w3.provider.make_request(method, [])  # type: ignore[arg-type]
+            except Exception:  # a node that does not answer the probe produces blocks itself
+                continue
+            if reply.get("result") is True:
+                return True
+        return False
 
     @classmethod
     def connect(cls, settings: Settings, *, start_node: bool = True) -> Chain:

@@ -308,11 +308,14 @@ class TransactionSender:
                     "and its next save or `neuroledger node stop` writes them) and check before "
                     "sending again"
                 ) from exc
-        failed = [(c, r) for c, r in zip(calls, receipts, strict=True) if r.status != 1]
+        failed = [(c, g, r) for c, g, r in zip(calls, gas_limits, receipts, strict=True)
+                  if r.status != 1]  # fmt: skip
         if failed:
-            call, receipt = failed[0]
+            call, gas_limit, receipt = failed[0]
             raise _revert_error(
-                self._replay_reason(call, receipt), label=call.label, tx_hash=receipt.tx_hash
+                self._replay_reason(call, gas_limit, receipt),
+                label=call.label,
+                tx_hash=receipt.tx_hash,
             )
         return receipts
 
@@ -473,14 +476,22 @@ class TransactionSender:
             tx["value"] = hex(call.value)
         return tx
 
-    def _replay_reason(self, call: Call, receipt: Receipt) -> str | None:
+    def _replay_reason(self, call: Call, gas_limit: int, receipt: Receipt) -> str | None:
+        """Why a mined call reverted: replayed on the state before its block, then (for a
+        check that depends on the block, such as a deadline against its time) as of its
+        block; else out of gas if it used its whole limit."""
+        if receipt.gas_used >= gas_limit:
+            return "out of gas"
         tx = self._call_params(call)
-        try:
-            self.w3.eth.call(tx, block_identifier=max(receipt.block_number - 1, 0))  # type: ignore[arg-type]
-        except Exception as exc:  # web3 raises ContractLogicError with the data
-            data = getattr(exc, "data", None)
-            return _reason(data if isinstance(data, str) else None, str(exc))
-        return "out of gas" if receipt.gas_used >= (call.gas or 0) else None
+        for block in (max(receipt.block_number - 1, 0), receipt.block_number):
+            try:
+                self.w3.eth.call(tx, block_identifier=block)  # type: ignore[arg-type]
+            except Exception as exc:  # web3 raises ContractLogicError with the data
+                data = getattr(exc, "data", None)
+                reason = _reason(data if isinstance(data, str) else None, str(exc))
+                if reason is not None:
+                    return reason
+        return None
 
 
 def _receipt(tx_hash: str, raw: dict[str, Any]) -> Receipt:

@@ -310,11 +310,14 @@ class TaskLedger:
         )
 
     def wait_final(
-        self, task_id: int, round_: int, *, timeout: float = 60.0, confirmations: int = 0
+        self, task_id: int, round_: int, *, timeout: float = 60.0, confirmations: int | None = None
     ) -> None:
         """Wait until round ``round_`` has its k attestations, ``confirmations`` blocks deep
-        (``FederatedError`` at the timeout). The processes wait at the head (0): on a chain
-        that mines only when written to, no later block may ever come."""
+        (``FederatedError`` at the timeout). By default as deep as the chain's finality
+        (:meth:`Chain.finality_depth`: the settings' confirmations, or the head on a chain
+        that mines only when written to, where no later block may ever come)."""
+        if confirmations is None:
+            confirmations = self.chain.finality_depth()
         self._wait(
             task_id,
             "finalized_round",
@@ -327,11 +330,20 @@ class TaskLedger:
     def _wait(self, task_id: int, field: str, round_: int, timeout: float, why: str,
               *, confirmations: int = 0) -> None:  # fmt: skip
         deadline = time.monotonic() + timeout
+        why = f"{why} (waited {timeout:.0f} s)"
+        last_head = -1
         while self.task(task_id, confirmations=confirmations)[field] < round_:
-            if time.monotonic() > deadline:
-                raise FederatedError(
-                    f"round {round_} of task {task_id} is {why} (waited {timeout:.0f} s)"
+            if confirmations and self.task(task_id)[field] >= round_:
+                # Reached at the head, being buried: wait on while the chain grows.
+                head = int(self.chain.w3.eth.block_number)
+                if head != last_head:
+                    last_head, deadline = head, max(deadline, time.monotonic() + timeout)
+                why = (
+                    f"not final: its attestations are not yet {confirmations} blocks deep and "
+                    f"no block came for {timeout:g} s; is the chain producing blocks?"
                 )
+            if time.monotonic() > deadline:
+                raise FederatedError(f"round {round_} of task {task_id} is {why}")
             time.sleep(0.25)
 
     def is_participant(self, task_id: int, address: str) -> bool:
