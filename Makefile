@@ -53,13 +53,22 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-# The demo and the provenance integration tests again, on an embedded node that makes a
-# block every 2 s as a real network does: nothing may assume a receipt arrives at once.
-# CI (.ci/run) runs it after `make test`.
+# The integration tests and the demo again, on embedded nodes that make a block every 2 s
+# as a real network does: nothing may assume a receipt arrives at once. The demo asks for
+# 2 confirmations, so federated rounds wait until they are buried. Both spend their time
+# waiting for blocks: the demo runs beside the tests, and the tests run in 4 workers (one
+# file each: a file's tests share module fixtures). CI (.ci/run) runs it after `make test`.
+BLOCK_TIME_HOME := $(CURDIR)/.demo-home-block-time
+BLOCK_TIME_LOG := $(CURDIR)/.demo-block-time.log
 test-block-time: setup
-	NEUROLEDGER_TEST_BLOCK_TIME=2 $(BIN)/python -m pytest -q tests/integration/test_provenance.py
-	rm -rf "$(CURDIR)/.demo-home-block-time"
-	NEUROLEDGER_HOME="$(CURDIR)/.demo-home-block-time" NEUROLEDGER_BLOCK_TIME=2 $(BIN)/neuroledger demo
+	@rm -rf "$(BLOCK_TIME_HOME)"
+	@NEUROLEDGER_HOME="$(BLOCK_TIME_HOME)" NEUROLEDGER_BLOCK_TIME=2 NEUROLEDGER_CONFIRMATIONS=2 \
+	  $(BIN)/neuroledger demo >"$(BLOCK_TIME_LOG)" 2>&1 & demo=$$!; \
+	NEUROLEDGER_TEST_BLOCK_TIME=2 $(BIN)/python -m pytest -q -n 4 --dist loadfile tests/integration; \
+	tests=$$?; wait $$demo; demo_rc=$$?; \
+	echo "demo with a 2 s block time and 2 confirmations (exit $$demo_rc):"; \
+	tail -n 25 "$(BLOCK_TIME_LOG)"; \
+	[ $$tests = 0 ] && [ $$demo_rc = 0 ]
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
