@@ -93,6 +93,11 @@ def test_confirmed_writes_survive_sigkill(tmp_path: Path) -> None:
             status = node.status()
             assert status.running and status.pid
             os.kill(status.pid, signal.SIGKILL)  # kill the node mid-stream
+            gone = (
+                time.monotonic() + 10
+            )  # a killed process takes a moment to go (longer under load)
+            while node.status().running and time.monotonic() < gone:
+                time.sleep(0.01)
             if rng.random() < 0.5:
                 for writer in writers:
                     assert writer is not None
