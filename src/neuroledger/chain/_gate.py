@@ -737,6 +737,8 @@ def main(spec_path: str) -> int:
         "fifo",  # blocks take the pool in arrival order: a replay reproduces them exactly
         *ANVIL_HISTORY_ARGS,
     ]
+    if spec.get("cache_path"):
+        args += ["--cache-path", spec["cache_path"]]
     if spec.get("load_state"):
         args += ["--load-state", spec["load_state"]]
     if spec.get("genesis_time") is not None:  # the genesis anvil makes is the saved one

@@ -183,6 +183,23 @@ def wait_for_rpc(url: str, proc: subprocess.Popen[bytes], *, timeout: float) -> 
 ANVIL_HISTORY_ARGS = ("--prune-history", "256")
 
 
+_dev_cache: Path | None = None
+
+
+def _dev_anvil_cache() -> Path:
+    """A directory for the temporary state directories of dev anvils, removed when this
+    process exits: anvil makes one (under ~/.foundry by default) for a reorg even when it
+    keeps no state on disk, and a killed anvil leaves it behind."""
+    global _dev_cache
+    if _dev_cache is None:
+        import atexit
+        import tempfile
+
+        _dev_cache = Path(tempfile.mkdtemp(prefix="neuroledger-anvil-"))
+        atexit.register(shutil.rmtree, _dev_cache, True)
+    return _dev_cache
+
+
 def start_dev_anvil(
     *extra: str, chain_id: int = 31337, port: int | None = None, anvil_path: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -191,7 +208,8 @@ def start_dev_anvil(
     port = port if port is not None else _free_port()
     proc = subprocess.Popen(
         [str(find_anvil(anvil_path)), "--host", "127.0.0.1", "--port", str(port),
-         "--chain-id", str(chain_id), *ANVIL_HISTORY_ARGS, *extra],
+         "--chain-id", str(chain_id), *ANVIL_HISTORY_ARGS,
+         "--cache-path", str(_dev_anvil_cache()), *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -465,6 +483,11 @@ class EmbeddedNode:
                 "NEUROLEDGER_NODE_PORT): processes that follow this node must then be restarted"
             )
         self.credential()
+        # anvil makes a temporary directory for old states even when it keeps none on
+        # disk, and a killed anvil leaves it: keep it in the home, emptied at each start.
+        cache = self.chain_dir / "anvil-tmp"
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.mkdir(mode=0o700)
         spec_path = self.chain_dir / "gate.spec.json"
         info_path = self.chain_dir / "gate.json"
         info_path.unlink(missing_ok=True)
@@ -482,6 +505,7 @@ class EmbeddedNode:
             "state_path": str(self.state_path),
             "progress": str(self._progress_path),
             "genesis_time": genesis_time,
+            "cache_path": str(cache),
         }
         atomic_write(spec_path, json.dumps(spec).encode())
         with self.log_path.open("ab") as log:
