@@ -352,6 +352,34 @@ def test_a_grant_dropped_by_a_reorganisation_is_not_served_from_the_cache(world:
         _refused_within(lab, world.dataset, "reorg", "the cache kept a grant the chain dropped")
 
 
+def test_a_check_read_ahead_of_the_poller_is_dropped_when_its_block_is_replaced(
+    world: World,
+) -> None:
+    """The race the test above can hit: the gateway reads a grant at a block the poller has
+    not reached yet, and a reorganisation replaces that block with an empty one. The poller
+    sees no event there and the block it last saw is still on the chain; only the hash of
+    the block the check was read at shows that the grant is gone (found by a CI run)."""
+    from neuroledger.privacy.gateway import AccessChecker, GatewayConfig
+
+    config = GatewayConfig(poll_interval=3600, cache_blocks=10_000, cache_seconds=3600)
+    checker = AccessChecker(world.data, config, owner=world.data.identity("hospital"))
+    try:
+        world.data.grant(world.dataset, "lab", modes="download", purpose="ahead", expires_in=3600,
+                         owner="hospital")  # fmt: skip
+        lab_id = world.data.identity("lab")
+        signer = world.keystore.owner_account("lab").address
+        assert world.chain.w3.eth.block_number > checker.head  # the poller is behind
+        assert checker.read(world.dataset, lab_id, 1, "ahead", signer) == (True, True)
+        assert checker.cached(world.dataset, lab_id, 1, "ahead", signer) == (True, True)
+        world.chain.w3.provider.make_request("anvil_reorg", [1, []])  # type: ignore[arg-type]
+        world.chain.nonces.resync(world.keystore.owner_account("hospital").address)
+        checker.poll_once()
+        assert checker.cached(world.dataset, lab_id, 1, "ahead", signer) is None
+        assert checker.read(world.dataset, lab_id, 1, "ahead", signer) == (True, False)
+    finally:
+        checker.close()
+
+
 def test_rate_limit_per_identity(world: World) -> None:
     world.data.grant(world.dataset, "lab", modes="download", purpose="research", expires_in=86400,
                      owner="hospital", replace=True)  # fmt: skip

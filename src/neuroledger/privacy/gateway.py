@@ -100,6 +100,18 @@ class Denied(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """A cached check: its value, the block it was read at, until when it holds, and the
+    monotonic time of the read."""
+
+    value: bool
+    block: int
+    block_hash: bytes
+    until: int
+    read_at: float
+
+
 class AccessChecker:
     """Grant and controller checks against the chain, cached for a bounded number of blocks."""
 
@@ -113,9 +125,8 @@ class AccessChecker:
         self.head_hash = bytes(latest["hash"])
         self.head_time = int(latest["timestamp"])
         self._head_seen = time.monotonic()
-        # (value, head block when read, expiry, monotonic time when read)
-        self._grants: dict[tuple[str, str, int, str], tuple[bool, int, int, float]] = {}
-        self._controllers: dict[tuple[str, str], tuple[bool, int, int, float]] = {}
+        self._grants: dict[tuple[str, str, int, str], _Entry] = {}
+        self._controllers: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.Lock()
         self._did = data.chain.contract("DIDRegistry")
         self._watched = [
@@ -133,10 +144,11 @@ class AccessChecker:
         self._stop.set()
         self._poller.join(timeout=5)
 
-    def _fresh(self, block: int, read_at: float) -> bool:
+    def _fresh(self, entry: _Entry) -> bool:
         return (
-            self.head - block < self.config.cache_blocks
-            and time.monotonic() - read_at < self.config.cache_seconds
+            self.head - entry.block < self.config.cache_blocks
+            and time.monotonic() - entry.read_at < self.config.cache_seconds
+            and self._unexpired(entry.until)
         )
 
     @property
@@ -161,48 +173,65 @@ class AccessChecker:
     def _poll(self) -> None:
         while not self._stop.wait(self.config.poll_interval):
             try:
-                latest = self.w3.eth.get_block("latest")
-                head = int(latest["number"])
-                # The block last seen must still be on the chain: a node restarted from an
-                # older state, or a reorganisation (same height, other blocks), forgets it
-                # all, since entries read from dropped blocks may hold grants that are gone.
-                if head == self.head:
-                    replaced = bytes(latest["hash"]) != self.head_hash
-                else:
-                    seen = self.w3.eth.get_block(self.head) if head > self.head else None
-                    replaced = seen is None or bytes(seen["hash"]) != self.head_hash
-                if replaced:
-                    self._drop_cache()
-                    if head <= self.head:
-                        self.head, self.head_hash = head, bytes(latest["hash"])
-                        self.head_time, self._head_seen = int(latest["timestamp"]), time.monotonic()
-                self._last_ok = time.monotonic()
-                if head <= self.head:
-                    continue
-                logs = self.w3.eth.get_logs(
-                    {"address": self._watched, "fromBlock": self.head + 1, "toBlock": head}
-                )
-                self.head_time = int(latest["timestamp"])
-                self._head_seen = time.monotonic()
+                self.poll_once()
             except Exception:  # the chain cannot be read: fail closed until it can
                 self._drop_cache()
-                continue
-            touched = set()
-            for log in logs:
-                for topic in log["topics"][1:3]:
-                    touched.add(
-                        bytes(topic)[-20:].hex()
-                        if bytes(topic)[:12] == bytes(12)
-                        else bytes(topic).hex()
-                    )
-            with self._lock:
-                if logs:
-                    self._grants = {k: v for k, v in self._grants.items()
-                                    if k[0] not in touched and k[1][2:].lower() not in touched}  # fmt: skip
-                    self._controllers = {k: v for k, v in self._controllers.items()
-                                         if k[0][2:].lower() not in touched}  # fmt: skip
-                self.head = head
-                self.head_hash = bytes(latest["hash"])
+
+    def poll_once(self) -> None:
+        """Follow the chain from the last head seen: drop what its new events touch, and
+        everything when the last head seen is no longer on the chain."""
+        latest = self.w3.eth.get_block("latest")
+        head, head_hash = int(latest["number"]), bytes(latest["hash"])
+        # The block last seen must still be on the chain: a node restarted from an older
+        # state, or a reorganisation (same height, other blocks), forgets it all, since
+        # entries read from dropped blocks may hold grants that are gone.
+        if head == self.head:
+            replaced = head_hash != self.head_hash
+        else:
+            seen = self.w3.eth.get_block(self.head) if head > self.head else None
+            replaced = seen is None or bytes(seen["hash"]) != self.head_hash
+        if replaced:
+            self._drop_cache()
+            if head <= self.head:
+                self.head, self.head_hash = head, head_hash
+                self.head_time, self._head_seen = int(latest["timestamp"]), time.monotonic()
+        self._last_ok = time.monotonic()
+        if head <= self.head:
+            return
+        logs = self.w3.eth.get_logs(
+            {"address": self._watched, "fromBlock": self.head + 1, "toBlock": head}
+        )
+        self.head_time, self._head_seen = int(latest["timestamp"]), time.monotonic()
+        touched = set()
+        for log in logs:
+            for topic in log["topics"][1:3]:
+                raw = bytes(topic)
+                touched.add(raw[-20:].hex() if raw[:12] == bytes(12) else raw.hex())
+        # A read may run ahead of the poller (at a block above the last head seen). If a
+        # reorganisation replaced that block, its logs show nothing: only its hash tells.
+        canonical = self._hashes_above(self.head, head, head_hash)
+
+        def on_chain(entry: _Entry) -> bool:
+            if entry.block <= self.head or entry.block > head:
+                return True  # below: the head check covers it; above: checked next time
+            return canonical.get(entry.block) == entry.block_hash  # unknown height: re-read
+
+        with self._lock:
+            self._grants = {k: v for k, v in self._grants.items()
+                            if k[0] not in touched and k[1][2:].lower() not in touched
+                            and on_chain(v)}  # fmt: skip
+            self._controllers = {k: v for k, v in self._controllers.items()
+                                 if k[0][2:].lower() not in touched and on_chain(v)}  # fmt: skip
+            self.head, self.head_hash = head, head_hash
+
+    def _hashes_above(self, seen: int, head: int, head_hash: bytes) -> dict[int, bytes]:
+        """The chain's block hash at each height in (seen, head] that an entry was read at."""
+        with self._lock:
+            entries = [*self._grants.values(), *self._controllers.values()]
+        hashes = {head: head_hash}
+        for number in {e.block for e in entries if seen < e.block < head}:
+            hashes[number] = bytes(self.w3.eth.get_block(number)["hash"])
+        return hashes
 
     def read(self, asset: str, identity: str, mode: int, purpose: str, signer: str
              ) -> tuple[bool, bool]:  # fmt: skip
@@ -221,8 +250,12 @@ class AccessChecker:
             (grants.contract, "grantOf", [asset_b, to(identity), purpose_bytes(purpose)], ["uint8", "uint64", "address"]),
             (self.data.provenance.registry.contract, "assetOf", [asset_b], ["address", "uint8", "uint8"]),
         ]  # fmt: skip
+        # Read at one named block, so that the entry can be checked against the chain later.
+        at = self.w3.eth.get_block("latest")
+        block, block_hash = int(at["number"]), bytes(at["hash"])
+        where = {"blockHash": "0x" + block_hash.hex()}
         batch = [
-            ("eth_call", [{"to": c.address, "data": c.encode_abi(fn, args=args)}, "latest"])
+            ("eth_call", [{"to": c.address, "data": c.encode_abi(fn, args=args)}, where])
             for c, fn, args, _ in reads
         ]
         replies = self.w3.provider.make_batch_request(batch)  # type: ignore[attr-defined]
@@ -248,10 +281,10 @@ class AccessChecker:
         self._last_ok = now
         key = (asset, identity.lower(), mode, purpose)
         with self._lock:
-            self._controllers[(identity.lower(), signer.lower())] = (
-                controls, self.head, controls_until, now,
-            )  # fmt: skip
-            self._grants[key] = (granted, self.head, expiry, now)
+            self._controllers[(identity.lower(), signer.lower())] = _Entry(
+                controls, block, block_hash, controls_until, now
+            )
+            self._grants[key] = _Entry(granted, block, block_hash, expiry, now)
         return controls, granted
 
     def cached(
@@ -261,17 +294,11 @@ class AccessChecker:
         with self._lock:
             control = self._controllers.get((identity.lower(), signer.lower()))
             grant = self._grants.get((asset, identity.lower(), mode, purpose))
-        if (
-            control is None
-            or grant is None
-            or self.stale
-            or not self._fresh(control[1], control[3])
-            or not self._fresh(grant[1], grant[3])
-            or not self._unexpired(grant[2])
-            or not self._unexpired(control[2])
-        ):
+        if control is None or grant is None or self.stale:
             return None
-        return control[0], grant[0]
+        if not (self._fresh(control) and self._fresh(grant)):
+            return None
+        return control.value, grant.value
 
 
 def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
