@@ -30,8 +30,8 @@ from _common import ROOT, machine, write_section
 
 from neuroledger.audit.anchor import AnchorPolicy
 from neuroledger.audit.log import TileLog
-from neuroledger.audit.merkle import MerkleTree, leaf_hash, verify_inclusion
 from neuroledger.audit.note import NoteSigner
+from neuroledger.core.merkle import MerkleTree, leaf_hash, verify_inclusion
 
 ENTRY = 256
 

@@ -6,6 +6,7 @@ exits with the error's ``exit_code``::
 
     NeuroLedgerError
     ├── ConfigError                  bad settings or home directory
+    ├── EncodingError                a value with no canonical JSON form (RFC 8785)
     ├── NodeError                    embedded anvil node
     │   ├── NodeLockedError          another live node owns this home
     │   ├── NodeStateCorruptError    the saved chain state fails its check
@@ -63,6 +64,7 @@ __all__ = [
     "ContractsNotDeployedError",
     "DecryptError",
     "DeploymentMismatchError",
+    "EncodingError",
     "FederatedError",
     "IdentityError",
     "IdentityNotFoundError",
@@ -95,6 +97,11 @@ class NeuroLedgerError(Exception):
     """Root of every error NeuroLedger raises; its message names the fix."""
 
     exit_code = 1
+
+
+class EncodingError(NeuroLedgerError):
+    """Raised when a value has no canonical JSON form (RFC 8785): NaN, infinities,
+    integers beyond the exact range of doubles, or types JSON does not have."""
 
 
 class ConfigError(NeuroLedgerError):

@@ -15,9 +15,9 @@ from neuroledger.audit.entries import (
     open_commitment,
 )
 from neuroledger.audit.log import TileLog
-from neuroledger.audit.merkle import verify_inclusion
 from neuroledger.audit.note import NoteSigner
 from neuroledger.audit.sdk import AuditLog
+from neuroledger.core.merkle import verify_inclusion
 from neuroledger.errors import AuditError, BlobNotFoundError
 from neuroledger.store import FileStore
 

@@ -47,7 +47,7 @@ def test_fl_log_lines_name_the_identities_this_home_holds() -> None:
 def test_block_time_comes_from_the_environment_and_is_checked(monkeypatch) -> None:
     import pytest
 
-    from neuroledger.cli._context import settings_from_env
+    from neuroledger.environment import settings_from_env
     from neuroledger.errors import ConfigError
 
     monkeypatch.setenv("NEUROLEDGER_BLOCK_TIME", "2")

@@ -12,6 +12,7 @@ from neuroledger import errors
 
 PACKAGES = [
     "neuroledger",
+    "neuroledger.core",
     "neuroledger.chain",
     "neuroledger.identity",
     "neuroledger.errors",
@@ -48,35 +49,16 @@ def test_every_error_derives_from_root() -> None:
         assert issubclass(getattr(errors, name), errors.NeuroLedgerError)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "neuroledger",
-        "neuroledger.config",
-        "neuroledger.chain",
-        "neuroledger.chain.artifacts",
-        "neuroledger.identity",
-        "neuroledger.identity.did",
-        "neuroledger.store",
-        "neuroledger.provenance",
-        "neuroledger.provenance.documents",
-        "neuroledger.audit",
-        "neuroledger.audit.merkle",
-        "neuroledger.audit.note",
-        "neuroledger.audit.tiles",
-        "neuroledger.audit.entries",
-        "neuroledger.audit.sdk",
-        "neuroledger.federated",
-        "neuroledger.federated.aggregators",
-        "neuroledger.federated.contribution",
-        "neuroledger.federated.models",
-        "neuroledger.federated.dp",
-        "neuroledger.federated.simulation",
-        "neuroledger.federated.adapters",
-        "neuroledger.privacy",
-        "neuroledger.privacy.age",
-    ],
-)
+def _all_modules() -> list[str]:
+    import pkgutil
+
+    found = ["neuroledger"]
+    for info in pkgutil.walk_packages(neuroledger.__path__, "neuroledger."):
+        found.append(info.name)
+    return sorted(found)
+
+
+@pytest.mark.parametrize("name", _all_modules())
 def test_docstring_examples_run(name: str) -> None:
     module = importlib.import_module(name)
     # A package's exports are lazy: give its examples the names it exports.

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from neuroledger.audit.log import STATE_FILE, TileLog
-from neuroledger.audit.merkle import leaf_hash, root_of, verify_consistency, verify_inclusion
 from neuroledger.audit.note import NoteSigner, open_checkpoint
 from neuroledger.audit.tiles import decode_bundle, entries_path, tile_path
+from neuroledger.core.merkle import leaf_hash, root_of, verify_consistency, verify_inclusion
 from neuroledger.errors import AuditError, LogCorruptError, SignatureError
 
 ORIGIN = "log.example/tests"

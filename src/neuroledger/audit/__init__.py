@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from neuroledger.audit.bundle import make_bundle, verify_bundle
     from neuroledger.audit.entries import AI_ACT_FIELDS, AuditEvent, commit, open_commitment
     from neuroledger.audit.log import TileLog
-    from neuroledger.audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
     from neuroledger.audit.note import (
         Checkpoint,
         NoteSigner,
@@ -47,14 +46,12 @@ __all__ = [
     "AuditLogs",
     "Checkpoint",
     "LogReport",
-    "MerkleTree",
     "NoteSigner",
     "NoteVerifier",
     "Receipt",
     "TileLog",
     "add_cosignature",
     "commit",
-    "leaf_hash",
     "log_id",
     "make_bundle",
     "open_checkpoint",
@@ -62,7 +59,5 @@ __all__ = [
     "open_note",
     "sign_note",
     "verify_bundle",
-    "verify_consistency",
-    "verify_inclusion",
     "verify_log",
 ]

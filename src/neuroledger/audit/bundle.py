@@ -22,10 +22,9 @@ from web3 import Web3
 from neuroledger._json import loads_bounded
 from neuroledger.audit.anchor import AnchorRecord, log_id, read_anchor
 from neuroledger.audit.log import TileLog
-from neuroledger.audit.merkle import leaf_hash, verify_inclusion
 from neuroledger.audit.note import NoteVerifier, open_checkpoint
+from neuroledger.core import canonical, leaf_hash, verify_inclusion
 from neuroledger.errors import AuditError
-from neuroledger.provenance.documents import canonical
 
 __all__ = ["HEADER", "BundleResult", "make_bundle", "verify_bundle"]
 

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from neuroledger._json import loads_bounded
-from neuroledger.errors import AuditError
-from neuroledger.provenance.documents import canonical
+from neuroledger.core import canonical
+from neuroledger.errors import AuditError, EncodingError
 from neuroledger.store import BlobStore
 
 __all__ = [
@@ -76,7 +76,10 @@ def encode_event(event: AuditEvent | dict[str, Any]) -> bytes:
     data = event.to_json() if isinstance(event, AuditEvent) else event
     if not isinstance(data, dict):
         raise AuditError("an event must be a JSON object")
-    return canonical(data)
+    try:
+        return canonical(data)
+    except EncodingError as exc:
+        raise AuditError(f"the event cannot be logged: {exc}") from None
 
 
 def decode_event(entry: bytes) -> dict[str, Any]:
@@ -97,7 +100,7 @@ def digest_of_value(value: Any) -> str:
     else:
         try:
             raw = canonical(value)
-        except Exception:
+        except EncodingError:
             raw = repr(value).encode()
     return hashlib.sha256(raw).hexdigest()
 

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuroledger._fs import atomic_write, file_lock, fsync_dir
-from neuroledger.audit.merkle import HASH_SIZE, MerkleTree, verify_consistency
 from neuroledger.audit.note import (
     Checkpoint,
     NoteSigner,
@@ -46,6 +45,7 @@ from neuroledger.audit.tiles import (
     entries_path,
     tile_path,
 )
+from neuroledger.core import HASH_SIZE, MerkleTree, verify_consistency
 from neuroledger.errors import AuditError, LogCorruptError, SignatureError
 
 __all__ = ["HISTORY_DIR", "STATE_FILE", "LogState", "TileLog", "journal_dir"]

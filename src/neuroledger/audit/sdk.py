@@ -31,8 +31,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from neuroledger.audit.entries import AuditEvent, digest_of_value, encode_event
 from neuroledger.audit.log import TileLog
-from neuroledger.audit.merkle import leaf_hash
 from neuroledger.audit.note import NoteSigner
+from neuroledger.core import leaf_hash
 from neuroledger.errors import AuditError
 
 __all__ = ["AuditLog", "Receipt", "Span"]

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from neuroledger._fs import atomic_write
 from neuroledger.audit.log import HISTORY_DIR, TileLog
-from neuroledger.audit.merkle import verify_consistency
 from neuroledger.audit.note import (
     COSIGNATURE,
     ED25519,
@@ -24,6 +23,7 @@ from neuroledger.audit.note import (
     open_checkpoint,
     parse_note,
 )
+from neuroledger.core import verify_consistency
 from neuroledger.errors import AuditError
 from neuroledger.identity.keystore import Keystore
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neuroledger.audit.log import HISTORY_DIR
-from neuroledger.audit.merkle import HASH_SIZE, MerkleTree, leaf_hash
 from neuroledger.audit.note import NoteVerifier, open_checkpoint, parse_note, signed_message
 from neuroledger.audit.tiles import TILE_WIDTH, decode_bundle, entries_path, tile_path
+from neuroledger.core import HASH_SIZE, MerkleTree, leaf_hash
 from neuroledger.errors import AuditError
 
 __all__ = ["LogReport", "Problem", "verify_log"]

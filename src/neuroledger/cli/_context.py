@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from neuroledger.config import KdfParams, Settings, default_home
+from neuroledger.config import Settings
+from neuroledger.environment import passphrase_from_env
 from neuroledger.errors import ConfigError, KeystoreError
 
 if TYPE_CHECKING:  # imported where used: a command that needs no chain starts fast
@@ -24,11 +24,7 @@ if TYPE_CHECKING:  # imported where used: a command that needs no chain starts f
     from neuroledger.identity.service import Identities
     from neuroledger.provenance import Provenance
 
-__all__ = ["EXTERNAL_CONFIRMATIONS", "CLIContext", "byte_progress", "emit", "settings_from_env"]
-
-#: Confirmation depth of the index on an external chain (the embedded chain has
-#: one node and never reorganises).
-EXTERNAL_CONFIRMATIONS = 12
+__all__ = ["CLIContext", "byte_progress", "emit"]
 
 
 def _console(*, stderr: bool) -> Console:
@@ -44,80 +40,14 @@ console = _console(stderr=False)
 err_console = _console(stderr=True)
 
 
-def settings_from_env(home: Path | None, rpc_url: str | None, port: int | None) -> Settings:
-    """Build settings from flags, falling back to ``NEUROLEDGER_*`` variables."""
-    env = os.environ
-    home = home or Path(env.get("NEUROLEDGER_HOME") or default_home())
-    rpc_url = rpc_url or env.get("NEUROLEDGER_RPC_URL") or None
-    if port is None and env.get("NEUROLEDGER_NODE_PORT"):
-        try:
-            port = int(env["NEUROLEDGER_NODE_PORT"])
-        except ValueError:
-            raise ConfigError("NEUROLEDGER_NODE_PORT must be a port number such as 8545") from None
-    kdf = KdfParams()
-    if env.get("NEUROLEDGER_SCRYPT_N"):
-        try:
-            n = int(env["NEUROLEDGER_SCRYPT_N"])
-        except ValueError:
-            n = 0
-        if n < 2**10 or n & (n - 1):
-            raise ConfigError("NEUROLEDGER_SCRYPT_N must be a power of two of at least 1024")
-        kdf = KdfParams(n=n)
-    confirmations = None
-    if env.get("NEUROLEDGER_CONFIRMATIONS"):
-        try:
-            confirmations = int(env["NEUROLEDGER_CONFIRMATIONS"])
-        except ValueError:
-            confirmations = -1
-        if confirmations < 0:
-            raise ConfigError("NEUROLEDGER_CONFIRMATIONS must be a whole number of blocks, e.g. 12")
-    block_time = 0.0
-    if env.get("NEUROLEDGER_BLOCK_TIME"):
-        try:
-            block_time = float(env["NEUROLEDGER_BLOCK_TIME"])
-        except ValueError:
-            block_time = -1.0
-        if not 0 <= block_time <= 60:
-            raise ConfigError(
-                "NEUROLEDGER_BLOCK_TIME must be seconds between the embedded node's blocks, "
-                "0 to 60 (e.g. 2)"
-            )
-    anvil = env.get("NEUROLEDGER_ANVIL")
-    if rpc_url is not None and not rpc_url.startswith(("http://", "https://")):
-        raise ConfigError(f"RPC URL {rpc_url!r} must start with http:// or https://")
-    settings = Settings(
-        home=home.expanduser().resolve(),
-        rpc_url=rpc_url,
-        node_port=port,
-        kdf=kdf,
-        anvil_path=Path(anvil) if anvil else None,
-        block_time=block_time,
-    )
-    if confirmations is not None:
-        settings = settings.with_(confirmations=confirmations)
-    elif rpc_url is not None:
-        settings = settings.with_(confirmations=EXTERNAL_CONFIRMATIONS)
-    return settings
-
-
 def _passphrase_source(confirm: bool) -> str:
-    path = os.environ.get("NEUROLEDGER_PASSPHRASE_FILE")
-    if path:
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise KeystoreError(
-                f"cannot read the passphrase file named by NEUROLEDGER_PASSPHRASE_FILE ({exc}); "
-                "fix the path or unset it to be prompted"
-            ) from None
-        return text.rstrip("\r\n")
-    if not sys.stdin.isatty():
-        raise KeystoreError(
-            "no passphrase: set NEUROLEDGER_PASSPHRASE_FILE to a file holding it, "
-            "or run the command in a terminal to be prompted"
+    def ask() -> str:
+        value: str = typer.prompt(
+            "Keystore passphrase", hide_input=True, confirmation_prompt=confirm
         )
-    value: str = typer.prompt("Keystore passphrase", hide_input=True, confirmation_prompt=confirm)
-    return value
+        return value
+
+    return passphrase_from_env(ask)
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from decimal import Decimal, InvalidOperation
@@ -16,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import CLIContext, console, emit, err_console
+from neuroledger.environment import shared_dir
 from neuroledger.errors import FederatedError
 from neuroledger.federated.aggregators import RULES
 from neuroledger.federated.data import DATASETS
@@ -51,7 +51,7 @@ def _tasks(ctx: typer.Context, shared: Path | None) -> FederatedTasks:
     from neuroledger.store import FileStore
 
     c = _ctx(ctx)
-    where = shared or Path(os.environ.get("NEUROLEDGER_SHARED") or c.settings.home / "shared")
+    where = shared_dir(c.settings, shared)
 
     def provenance(store: FileStore) -> Provenance:
         return Provenance(

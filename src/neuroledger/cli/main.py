@@ -17,7 +17,8 @@ from typer.core import TyperGroup
 
 from neuroledger._fs import is_disk_full
 from neuroledger.cli._commands import COMMANDS
-from neuroledger.cli._context import CLIContext, emit, err_console, settings_from_env
+from neuroledger.cli._context import CLIContext, emit, err_console
+from neuroledger.environment import settings_from_env
 from neuroledger.errors import ContractsNotDeployedError, DiskFullError, NeuroLedgerError
 
 

@@ -35,8 +35,8 @@ from eth_account.signers.local import LocalAccount
 
 from neuroledger._fs import atomic_write
 from neuroledger._json import loads_bounded
+from neuroledger.core import canonical
 from neuroledger.errors import FederatedError
-from neuroledger.provenance.documents import canonical
 
 __all__ = ["Board", "Message"]
 

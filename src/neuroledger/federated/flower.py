@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -185,13 +184,16 @@ class LedgerStrategy(Strategy):
         shared directory (``NEUROLEDGER_SHARED``) are read as the CLI reads them; ``owner``
         is the identity that owns task ``task_id``.
         """
-        from neuroledger.cli._context import CLIContext, settings_from_env
+        from neuroledger.chain import Chain
+        from neuroledger.environment import passphrase_from_env, settings_from_env, shared_dir
+        from neuroledger.identity import Keystore
         from neuroledger.store import FileStore
 
-        ctx = CLIContext(settings_from_env(None, None, None))
-        where = shared or Path(os.environ.get("NEUROLEDGER_SHARED") or ctx.settings.home / "shared")
-        ledger = TaskLedger(ctx.chain(), FileStore(where / "store"))
-        account = ctx.keystore().owner_account(owner)
+        settings = settings_from_env()
+        where = shared_dir(settings, shared)
+        ledger = TaskLedger(Chain.connect(settings), FileStore(where / "store"))
+        keystore = Keystore(settings.keystore_dir, passphrase=passphrase_from_env, kdf=settings.kdf)
+        account = keystore.owner_account(owner)
         return cls(
             inner,
             ledger=ledger,

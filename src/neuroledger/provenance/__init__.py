@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from neuroledger.provenance.documents import canonical, digest_of, training_run_statement
+    from neuroledger.provenance.documents import training_run_statement
     from neuroledger.provenance.export import to_dot, to_openlineage, to_prov_json, to_tree
     from neuroledger.provenance.hashcache import HashCache
     from neuroledger.provenance.index import AssetRecord, Attestation, Change, LineageIndex
@@ -56,8 +56,6 @@ __all__ = [
     "Registration",
     "Verification",
     "build_manifest",
-    "canonical",
-    "digest_of",
     "to_dot",
     "to_openlineage",
     "to_prov_json",

@@ -1,15 +1,14 @@
 """The JSON documents of provenance: asset metadata and SLSA v1 training-run statements.
 
-Every document is canonicalised with RFC 8785 (JSON Canonicalization Scheme)
-before it is hashed, so the same document has the same digest everywhere.
+Every document is canonicalised with RFC 8785 (:mod:`neuroledger.core`) before it is
+hashed, so the same document has the same digest everywhere.
 
->>> canonical({"b": 1, "a": [1.0, "x"]})
+>>> check_size({"b": 1, "a": [1.0, "x"]})
 b'{"a":[1,"x"],"b":1}'
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,9 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import rfc8785
-
-from neuroledger.errors import MetadataError
+from neuroledger.core import canonical
+from neuroledger.errors import EncodingError, MetadataError
 
 __all__ = [
     "MAX_METADATA_BYTES",
@@ -27,8 +25,6 @@ __all__ = [
     "SLSA_PREDICATE_TYPE",
     "RunInput",
     "blob_uri",
-    "canonical",
-    "digest_of",
     "load_metadata_file",
     "training_run_statement",
 ]
@@ -40,19 +36,6 @@ SLSA_PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 #: The build type of a NeuroLedger training run.
 SLSA_BUILD_TYPE = "https://neuroledger.dev/training-run/v1"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-
-
-def canonical(document: Any) -> bytes:
-    """RFC 8785 canonical bytes of a JSON document."""
-    try:
-        return rfc8785.dumps(document)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise MetadataError(f"metadata cannot be canonicalised as JSON: {exc}") from None
-
-
-def digest_of(document: Any) -> str:
-    """SHA-256 (hex) of the canonical form of ``document``."""
-    return hashlib.sha256(canonical(document)).hexdigest()
 
 
 def blob_uri(digest: str) -> str:
@@ -84,7 +67,10 @@ def load_metadata_file(path: Path) -> dict[str, Any]:
 
 def check_size(document: Any) -> bytes:
     """Canonical bytes of ``document``, refusing documents over the size limit."""
-    raw = canonical(document)
+    try:
+        raw = canonical(document)
+    except EncodingError as exc:
+        raise MetadataError(f"metadata {exc}") from None
     if len(raw) > MAX_METADATA_BYTES:
         raise MetadataError(
             f"metadata is {len(raw)} bytes once canonicalised, over the {MAX_METADATA_BYTES}-byte "

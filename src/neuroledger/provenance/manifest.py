@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from neuroledger.core import canonical
 from neuroledger.errors import ManifestError
-from neuroledger.provenance.documents import canonical
 from neuroledger.provenance.hashcache import FileKey, HashCache
 
 __all__ = [

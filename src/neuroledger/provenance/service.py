@@ -11,13 +11,13 @@ from typing import Any
 
 from neuroledger._json import loads_bounded
 from neuroledger.chain.client import Chain
+from neuroledger.core import canonical
 from neuroledger.errors import AssetNotFoundError, ManifestError, NeuroLedgerError, ProvenanceError
 from neuroledger.identity.did import format_did, parse_did
 from neuroledger.identity.keystore import Keystore
 from neuroledger.provenance.documents import (
     RunInput,
     blob_uri,
-    canonical,
     check_size,
     training_run_statement,
 )
