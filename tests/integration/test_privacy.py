@@ -106,7 +106,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     logs.create("access")
     audit = AuditLog(logs.open("access", with_key=True))
     jobs = Jobs(data, owner="hospital", root=tmp / "jobs",
-                limits=JobLimits(memory_mb=512, cpu_seconds=10, wall_seconds=30), audit=audit.record)  # fmt: skip
+                limits=JobLimits(memory_mb=512, cpu_seconds=10, wall_seconds=30), audit=audit)  # fmt: skip
     yield World(chain, keystore, data, registration.asset_id, csv_path.read_bytes(), audit,
                 settings.home / "audit", jobs, tmp)  # fmt: skip
     jobs.close()

@@ -28,8 +28,7 @@ from web3.types import RPCEndpoint
 from neuroledger._fs import atomic_write
 from neuroledger.audit.log import TileLog
 from neuroledger.audit.note import NoteVerifier
-from neuroledger.chain.client import Chain
-from neuroledger.chain.tx import Call
+from neuroledger.chain import Call, Chain
 from neuroledger.errors import AuditError
 
 __all__ = [

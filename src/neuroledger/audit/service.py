@@ -25,7 +25,7 @@ from neuroledger.audit.note import (
 )
 from neuroledger.core import verify_consistency
 from neuroledger.errors import AuditError
-from neuroledger.identity.keystore import Keystore
+from neuroledger.identity import Keystore
 
 __all__ = ["AuditLogs", "LogInfo", "Witnessed"]
 

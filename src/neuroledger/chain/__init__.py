@@ -16,12 +16,14 @@ if TYPE_CHECKING:
     from neuroledger.chain.node import EmbeddedNode, NodeStatus
     from neuroledger.chain.tx import (
         Call,
+        ContractClient,
         FeePolicy,
         NonceManager,
         NotAuthorizedError,
         Receipt,
         SignatureRejectedError,
         TransactionSender,
+        contract_call,
     )
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
@@ -31,6 +33,7 @@ __all__ = [
     "Artifact",
     "Call",
     "Chain",
+    "ContractClient",
     "DeploymentRecord",
     "DeploymentStore",
     "EmbeddedNode",
@@ -42,6 +45,7 @@ __all__ = [
     "SignatureRejectedError",
     "TransactionSender",
     "artifact_names",
+    "contract_call",
     "ensure_deployed",
     "load_artifact",
 ]

@@ -531,7 +531,7 @@ def gateway_serve(
         check_isolation()
         queue = Jobs(data, owner=owner, root=c.settings.home / "jobs",
                      limits=JobLimits(memory_mb=memory_mb, cpu_seconds=cpu_seconds, wall_seconds=wall_seconds),
-                     audit=audit.record)  # fmt: skip
+                     audit=audit)  # fmt: skip
     config = GatewayConfig(
         cache_blocks=cache_blocks, rate=rate, burst=burst,
         client_rate=client_rate, client_burst=max(int(client_rate * 2), 1),

@@ -25,8 +25,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 
-from neuroledger.chain.client import Chain
-from neuroledger.chain.tx import contract_call
+from neuroledger.chain import Chain, contract_call
 from neuroledger.core import MerkleTree, leaf_hash
 from neuroledger.errors import FederatedError
 from neuroledger.federated.aggregators import Aggregator, Update

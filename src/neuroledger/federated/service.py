@@ -24,8 +24,7 @@ from eth_account.signers.local import LocalAccount
 
 import neuroledger.federated as federated_pkg
 from neuroledger._fs import atomic_write
-from neuroledger.chain.client import Chain
-from neuroledger.chain.deploy import DeploymentStore
+from neuroledger.chain import Chain, DeploymentStore
 from neuroledger.errors import AssetNotFoundError, FederatedError, NeuroLedgerError
 from neuroledger.federated.board import Board, Message
 from neuroledger.federated.ledger import (
@@ -44,10 +43,7 @@ from neuroledger.federated.process import (
     load_party_data,
     put_vector,
 )
-from neuroledger.identity.did import format_did
-from neuroledger.identity.keystore import Keystore
-from neuroledger.identity.registry import RegistryClient
-from neuroledger.identity.service import published_x25519
+from neuroledger.identity import Keystore, RegistryClient, format_did, published_x25519
 from neuroledger.provenance import Provenance
 from neuroledger.store import FileStore
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from neuroledger.identity.keystore import KINDS, IdentityRecord, Keystore
     from neuroledger.identity.registry import DELEGATE_TYPES, X25519_ATTRIBUTE, RegistryClient
     from neuroledger.identity.resolver import ResolvedDID, resolve_did
-    from neuroledger.identity.service import Identities, Rotation
+    from neuroledger.identity.service import Identities, Rotation, published_x25519
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 
@@ -35,5 +35,6 @@ __all__ = [
     "Rotation",
     "format_did",
     "parse_did",
+    "published_x25519",
     "resolve_did",
 ]

@@ -11,7 +11,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from neuroledger.chain.tx import Call, ContractClient
+from neuroledger.chain import Call, ContractClient
 from neuroledger.errors import IdentityError
 from neuroledger.identity.did import DELEGATE_TYPES
 

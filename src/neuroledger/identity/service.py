@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-from neuroledger.chain.client import Chain
+from neuroledger.chain import Chain
 from neuroledger.errors import (
     ContractsNotDeployedError,
     IdentityError,

@@ -12,6 +12,7 @@ from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from neuroledger.privacy import age
+    from neuroledger.privacy._audit import AuditSink
     from neuroledger.privacy.grants import MODES, GrantsClient, GrantView
     from neuroledger.privacy.jobs import Job, Jobs
     from neuroledger.privacy.requests import AccessRequest, Domain, new_request, sign_request
@@ -24,6 +25,7 @@ __getattr__, __dir__ = lazy_exports(__name__, __file__)
 __all__ = [
     "MODES",
     "AccessRequest",
+    "AuditSink",
     "Domain",
     "GrantReceipt",
     "GrantView",

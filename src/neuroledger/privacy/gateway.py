@@ -42,7 +42,6 @@ from starlette.concurrency import run_in_threadpool
 from web3 import Web3
 
 from neuroledger._json import loads_bounded
-from neuroledger.audit import AuditEvent, AuditLog
 from neuroledger.errors import (
     AccessDeniedError,
     ChainError,
@@ -50,8 +49,9 @@ from neuroledger.errors import (
     PrivacyError,
     SandboxError,
 )
-from neuroledger.identity.did import format_did
+from neuroledger.identity import format_did
 from neuroledger.privacy import age
+from neuroledger.privacy._audit import AuditSink, access_event
 from neuroledger.privacy._limits import DenialBudget, NonceStore, RateLimiter
 from neuroledger.privacy._server import bounded_config
 from neuroledger.privacy.grants import MODES, purpose_bytes
@@ -309,7 +309,7 @@ def create_app(
     data: PrivateData,
     *,
     owner: str,
-    audit: AuditLog,
+    audit: AuditSink,
     jobs: Jobs | None = None,
     config: GatewayConfig | None = None,
     state_dir: Path,
@@ -333,9 +333,8 @@ def create_app(
 
     def summarize(summary: dict[str, Any] | None) -> None:
         if summary is not None:
-            audit.submit(AuditEvent(
-                system="neuroledger-gateway", event_type="access.denied-summary",
-                start=summary["window_start"], risk_flag=True, details=summary,
+            audit.submit(access_event(
+                "access.denied-summary", start=summary["window_start"], risk=True, details=summary
             ))  # fmt: skip
 
     def record(decision: str, reason: str, request: AccessRequest | None, digest: str | None,
@@ -349,14 +348,13 @@ def create_app(
                 return done
         else:
             summarize(denials.due())
-        event = AuditEvent(
-            system="neuroledger-gateway",
-            event_type=f"access.{decision}",
+        event = access_event(
+            f"access.{decision}",
             start=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             input_digest=digest,
-            reference_data_id=request.asset if request else None,
+            asset=request.asset if request else None,
             operator=format_did(chain_id, request.identity) if request else None,
-            risk_flag=decision == "denied",
+            risk=decision == "denied",
             details={
                 "action": request.action if request else None,
                 "purpose": request.purpose if request else None,

@@ -11,7 +11,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from web3 import Web3
 
-from neuroledger.chain.tx import Call, ContractClient
+from neuroledger.chain import Call, ContractClient
 from neuroledger.errors import PrivacyError
 
 __all__ = [

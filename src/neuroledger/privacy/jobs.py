@@ -23,13 +23,11 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from neuroledger._fs import atomic_write
-from neuroledger.audit import AuditEvent
 from neuroledger.errors import (
     AccessDeniedError,
     ConsentError,
@@ -38,6 +36,7 @@ from neuroledger.errors import (
     PrivacyError,
     SandboxError,
 )
+from neuroledger.privacy._audit import AuditSink, job_event
 from neuroledger.privacy.sandbox import JobLimits, declared_outputs, run_sandboxed
 from neuroledger.privacy.service import PrivateData
 
@@ -154,7 +153,7 @@ class Jobs:
         owner: str,
         root: Path,
         limits: JobLimits | None = None,
-        audit: Callable[[AuditEvent], object] | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self.data = data
         self.owner = owner
@@ -361,16 +360,15 @@ class Jobs:
             atomic_write(directory / "owner.json", json.dumps(owner_notes).encode())
         self._save(job)
         if self.audit is not None:
-            self.audit(AuditEvent(
-                system="neuroledger-jobs", event_type=f"job.{job.status}",
-                start=_iso(job.created), end=_iso(job.finished or time.time()),
-                input_digest=job.algorithm, reference_data_id=job.dataset,
-                output_digest=",".join(o["asset"] for o in job.outputs.values()) or None,
-                operator=self.data.did(job.requester), risk_flag=job.status != "succeeded",
+            self.audit.submit(job_event(
+                job.status, start=_iso(job.created), end=_iso(job.finished or time.time()),
+                algorithm=job.algorithm, dataset=job.dataset,
+                outputs=",".join(o["asset"] for o in job.outputs.values()) or None,
+                operator=self.data.did(job.requester),
                 details={"job": job.id, "purpose": job.purpose, "reason": job.reason,
                          "records": job.records, "excluded_records": job.excluded,
                          "outputs": sorted(job.outputs), "withheld": job.withheld},
-            ))  # fmt: skip
+            )).result()  # durable before the job is reported done  # fmt: skip
         return job
 
     def _register_outputs(self, job: Job, released: dict[str, Path]) -> None:

@@ -147,11 +147,9 @@ if libc.unshare(flags) != 0:
 # -- the parent's side -----------------------------------------------------------------------
 def _python_roots() -> list[str]:
     """What a job may read: the Python installation, its packages, and system libraries."""
-    import neuroledger
-
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix}
     roots.add(os.path.dirname(os.path.realpath(sys.executable)))
-    roots.add(str(Path(neuroledger.__file__).resolve().parents[1]))
+    roots.add(str(Path(__file__).resolve().parents[2]))  # where neuroledger is installed
     for entry in sys.path:
         real = os.path.realpath(entry) if entry else ""
         if real.endswith(("site-packages", "dist-packages")) and os.path.isdir(real):

@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from neuroledger._fs import ReportingReader, atomic_writer
-from neuroledger.chain.client import Chain
+from neuroledger.chain import Chain
 from neuroledger.errors import PrivacyError
-from neuroledger.identity.did import format_did, parse_did
-from neuroledger.identity.keystore import Keystore
-from neuroledger.identity.service import published_x25519
+from neuroledger.identity import Keystore, format_did, parse_did, published_x25519
 from neuroledger.privacy import age
 from neuroledger.privacy.grants import (
     CONTRACT,
@@ -30,8 +28,7 @@ from neuroledger.privacy.grants import (
 )
 from neuroledger.privacy.requests import Domain
 from neuroledger.privacy.vault import Vault
-from neuroledger.provenance import Provenance
-from neuroledger.provenance.service import Registration
+from neuroledger.provenance import Provenance, Registration
 
 __all__ = ["GrantReceipt", "PrivateData", "parse_duration"]
 

@@ -14,7 +14,7 @@ from typing import Any
 from rich.tree import Tree
 
 from neuroledger import __version__
-from neuroledger.identity.did import format_did
+from neuroledger.identity import format_did
 from neuroledger.provenance.service import Lineage
 
 __all__ = ["PRODUCER", "to_dot", "to_openlineage", "to_prov_json", "to_tree"]

@@ -9,7 +9,7 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from neuroledger.chain.tx import Call, ContractClient
+from neuroledger.chain import Call, ContractClient
 from neuroledger.errors import ProvenanceError
 
 __all__ = [

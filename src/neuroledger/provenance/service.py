@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from neuroledger._json import loads_bounded
-from neuroledger.chain.client import Chain
+from neuroledger.chain import Chain
 from neuroledger.core import canonical
 from neuroledger.errors import AssetNotFoundError, ManifestError, NeuroLedgerError, ProvenanceError
-from neuroledger.identity.did import format_did, parse_did
-from neuroledger.identity.keystore import Keystore
+from neuroledger.identity import Keystore, format_did, parse_did
 from neuroledger.provenance.documents import (
     RunInput,
     blob_uri,

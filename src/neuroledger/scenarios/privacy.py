@@ -104,7 +104,7 @@ def run_privacy(
     logs.create("hospital-b-access", origin="neuroledger.local/hospital-b-access")
     audit = AuditLog(logs.open("hospital-b-access", with_key=True))
     jobs = Jobs(data, owner=HOSPITAL, root=home / "jobs",
-                limits=JobLimits(memory_mb=768, cpu_seconds=30, wall_seconds=60), audit=audit.record)  # fmt: skip
+                limits=JobLimits(memory_mb=768, cpu_seconds=30, wall_seconds=60), audit=audit)  # fmt: skip
     app = create_app(data, owner=HOSPITAL, audit=audit, jobs=jobs, config=GatewayConfig(),
                      state_dir=home / "gateway")  # fmt: skip
     sent: list[str] = []

@@ -1,0 +1,111 @@
+"""The import rules of docs/architecture.md, checked on the source.
+
+Every ``from neuroledger… import`` and ``import neuroledger…`` in ``src/`` is read with
+:mod:`ast`, including the ones inside functions and under ``TYPE_CHECKING``: a lazy
+import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "neuroledger"
+
+#: Modules at the root that everything may use; they import only each other.
+BASE = {"errors", "config", "_fs", "_json", "_lazy", "environment"}
+
+#: Which packages each package may import (besides itself and BASE). Layers run one way:
+#: primitives, then infrastructure, then identities, then the features, then the apps.
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "chain": set(),
+    "store": set(),
+    "identity": {"chain"},
+    "provenance": {"core", "chain", "store", "identity"},
+    "audit": {"core", "chain", "store", "identity"},
+    "privacy": {"core", "chain", "store", "identity", "provenance"},
+    "federated": {"core", "chain", "store", "identity", "provenance"},
+    "scenarios": {"core", "chain", "store", "identity", "provenance", "audit", "privacy",
+                  "federated"},  # fmt: skip
+    "cli": {"core", "chain", "store", "identity", "provenance", "audit", "privacy", "federated",
+            "scenarios"},  # fmt: skip
+}
+
+#: The apps still reach into implementation modules that issue 14 §3/§4 moves behind the
+#: faces; this list only shrinks.
+APPS = {"cli", "scenarios"}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+    return [(line, m) for line, m in found if m == "neuroledger" or m.startswith("neuroledger.")]
+
+
+def _where(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return parts[0] if parts[0] != "__init__" else ""
+
+
+def _sources() -> list[Path]:
+    return sorted(SRC.rglob("*.py"))
+
+
+def test_every_package_has_a_rule() -> None:
+    packages = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists()}
+    modules = {p.stem for p in SRC.glob("*.py")} - {"__init__"}
+    assert packages == set(ALLOWED), "add the new package to ALLOWED and docs/architecture.md"
+    assert modules <= BASE | {"py"}, "a new root module: put it in a package or in BASE"
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(SRC)))
+def test_layers_run_one_way(path: Path) -> None:
+    here = _where(path)
+    if here == "":
+        return  # the root face exports the capability services of every layer
+    for line, module in _imports(path):
+        parts = module.split(".")
+        if len(parts) == 1:  # `from neuroledger import __version__`
+            assert here in ("provenance", "cli"), f"{path}:{line} imports the root package"
+            continue
+        target = parts[1]
+        if target == here or target in BASE:
+            continue
+        if here in BASE:
+            pytest.fail(f"{path}:{line}: base module {here} imports {module}")
+        assert here in ALLOWED, f"{path} is in no package with rules"
+        assert target in ALLOWED[here], f"{path}:{line}: {here} may not import {module}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _sources() if _where(p) not in APPS],
+    ids=lambda p: str(p.relative_to(SRC)),
+)
+def test_features_use_each_others_faces_only(path: Path) -> None:
+    here = _where(path)
+    for line, module in _imports(path):
+        parts = module.split(".")
+        if len(parts) > 2 and parts[1] != here and parts[1] not in BASE:
+            pytest.fail(
+                f"{path}:{line} imports {module}: use its package's face "
+                f"`neuroledger.{parts[1]}` (export the name there if it is public)"
+            )
+
+
+def test_only_the_environment_module_reads_the_environment() -> None:
+    pattern = re.compile(r"\bos\.(environ|getenv|putenv)\b|\bgetenv\(")
+    readers = [
+        str(p.relative_to(SRC))
+        for p in _sources()
+        if p.name != "environment.py" and pattern.search(p.read_text())
+    ]
+    assert readers == []
