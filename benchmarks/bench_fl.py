@@ -281,7 +281,7 @@ def _ledger_run(
     from neuroledger.chain.client import Chain
     from neuroledger.chain.node import start_dev_anvil
     from neuroledger.config import KdfParams, Settings
-    from neuroledger.federated.process import Workers
+    from neuroledger.federated.local import Workers
     from neuroledger.federated.service import FederatedTasks
     from neuroledger.identity.keystore import Keystore
     from neuroledger.identity.service import Identities
@@ -341,8 +341,8 @@ def bench_ledger(
 ) -> str:
     import tempfile
 
+    from neuroledger.federated import TaskSpec, run_local
     from neuroledger.federated.data import split_dataset
-    from neuroledger.federated.process import TaskSpec, run_local
 
     parties, validation = split_dataset("digits", parties=4, alpha=0.5, seed=0)
     tmp = Path(tempfile.mkdtemp(prefix="bench-fl-ledger-"))

@@ -38,6 +38,7 @@ exits with the error's ``exit_code``::
     │   ├── SignatureError           a note or checkpoint signature that does not verify
     │   └── LogCorruptError          log files that fail their check (names the place)
     ├── FederatedError               federated training (aggregation, rounds, updates)
+    │   └── PhaseTimeoutError        a message of a round's phase that never came
     └── PrivacyError                 encrypted assets, grants, the gateway, compute jobs
         ├── DecryptError             ciphertext that is corrupt or not for this key
         ├── AccessDeniedError        no valid grant, signature or consent for the request
@@ -80,6 +81,7 @@ __all__ = [
     "NodeError",
     "NodeLockedError",
     "NodeStateCorruptError",
+    "PhaseTimeoutError",
     "PortInUseError",
     "PrivacyError",
     "ProvenanceError",
@@ -283,6 +285,10 @@ class FederatedError(NeuroLedgerError):
     """Raised when federated training cannot go on (too few updates, bad settings)."""
 
     exit_code = 15
+
+
+class PhaseTimeoutError(FederatedError):
+    """Raised when a party waited a phase's whole timeout for a message that never came."""
 
 
 class PrivacyError(NeuroLedgerError):

@@ -35,7 +35,7 @@ def test_two_rounds_attested_then_rewards_paid(chain: Chain, settings) -> None:
     )
     for account in people.values():
         ledger.join(account, task_id)
-    assert ledger.task(task_id)["participants"] == 3
+    assert ledger.task(task_id).participants == 3
 
     data = load_breast_cancer()
     x = (data.data - data.data.mean(axis=0)) / data.data.std(axis=0)
@@ -55,7 +55,7 @@ def test_two_rounds_attested_then_rewards_paid(chain: Chain, settings) -> None:
             ledger.attest(people["hospital-c"], task_id, round_, "ab" * 32)  # a wrong digest
         for name in ("hospital-a", "hospital-b"):  # k = 2 validators recompute and attest
             assert ledger.validate(people[name], record, FedAvg(), {}) == record.aggregate_digest
-        assert ledger.task(task_id)["finalized_round"] == round_
+        assert ledger.task(task_id).finalized_round == round_
         w = server.step(w, aggregate)
     assert model.accuracy(w, x, y) > 0.9
 
@@ -79,7 +79,7 @@ def test_two_rounds_attested_then_rewards_paid(chain: Chain, settings) -> None:
         with pytest.raises(TransactionRevertedError, match="already paid"):
             ledger.claim(account, task_id)
     unclaimed = sum(1 for name in people if name not in shares)
-    stake = ledger.task(task_id)["stake"]
+    stake = ledger.task(task_id).stake
     assert chain.w3.eth.get_balance(ledger.contract.address) == unclaimed * stake
 
 
@@ -118,13 +118,13 @@ def test_m6_an_unfinished_task_shares_its_pool_by_contribution_after_its_deadlin
     )
     with pytest.raises(TransactionRevertedError, match="deadline not reached"):
         ledger.expire(people[2], task_id)
-    deadline = ledger.task(task_id)["deadline"]
+    deadline = ledger.task(task_id).deadline
     while time.time() <= deadline + 1:  # the chain mines new blocks at the wall clock's time
         time.sleep(0.5)
     with pytest.raises(TransactionRevertedError, match="deadline has passed"):
         ledger.attest(people[0], task_id, 1, "cd" * 32)
     ledger.expire(people[2], task_id)  # anyone may end it
-    assert ledger.task(task_id)["status"] == 4
+    assert ledger.task(task_id).status == 4
     with pytest.raises(TransactionRevertedError, match="nothing owed to the owner"):
         ledger.claim(owner, task_id)
     for account in people:
@@ -161,8 +161,8 @@ def test_a_reorganisation_never_takes_back_a_round_reported_final(settings) -> N
             [Update(n, d) for n, d in deltas.items()]))  # fmt: skip
         for account in people[:2]:
             ledger.attest(account, task_id, 1, record.aggregate_digest)
-        assert ledger.task(task_id)["finalized_round"] == 1  # at the head
-        assert ledger.task(task_id, confirmations=2)["finalized_round"] == 0  # not yet buried
+        assert ledger.task(task_id).finalized_round == 1  # at the head
+        assert ledger.task(task_id, confirmations=2).finalized_round == 0  # not yet buried
         with pytest.raises(FederatedError, match="not final"):
             ledger.wait_final(task_id, 1, timeout=0.5, confirmations=2)
 
@@ -172,13 +172,13 @@ def test_a_reorganisation_never_takes_back_a_round_reported_final(settings) -> N
         depth = chain.w3.eth.block_number - attested_in + 1  # more than 1 with a block time
         chain.w3.provider.make_request("anvil_reorg", [depth, []])  # the 2nd attestation is gone
         chain.nonces.resync(people[1].address)
-        assert ledger.task(task_id)["finalized_round"] == 0  # a fresh read agrees
+        assert ledger.task(task_id).finalized_round == 0  # a fresh read agrees
         assert not ledger.has_attested(task_id, 1, people[1].address)
 
         ledger.attest(people[1], task_id, 1, record.aggregate_digest)
         chain.w3.provider.make_request("anvil_mine", [2])  # two blocks on top
         ledger.wait_final(task_id, 1, timeout=10, confirmations=2)
-        assert ledger.task(task_id, confirmations=2)["finalized_round"] == 1
+        assert ledger.task(task_id, confirmations=2).finalized_round == 1
     finally:
         chain.node.stop()
 
@@ -241,7 +241,7 @@ def test_rounds_are_reported_final_at_the_chains_depth_on_a_chain_with_a_block_t
         )[-1]["blockNumber"]
         ledger.wait_final(task_id, 1, timeout=30)
         assert chain.w3.eth.block_number - attested_in >= 2
-        assert ledger.task(task_id, confirmations=2)["finalized_round"] == 1
+        assert ledger.task(task_id, confirmations=2).finalized_round == 1
     finally:
         proc.kill()
         proc.wait()

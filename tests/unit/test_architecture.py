@@ -29,10 +29,27 @@ ALLOWED: dict[str, set[str]] = {
     "audit": {"core", "chain", "store", "identity"},
     "privacy": {"core", "chain", "store", "identity", "provenance"},
     "federated": {"core", "chain", "store", "identity", "provenance"},
-    "scenarios": {"core", "chain", "store", "identity", "provenance", "audit", "privacy",
-                  "federated"},  # fmt: skip
-    "cli": {"core", "chain", "store", "identity", "provenance", "audit", "privacy", "federated",
-            "scenarios"},  # fmt: skip
+    "scenarios": {
+        "core",
+        "chain",
+        "store",
+        "identity",
+        "provenance",
+        "audit",
+        "privacy",
+        "federated",
+    },
+    "cli": {
+        "core",
+        "chain",
+        "store",
+        "identity",
+        "provenance",
+        "audit",
+        "privacy",
+        "federated",
+        "scenarios",
+    },
 }
 
 #: The apps still reach into implementation modules that issue 14 §3/§4 moves behind the

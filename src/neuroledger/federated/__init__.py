@@ -33,20 +33,19 @@ if TYPE_CHECKING:
     )
     from neuroledger.federated.board import Board
     from neuroledger.federated.contribution import exact_shapley, gtg_shapley, leave_one_out
+    from neuroledger.federated.coordinator import Coordinator, RunReport
     from neuroledger.federated.data import split_dataset
     from neuroledger.federated.dp import DPFedAvg, PrivacyAccountant, clip_update
+    from neuroledger.federated.faults import Fault
     from neuroledger.federated.ledger import TaskLedger, reward_shares, vector_digest
+    from neuroledger.federated.local import run_local
     from neuroledger.federated.models import LogisticModel, local_train
-    from neuroledger.federated.process import (
-        Coordinator,
-        Fault,
-        Participant,
-        RunReport,
-        TaskSpec,
-        recompute_aggregate,
-    )
+    from neuroledger.federated.participant import Participant
+    from neuroledger.federated.protocol import RoundResult
+    from neuroledger.federated.recompute import recompute_aggregate
     from neuroledger.federated.secagg import SecAggClient, dequantize, quantize, unmask_sum
     from neuroledger.federated.simulation import SimConfig, SimResult, dirichlet_split, simulate
+    from neuroledger.federated.spec import TaskSpec
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 
@@ -64,6 +63,7 @@ __all__ = [
     "LogisticModel",
     "Participant",
     "PrivacyAccountant",
+    "RoundResult",
     "RunReport",
     "SecAggClient",
     "ServerOptimizer",
@@ -84,6 +84,7 @@ __all__ = [
     "quantize",
     "recompute_aggregate",
     "reward_shares",
+    "run_local",
     "simulate",
     "sklearn_to_vector",
     "split_dataset",

@@ -36,7 +36,7 @@ from eth_account.signers.local import LocalAccount
 from neuroledger._fs import atomic_write
 from neuroledger._json import loads_bounded
 from neuroledger.core import canonical
-from neuroledger.errors import FederatedError
+from neuroledger.errors import PhaseTimeoutError
 
 __all__ = ["Board", "Message"]
 
@@ -127,5 +127,5 @@ class Board:
             if value is not None:
                 return value
             if time.monotonic() >= deadline:
-                raise FederatedError(f"timed out after {timeout:.0f} s waiting for {what}")
+                raise PhaseTimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
             time.sleep(poll)

@@ -45,7 +45,8 @@ from neuroledger.errors import FederatedError
 from neuroledger.federated.board import Board
 from neuroledger.federated.contribution import shapley
 from neuroledger.federated.ledger import TaskLedger, reward_shares, vector_digest
-from neuroledger.federated.process import RoundWriter
+from neuroledger.federated.protocol import RoundPaths
+from neuroledger.federated.recorder import RoundWriter
 from neuroledger.store import BlobStore
 
 __all__ = ["InProcessGrid", "LedgerStrategy", "aggregate_digest", "validate_round"]
@@ -118,7 +119,7 @@ def validate_round(
     (``aggregate_arrayrecords``: FedAvg, FedProx and the FedOpt family's
     first step); returns the digest attested.
     """
-    message = board.read(f"r{round_}/result.json", signer=owner)
+    message = board.read(RoundPaths(round_).result, signer=owner)
     if message is None:
         raise FederatedError(f"round {round_} has no manifest signed by {owner} on the board")
     manifest = message.body
@@ -252,17 +253,18 @@ class LedgerStrategy(Strategy):
         updates = {
             node: _digest_of_layout(entry["arrays"]) for node, entry in sorted(nodes.items())
         }
+        aggregate = aggregate_digest(arrays)
         manifest = {
             "round": server_round,
             "weight_key": self.weight_key,
             "nodes": nodes,
             "order": list(nodes),
             "updates": updates,
-            "aggregate": aggregate_digest(arrays),
+            "aggregate": aggregate,
             "model": self.store.put(_flat(arrays).astype("<f8").tobytes()),
         }
-        self.board.post(f"r{server_round}/result.json", manifest, self.owner)
-        self.writer.submit(server_round, manifest)
+        self.board.post(RoundPaths(server_round).result, manifest, self.owner)
+        self.writer.submit(server_round, updates, aggregate)
         row: dict[str, Any] = {
             "round": server_round,
             "nodes": len(nodes),
@@ -297,7 +299,7 @@ class LedgerStrategy(Strategy):
             self.ledger.wait_final(
                 self.task_id, self.rounds[-1]["round"], timeout=self.final_timeout
             )
-        pool = int(self.ledger.task(self.task_id)["pool"])
+        pool = self.ledger.task(self.task_id).pool
         scores = {payees[n]: max(v, 0.0) for n, v in self.scores.items() if n in payees}
         if not any(scores.values()):
             scores = dict.fromkeys(payees.values(), 1.0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "STATUS_NAMES",
     "RoundRecord",
     "TaskLedger",
+    "TaskState",
     "commitments_root",
     "reward_shares",
     "vector_digest",
@@ -48,6 +49,37 @@ DEFAULT_STAKE_WEI = 10**16
 DEFAULT_DURATION = 7 * 86400
 #: The contract's task statuses.
 STATUS_NAMES = {1: "open", 2: "finished", 3: "refunded", 4: "expired"}
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """A task as the contract holds it (``tasks(id)``), in the contract's field order."""
+
+    owner: str
+    model_asset: bytes
+    code_asset: bytes
+    rounds: int
+    validators: int
+    current_round: int
+    finalized_round: int
+    participants: int
+    status: int  # see STATUS_NAMES; 0: no such task
+    pool: int
+    stake: int
+    deadline: int
+    contributions: int
+
+    @classmethod
+    def from_fields(cls, fields: Sequence[Any]) -> TaskState:
+        """From the contract getter's tuple."""
+        return cls(*fields)
+
+    @property
+    def status_name(self) -> str:
+        """``open``, ``finished``, ``refunded``, ``expired`` (or ``unknown``)."""
+        return STATUS_NAMES.get(self.status, "unknown")
+
+
 _TASK_CREATED = "0x" + Web3.keccak(
     text="TaskCreated(uint256,address,bytes32,bytes32,uint32,uint32,uint256,uint256,uint256)"
 ).hex().removeprefix("0x")
@@ -241,7 +273,7 @@ class TaskLedger:
     # -- participants ----------------------------------------------------------------
     def join(self, participant: LocalAccount, task_id: int) -> None:
         """Join a task, escrowing its stake."""
-        self._send(participant, "join", [task_id], value=int(self.task(task_id)["stake"]))
+        self._send(participant, "join", [task_id], value=self.task(task_id).stake)
 
     def validate(
         self,
@@ -274,29 +306,14 @@ class TaskLedger:
         latest = int(self.chain.w3.eth.get_block("latest")["timestamp"])
         return max(latest, int(time.time()))
 
-    def task(self, task_id: int, *, confirmations: int = 0) -> dict[str, Any]:
+    def task(self, task_id: int, *, confirmations: int = 0) -> TaskState:
         """The task's fields; with ``confirmations``, as of the newest block buried that deep
         (what a reorganisation of fewer blocks can no longer take back)."""
         block: Any = "latest"
         if confirmations:
             block = max(int(self.chain.w3.eth.block_number) - confirmations, 0)
         fields = self.contract.functions.tasks(task_id).call(block_identifier=block)
-        names = (
-            "owner",
-            "model_asset",
-            "code_asset",
-            "rounds",
-            "validators",
-            "current_round",
-            "finalized_round",
-            "participants",
-            "status",
-            "pool",
-            "stake",
-            "deadline",
-            "contributions",
-        )
-        return dict(zip(names, fields, strict=True))
+        return TaskState.from_fields(fields)
 
     def wait_for_round(self, task_id: int, round_: int, *, timeout: float = 60.0) -> None:
         """Wait until round ``round_`` is recorded on chain (the round validators attest)."""
@@ -331,8 +348,8 @@ class TaskLedger:
         deadline = time.monotonic() + timeout
         why = f"{why} (waited {timeout:.0f} s)"
         last_head = -1
-        while self.task(task_id, confirmations=confirmations)[field] < round_:
-            if confirmations and self.task(task_id)[field] >= round_:
+        while getattr(self.task(task_id, confirmations=confirmations), field) < round_:
+            if confirmations and getattr(self.task(task_id), field) >= round_:
                 # Reached at the head, being buried: wait on while the chain grows.
                 head = int(self.chain.w3.eth.block_number)
                 if head != last_head:

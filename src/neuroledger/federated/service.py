@@ -1,6 +1,7 @@
 """Federated tasks of one home: create, join, run and inspect, with the chain and provenance.
 
-This glues :mod:`neuroledger.federated.process` to the rest of NeuroLedger:
+This glues the protocol (:mod:`~neuroledger.federated.coordinator`,
+:mod:`~neuroledger.federated.participant`) to the rest of NeuroLedger:
 the task contract (escrow, rounds, attestations, rewards), the identity
 registry (participants' X25519 keys for secure aggregation) and the asset
 registry (datasets, code, the initial model, every round and the final model,
@@ -27,22 +28,19 @@ from neuroledger._fs import atomic_write
 from neuroledger.chain import Chain, DeploymentStore
 from neuroledger.errors import AssetNotFoundError, FederatedError, NeuroLedgerError
 from neuroledger.federated.board import Board, Message
+from neuroledger.federated.coordinator import Coordinator, RunReport
+from neuroledger.federated.faults import Fault
 from neuroledger.federated.ledger import (
     DEFAULT_DURATION,
     DEFAULT_STAKE_WEI,
-    STATUS_NAMES,
     TaskLedger,
+    TaskState,
 )
 from neuroledger.federated.models import LogisticModel
-from neuroledger.federated.process import (
-    Coordinator,
-    Fault,
-    Participant,
-    RunReport,
-    TaskSpec,
-    load_party_data,
-    put_vector,
-)
+from neuroledger.federated.participant import Participant
+from neuroledger.federated.protocol import DONE, RoundPaths, RoundResult, participant_path
+from neuroledger.federated.spec import TaskSpec
+from neuroledger.federated.vectors import load_party_data, put_vector
 from neuroledger.identity import Keystore, RegistryClient, format_did, published_x25519
 from neuroledger.provenance import Provenance
 from neuroledger.store import FileStore
@@ -104,16 +102,16 @@ class FederatedTasks:
     def spec(self, task_id: int) -> TaskSpec:
         """The task's spec, checked against the chain's record of its owner."""
         on_chain = self.ledger.task(task_id)
-        if int(on_chain["status"]) == 0 or int(on_chain["rounds"]) == 0:
+        if on_chain.status == 0 or on_chain.rounds == 0:
             raise FederatedError(f"task {task_id} does not exist on this chain; see `fl status`")
-        message = self.board(task_id).read("task.json", signer=str(on_chain["owner"]))
+        message = self.board(task_id).read("task.json", signer=on_chain.owner)
         if message is None:
             raise FederatedError(
                 f"task {task_id} has no spec signed by its owner in {self.shared}; "
                 "check the --shared directory"
             )
         spec = TaskSpec.from_json(message.body)
-        if spec.task_id != task_id or spec.rounds != int(on_chain["rounds"]):
+        if spec.task_id != task_id or spec.rounds != on_chain.rounds:
             raise FederatedError(
                 f"the spec of task {task_id} on the board does not match the chain"
             )
@@ -134,7 +132,7 @@ class FederatedTasks:
 
         def key(address: str) -> bytes:
             if address not in self._keys:
-                message = board.read(f"participants/{address.lower()}.json", signer=address)
+                message = board.read(participant_path(address), signer=address)
                 if message is None:
                     raise FederatedError(f"participant {address} has no join message on the board")
                 self._keys[address] = published_x25519(self.chain, str(message.body["identity"]))
@@ -258,7 +256,7 @@ class FederatedTasks:
         board = self.board(task_id)
         datasets: list[str] = []
 
-        def register_round(r: int, result: dict[str, Any], root: str, parent: str | None) -> str:
+        def register_round(r: int, result: RoundResult, root: str, parent: str | None) -> str:
             document = {
                 "type": "https://neuroledger.dev/federated-round/v1",
                 "task": task_id,
@@ -266,11 +264,11 @@ class FederatedTasks:
                 "contract": spec.contract,
                 "round": r,
                 "commitmentsRoot": root,
-                "aggregateDigest": result["aggregate"],
-                "model": result["model"],
-                "updates": result["updates"],
-                "rejected": result["rejected"],
-                "dropped": result["dropped"],
+                "aggregateDigest": result.aggregate,
+                "model": result.model,
+                "updates": result.updates,
+                "rejected": result.rejected,
+                "dropped": result.dropped,
             }
             parents = [parent] if parent else [spec.model_asset, spec.code_asset, *datasets]
             return self.prov.register_document(
@@ -292,7 +290,7 @@ class FederatedTasks:
             on_wait()
         participants = coordinator.wait_participants(self._check_join)
         for address in participants:
-            message = board.read(f"participants/{address.lower()}.json", signer=address)
+            message = board.read(participant_path(address), signer=address)
             assert message is not None
             if message.body["dataset"] not in datasets:
                 datasets.append(str(message.body["dataset"]))
@@ -330,7 +328,7 @@ class FederatedTasks:
                 self.ledger.finish(account, task_id, model.asset_id, rewards)
             return model.asset_id, run.asset_id
 
-        pool = int(self.ledger.task(task_id)["pool"])
+        pool = self.ledger.task(task_id).pool
         return coordinator.run(participants, on_round=on_round, finish=finish, pool_wei=pool)
 
     # -- participant -----------------------------------------------------------------
@@ -354,17 +352,17 @@ class FederatedTasks:
                 "(see `neuroledger fl status`)"
             )
         on_chain = self.ledger.task(task_id)
-        if str(on_chain["owner"]).lower() == str(account.address).lower():
+        if on_chain.owner.lower() == str(account.address).lower():
             raise FederatedError(
                 f"identity {identity!r} owns task {task_id}, and an owner never participates "
                 "(it would validate and pay itself); join with another identity"
             )
-        if int(on_chain["status"]) != 1 or int(on_chain["deadline"]) <= self.ledger.now():
+        if on_chain.status != 1 or on_chain.deadline <= self.ledger.now():
             raise FederatedError(
                 f"task {task_id} has ended or passed its deadline; it takes no participants "
                 "(see `neuroledger fl status`)"
             )
-        if int(on_chain["current_round"]) > 0:
+        if on_chain.current_round > 0:
             raise FederatedError(
                 f"task {task_id} has started training; it takes no new participants"
             )
@@ -373,7 +371,7 @@ class FederatedTasks:
         )
         self.ledger.join(account, task_id)
         self.board(task_id).post(
-            f"participants/{str(account.address).lower()}.json",
+            participant_path(str(account.address)),
             {
                 "identity": record.identity,
                 "did": format_did(self.chain.chain_id, record.identity),
@@ -401,18 +399,18 @@ class FederatedTasks:
     def cancel(self, task_id: int, owner: str) -> None:
         """The owner ends a task before its first round; the pool and stakes become claimable."""
         on_chain = self._known(task_id)
-        account = self._key_for(owner, str(on_chain["owner"]))
-        if str(on_chain["owner"]).lower() != str(account.address).lower():
+        account = self._key_for(owner, on_chain.owner)
+        if on_chain.owner.lower() != str(account.address).lower():
             raise FederatedError(
                 f"identity {owner!r} does not own task {task_id} (its owner is "
-                f"{on_chain['owner']}); only the owner cancels"
+                f"{on_chain.owner}); only the owner cancels"
             )
-        if int(on_chain["current_round"]) > 0:
+        if on_chain.current_round > 0:
             raise FederatedError(
                 f"task {task_id} has started training and cannot be cancelled; after its "
                 "deadline anyone can end it and the pool goes to the participants"
             )
-        if int(on_chain["status"]) != 1:
+        if on_chain.status != 1:
             raise FederatedError(f"task {task_id} has already ended")
         self.ledger.cancel(account, task_id)
 
@@ -422,18 +420,18 @@ class FederatedTasks:
         A task past its deadline is ended by the claim itself.
         """
         on_chain = self._known(task_id)
-        account = self._key_for(identity, str(on_chain["owner"]))
+        account = self._key_for(identity, on_chain.owner)
         address = str(account.address)
-        past = int(on_chain["status"]) == 1 and int(on_chain["deadline"]) <= self.ledger.now()
-        if int(on_chain["status"]) == 1 and not past:
+        past = on_chain.status == 1 and on_chain.deadline <= self.ledger.now()
+        if on_chain.status == 1 and not past:
             raise FederatedError(
                 f"task {task_id} is still open (deadline "
-                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(int(on_chain['deadline'])))}); "
+                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(on_chain.deadline))}); "
                 "claim after it finishes, is cancelled or passes its deadline"
             )
         if self.ledger.has_claimed(task_id, address):
             raise FederatedError(f"identity {identity!r} has already claimed from task {task_id}")
-        is_owner = str(on_chain["owner"]).lower() == address.lower()
+        is_owner = on_chain.owner.lower() == address.lower()
         if not is_owner and not self.ledger.is_participant(task_id, address):
             raise FederatedError(
                 f"identity {identity!r} neither owns nor joined task {task_id}: nothing to claim"
@@ -441,10 +439,10 @@ class FederatedTasks:
         if past:
             self.ledger.expire(account, task_id)
         on_chain = self.ledger.task(task_id)
-        if is_owner and int(on_chain["status"]) != 3:
+        if is_owner and on_chain.status != 3:
             raise FederatedError(
                 f"task {task_id} owes its owner nothing (it is "
-                f"{STATUS_NAMES[int(on_chain['status'])]}: the pool belongs to the participants)"
+                f"{on_chain.status_name}: the pool belongs to the participants)"
             )
         before = self.chain.w3.eth.get_balance(self.ledger.contract.address)
         self.ledger.claim(account, task_id)
@@ -452,7 +450,7 @@ class FederatedTasks:
         return {
             "task": task_id,
             "identity": identity,
-            "status": STATUS_NAMES[int(on_chain["status"])],
+            "status": on_chain.status_name,
             "received_wei": str(before - after),
         }
 
@@ -463,9 +461,9 @@ class FederatedTasks:
             return self.keystore.account_for(task_owner, what=f"identity {identity!r}")
         return self.keystore.owner_account(identity)
 
-    def _known(self, task_id: int) -> dict[str, Any]:
+    def _known(self, task_id: int) -> TaskState:
         on_chain = self.ledger.task(task_id)
-        if int(on_chain["rounds"]) == 0:
+        if on_chain.rounds == 0:
             raise FederatedError(
                 f"unknown task {task_id}: no such task on chain (see `neuroledger fl status`)"
             )
@@ -475,13 +473,13 @@ class FederatedTasks:
     def status(self, task_id: int) -> dict[str, Any]:
         """The task on chain and on the board."""
         on_chain = self.ledger.task(task_id)
-        if int(on_chain["rounds"]) == 0:
+        if on_chain.rounds == 0:
             raise FederatedError(f"task {task_id} does not exist on chain {self.chain.chain_id}")
         board = self.board(task_id)
-        done = board.read("done.json", signer=str(on_chain["owner"]))
+        done = board.read(DONE, signer=on_chain.owner)
         rounds = []
-        for r in range(1, int(on_chain["rounds"]) + 1):
-            result = board.read(f"r{r}/result.json", signer=str(on_chain["owner"]))
+        for r in range(1, on_chain.rounds + 1):
+            result = board.read(RoundPaths(r).result, signer=on_chain.owner)
             if result is None:
                 break
             rounds.append(
@@ -493,21 +491,21 @@ class FederatedTasks:
                     "dropped": result.body["dropped"],
                 }
             )
-        status = STATUS_NAMES.get(int(on_chain["status"]), "unknown")
-        if status == "open" and int(on_chain["deadline"]) <= self.ledger.now():
+        status = on_chain.status_name
+        if status == "open" and on_chain.deadline <= self.ledger.now():
             status = "past deadline"
         return {
             "task": task_id,
-            "owner": on_chain["owner"],
+            "owner": on_chain.owner,
             "status": status,
-            "rounds": int(on_chain["rounds"]),
-            "recorded_round": int(on_chain["current_round"]),
-            "final_round": int(on_chain["finalized_round"]),
-            "participants": int(on_chain["participants"]),
-            "validators": int(on_chain["validators"]),
-            "pool_wei": str(on_chain["pool"]),
-            "stake_wei": str(on_chain["stake"]),
-            "deadline": int(on_chain["deadline"]),
+            "rounds": on_chain.rounds,
+            "recorded_round": on_chain.current_round,
+            "final_round": on_chain.finalized_round,
+            "participants": on_chain.participants,
+            "validators": on_chain.validators,
+            "pool_wei": str(on_chain.pool),
+            "stake_wei": str(on_chain.stake),
+            "deadline": on_chain.deadline,
             "board_rounds": rounds,
             "final_model_asset": done.body.get("final_model_asset") if done else None,
             "rewards": done.body.get("rewards") if done else None,

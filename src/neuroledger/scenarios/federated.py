@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 
 from neuroledger.chain.client import Chain
+from neuroledger.federated import Fault, RunReport, TaskSpec, run_local
 from neuroledger.federated.data import load_dataset, split_dataset, write_parties
-from neuroledger.federated.process import Fault, RunReport, TaskSpec, run_local
+from neuroledger.federated.protocol import participant_path
 from neuroledger.federated.service import FederatedTasks
 from neuroledger.federated.simulation import SimConfig, simulate
 from neuroledger.identity.keystore import Keystore
@@ -160,7 +161,7 @@ def run_federated(
         {
             "check": f"federated (SecAgg + DP): all {ROUNDS} rounds final on chain, each "
             "attested by 2 hospitals that recomputed the aggregate",
-            "ok": state["finalized_round"] == ROUNDS and state["status"] == 2,
+            "ok": state.finalized_round == ROUNDS and state.status == 2,
         }
     )
     checks.append(
@@ -229,7 +230,7 @@ def run_federated(
     lineage = tasks.prov.lineage(robust.final_model_asset or "")
     kinds = [record.kind for record in lineage.nodes.values()]
     datasets = {
-        tasks.board(robust.task_id).read(f"participants/{a.lower()}.json", signer=a).body["dataset"]  # type: ignore[union-attr]
+        tasks.board(robust.task_id).read(participant_path(a), signer=a).body["dataset"]  # type: ignore[union-attr]
         for a in addresses.values()
     }
     summary["lineage"] = {"nodes": len(lineage.nodes), "rounds": kinds.count("federated-round")}
