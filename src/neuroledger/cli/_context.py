@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # imported where used: a command that needs no chain starts f
     from neuroledger.identity.service import Identities
     from neuroledger.provenance import Provenance
 
-__all__ = ["CLIContext", "byte_progress", "emit"]
+__all__ = ["CLIContext", "byte_progress", "context_of", "emit"]
 
 
 def _console(*, stderr: bool) -> Console:
@@ -146,6 +146,12 @@ class CLIContext:
             index_path=self.settings.index_path,
             hash_cache=HashCache(self.settings.hash_cache_path),
         )
+
+
+def context_of(ctx: typer.Context) -> CLIContext:
+    """The invocation's :class:`CLIContext`, made by the root callback."""
+    obj: CLIContext = ctx.obj
+    return obj
 
 
 def emit(data: Any, *, as_json: bool, human: str | None = None) -> None:

@@ -13,7 +13,8 @@ import typer
 from rich.table import Table
 
 from neuroledger.cli._commands import help_of
-from neuroledger.cli._context import CLIContext, byte_progress, console, emit
+from neuroledger.cli._context import byte_progress, console, context_of, emit
+from neuroledger.cli._options import JsonOpt
 from neuroledger.errors import MetadataError
 from neuroledger.identity.did import format_did
 from neuroledger.provenance import (
@@ -29,7 +30,6 @@ from neuroledger.provenance.documents import load_metadata_file
 
 app = typer.Typer(help=help_of("asset"))
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 AsOpt = Annotated[str, typer.Option("--as", help="Identity (local name) that owns or acts.")]
 SignerOpt = Annotated[
     str | None,
@@ -43,11 +43,6 @@ SymlinkOpt = Annotated[
 ]
 
 _FORMATS = ("tree", "json", "prov", "openlineage", "dot")
-
-
-def _ctx(ctx: typer.Context) -> CLIContext:
-    obj: CLIContext = ctx.obj
-    return obj
 
 
 def _hash_progress(
@@ -90,7 +85,7 @@ def register(
     as_json: JsonOpt = False,
 ) -> None:
     """Register a file, a model directory or a JSON document as an asset."""
-    prov = _ctx(ctx).provenance()
+    prov = context_of(ctx).provenance()
     if document:
         reg = prov.register_document(
             load_metadata_file(path), kind=kind, owner=as_, parents=parent or [],
@@ -147,7 +142,7 @@ def run(
         if not sep or not key:
             raise MetadataError(f"--param {item!r} must look like key=value")
         params[key] = value
-    prov = _ctx(ctx).provenance()
+    prov = context_of(ctx).provenance()
     run_reg, model_reg = prov.register_training_run(
         model, owner=as_, inputs=input_, started=_parse_time(started, "--started"),
         finished=_parse_time(finished, "--finished"), parameters=params, license=license,
@@ -162,7 +157,7 @@ def run(
 @app.command("show")
 def show(ctx: typer.Context, asset: str, as_json: JsonOpt = False) -> None:
     """Show an asset: kind, owner, status, parents, metadata, attestations."""
-    prov = _ctx(ctx).provenance()
+    prov = context_of(ctx).provenance()
     view = prov.show(asset)
     data = view.to_json(prov.chain.chain_id)
     if as_json:
@@ -196,7 +191,7 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List registered assets, oldest first."""
-    prov = _ctx(ctx).provenance()
+    prov = context_of(ctx).provenance()
     prov.sync()
     records = prov.index.all(kind=kind)
     if as_json:
@@ -237,7 +232,7 @@ def lineage(
         fmt = "json"
     if fmt not in _FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(_FORMATS)}")
-    prov = _ctx(ctx).provenance()
+    prov = context_of(ctx).provenance()
     if path_to is not None:
         start, goal = prov.resolve(asset), prov.resolve(path_to)
         paths = prov.index.paths(start, goal)
@@ -283,7 +278,7 @@ def verify(
 ) -> None:
     """Check content against the registry. Exit 0 only for an active match;
     10 unknown, 11 modified, 12 revoked, 13 deprecated."""
-    prov = _ctx(ctx).provenance()
+    prov = context_of(ctx).provenance()
     with _hash_progress(path, not as_json) as progress:
         result = prov.verify(
             path, expected=expected, use_cache=not no_cache, ignore=ignore or [],
@@ -359,7 +354,7 @@ def attest(
         raise MetadataError(
             "nothing to attest: give --statement FILE or at least one --claim key=value"
         )
-    prov = _ctx(ctx).provenance()
+    prov = context_of(ctx).provenance()
     digest, tx = prov.attest(asset, attester=as_, statement=doc)
     emit(
         {"statement_digest": digest, "tx": tx},
@@ -376,7 +371,7 @@ def _status_change(verb: str) -> Callable[..., None]:
         reason: Annotated[str, typer.Option("--reason", help="Why, for readers of the record.")],
         as_json: JsonOpt = False,
     ) -> None:
-        prov = _ctx(ctx).provenance()
+        prov = context_of(ctx).provenance()
         change = prov.revoke if verb == "revoke" else prov.deprecate
         tx = change(asset, actor=as_, reason=reason)
         emit(
@@ -405,7 +400,7 @@ def transfer(
     as_json: JsonOpt = False,
 ) -> None:
     """Pass an asset to another identity."""
-    tx = _ctx(ctx).provenance().transfer(asset, actor=as_, to=to)
+    tx = context_of(ctx).provenance().transfer(asset, actor=as_, to=to)
     emit(
         {"asset": asset, "to": to, "tx": tx},
         as_json=as_json,
@@ -424,7 +419,7 @@ def manifest(
     """Print the model-signing v1.0 manifest statement of a file or directory (no chain needed)."""
     from neuroledger.provenance import HashCache, build_manifest
 
-    cache = None if no_cache else HashCache(_ctx(ctx).settings.hash_cache_path)
+    cache = None if no_cache else HashCache(context_of(ctx).settings.hash_cache_path)
     with _hash_progress(path, True) as progress:
         m = build_manifest(
             path, ignore=ignore or [], allow_symlinks=allow_symlinks, cache=cache, progress=progress
@@ -441,7 +436,7 @@ def index(
     as_json: JsonOpt = False,
 ) -> None:
     """Bring the local lineage index up to date (or rebuild it)."""
-    prov = _ctx(ctx).provenance()
+    prov = context_of(ctx).provenance()
     if rebuild:
         prov.index.rebuild()
     applied = prov.sync()

@@ -18,19 +18,19 @@ from neuroledger.audit.service import AuditLogs
 from neuroledger.audit.tiles import MAX_ENTRY_SIZE
 from neuroledger.audit.verify import Problem, verify_log
 from neuroledger.cli._commands import help_of
-from neuroledger.cli._context import CLIContext, console, emit
+from neuroledger.cli._context import console, context_of, emit
+from neuroledger.cli._options import JsonOpt
 from neuroledger.errors import AuditError
 
 app = typer.Typer(help=help_of("audit"))
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 #: Largest JSON line `audit append` accepts.
 MAX_LINE_BYTES = MAX_ENTRY_SIZE
 
 
 def _logs(ctx: typer.Context) -> AuditLogs:
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     return AuditLogs(c.settings.home, c.keystore())
 
 
@@ -105,7 +105,7 @@ def anchor(
     """Anchor the log's latest checkpoint on chain."""
     from neuroledger.audit.anchor import Anchors
 
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     log = _logs(ctx).open(name, with_key=True)
     record = Anchors(log, c.chain()).anchor(c.keystore().owner_account(as_))
     emit(
@@ -154,7 +154,7 @@ def verify_bundle_cmd(ctx: typer.Context, bundle: Path, as_json: JsonOpt = False
     """Verify a proof bundle with nothing but a chain RPC URL (--rpc-url)."""
     from neuroledger.audit.bundle import verify_bundle
 
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     try:
         text = bundle.read_text()
     except (FileNotFoundError, UnicodeDecodeError) as exc:
@@ -193,7 +193,7 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a whole log: tiles, bundles, checkpoint signatures, consistency, and anchors."""
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     witnesses = [NoteVerifier.from_vkey(w) for w in witness or []]
     if name is not None:
         logs = _logs(ctx)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from neuroledger.cli._context import CLIContext, console, emit
+from neuroledger.cli._context import console, context_of, emit
 from neuroledger.errors import NeuroLedgerError
 from neuroledger.scenarios.demo import DemoReport, run_demo
 
@@ -34,7 +34,7 @@ def demo(
     ] = None,
 ) -> None:
     """Run the main scenario on a fresh embedded chain (or --rpc-url) and print a report."""
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     if fund_from and not rpc_url:
         raise NeuroLedgerError("--fund-from is for --rpc-url: the embedded chain pays by itself")
     payer = c.keystore().owner_account(fund_from) if fund_from else None

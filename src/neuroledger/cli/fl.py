@@ -14,7 +14,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from neuroledger.cli._commands import help_of
-from neuroledger.cli._context import CLIContext, console, emit, err_console
+from neuroledger.cli._context import console, context_of, emit, err_console
+from neuroledger.cli._options import JsonOpt
 from neuroledger.environment import shared_dir
 from neuroledger.errors import FederatedError
 from neuroledger.federated.aggregators import RULES
@@ -37,12 +38,6 @@ SharedOpt = Annotated[
         "(env NEUROLEDGER_SHARED; default HOME/shared).",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _ctx(ctx: typer.Context) -> CLIContext:
-    obj: CLIContext = ctx.obj
-    return obj
 
 
 def _tasks(ctx: typer.Context, shared: Path | None) -> FederatedTasks:
@@ -50,7 +45,7 @@ def _tasks(ctx: typer.Context, shared: Path | None) -> FederatedTasks:
     from neuroledger.provenance import HashCache, Provenance
     from neuroledger.store import FileStore
 
-    c = _ctx(ctx)
+    c = context_of(ctx)
     where = shared_dir(c.settings, shared)
 
     def provenance(store: FileStore) -> Provenance:
@@ -85,7 +80,7 @@ def _logging(ctx: typer.Context) -> None:
     logger = logging.getLogger("neuroledger.federated")
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(_NamesIdentities(_ctx(ctx).names()))
+        handler.setFormatter(_NamesIdentities(context_of(ctx).names()))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
@@ -328,7 +323,9 @@ def run(
         f"{last['accuracy']:.3f}"
         + (f", epsilon {last['epsilon']}" if last["epsilon"] else "")
         + f"; final model {report.final_model_asset}; rewards "
-        + ", ".join(f"{_ctx(ctx).name_of(a)} {v / 1e18:.4f} ETH" for a, v in report.rewards.items())
+        + ", ".join(
+            f"{context_of(ctx).name_of(a)} {v / 1e18:.4f} ETH" for a, v in report.rewards.items()
+        )
         + (f"; results in {out}" if out else ""),
     )
 

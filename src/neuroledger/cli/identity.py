@@ -8,19 +8,13 @@ import typer
 from rich.table import Table
 
 from neuroledger.cli._commands import help_of
-from neuroledger.cli._context import CLIContext, console, emit
+from neuroledger.cli._context import console, context_of, emit
+from neuroledger.cli._options import JsonOpt
 from neuroledger.errors import KeystoreError
 from neuroledger.identity.did import DELEGATE_TYPES, format_did
 from neuroledger.identity.keystore import KINDS
 
 app = typer.Typer(help=help_of("identity"))
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _ctx(ctx: typer.Context) -> CLIContext:
-    obj: CLIContext = ctx.obj
-    return obj
 
 
 @app.command("create")
@@ -31,7 +25,7 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an identity, fund it (embedded chain) and publish its X25519 key."""
-    ids = _ctx(ctx).identities(new_passphrase=True)
+    ids = context_of(ctx).identities(new_passphrase=True)
     record = ids.create(name, kind)
     did = format_did(ids.chain.chain_id, record.identity)
     pending = ids.publish_blocker(name)
@@ -46,14 +40,14 @@ def create(
 @app.command("publish")
 def publish(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
     """(Re)publish the X25519 key-agreement key of an identity."""
-    tx = _ctx(ctx).identities().publish_key(name)
+    tx = context_of(ctx).identities().publish_key(name)
     emit({"name": name, "tx": tx}, as_json=as_json, human=f"published key of {name} in {tx}")
 
 
 @app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List the identities of this home."""
-    c = _ctx(ctx)
+    c = context_of(ctx)
     records = c.keystore().list()
     if as_json:
         emit([r.to_json() for r in records], as_json=True)
@@ -78,9 +72,9 @@ def show(
 ) -> None:
     """Show an identity: its DID, kind, owner and on-chain owner."""
     if address:
-        typer.echo(_ctx(ctx).keystore().get(name).identity)
+        typer.echo(context_of(ctx).keystore().get(name).identity)
         return
-    ids = _ctx(ctx).identities()
+    ids = context_of(ctx).identities()
     record = ids.keystore.get(name)
     on_chain = ids.registry.identity_owner(record.identity)
     data = {**record.to_json(), "did": ids.did(name), "owner_on_chain": on_chain}
@@ -99,7 +93,7 @@ def show(
 @app.command("rotate")
 def rotate(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
     """Move control of an identity to a fresh owner key (the DID does not change)."""
-    rot = _ctx(ctx).identities().rotate(name)
+    rot = context_of(ctx).identities().rotate(name)
     emit(
         rot.__dict__,
         as_json=as_json,
@@ -120,7 +114,7 @@ def delegate(
     as_json: JsonOpt = False,
 ) -> None:
     """Add (or revoke) a delegate of an identity."""
-    ids = _ctx(ctx).identities()
+    ids = context_of(ctx).identities()
     if revoke:
         tx = ids.revoke_delegate(name, to, delegate_type)
         verb = "revoked"
@@ -141,7 +135,7 @@ def resolve(
     as_json: JsonOpt = False,
 ) -> None:
     """Resolve a did:ethr DID into its W3C DID document."""
-    result = _ctx(ctx).identities().resolve(did)
+    result = context_of(ctx).identities().resolve(did)
     emit(result.to_json(), as_json=True)
     del as_json  # a DID document is JSON either way
 
@@ -161,7 +155,7 @@ def passphrase(
     """Change the home's passphrase for every key at once (identities, log and witness keys)."""
     from pathlib import Path
 
-    c = _ctx(ctx)
+    c = context_of(ctx)
     if new_file:
         try:
             new = Path(new_file).read_text().rstrip("\r\n")

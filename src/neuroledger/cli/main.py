@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 
 from neuroledger._fs import is_disk_full
 from neuroledger.cli._commands import COMMANDS
-from neuroledger.cli._context import CLIContext, emit, err_console
+from neuroledger.cli._context import CLIContext, context_of, emit, err_console
 from neuroledger.environment import settings_from_env
 from neuroledger.errors import ContractsNotDeployedError, DiskFullError, NeuroLedgerError
 
@@ -118,7 +118,7 @@ def init(
     ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
 ) -> None:
     """Create the home (keystore, chain and deployment folders) and deploy the contracts."""
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     s = c.settings
     c.create_home()
     chain = c.chain()
@@ -167,7 +167,7 @@ def deploy(
     """Deploy the contract suite to the chain (idempotent); record it in the home."""
     from neuroledger.chain.deploy import DeploymentStore
 
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     chain = c.chain()
     deployer = c.keystore().owner_account(from_) if from_ else None
     store = DeploymentStore(chain.settings.deployments_dir)

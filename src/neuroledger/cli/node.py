@@ -8,17 +8,16 @@ import typer
 
 from neuroledger.chain.node import EmbeddedNode
 from neuroledger.cli._commands import help_of
-from neuroledger.cli._context import CLIContext, emit
+from neuroledger.cli._context import context_of, emit
+from neuroledger.cli._options import JsonOpt
 from neuroledger.config import EMBEDDED_CHAIN_ID
 from neuroledger.errors import ConfigError
 
 app = typer.Typer(help=help_of("node"))
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
 
 def _node(ctx: typer.Context) -> EmbeddedNode:
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     if not c.settings.embedded:
         raise ConfigError(
             "an RPC URL is configured, so there is no embedded node to manage; "
@@ -46,7 +45,7 @@ def start(
     as_json: JsonOpt = False,
 ) -> None:
     """Start the node in the background (or report the one already running)."""
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     status = _node(ctx).start(reset_state=reset_state)
     human = (
         f"node running at {status.url} (pid {status.pid}, chain {status.chain_id}, "

@@ -14,7 +14,8 @@ import typer
 
 from neuroledger._fs import ReportingReader, atomic_write, atomic_writer
 from neuroledger.cli._commands import help_of
-from neuroledger.cli._context import CLIContext, byte_progress, console, emit
+from neuroledger.cli._context import byte_progress, console, context_of, emit
+from neuroledger.cli._options import JsonOpt
 from neuroledger.errors import PrivacyError, SandboxError
 from neuroledger.privacy import age
 
@@ -28,7 +29,6 @@ consent_app = typer.Typer(help=help_of("consent"))
 job_app = typer.Typer(help=help_of("job"))
 gateway_app = typer.Typer(help=help_of("gateway"))
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 GatewayOpt = Annotated[
     str, typer.Option("--gateway", help="Gateway URL, e.g. http://127.0.0.1:8700.")
 ]
@@ -40,14 +40,14 @@ OwnerOpt = Annotated[str, typer.Option("--owner", help="Local identity that owns
 def _data(ctx: typer.Context) -> PrivateData:
     from neuroledger.privacy.service import PrivateData
 
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     return PrivateData(c.chain(), c.keystore(), c.provenance(), c.settings.home)
 
 
 def _client(ctx: typer.Context, data: PrivateData, url: str, identity: str) -> GatewayClient:
     from neuroledger.privacy.client import GatewayClient
 
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     return GatewayClient(
         url, identity=data.identity(identity), account=c.keystore().owner_account(identity),
         domain=data.domain,
@@ -128,7 +128,7 @@ def decrypt(
     as_json: JsonOpt = False,
 ) -> None:
     """Decrypt an .age file (or a vault asset) with an identity's X25519 key."""
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     if asset:
         size = _data(ctx).decrypt(source, identity=identity, out=out)
     else:
@@ -161,7 +161,7 @@ def fetch(
     as_json: JsonOpt = False,
 ) -> None:
     """Download an asset you hold a download grant for, through the owner's gateway."""
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     data = _data(ctx)
     client = _client(ctx, data, gateway, identity)
     private = None if encrypted else c.keystore().x25519_private(identity)
@@ -178,7 +178,7 @@ def key(
     out: Annotated[Path, typer.Option("-o", "--out", help="Identity file to write (mode 0600).")],
 ) -> None:
     """Write an identity's X25519 key as an age identity file, for `age -d -i FILE`."""
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     private = c.keystore().x25519_private(identity)
     text = (
         f"# age identity of NeuroLedger identity {identity}\n"
@@ -194,7 +194,7 @@ def key(
 @data_app.command("list")
 def list_vault(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Encrypted assets in this home's vault, with who holds a key wrap."""
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     from neuroledger.privacy.vault import Vault
 
     entries: list[dict[str, Any]] = [
@@ -269,7 +269,7 @@ def grant_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Grants that hold now (unexpired, unrevoked), for one asset or all."""
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     views = _data(ctx).list_grants(asset)
     rows = [v.to_json() for v in views]
     lines = [
@@ -332,7 +332,7 @@ def consent_withdraw(
 
 # -- jobs ----------------------------------------------------------------------------------------
 def _jobs_file(ctx: typer.Context) -> Path:
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     return c.settings.home / "jobs-submitted.json"
 
 
@@ -423,7 +423,7 @@ def job_result(
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch a finished job's released outputs (sent encrypted to your key, decrypted here)."""
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     client, record = _job_client(ctx, job_id)
     job_id = record["id"]
     job = client.job(job_id, record["dataset"], record["purpose"])
@@ -519,7 +519,7 @@ def gateway_serve(
 
     # The port first: a port in use is one line and nothing created (no banner, no log).
     listener = _listen(host, port)
-    c: CLIContext = ctx.obj
+    c = context_of(ctx)
     data = _data(ctx)
     data.keystore.x25519_private(owner)  # opens the keystore now, not at the first job
     logs = AuditLogs(c.settings.home, c.keystore())
