@@ -10,7 +10,9 @@ exits with the error's ``exit_code``::
     ├── NodeError                    embedded anvil node
     │   ├── NodeLockedError          another live node owns this home
     │   ├── NodeStateCorruptError    the saved chain state fails its check
-    │   └── PortInUseError           the requested port is taken
+    │   ├── PortInUseError           the requested port is taken
+    │   ├── NodeRPCError             the node cannot be reached or answers with an error
+    │   └── GateError                one of the gate's own methods failed (inside the gate)
     ├── ChainError                   talking to a chain
     │   ├── RPCUnreachableError      no JSON-RPC node answers at the URL
     │   ├── ChainIdMismatchError     the chain is not the one recorded
@@ -19,6 +21,8 @@ exits with the error's ``exit_code``::
     │   ├── InsufficientFundsError   an account cannot pay for gas
     │   ├── TransactionTimeoutError  no receipt within the timeout
     │   └── TransactionRevertedError the contract rejected the call
+    │       ├── NotAuthorizedError   the caller is not the owner the contract wants
+    │       └── SignatureRejectedError  a signed message the contract refused
     ├── ArtifactError                missing or stale compiled contracts
     ├── KeystoreError                encrypted keys
     │   ├── WrongPassphraseError     the passphrase does not open a key
@@ -42,6 +46,7 @@ exits with the error's ``exit_code``::
     └── PrivacyError                 encrypted assets, grants, the gateway, compute jobs
         ├── DecryptError             ciphertext that is corrupt or not for this key
         ├── AccessDeniedError        no valid grant, signature or consent for the request
+        │   └── RequestRefusedError  a request the gateway refused, with its HTTP status
         ├── ConsentError             a dataset whose rows' subjects cannot be identified
         └── SandboxError             a compute job refused, killed or failed
 """
@@ -67,6 +72,7 @@ __all__ = [
     "DeploymentMismatchError",
     "EncodingError",
     "FederatedError",
+    "GateError",
     "IdentityError",
     "IdentityNotFoundError",
     "IndexReorgError",
@@ -80,14 +86,18 @@ __all__ = [
     "NeuroLedgerError",
     "NodeError",
     "NodeLockedError",
+    "NodeRPCError",
     "NodeStateCorruptError",
+    "NotAuthorizedError",
     "PhaseTimeoutError",
     "PortInUseError",
     "PrivacyError",
     "ProvenanceError",
     "RPCUnreachableError",
+    "RequestRefusedError",
     "SandboxError",
     "SignatureError",
+    "SignatureRejectedError",
     "StoreError",
     "TransactionRevertedError",
     "TransactionTimeoutError",
@@ -130,6 +140,14 @@ class PortInUseError(NodeError):
     """Raised when the port asked for the embedded node is already taken."""
 
 
+class NodeRPCError(NodeError):
+    """Raised when the embedded node cannot be reached or answers with an error."""
+
+
+class GateError(NodeError):
+    """Raised inside the embedded node's gate when one of its own methods fails."""
+
+
 class ChainError(NeuroLedgerError):
     """Raised when talking to a chain fails."""
 
@@ -168,6 +186,14 @@ class TransactionRevertedError(ChainError):
         super().__init__(message)
         self.reason = reason
         self.tx_hash = tx_hash
+
+
+class NotAuthorizedError(TransactionRevertedError):
+    """Raised when a contract rejects the caller: it is not the owner it must be."""
+
+
+class SignatureRejectedError(TransactionRevertedError):
+    """Raised when a contract rejects a signed message (wrong signer, reused nonce, bad form)."""
 
 
 class ArtifactError(NeuroLedgerError):
@@ -303,6 +329,15 @@ class DecryptError(PrivacyError):
 
 class AccessDeniedError(PrivacyError):
     """Raised when a request lacks a valid grant, signature, nonce or consent."""
+
+
+class RequestRefusedError(AccessDeniedError):
+    """Raised by the gateway for a refused request; carries the HTTP status it answers."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 class ConsentError(PrivacyError):

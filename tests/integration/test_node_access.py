@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from neuroledger.chain._rpc import RPCFailure, rpc_call
+from neuroledger.chain._rpc import rpc_call
 from neuroledger.chain.client import Chain
+from neuroledger.errors import NodeRPCError
 from tests import security_figures
 
 pytestmark = pytest.mark.anvil
@@ -148,7 +149,7 @@ def test_a_process_without_the_credential_cannot_use_cheat_codes_or_dev_accounts
 
         # The owner's own process, with the credential, keeps every method.
         assert rpc_call(url, "evm_snapshot", headers=chain.node.auth_headers())
-        with pytest.raises(RPCFailure, match="credential"):
+        with pytest.raises(NodeRPCError, match="credential"):
             rpc_call(url, "evm_snapshot")
 
         # anvil itself is in another network namespace: its port exists only there.

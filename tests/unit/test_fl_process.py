@@ -21,8 +21,8 @@ from neuroledger.errors import FederatedError
 from neuroledger.federated import Board, Coordinator, Fault, Participant, TaskSpec, split_dataset
 from neuroledger.federated.dp import PrivacyAccountant, clip_update
 from neuroledger.federated.models import LogisticModel, local_train
-from neuroledger.federated.vectors import get_vector, load_party_data, put_vector
 from neuroledger.federated.secagg import open_sealed, seal
+from neuroledger.federated.vectors import get_vector, load_party_data, put_vector
 from neuroledger.store import FileStore
 
 

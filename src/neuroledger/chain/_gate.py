@@ -55,9 +55,9 @@ from neuroledger.chain._journal import (
     read_journal,
     replay,
 )
-from neuroledger.chain._rpc import RPCConnection, RPCFailure
+from neuroledger.chain._rpc import RPCConnection
 from neuroledger.chain.node import ANVIL_HISTORY_ARGS
-from neuroledger.errors import NodeStateCorruptError
+from neuroledger.errors import GateError, NodeRPCError, NodeStateCorruptError
 
 __all__ = ["PUBLIC_METHODS", "is_public"]
 
@@ -636,10 +636,6 @@ class Gate:
         return response.status_code, response.content
 
 
-class GateError(Exception):
-    """A request to the gate's own methods failed; the message says why."""
-
-
 def _wait_anvil(url: str, proc: subprocess.Popen[bytes], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
@@ -753,7 +749,7 @@ def main(spec_path: str) -> int:
         return 1
     try:
         journal, head, pending, replayed = _recover(spec, upstream)
-    except (NodeStateCorruptError, OSError, RPCFailure) as exc:
+    except (NodeStateCorruptError, OSError, NodeRPCError) as exc:
         anvil.kill()
         anvil.wait()
         Path(spec["info"]).write_text(json.dumps({"error": str(exc)}))

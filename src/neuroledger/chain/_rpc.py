@@ -10,11 +10,9 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-__all__ = ["RPCConnection", "RPCFailure", "rpc_call"]
+from neuroledger.errors import NodeRPCError
 
-
-class RPCFailure(Exception):
-    """Raised when the node cannot be reached or answers with an error."""
+__all__ = ["RPCConnection", "rpc_call"]
 
 
 def rpc_call(
@@ -29,7 +27,7 @@ def rpc_call(
     reply = _post(url, {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
                   timeout, headers)  # fmt: skip
     if "error" in reply:
-        raise RPCFailure(str(reply["error"].get("message", reply["error"])))
+        raise NodeRPCError(str(reply["error"].get("message", reply["error"])))
     return reply["result"]
 
 
@@ -38,19 +36,19 @@ def _batch_payload(calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
 
 
 def _batch_results(replies: Any, count: int) -> list[Any]:
-    """The results of a batch's replies in call order, or :class:`RPCFailure` for any error."""
+    """The results of a batch's replies in call order, or :class:`NodeRPCError` for any error."""
     if not isinstance(replies, list) or len(replies) != count:
-        raise RPCFailure(f"the node answered a batch of {count} with {replies!r:.200}")
+        raise NodeRPCError(f"the node answered a batch of {count} with {replies!r:.200}")
     results = []
     for reply in sorted(replies, key=lambda r: int(r["id"])):
         if "error" in reply:
-            raise RPCFailure(str(reply["error"].get("message", reply["error"])))
+            raise NodeRPCError(str(reply["error"].get("message", reply["error"])))
         results.append(reply.get("result"))
     return results
 
 
 def _post(url: str, payload: Any, timeout: float, headers: dict[str, str] | None) -> Any:
-    """POST one JSON-RPC request or batch; its decoded answer, or :class:`RPCFailure`."""
+    """POST one JSON-RPC request or batch; its decoded answer, or :class:`NodeRPCError`."""
     req = urllib.request.Request(
         url,
         data=json.dumps(payload).encode(),
@@ -61,7 +59,7 @@ def _post(url: str, payload: Any, timeout: float, headers: dict[str, str] | None
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise RPCFailure(str(exc)) from exc
+        raise NodeRPCError(str(exc)) from exc
 
 
 class RPCConnection:
@@ -75,11 +73,11 @@ class RPCConnection:
         self._conn: http.client.HTTPConnection | None = None
 
     def call(self, method: str, params: list[Any]) -> Any:
-        """Call ``method``; return its result or raise :class:`RPCFailure`."""
+        """Call ``method``; return its result or raise :class:`NodeRPCError`."""
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
         reply = self._post(body, method)
         if "error" in reply:
-            raise RPCFailure(f"{method}: {reply['error'].get('message', reply['error'])}")
+            raise NodeRPCError(f"{method}: {reply['error'].get('message', reply['error'])}")
         return reply.get("result")
 
     def _post(self, body: str, what: str) -> Any:
@@ -95,7 +93,7 @@ class RPCConnection:
             return json.loads(self._conn.getresponse().read())
         except (OSError, http.client.HTTPException, ValueError) as exc:
             self.close()
-            raise RPCFailure(f"{what}: {exc}") from exc
+            raise NodeRPCError(f"{what}: {exc}") from exc
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """Several calls in one request (the node may run them in any order); their results."""

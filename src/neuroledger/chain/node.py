@@ -55,12 +55,13 @@ from typing import Any
 
 from neuroledger._fs import atomic_write, file_lock
 from neuroledger.chain._journal import decode_state, journal_segments, read_journal
-from neuroledger.chain._rpc import RPCFailure, rpc_call
+from neuroledger.chain._rpc import rpc_call
 from neuroledger.config import EMBEDDED_CHAIN_ID
 from neuroledger.errors import (
     DiskFullError,
     NodeError,
     NodeLockedError,
+    NodeRPCError,
     NodeStateCorruptError,
     PortInUseError,
 )
@@ -171,7 +172,7 @@ def wait_for_rpc(url: str, proc: subprocess.Popen[bytes], *, timeout: float) -> 
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             return int(rpc_call(url, "eth_chainId", timeout=1.0), 16)
-        except RPCFailure:
+        except NodeRPCError:
             time.sleep(0.05)
     return None
 
@@ -397,7 +398,7 @@ class EmbeddedNode:
             )
         url = record["url"]
         block = None
-        with contextlib.suppress(RPCFailure):
+        with contextlib.suppress(NodeRPCError):
             block = int(rpc_call(url, "eth_blockNumber", timeout=2.0), 16)
         isolated = None
         with contextlib.suppress(OSError, ValueError):
@@ -620,7 +621,7 @@ class EmbeddedNode:
         try:
             reply = rpc_call(url, "neuroledger_sync", [list(require)], timeout=120.0,
                              headers=self.auth_headers())  # fmt: skip
-        except RPCFailure as exc:
+        except NodeRPCError as exc:
             message = str(exc)
             if "No space left" in message or "Disk quota" in message:
                 raise DiskFullError(f"could not save the chain's journal: {message}") from exc
@@ -636,7 +637,7 @@ class EmbeddedNode:
         try:
             reply = rpc_call(url, "neuroledger_snapshot", timeout=600.0,
                              headers=self.auth_headers())  # fmt: skip
-        except RPCFailure as exc:
+        except NodeRPCError as exc:
             raise NodeError(
                 f"could not save the chain state ({exc}); check `neuroledger node status`"
             ) from exc

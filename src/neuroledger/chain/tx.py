@@ -39,7 +39,9 @@ from neuroledger.errors import (
     ChainError,
     DiskFullError,
     InsufficientFundsError,
+    NotAuthorizedError,
     RPCUnreachableError,
+    SignatureRejectedError,
     TransactionRevertedError,
     TransactionTimeoutError,
 )
@@ -64,14 +66,6 @@ _BATCH_CHUNK = 100
 _NONCE_TAKEN = ("nonce too low", "already known", "replacement transaction underpriced",
                 "nonce has already been used")  # fmt: skip
 log = logging.getLogger(__name__)
-
-
-class NotAuthorizedError(TransactionRevertedError):
-    """Raised when a contract rejects the caller: it is not the owner it must be."""
-
-
-class SignatureRejectedError(TransactionRevertedError):
-    """Raised when a contract rejects a signed message (wrong signer, reused nonce, bad form)."""
 
 
 # Revert reasons (by prefix) that map to a more specific exception type.

@@ -1,15 +1,34 @@
 """What bounds a gateway's requests: rate per key, nonces against replay, and the budget
-of refusals logged one by one."""
+of refusals logged one by one; and the gateway's settings of them all."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DenialBudget", "NonceStore", "RateLimiter"]
+__all__ = ["DenialBudget", "GatewayConfig", "NonceStore", "RateLimiter"]
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Limits and cache bounds of one gateway."""
+
+    cache_blocks: int = 5
+    cache_seconds: float = 5.0  # and never older than this, whatever the chain does
+    stale_after: float = 3.0  # no successful chain read for this long: unhealthy, no cache
+    poll_interval: float = 0.25
+    rate: float = 200.0  # requests per second per identity
+    burst: int = 400
+    client_rate: float = 2000.0  # requests per second per client address, before parsing
+    client_burst: int = 4000
+    max_body: int = 512 * 1024
+    max_window: int = 600  # the longest a signed request may stay valid, seconds
+    denials_logged: int = 120  # denials logged one by one per window; the rest are counted
+    denial_window: float = 60.0
 
 
 class DenialBudget:
