@@ -31,17 +31,18 @@ def test_all_names_exist(name: str) -> None:
         assert hasattr(module, item), f"{name}.__all__ lists missing {item}"
 
 
-def test_top_level_api() -> None:
-    assert set(neuroledger.__all__) == {
-        "EMBEDDED_CHAIN_ID",
-        "Chain",
-        "Identities",
-        "KdfParams",
-        "Keystore",
-        "NeuroLedgerError",
-        "Settings",
-        "__version__",
+def test_the_root_face_exports_every_capability_service() -> None:
+    """One service per feature package, reachable as ``neuroledger.<Service>``."""
+    services = {
+        name: getattr(neuroledger, name).__module__.split(".")[1]
+        for name in neuroledger.__all__
+        if isinstance(getattr(neuroledger, name), type)
     }
+    for package in ("identity", "provenance", "audit", "privacy", "federated", "chain"):
+        assert package in services.values(), f"neuroledger exports no service of {package}"
+    for name, package in services.items():
+        face = importlib.import_module(f"neuroledger.{package}")
+        assert getattr(face, name, None) is getattr(neuroledger, name), f"{name} is not on its face"
 
 
 def test_every_error_derives_from_root() -> None:

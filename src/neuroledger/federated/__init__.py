@@ -34,9 +34,10 @@ if TYPE_CHECKING:
     from neuroledger.federated.board import Board
     from neuroledger.federated.contribution import exact_shapley, gtg_shapley, leave_one_out
     from neuroledger.federated.coordinator import Coordinator, RunReport
-    from neuroledger.federated.data import split_dataset
+    from neuroledger.federated.data import load_dataset, split_dataset
     from neuroledger.federated.dp import DPFedAvg, PrivacyAccountant, clip_update
     from neuroledger.federated.faults import Fault
+    from neuroledger.federated.flower import LedgerStrategy, aggregate_digest
     from neuroledger.federated.ledger import TaskLedger, reward_shares, vector_digest
     from neuroledger.federated.local import run_local
     from neuroledger.federated.models import LogisticModel, local_train
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from neuroledger.federated.protocol import RoundResult
     from neuroledger.federated.recompute import recompute_aggregate
     from neuroledger.federated.secagg import SecAggClient, dequantize, quantize, unmask_sum
+    from neuroledger.federated.service import FederatedTasks
     from neuroledger.federated.simulation import SimConfig, SimResult, dirichlet_split, simulate
     from neuroledger.federated.spec import TaskSpec
 
@@ -59,7 +61,9 @@ __all__ = [
     "FLTrust",
     "Fault",
     "FedAvg",
+    "FederatedTasks",
     "Krum",
+    "LedgerStrategy",
     "LogisticModel",
     "Participant",
     "PrivacyAccountant",
@@ -73,12 +77,14 @@ __all__ = [
     "TaskSpec",
     "TrimmedMean",
     "Update",
+    "aggregate_digest",
     "clip_update",
     "dequantize",
     "dirichlet_split",
     "exact_shapley",
     "gtg_shapley",
     "leave_one_out",
+    "load_dataset",
     "local_train",
     "make_aggregator",
     "quantize",
