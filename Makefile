@@ -70,8 +70,10 @@ test-block-time: setup
 	tail -n 25 "$(BLOCK_TIME_LOG)"; \
 	[ $$tests = 0 ] && [ $$demo_rc = 0 ]
 
+# The daily loop: every test that needs no node and runs in seconds, on both cores.
+# The markers say where a test runs (tests/conftest.py refuses a node test without one).
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not anvil and not node"
 
 contracts: setup
 	$(BIN)/python -m neuroledger.chain.artifacts .

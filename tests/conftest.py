@@ -88,3 +88,27 @@ def make_model(root: Path, name: str = "model", seed: bytes = b"") -> Path:
     (model / "shards" / "01.bin").write_bytes(b"\x02" * 7000 + seed)
     (model / "tokenizer.txt").write_text("a b c" + seed.hex())
     return model
+
+
+#: Fixtures that start an anvil node.
+_ANVIL_FIXTURES = {"chain", "external_anvil", "identities"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Markers say where a test runs: one that starts a node (an integration or end-to-end
+    test, or one using a node fixture) must carry ``anvil``, so ``make test-fast`` can
+    leave it out."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("anvil") is None
+        and (
+            {"integration", "e2e"} & set(Path(str(item.path)).relative_to(ROOT).parts)
+            or _ANVIL_FIXTURES & set(getattr(item, "fixturenames", ()))
+        )
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            f"{len(unmarked)} tests start a node without the anvil marker "
+            f"(e.g. {unmarked[0]}); add `pytestmark = pytest.mark.anvil` to the module"
+        )

@@ -24,6 +24,8 @@ from web3 import Web3
 from neuroledger.chain.node import EmbeddedNode
 from neuroledger.federated.models import LogisticModel, local_train
 
+pytestmark = pytest.mark.anvil
+
 NL = str(Path(sys.executable).parent / "neuroledger")
 PARTIES = 4
 

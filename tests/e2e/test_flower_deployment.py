@@ -28,6 +28,8 @@ from neuroledger.federated.ledger import TaskLedger
 from neuroledger.identity.keystore import Keystore
 from neuroledger.store import FileStore
 
+pytestmark = pytest.mark.anvil
+
 BIN = Path(sys.executable).parent
 ROUNDS = 3
 
@@ -229,7 +231,7 @@ def test_a_flower_run_through_a_superlink_is_recorded_and_attested(deployment: d
     assert not errors, (errors, logs[-3000:])
     assert "NEUROLEDGER-DONE" in logs, logs[-3000:]
     state = ledger.task(d["task_id"])
-    assert state["finalized_round"] == ROUNDS and state["status"] == 2, logs[-3000:]
+    assert state.finalized_round == ROUNDS and state.status == 2, logs[-3000:]
     assert len(attested) == 2 * ROUNDS
     for r in range(1, ROUNDS + 1):
         _, digest, count, _ = ledger.contract.functions.roundRecords(d["task_id"], r).call()

@@ -29,6 +29,8 @@ from neuroledger.federated.ledger import TaskLedger, commitments_root
 from neuroledger.federated.models import LogisticModel, local_train
 from neuroledger.store import FileStore
 
+pytestmark = pytest.mark.anvil
+
 NODES = (11, 12, 13)
 POISONER = 13
 PARTIES, (XV, YV) = split_dataset("breast-cancer", parties=3, alpha=1.0, seed=2)
@@ -98,7 +100,7 @@ def test_flower_rounds_are_recorded_validated_scored_and_paid(task) -> None:  # 
     payees = {f"node-{n}": str(m.address) for n, m in zip(NODES, members, strict=True)}
     rewards = strategy.finish("33" * 32, payees)
     state = ledger.task(task_id)
-    assert state["finalized_round"] == 3 and state["status"] == 2
+    assert state.finalized_round == 3 and state.status == 2
     assert sum(rewards.values()) == 9 * 10**17
     # The poisoner scores lowest and gets the smallest reward (nothing, if its score is negative).
     assert min(strategy.scores, key=strategy.scores.__getitem__) == f"node-{POISONER}"

@@ -101,10 +101,10 @@ def test_a_revert_that_depends_on_the_blocks_time_names_its_reason(chain: Chain)
     chain.fund(owner.address, 10**19)
     task_id = ledger.create_task(owner, model_asset="11" * 32, code_asset="22" * 32, rounds=1,
                                  validators=1, pool_wei=10**15, duration=600)  # fmt: skip
-    deadline = int(ledger.task(task_id)["deadline"])
+    deadline = ledger.task(task_id).deadline
     join = ledger.contract.functions.join(task_id)
     call = Call(to=ledger.contract.address, data=bytes.fromhex(join._encode_transaction_data()[2:]),
-                value=int(ledger.task(task_id)["stake"]), gas=200_000, label="join")  # fmt: skip
+                value=ledger.task(task_id).stake, gas=200_000, label="join")  # fmt: skip
     chain.w3.provider.make_request("evm_setNextBlockTimestamp", [deadline + 1])  # type: ignore[arg-type]
     with pytest.raises(TransactionRevertedError, match="deadline has passed") as info:
         chain.sender(joiner).send(call)

@@ -146,6 +146,7 @@ def test_rewrap_gives_a_new_party_the_same_payload() -> None:
         age.rewrap(io.BytesIO(blob), lab, [lab_pub])  # only a key holder can re-wrap
 
 
+@pytest.mark.slow
 def test_streaming_uses_bounded_memory(tmp_path: Path) -> None:
     """A file larger than the process's address-space limit round-trips (in a child)."""
     script = tmp_path / "big.py"

@@ -60,6 +60,7 @@ def test_atomic_write_on_a_full_disk_leaves_the_old_file_and_no_temporary(tmp_pa
     assert "['state.json'] b'old'" in proc.stdout  # no .tmp left; the old content intact
 
 
+@pytest.mark.slow
 def test_a_full_disk_gives_the_cli_one_line(tmp_path: Path) -> None:
     proc = _in_tiny_fs(tmp_path, f'"{NL}" fl prepare "$FS/parties" --dataset digits --parties 3')
     assert proc.returncode == DiskFullError.exit_code, proc.stderr

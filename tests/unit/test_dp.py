@@ -19,6 +19,7 @@ def reference_epsilon(sigma: float, q: float, rounds: int, delta: float, kind: s
     return float(acc.get_epsilon(delta))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["rdp", "pld"])
 @pytest.mark.parametrize(("sigma", "q"), [(1.1, 0.1), (0.8, 1.0), (2.0, 0.05)])
 def test_epsilon_matches_dp_accounting_round_by_round(kind: str, sigma: float, q: float) -> None:

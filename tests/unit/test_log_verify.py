@@ -86,6 +86,7 @@ def test_every_file_flipped_is_caught_and_named(log_dir) -> None:
     assert flip_each(root, signer, files, random.Random(5)) == len(files)
 
 
+@pytest.mark.slow
 def test_flips_in_higher_level_tiles_of_a_big_log(big_log_dir) -> None:
     root, signer = big_log_dir
     report = verify_log(root, signer.verifier)

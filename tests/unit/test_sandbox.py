@@ -50,6 +50,7 @@ def test_an_algorithm_reads_its_input_and_only_declared_outputs_are_released(
     assert not (tmp_path / "released" / "raw-copy.csv").exists()
 
 
+@pytest.mark.slow
 def test_a_network_connection_fails(tmp_path: Path) -> None:
     """A listener on loopback in the parent's namespace gets no connection from the job."""
     server = socket.socket()
@@ -115,6 +116,7 @@ def test_memory_over_the_limit_is_killed(tmp_path: Path) -> None:
     assert (result.status, result.reason) == ("killed", "memory limit of 512 MB")
 
 
+@pytest.mark.slow
 def test_cpu_over_the_limit_is_killed(tmp_path: Path) -> None:
     result = _run(tmp_path, 'OUTPUTS = ["x"]\nwhile True:\n    pass\n')
     assert (result.status, result.reason) == ("killed", "CPU limit of 3 s")

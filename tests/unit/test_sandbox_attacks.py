@@ -57,6 +57,7 @@ time.sleep(0.05)
 """
 
 
+@pytest.mark.slow
 def test_h5_a_swapped_symlink_never_releases_another_file(tmp_path: Path) -> None:
     secret = tmp_path / "keystore.json"
     secret.write_text('{"crypto": "the owner key"}')

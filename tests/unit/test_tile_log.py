@@ -151,6 +151,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_sigkill_during_appends_loses_nothing_acknowledged(
     tmp_path: Path, signer: NoteSigner
 ) -> None:
