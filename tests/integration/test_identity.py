@@ -11,8 +11,9 @@ import pytest
 from eth_account import Account
 
 from neuroledger.chain.client import Chain
-from neuroledger.chain.tx import Call, NotAuthorizedError
+from neuroledger.chain.tx import Call
 from neuroledger.config import KdfParams, Settings
+from neuroledger.errors import NotAuthorizedError
 from neuroledger.identity.registry import X25519_ATTRIBUTE
 from tests import security_figures
 
