@@ -20,6 +20,9 @@ BASE = {"errors", "config", "_fs", "_json", "_lazy", "environment"}
 
 #: Which packages each package may import (besides itself and BASE). Layers run one way:
 #: primitives, then infrastructure, then identities, then the features, then the apps.
+#: Everything below the apps.
+_FEATURES = {"core", "chain", "store", "identity", "provenance", "audit", "privacy", "federated"}
+
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "chain": set(),
@@ -29,27 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "audit": {"core", "chain", "store", "identity"},
     "privacy": {"core", "chain", "store", "identity", "provenance"},
     "federated": {"core", "chain", "store", "identity", "provenance"},
-    "scenarios": {
-        "core",
-        "chain",
-        "store",
-        "identity",
-        "provenance",
-        "audit",
-        "privacy",
-        "federated",
-    },
-    "cli": {
-        "core",
-        "chain",
-        "store",
-        "identity",
-        "provenance",
-        "audit",
-        "privacy",
-        "federated",
-        "scenarios",
-    },
+    "scenarios": _FEATURES,
+    "cli": _FEATURES | {"scenarios"},
 }
 
 #: The apps still reach into implementation modules that issue 14 §3/§4 moves behind the
