@@ -30,7 +30,13 @@ from neuroledger.federated.contribution import shapley
 from neuroledger.federated.dp import PrivacyAccountant
 from neuroledger.federated.ledger import TaskLedger, reward_shares
 from neuroledger.federated.models import LogisticModel
-from neuroledger.federated.protocol import DONE, PARTICIPANTS, RoundPaths, RoundResult
+from neuroledger.federated.protocol import (
+    DONE,
+    PARTICIPANTS,
+    RoundPaths,
+    RoundResult,
+    participant_path,
+)
 from neuroledger.federated.recompute import recompute_aggregate
 from neuroledger.federated.recorder import RegisterRound, RoundWriter
 from neuroledger.federated.spec import TaskSpec
@@ -102,7 +108,7 @@ class Coordinator:
         """Participants with a valid join message (and, with a ledger, joined on chain)."""
         found = []
         for address in self.board.senders(PARTICIPANTS):
-            message = self.board.read(f"{PARTICIPANTS}/{address}.json")
+            message = self.board.read(participant_path(address))
             if message is None or message.signer.lower() != address:
                 continue
             reason = check(message) if check is not None else None
