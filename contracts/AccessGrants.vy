@@ -19,20 +19,28 @@
      algorithm approval likewise holds only in the tenure it was given in.
 @custom:security The gateway reads `hasAccess` at request time (or from a
                  cache bounded in blocks), so revocation takes effect at once
-                 on chain and within that bound at the gateway.
+                 on chain and within that bound at the gateway. The guardian
+                 may pause new grants, new algorithm approvals and new
+                 consent; a pause never blocks a revocation, the withdrawal
+                 of an approval or the withdrawal of consent, and leaves
+                 existing grants as they are. The gateway's signed requests
+                 use this contract's EIP-712 domain, read from
+                 `eip712Domain()` (EIP-5267).
 """
 
 
-# @dev The slice of the DID registry this contract reads.
-interface DIDRegistry:
-    def identityOwner(identity: address) -> address: view
-    def validDelegate(identity: address, delegateType: bytes32, delegate: address) -> bool: view
+from interfaces import IAssetRegistry
+from modules import governed
+from modules import identity_actor
+from snekmate.utils import eip712_domain_separator
 
+initializes: governed
+initializes: eip712_domain_separator
 
-# @dev The slice of the asset registry this contract reads.
-interface AssetRegistry:
-    def assetOf(id: bytes32) -> (address, uint8, uint8): view
-    def tenureOf(id: bytes32) -> (address, uint8, uint64): view
+exports: (
+    governed.__interface__,
+    eip712_domain_separator.eip712Domain,
+)
 
 
 # @dev Access modes, as bits: a grant may hold both.
@@ -43,8 +51,10 @@ _ALL_MODES: constant(uint8) = 3
 # @dev The asset registry's "active" status.
 _ACTIVE: constant(uint8) = 1
 
-# @dev The DID delegate type allowed to act for an identity: "veriKey".
-_DELEGATE_TYPE: constant(bytes32) = 0x766572694b657900000000000000000000000000000000000000000000000000
+# @dev The EIP-712 domain of the gateway's signed access requests: clients read it
+# with EIP-5267 `eip712Domain()` (chain id and this contract's address included).
+DOMAIN_NAME: constant(String[50]) = "NeuroLedger Gateway"
+DOMAIN_VERSION: constant(String[20]) = "1"
 
 
 # @dev One grant (its purpose is its key): the expiry (unix seconds), the modes, the
@@ -114,14 +124,18 @@ event ConsentChanged:
 
 
 @deploy
-def __init__(did_registry: address, asset_registry: address):
+def __init__(did_registry: address, asset_registry: address, owner_: address, guardian_: address):
     """
-    @notice Binds the grants to the DID registry and the asset registry.
+    @notice Binds the grants to the DID registry and the asset registry, and sets governance.
     @param did_registry Address of the ERC-1056 DID registry.
     @param asset_registry Address of the NeuroLedger asset registry.
+    @param owner_ The owner (the timelock); zero freezes the guardian.
+    @param guardian_ The account that may pause new grants; zero: nobody.
     """
-    assert did_registry != empty(address), "grants: DID registry is the zero address"
-    assert asset_registry != empty(address), "grants: asset registry is the zero address"
+    governed.__init__(owner_, guardian_)
+    eip712_domain_separator.__init__(DOMAIN_NAME, DOMAIN_VERSION)
+    assert did_registry != empty(address), "AccessGrants: DID registry is the zero address"
+    assert asset_registry != empty(address), "AccessGrants: asset registry is the zero address"
     didRegistry = did_registry
     assetRegistry = asset_registry
 
@@ -138,14 +152,15 @@ def grant(asset: bytes32, grantee: address, modes: uint8, purpose: bytes32, expi
     @param purpose What the access is for (a short ASCII name, left-aligned).
     @param expiry Unix time after which the grant no longer holds.
     """
+    governed._require_not_paused()
     owner: address = empty(address)
     tenure: uint64 = 0
     owner, tenure = self._active_owner(asset)
     self._check_actor(owner)
-    assert grantee != empty(address), "grants: grantee is the zero address"
-    assert modes != 0 and modes & _ALL_MODES == modes, "grants: modes must be 1, 2 or 3"
-    assert purpose != empty(bytes32), "grants: purpose is empty"
-    assert convert(expiry, uint256) > block.timestamp, "grants: expiry is in the past"
+    assert grantee != empty(address), "AccessGrants: grantee is the zero address"
+    assert modes != 0 and modes & _ALL_MODES == modes, "AccessGrants: modes must be 1, 2 or 3"
+    assert purpose != empty(bytes32), "AccessGrants: purpose is empty"
+    assert convert(expiry, uint256) > block.timestamp, "AccessGrants: expiry is in the past"
     old: Grant = self._grants[asset][grantee][purpose]
     replaced: bool = self._holds(old, owner, tenure)
     self._grants[asset][grantee][purpose] = Grant(
@@ -175,7 +190,7 @@ def revoke(asset: bytes32, grantee: address, purpose: bytes32):
     """
     owner: address = self._owner(asset)
     self._check_actor(owner)
-    assert self._grants[asset][grantee][purpose].modes != 0, "grants: no grant to revoke"
+    assert self._grants[asset][grantee][purpose].modes != 0, "AccessGrants: no grant to revoke"
     self._grants[asset][grantee][purpose] = empty(Grant)
     log AccessRevoked(
         asset=asset, grantee=grantee, owner=owner, purpose=purpose, sender=msg.sender
@@ -194,11 +209,12 @@ def approveAlgorithm(dataset: bytes32, algorithm: bytes32, approved: bool):
     owner: address = empty(address)
     status: uint8 = 0
     tenure: uint64 = 0
-    owner, status, tenure = staticcall AssetRegistry(assetRegistry).tenureOf(dataset)
-    assert status != 0, "grants: unknown asset"
+    owner, status, tenure = staticcall IAssetRegistry(assetRegistry).tenureOf(dataset)
+    assert status != 0, "AccessGrants: unknown asset"
     self._check_actor(owner)
-    assert algorithm != empty(bytes32), "grants: algorithm digest is zero"
+    assert algorithm != empty(bytes32), "AccessGrants: algorithm digest is zero"
     if approved:
+        governed._require_not_paused()
         self._approved[dataset][algorithm] = convert(tenure, uint256) + 1
     else:
         self._approved[dataset][algorithm] = 0
@@ -216,8 +232,10 @@ def setConsent(subject: address, purpose: bytes32, given: bool):
     @param purpose The purpose (a short ASCII name, left-aligned).
     @param given True to give consent, false to withdraw it.
     """
+    if given:
+        governed._require_not_paused()
     self._check_actor(subject)
-    assert purpose != empty(bytes32), "grants: purpose is empty"
+    assert purpose != empty(bytes32), "AccessGrants: purpose is empty"
     self._withdrawn[subject][purpose] = not given
     log ConsentChanged(subject=subject, purpose=purpose, given=given, sender=msg.sender)
 
@@ -239,7 +257,7 @@ def hasAccess(asset: bytes32, grantee: address, mode: uint8, purpose: bytes32) -
     owner: address = empty(address)
     status: uint8 = 0
     tenure: uint64 = 0
-    owner, status, tenure = staticcall AssetRegistry(assetRegistry).tenureOf(asset)
+    owner, status, tenure = staticcall IAssetRegistry(assetRegistry).tenureOf(asset)
     return status == _ACTIVE and self._holds(g, owner, tenure)
 
 
@@ -273,7 +291,7 @@ def isApproved(dataset: bytes32, algorithm: bytes32) -> bool:
     owner: address = empty(address)
     status: uint8 = 0
     tenure: uint64 = 0
-    owner, status, tenure = staticcall AssetRegistry(assetRegistry).tenureOf(dataset)
+    owner, status, tenure = staticcall IAssetRegistry(assetRegistry).tenureOf(dataset)
     return approval == convert(tenure, uint256) + 1
 
 
@@ -307,8 +325,8 @@ def _owner(asset: bytes32) -> address:
     owner: address = empty(address)
     kind: uint8 = 0
     status: uint8 = 0
-    owner, kind, status = staticcall AssetRegistry(assetRegistry).assetOf(asset)
-    assert status != 0, "grants: unknown asset"
+    owner, kind, status = staticcall IAssetRegistry(assetRegistry).assetOf(asset)
+    assert status != 0, "AccessGrants: unknown asset"
     return owner
 
 
@@ -318,18 +336,15 @@ def _active_owner(asset: bytes32) -> (address, uint64):
     owner: address = empty(address)
     status: uint8 = 0
     tenure: uint64 = 0
-    owner, status, tenure = staticcall AssetRegistry(assetRegistry).tenureOf(asset)
-    assert status != 0, "grants: unknown asset"
-    assert status == _ACTIVE, "grants: asset is not active"
+    owner, status, tenure = staticcall IAssetRegistry(assetRegistry).tenureOf(asset)
+    assert status != 0, "AccessGrants: unknown asset"
+    assert status == _ACTIVE, "AccessGrants: asset is not active"
     return owner, tenure
 
 
 @internal
 @view
 def _check_actor(identity: address):
-    # The identity's owner, or a valid veriKey delegate, may act for it.
-    if msg.sender == staticcall DIDRegistry(didRegistry).identityOwner(identity):
-        return
-    assert staticcall DIDRegistry(didRegistry).validDelegate(
-        identity, _DELEGATE_TYPE, msg.sender
-    ), "grants: caller is not the identity owner or a delegate"
+    assert identity_actor._may_act(didRegistry, identity, msg.sender), (
+        "AccessGrants: caller is not the identity owner or a delegate"
+    )

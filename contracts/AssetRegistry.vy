@@ -27,14 +27,12 @@
                  interpret beyond "not zero", so new kinds need no upgrade.
                  Revocation is final. Attestations are not filtered: anyone
                  controlling an identity may attest; readers decide whose
-                 attestations they trust.
+                 attestations they trust. The registry has no owner, no
+                 guardian and no pause: nobody can stop or rewrite it.
 """
 
 
-# @dev The slice of the DID registry this contract reads.
-interface DIDRegistry:
-    def identityOwner(identity: address) -> address: view
-    def validDelegate(identity: address, delegateType: bytes32, delegate: address) -> bool: view
+from modules import identity_actor
 
 
 # @dev Most parents an asset may have.
@@ -126,7 +124,7 @@ def __init__(did_registry: address):
     @notice Binds the registry to the DID registry that defines owners.
     @param did_registry Address of the ERC-1056 DID registry.
     """
-    assert did_registry != empty(address), "registry: DID registry is the zero address"
+    assert did_registry != empty(address), "AssetRegistry: DID registry is the zero address"
     didRegistry = did_registry
 
 
@@ -154,19 +152,19 @@ def register(
     @param license A license reference (an SPDX expression or a URI).
     @return The asset id, `assetId(identity, digest)`.
     """
-    assert digest != empty(bytes32), "registry: digest is zero"
-    assert kind != 0, "registry: kind is zero"
-    assert identity != empty(address), "registry: owner is the zero address"
+    assert digest != empty(bytes32), "AssetRegistry: digest is zero"
+    assert kind != 0, "AssetRegistry: kind is zero"
+    assert identity != empty(address), "AssetRegistry: owner is the zero address"
     id: bytes32 = self._asset_id(identity, digest)
-    assert self._records[id] == 0, "registry: digest already registered by this identity"
+    assert self._records[id] == 0, "AssetRegistry: digest already registered by this identity"
     self._check_actor(identity)
     for i: uint256 in range(len(parents), bound=MAX_PARENTS):
         parent: bytes32 = parents[i]
         record: uint256 = self._records[parent]
-        assert record != 0, "registry: unknown parent"
-        assert self._status(record) != STATUS_REVOKED, "registry: parent is revoked"
+        assert record != 0, "AssetRegistry: unknown parent"
+        assert self._status(record) != STATUS_REVOKED, "AssetRegistry: parent is revoked"
         for j: uint256 in range(i, bound=MAX_PARENTS):
-            assert parents[j] != parent, "registry: duplicate parent"
+            assert parents[j] != parent, "AssetRegistry: duplicate parent"
     self._records[id] = self._pack(identity, STATUS_ACTIVE, kind, 0)
     log AssetRegistered(
         id=id,
@@ -192,7 +190,7 @@ def deprecate(id: bytes32, reason: String[MAX_REASON]):
     record: uint256 = self._record_of(id)
     owner: address = self._owner(record)
     self._check_actor(owner)
-    assert self._status(record) == STATUS_ACTIVE, "registry: asset is not active"
+    assert self._status(record) == STATUS_ACTIVE, "AssetRegistry: asset is not active"
     self._records[id] = self._pack(owner, STATUS_DEPRECATED, self._kind(record), self._tenure(record))
     log AssetDeprecated(id=id, owner=owner, reason=reason, sender=msg.sender)
 
@@ -207,7 +205,7 @@ def revoke(id: bytes32, reason: String[MAX_REASON]):
     record: uint256 = self._record_of(id)
     owner: address = self._owner(record)
     self._check_actor(owner)
-    assert self._status(record) != STATUS_REVOKED, "registry: asset is already revoked"
+    assert self._status(record) != STATUS_REVOKED, "AssetRegistry: asset is already revoked"
     self._records[id] = self._pack(owner, STATUS_REVOKED, self._kind(record), self._tenure(record))
     log AssetRevoked(id=id, owner=owner, reason=reason, sender=msg.sender)
 
@@ -222,9 +220,9 @@ def transfer(id: bytes32, newOwner: address):
     record: uint256 = self._record_of(id)
     owner: address = self._owner(record)
     self._check_actor(owner)
-    assert newOwner != empty(address), "registry: owner is the zero address"
+    assert newOwner != empty(address), "AssetRegistry: owner is the zero address"
     status: uint8 = self._status(record)
-    assert status != STATUS_REVOKED, "registry: asset is revoked"
+    assert status != STATUS_REVOKED, "AssetRegistry: asset is revoked"
     self._records[id] = self._pack(newOwner, status, self._kind(record), self._tenure(record) + 1)
     log AssetTransferred(id=id, previousOwner=owner, newOwner=newOwner, sender=msg.sender)
 
@@ -240,8 +238,8 @@ def attest(id: bytes32, attester: address, statementDigest: bytes32, statementUR
     @param statementURI Where the statement can be fetched.
     """
     self._record_of(id)
-    assert attester != empty(address), "registry: attester is the zero address"
-    assert statementDigest != empty(bytes32), "registry: statement digest is zero"
+    assert attester != empty(address), "AssetRegistry: attester is the zero address"
+    assert statementDigest != empty(bytes32), "AssetRegistry: statement digest is zero"
     self._check_actor(attester)
     log AssetAttested(
         id=id,
@@ -304,12 +302,9 @@ def isActive(id: bytes32) -> bool:
 @internal
 @view
 def _check_actor(identity: address):
-    # The identity's owner, or a valid veriKey delegate, may act for it.
-    if msg.sender == staticcall DIDRegistry(didRegistry).identityOwner(identity):
-        return
-    assert staticcall DIDRegistry(didRegistry).validDelegate(
-        identity, _DELEGATE_TYPE, msg.sender
-    ), "registry: caller is not the identity owner or a delegate"
+    assert identity_actor._may_act(didRegistry, identity, msg.sender), (
+        "AssetRegistry: caller is not the identity owner or a delegate"
+    )
 
 
 @internal
@@ -322,7 +317,7 @@ def _asset_id(identity: address, digest: bytes32) -> bytes32:
 @view
 def _record_of(id: bytes32) -> uint256:
     record: uint256 = self._records[id]
-    assert record != 0, "registry: unknown asset"
+    assert record != 0, "AssetRegistry: unknown asset"
     return record
 
 

@@ -20,7 +20,8 @@
 @custom:security An anchor proves that the owner published this root at this
                  size by this block; consistency between anchors is checked
                  off chain with consistency proofs, since it needs hashes the
-                 chain does not hold.
+                 chain does not hold. The contract has no owner, no guardian
+                 and no pause: nobody can stop anchoring or rewrite an anchor.
 """
 
 
@@ -45,10 +46,10 @@ def anchor(logId: bytes32, treeSize: uint64, rootHash: bytes32):
     @param treeSize The checkpoint's tree size; must exceed the caller's last anchored size.
     @param rootHash The checkpoint's root hash.
     """
-    assert logId != empty(bytes32), "anchor: log id is zero"
-    assert rootHash != empty(bytes32), "anchor: root hash is zero"
+    assert logId != empty(bytes32), "AuditAnchor: log id is zero"
+    assert rootHash != empty(bytes32), "AuditAnchor: root hash is zero"
     previous: uint64 = self._sizes[msg.sender][logId]
-    assert treeSize > previous, "anchor: tree size does not grow"
+    assert treeSize > previous, "AuditAnchor: tree size does not grow"
     self._sizes[msg.sender][logId] = treeSize
     log Anchored(logId=logId, owner=msg.sender, treeSize=treeSize, rootHash=rootHash, previousSize=previous)
 

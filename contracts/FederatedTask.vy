@@ -27,7 +27,20 @@
                  cannot join, so it is never a payee or a validator. Joining
                  (and so validating) costs a stake, so validators cannot be
                  minted for free, and round 1 needs at least k participants.
+                 Governance (the `governed` module): the guardian may pause
+                 new tasks, joins, rounds and attestations; a pause never
+                 blocks `finish`, `cancel`, `expire` or `claim`, so every
+                 reward, refund and stake can always be withdrawn (a paused
+                 task that misses its deadline expires and shares its pool).
+                 The owner (the timelock) sets the longest task duration and
+                 the guardian, each change waiting the timelock's delay.
 """
+
+from modules import governed
+
+initializes: governed
+
+exports: governed.__interface__
 
 
 # @dev Most participants a task can pay out to in one `finish`.
@@ -39,8 +52,9 @@ MAX_PARTICIPANTS: constant(uint32) = 256
 # @dev Most rounds a task may have (an expired task's share-out reads each round's map).
 MAX_ROUNDS: constant(uint32) = 1024
 
-# @dev Longest a task may run: a deadline is at most this far after creation.
-MAX_DURATION: constant(uint256) = 366 * 86400
+# @dev Bounds of the longest duration the owner may set (one day to ten years).
+MIN_MAX_DURATION: constant(uint256) = 86400
+MAX_MAX_DURATION: constant(uint256) = 3660 * 86400
 
 # @dev Task statuses.
 STATUS_OPEN: constant(uint8) = 1
@@ -72,6 +86,10 @@ struct RoundRecord:
     contributors: uint256
 
 
+# @dev Longest a task may run: a deadline is at most this far after creation (a
+# parameter the owner changes through the timelock; 366 days at deployment).
+maxDuration: public(uint256)
+
 # @dev Number of tasks created; task ids start at 1.
 taskCount: public(uint256)
 
@@ -100,6 +118,7 @@ poolLeft: public(HashMap[uint256, uint256])
 weightLeft: public(HashMap[uint256, uint256])
 
 
+# @dev Emitted when an owner creates a task and escrows its pool.
 event TaskCreated:
     taskId: indexed(uint256)
     owner: indexed(address)
@@ -112,6 +131,7 @@ event TaskCreated:
     deadline: uint256
 
 
+# @dev Emitted when a participant joins a task with its stake; `number` is its bit in round maps.
 event ParticipantJoined:
     taskId: indexed(uint256)
     participant: indexed(address)
@@ -119,6 +139,7 @@ event ParticipantJoined:
     stake: uint256
 
 
+# @dev Emitted when the owner records a round's commitments root, aggregate and contributors.
 event RoundRecorded:
     taskId: indexed(uint256)
     round: indexed(uint32)
@@ -127,46 +148,86 @@ event RoundRecorded:
     contributors: uint256
 
 
+# @dev Emitted when a validator attests a round's aggregate digest.
 event RoundAttested:
     taskId: indexed(uint256)
     round: indexed(uint32)
     validator: indexed(address)
 
 
+# @dev Emitted when a round has its k attestations and is final.
 event RoundFinalized:
     taskId: indexed(uint256)
     round: indexed(uint32)
     aggregateDigest: bytes32
 
 
+# @dev Emitted when the owner finishes a task and sets the rewards.
 event TaskFinished:
     taskId: indexed(uint256)
     finalModelAsset: bytes32
     payees: uint256
 
 
+# @dev Emitted when a task is cancelled or expired (`status` 3 refunded, 4 expired).
 event TaskEnded:
     taskId: indexed(uint256)
     status: uint8
     by: indexed(address)
 
 
+# @dev Emitted when a participant withdraws its reward or its share of an expired pool.
 event RewardPaid:
     taskId: indexed(uint256)
     participant: indexed(address)
     amount: uint256
 
 
+# @dev Emitted when a participant's stake returns to it.
 event StakeReturned:
     taskId: indexed(uint256)
     participant: indexed(address)
     amount: uint256
 
 
+# @dev Emitted when the owner of a task that ended before round 1 withdraws the pool.
 event PoolRefunded:
     taskId: indexed(uint256)
     owner: indexed(address)
     amount: uint256
+
+
+# @dev Emitted when the owner changes the longest task duration.
+event MaxDurationChanged:
+    previousDuration: uint256
+    newDuration: uint256
+
+
+@deploy
+def __init__(owner_: address, guardian_: address):
+    """
+    @notice Sets governance: the owner (the timelock) and the guardian.
+    @param owner_ The owner; zero freezes the parameters.
+    @param guardian_ The account that may pause new work; zero: nobody.
+    """
+    governed.__init__(owner_, guardian_)
+    self.maxDuration = 366 * 86400
+    log MaxDurationChanged(previousDuration=0, newDuration=366 * 86400)
+
+
+@external
+def setMaxDuration(seconds: uint256):
+    """
+    @notice Sets the longest a new task may run; tasks already created keep their deadline.
+    @dev Only the owner (the timelock, so the change waits its delay).
+    @param seconds The new longest duration, one day to ten years.
+    """
+    governed._check_owner()
+    assert seconds >= MIN_MAX_DURATION and seconds <= MAX_MAX_DURATION, (
+        "FederatedTask: duration out of bounds"
+    )
+    log MaxDurationChanged(previousDuration=self.maxDuration, newDuration=seconds)
+    self.maxDuration = seconds
 
 
 @external
@@ -190,13 +251,14 @@ def createTask(
            expire the task and the pool is returned or shared out.
     @return The task id.
     """
-    assert rounds > 0, "task: no rounds"
-    assert rounds <= MAX_ROUNDS, "task: too many rounds"
-    assert validators > 0, "task: no validators"
-    assert convert(validators, uint256) <= MAX_PAYEES, "task: more validators than payees"
-    assert stake > 0, "task: participants must stake"
-    assert deadline > block.timestamp, "task: deadline has passed"
-    assert deadline <= block.timestamp + MAX_DURATION, "task: deadline too far"
+    governed._require_not_paused()
+    assert rounds > 0, "FederatedTask: no rounds"
+    assert rounds <= MAX_ROUNDS, "FederatedTask: too many rounds"
+    assert validators > 0, "FederatedTask: no validators"
+    assert convert(validators, uint256) <= MAX_PAYEES, "FederatedTask: more validators than payees"
+    assert stake > 0, "FederatedTask: participants must stake"
+    assert deadline > block.timestamp, "FederatedTask: deadline has passed"
+    assert deadline <= block.timestamp + self.maxDuration, "FederatedTask: deadline too far"
     self.taskCount += 1
     task_id: uint256 = self.taskCount
     self.tasks[task_id] = Task(
@@ -219,12 +281,13 @@ def join(taskId: uint256):
     @dev `msg.value` must be the task's stake. The owner cannot join.
     @param taskId The task.
     """
+    governed._require_not_paused()
     task: Task = self._live(taskId)
-    assert task.currentRound == 0, "task: training has started"
-    assert msg.sender != task.owner, "task: the owner cannot participate"
-    assert self.participantSlot[taskId][msg.sender] == 0, "task: already joined"
-    assert task.participants < MAX_PARTICIPANTS, "task: full"
-    assert msg.value == task.stake, "task: send exactly the task's stake"
+    assert task.currentRound == 0, "FederatedTask: training has started"
+    assert msg.sender != task.owner, "FederatedTask: the owner cannot participate"
+    assert self.participantSlot[taskId][msg.sender] == 0, "FederatedTask: already joined"
+    assert task.participants < MAX_PARTICIPANTS, "FederatedTask: full"
+    assert msg.value == task.stake, "FederatedTask: send exactly the task's stake"
     self.participantSlot[taskId][msg.sender] = convert(task.participants, uint256) + 1
     self.tasks[taskId].participants = task.participants + 1
     log ParticipantJoined(
@@ -253,14 +316,15 @@ def recordRound(
     @param contributors Bit i set when the participant numbered i (`participantSlot` - 1)
            has its update in the round; they weigh the pool's share-out if the task expires.
     """
+    governed._require_not_paused()
     task: Task = self._live(taskId)
-    assert msg.sender == task.owner, "task: caller is not the task owner"
-    assert round == task.currentRound + 1, "task: not the next round"
-    assert task.finalizedRound == task.currentRound, "task: previous round not final"
-    assert round <= task.rounds, "task: all rounds recorded"
-    assert aggregateDigest != empty(bytes32), "task: aggregate digest is zero"
-    assert task.participants >= task.validators, "task: fewer participants than validators"
-    assert contributors >> convert(task.participants, uint256) == 0, "task: contributor is not a participant"
+    assert msg.sender == task.owner, "FederatedTask: caller is not the task owner"
+    assert round == task.currentRound + 1, "FederatedTask: not the next round"
+    assert task.finalizedRound == task.currentRound, "FederatedTask: previous round not final"
+    assert round <= task.rounds, "FederatedTask: all rounds recorded"
+    assert aggregateDigest != empty(bytes32), "FederatedTask: aggregate digest is zero"
+    assert task.participants >= task.validators, "FederatedTask: fewer participants than validators"
+    assert contributors >> convert(task.participants, uint256) == 0, "FederatedTask: contributor is not a participant"
     count: uint256 = self._popcount(contributors)
     self.roundRecords[taskId][round] = RoundRecord(
         commitmentsRoot=commitmentsRoot, aggregateDigest=aggregateDigest, attestations=0,
@@ -285,12 +349,13 @@ def attest(taskId: uint256, round: uint32, aggregateDigest: bytes32):
     @param round The round.
     @param aggregateDigest The digest the validator computed.
     """
+    governed._require_not_paused()
     task: Task = self._live(taskId)
-    assert self.participantSlot[taskId][msg.sender] != 0, "task: caller is not a participant"
-    assert round >= 1 and round == task.currentRound, "task: not the current round"
-    assert not self.hasAttested[taskId][round][msg.sender], "task: already attested"
+    assert self.participantSlot[taskId][msg.sender] != 0, "FederatedTask: caller is not a participant"
+    assert round >= 1 and round == task.currentRound, "FederatedTask: not the current round"
+    assert not self.hasAttested[taskId][round][msg.sender], "FederatedTask: already attested"
     record: RoundRecord = self.roundRecords[taskId][round]
-    assert aggregateDigest == record.aggregateDigest, "task: digest differs from the recorded aggregate"
+    assert aggregateDigest == record.aggregateDigest, "FederatedTask: digest differs from the recorded aggregate"
     self.hasAttested[taskId][round][msg.sender] = True
     count: uint32 = record.attestations + 1
     self.roundRecords[taskId][round].attestations = count
@@ -315,18 +380,18 @@ def finish(
     @param amounts Their rewards, in wei.
     """
     task: Task = self._live(taskId)
-    assert msg.sender == task.owner, "task: caller is not the task owner"
-    assert task.finalizedRound == task.rounds, "task: rounds are not all final"
-    assert len(payees) == len(amounts), "task: payees and amounts differ in length"
+    assert msg.sender == task.owner, "FederatedTask: caller is not the task owner"
+    assert task.finalizedRound == task.rounds, "FederatedTask: rounds are not all final"
+    assert len(payees) == len(amounts), "FederatedTask: payees and amounts differ in length"
     total: uint256 = 0
     for i: uint256 in range(len(payees), bound=MAX_PAYEES):
         payee: address = payees[i]
-        assert self.participantSlot[taskId][payee] != 0, "task: payee is not a participant"
-        assert self.rewardOf[taskId][payee] == 0, "task: payee listed twice"
-        assert amounts[i] > 0, "task: zero reward"
+        assert self.participantSlot[taskId][payee] != 0, "FederatedTask: payee is not a participant"
+        assert self.rewardOf[taskId][payee] == 0, "FederatedTask: payee listed twice"
+        assert amounts[i] > 0, "FederatedTask: zero reward"
         self.rewardOf[taskId][payee] = amounts[i]
         total += amounts[i]
-    assert total == task.pool, "task: rewards do not add up to the pool"
+    assert total == task.pool, "FederatedTask: rewards do not add up to the pool"
     self.tasks[taskId].status = STATUS_FINISHED
     log TaskFinished(taskId=taskId, finalModelAsset=finalModelAsset, payees=len(payees))
 
@@ -338,8 +403,8 @@ def cancel(taskId: uint256):
     @param taskId The task.
     """
     task: Task = self._live(taskId)
-    assert msg.sender == task.owner, "task: caller is not the task owner"
-    assert task.currentRound == 0, "task: training has started"
+    assert msg.sender == task.owner, "FederatedTask: caller is not the task owner"
+    assert task.currentRound == 0, "FederatedTask: training has started"
     self._end(taskId, task, STATUS_REFUNDED)
 
 
@@ -351,8 +416,8 @@ def expire(taskId: uint256):
     @param taskId The task.
     """
     task: Task = self._task(taskId)
-    assert task.status == STATUS_OPEN, "task: not open"
-    assert block.timestamp >= task.deadline, "task: deadline not reached"
+    assert task.status == STATUS_OPEN, "FederatedTask: not open"
+    assert block.timestamp >= task.deadline, "FederatedTask: deadline not reached"
     self._expire(taskId, task)
 
 
@@ -369,16 +434,16 @@ def claim(taskId: uint256):
     if task.status == STATUS_OPEN and block.timestamp >= task.deadline:
         self._expire(taskId, task)
         task.status = self.tasks[taskId].status
-    assert task.status != STATUS_OPEN, "task: not ended"
-    assert not self.paid[taskId][msg.sender], "task: already paid"
+    assert task.status != STATUS_OPEN, "FederatedTask: not ended"
+    assert not self.paid[taskId][msg.sender], "FederatedTask: already paid"
     self.paid[taskId][msg.sender] = True
     if msg.sender == task.owner:
-        assert task.status == STATUS_REFUNDED, "task: nothing owed to the owner"
+        assert task.status == STATUS_REFUNDED, "FederatedTask: nothing owed to the owner"
         log PoolRefunded(taskId=taskId, owner=msg.sender, amount=task.pool)
         self._pay(msg.sender, task.pool)
         return
     slot: uint256 = self.participantSlot[taskId][msg.sender]
-    assert slot != 0, "task: caller is not a participant"
+    assert slot != 0, "FederatedTask: caller is not a participant"
     amount: uint256 = 0
     if task.status == STATUS_FINISHED:
         amount = self.rewardOf[taskId][msg.sender]
@@ -477,7 +542,7 @@ def _pay(to: address, amount: uint256):
 @view
 def _task(taskId: uint256) -> Task:
     task: Task = self.tasks[taskId]
-    assert task.owner != empty(address), "task: unknown task"
+    assert task.owner != empty(address), "FederatedTask: unknown task"
     return task
 
 
@@ -485,6 +550,6 @@ def _task(taskId: uint256) -> Task:
 @view
 def _live(taskId: uint256) -> Task:
     task: Task = self._task(taskId)
-    assert task.status == STATUS_OPEN, "task: not open"
-    assert block.timestamp < task.deadline, "task: deadline has passed"
+    assert task.status == STATUS_OPEN, "FederatedTask: not open"
+    assert block.timestamp < task.deadline, "FederatedTask: deadline has passed"
     return task

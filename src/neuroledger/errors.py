@@ -20,9 +20,10 @@ exits with the error's ``exit_code``::
     │   ├── DeploymentMismatchError  a recorded contract is not at its address
     │   ├── InsufficientFundsError   an account cannot pay for gas
     │   ├── TransactionTimeoutError  no receipt within the timeout
-    │   └── TransactionRevertedError the contract rejected the call
-    │       ├── NotAuthorizedError   the caller is not the owner the contract wants
-    │       └── SignatureRejectedError  a signed message the contract refused
+    │   └── TransactionRevertedError the contract rejected the call (``contract`` names it)
+    │       ├── NotAuthorizedError   the caller is not the owner or role the contract wants
+    │       ├── SignatureRejectedError  a signed message the contract refused
+    │       └── ContractPausedError  the guardian paused the contract (exits still work)
     ├── ArtifactError                missing or stale compiled contracts
     ├── KeystoreError                encrypted keys
     │   ├── WrongPassphraseError     the passphrase does not open a key
@@ -67,6 +68,7 @@ __all__ = [
     "ChainIdMismatchError",
     "ConfigError",
     "ConsentError",
+    "ContractPausedError",
     "ContractsNotDeployedError",
     "DecryptError",
     "DeploymentMismatchError",
@@ -182,10 +184,19 @@ class TransactionTimeoutError(ChainError):
 class TransactionRevertedError(ChainError):
     """Raised when a contract rejects a call; ``reason`` holds the decoded revert reason."""
 
-    def __init__(self, message: str, *, reason: str | None = None, tx_hash: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        tx_hash: str | None = None,
+        contract: str | None = None,
+    ):
         super().__init__(message)
         self.reason = reason
         self.tx_hash = tx_hash
+        #: The contract or snekmate module the revert reason names (its prefix), if any.
+        self.contract = contract
 
 
 class NotAuthorizedError(TransactionRevertedError):
@@ -194,6 +205,10 @@ class NotAuthorizedError(TransactionRevertedError):
 
 class SignatureRejectedError(TransactionRevertedError):
     """Raised when a contract rejects a signed message (wrong signer, reused nonce, bad form)."""
+
+
+class ContractPausedError(TransactionRevertedError):
+    """Raised when a call needs a contract its guardian paused; exits are never paused."""
 
 
 class ArtifactError(NeuroLedgerError):

@@ -15,16 +15,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from tests import security_figures
+from tests.contracts.conftest import ZERO, deploy
 
 ROOT = Path(__file__).resolve().parents[2]
-DID_SOURCE = ROOT / "contracts" / "DIDRegistry.vy"
-ASSET_SOURCE = ROOT / "contracts" / "AssetRegistry.vy"
-GRANTS_SOURCE = ROOT / "contracts" / "AccessGrants.vy"
 VERIKEY = b"veriKey".ljust(32, b"\0")
 DOWNLOAD, COMPUTE = 1, 2
 RESEARCH = b"research".ljust(32, b"\0")
 MARKETING = b"marketing".ljust(32, b"\0")
-NOT_ALLOWED = "grants: caller is not the identity owner or a delegate"
+NOT_ALLOWED = "AccessGrants: caller is not the identity owner or a delegate"
 
 pytestmark = pytest.mark.usefixtures("fresh_env")
 
@@ -33,16 +31,16 @@ def digest(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
-def deploy():
-    did = boa.load(str(DID_SOURCE))
-    assets = boa.load(str(ASSET_SOURCE), did.address)
-    grants = boa.load(str(GRANTS_SOURCE), did.address, assets.address)
+def deploy_suite():
+    did = deploy("DIDRegistry")
+    assets = deploy("AssetRegistry", did.address)
+    grants = deploy("AccessGrants", did.address, assets.address, ZERO, ZERO)
     return did, assets, grants
 
 
 @pytest.fixture
 def suite():
-    did, assets, grants = deploy()
+    did, assets, grants = deploy_suite()
     hospital, lab, patient = (boa.env.generate_address() for _ in range(3))
     with boa.env.prank(hospital):
         data = assets.register(hospital, digest("records"), 1, b"\1" * 32, "", [], "")
@@ -60,7 +58,7 @@ def test_grant_expires(suite) -> None:
     assert grants.grantOf(data, lab, RESEARCH) == (DOWNLOAD, expiry, hospital)
     boa.env.time_travel(seconds=3600)
     assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
-    with boa.env.prank(hospital), boa.reverts("grants: expiry is in the past"):
+    with boa.env.prank(hospital), boa.reverts("AccessGrants: expiry is in the past"):
         grants.grant(data, lab, DOWNLOAD, RESEARCH, boa.env.evm.patch.timestamp)
 
 
@@ -73,7 +71,7 @@ def test_revocation_takes_effect_at_once(suite) -> None:
     assert grants.get_logs()[-1].purpose == RESEARCH
     assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
     assert not grants.hasAccess(data, lab, COMPUTE, RESEARCH)
-    with boa.env.prank(hospital), boa.reverts("grants: no grant to revoke"):
+    with boa.env.prank(hospital), boa.reverts("AccessGrants: no grant to revoke"):
         grants.revoke(data, lab, RESEARCH)
 
 
@@ -116,11 +114,11 @@ def test_mode_and_purpose_must_match(suite) -> None:
     assert not grants.hasAccess(data, lab, 3, RESEARCH)  # both asked, one granted
     with boa.env.prank(hospital):
         for modes in (0, 4, 7):
-            with boa.reverts("grants: modes must be 1, 2 or 3"):
+            with boa.reverts("AccessGrants: modes must be 1, 2 or 3"):
                 grants.grant(data, lab, modes, RESEARCH, 2**40)
-        with boa.reverts("grants: purpose is empty"):
+        with boa.reverts("AccessGrants: purpose is empty"):
             grants.grant(data, lab, COMPUTE, b"\0" * 32, 2**40)
-        with boa.reverts("grants: grantee is the zero address"):
+        with boa.reverts("AccessGrants: grantee is the zero address"):
             grants.grant(data, "0x" + "00" * 20, COMPUTE, RESEARCH, 2**40)
 
 
@@ -133,7 +131,7 @@ def test_only_the_owner_or_a_delegate_grants(suite) -> None:
     with boa.env.prank(patient):
         grants.grant(data, lab, DOWNLOAD, RESEARCH, 2**40)
     assert grants.get_logs()[-1].sender == patient
-    with boa.reverts("grants: unknown asset"):
+    with boa.reverts("AccessGrants: unknown asset"):
         grants.grant(digest("nothing"), lab, DOWNLOAD, RESEARCH, 2**40)
 
 
@@ -148,7 +146,7 @@ def test_transfer_and_asset_revocation_void_grants(suite) -> None:
         assert grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
         assets.revoke(data, "withdrawn")
     assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
-    with boa.env.prank(patient), boa.reverts("grants: asset is not active"):
+    with boa.env.prank(patient), boa.reverts("AccessGrants: asset is not active"):
         grants.grant(data, lab, DOWNLOAD, RESEARCH, 2**40)
 
 
@@ -199,7 +197,7 @@ class GrantsMachine(RuleBasedStateMachine):
         super().__init__()
         self.env = boa.swap_env(boa.Env())
         self.env.__enter__()
-        self.did, self.assets, self.grants = deploy()
+        self.did, self.assets, self.grants = deploy_suite()
         self.owner: dict[bytes, str] = {}
         self.active: dict[bytes, bool] = {}
         for i, content in enumerate(DIGESTS):
@@ -231,16 +229,16 @@ class GrantsMachine(RuleBasedStateMachine):
         expiry = max(0, self.now() + ttl)
         with boa.env.prank(actor):
             if not self.active[asset]:
-                with boa.reverts("grants: asset is not active"):
+                with boa.reverts("AccessGrants: asset is not active"):
                     self.grants.grant(asset, grantee, modes, purpose, expiry)
             elif actor != self.owner[asset]:
                 with boa.reverts(NOT_ALLOWED):
                     self.grants.grant(asset, grantee, modes, purpose, expiry)
             elif modes not in (1, 2, 3):
-                with boa.reverts("grants: modes must be 1, 2 or 3"):
+                with boa.reverts("AccessGrants: modes must be 1, 2 or 3"):
                     self.grants.grant(asset, grantee, modes, purpose, expiry)
             elif expiry <= self.now():
-                with boa.reverts("grants: expiry is in the past"):
+                with boa.reverts("AccessGrants: expiry is in the past"):
                     self.grants.grant(asset, grantee, modes, purpose, expiry)
             else:
                 key = (asset, grantee, purpose)
@@ -266,7 +264,7 @@ class GrantsMachine(RuleBasedStateMachine):
                 with boa.reverts(NOT_ALLOWED):
                     self.grants.revoke(asset, grantee, purpose)
             elif (asset, grantee, purpose) not in self.model:
-                with boa.reverts("grants: no grant to revoke"):
+                with boa.reverts("AccessGrants: no grant to revoke"):
                     self.grants.revoke(asset, grantee, purpose)
             else:
                 self.grants.revoke(asset, grantee, purpose)

@@ -12,9 +12,9 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.contracts.conftest import deploy
+
 ROOT = Path(__file__).resolve().parents[2]
-DID_SOURCE = ROOT / "contracts" / "DIDRegistry.vy"
-ASSET_SOURCE = ROOT / "contracts" / "AssetRegistry.vy"
 ZERO = "0x0000000000000000000000000000000000000000"
 VERIKEY = b"veriKey".ljust(32, b"\0")
 SIGAUTH = b"sigAuth".ljust(32, b"\0")
@@ -32,12 +32,12 @@ def aid(identity: str, label: str) -> bytes:
 
 @pytest.fixture
 def did():
-    return boa.load(str(DID_SOURCE))
+    return deploy("DIDRegistry")
 
 
 @pytest.fixture
 def assets(did):
-    return boa.load(str(ASSET_SOURCE), did.address)
+    return deploy("AssetRegistry", did.address)
 
 
 @pytest.fixture
@@ -61,8 +61,8 @@ def register(
 
 
 def test_constructor_rejects_zero_registry():
-    with boa.reverts("registry: DID registry is the zero address"):
-        boa.load(str(ASSET_SOURCE), ZERO)
+    with boa.reverts("AssetRegistry: DID registry is the zero address"):
+        deploy("AssetRegistry", ZERO)
 
 
 def test_register_stores_owner_kind_status_and_emits(assets, alice):
@@ -94,7 +94,7 @@ def test_register_with_parents_emits_lineage(assets, alice):
 
 def test_duplicate_digest_rejected(assets, alice):
     register(assets, alice, digest("d1"))
-    with boa.reverts("registry: digest already registered by this identity"):
+    with boa.reverts("AssetRegistry: digest already registered by this identity"):
         register(assets, alice, digest("d1"))
 
 
@@ -114,19 +114,19 @@ def test_m5_nobody_can_occupy_another_identitys_asset(assets, alice):
             lambda: assets.deprecate(mine, "x"),
             lambda: assets.transfer(mine, mallory),
         ):
-            with boa.reverts("registry: caller is not the identity owner or a delegate"):
+            with boa.reverts("AssetRegistry: caller is not the identity owner or a delegate"):
                 call()
 
 
 def test_unknown_parent_rejected(assets, alice):
-    with boa.reverts("registry: unknown parent"):
+    with boa.reverts("AssetRegistry: unknown parent"):
         register(assets, alice, digest("m1"), parents=[digest("ghost")])
     assert assets.assetOf(aid(alice, "m1")) == (ZERO, 0, 0)
 
 
 def test_duplicate_parent_rejected(assets, alice):
     register(assets, alice, digest("d1"))
-    with boa.reverts("registry: duplicate parent"):
+    with boa.reverts("AssetRegistry: duplicate parent"):
         register(assets, alice, digest("m1"), parents=[aid(alice, "d1"), aid(alice, "d1")])
 
 
@@ -134,7 +134,7 @@ def test_revoked_parent_rejected(assets, alice):
     register(assets, alice, digest("d1"))
     with boa.env.prank(alice):
         assets.revoke(aid(alice, "d1"), "consent withdrawn")
-    with boa.reverts("registry: parent is revoked"):
+    with boa.reverts("AssetRegistry: parent is revoked"):
         register(assets, alice, digest("m1"), parents=[aid(alice, "d1")])
 
 
@@ -147,15 +147,15 @@ def test_deprecated_parent_allowed(assets, alice):
 
 
 def test_zero_id_and_zero_kind_rejected(assets, alice):
-    with boa.reverts("registry: digest is zero"):
+    with boa.reverts("AssetRegistry: digest is zero"):
         register(assets, alice, b"\0" * 32)
-    with boa.reverts("registry: kind is zero"):
+    with boa.reverts("AssetRegistry: kind is zero"):
         register(assets, alice, digest("d1"), kind=0)
 
 
 def test_stranger_cannot_register_for_identity(assets, alice):
     mallory = boa.env.generate_address()
-    with boa.reverts("registry: caller is not the identity owner or a delegate"):
+    with boa.reverts("AssetRegistry: caller is not the identity owner or a delegate"):
         register(assets, mallory, digest("d1"), identity=alice)
 
 
@@ -163,7 +163,7 @@ def test_rotated_owner_acts_for_identity(did, assets, alice):
     new_owner = boa.env.generate_address()
     with boa.env.prank(alice):
         did.changeOwner(alice, new_owner)
-    with boa.reverts("registry: caller is not the identity owner or a delegate"):
+    with boa.reverts("AssetRegistry: caller is not the identity owner or a delegate"):
         register(assets, alice, digest("d1"), identity=alice)
     register(assets, new_owner, digest("d1"), identity=alice)
     assert assets.assetOf(aid(alice, "d1"))[0] == alice
@@ -176,7 +176,7 @@ def test_verikey_delegate_acts_until_expiry(did, assets, alice):
     register(assets, agent, digest("d1"), identity=alice)
     assert assets.get_logs()[-1].sender == agent
     boa.env.time_travel(seconds=101)
-    with boa.reverts("registry: caller is not the identity owner or a delegate"):
+    with boa.reverts("AssetRegistry: caller is not the identity owner or a delegate"):
         register(assets, agent, digest("d2"), identity=alice)
 
 
@@ -184,7 +184,7 @@ def test_sigauth_delegate_is_not_enough(did, assets, alice):
     agent = boa.env.generate_address()
     with boa.env.prank(alice):
         did.addDelegate(alice, SIGAUTH, agent, 100)
-    with boa.reverts("registry: caller is not the identity owner or a delegate"):
+    with boa.reverts("AssetRegistry: caller is not the identity owner or a delegate"):
         register(assets, agent, digest("d1"), identity=alice)
 
 
@@ -194,7 +194,7 @@ def test_deprecate_then_revoke(assets, alice):
         assets.deprecate(aid(alice, "d1"), "superseded")
         assert type(assets.get_logs()[-1]).__name__ == "AssetDeprecated"
         assert assets.assetOf(aid(alice, "d1"))[2] == 2
-        with boa.reverts("registry: asset is not active"):
+        with boa.reverts("AssetRegistry: asset is not active"):
             assets.deprecate(aid(alice, "d1"), "again")
         assets.revoke(aid(alice, "d1"), "leaked PII")
     event = assets.get_logs()[-1]
@@ -211,13 +211,13 @@ def test_revoked_stays_revoked(assets, alice):
     bob = boa.env.generate_address()
     with boa.env.prank(alice):
         assets.revoke(aid(alice, "d1"), "withdrawn")
-        with boa.reverts("registry: asset is already revoked"):
+        with boa.reverts("AssetRegistry: asset is already revoked"):
             assets.revoke(aid(alice, "d1"), "twice")
-        with boa.reverts("registry: asset is not active"):
+        with boa.reverts("AssetRegistry: asset is not active"):
             assets.deprecate(aid(alice, "d1"), "too late")
-        with boa.reverts("registry: asset is revoked"):
+        with boa.reverts("AssetRegistry: asset is revoked"):
             assets.transfer(aid(alice, "d1"), bob)
-    with boa.reverts("registry: digest already registered by this identity"):
+    with boa.reverts("AssetRegistry: digest already registered by this identity"):
         register(assets, alice, digest("d1"))
     assert assets.assetOf(aid(alice, "d1"))[2] == 3
 
@@ -231,7 +231,7 @@ def test_transfer_moves_control(assets, alice):
     assert (event.previousOwner, event.newOwner) == (alice, bob)
     with (
         boa.env.prank(alice),
-        boa.reverts("registry: caller is not the identity owner or a delegate"),
+        boa.reverts("AssetRegistry: caller is not the identity owner or a delegate"),
     ):
         assets.revoke(aid(alice, "d1"), "not mine any more")
     with boa.env.prank(bob):
@@ -241,7 +241,7 @@ def test_transfer_moves_control(assets, alice):
 
 def test_transfer_to_zero_rejected(assets, alice):
     register(assets, alice, digest("d1"))
-    with boa.env.prank(alice), boa.reverts("registry: owner is the zero address"):
+    with boa.env.prank(alice), boa.reverts("AssetRegistry: owner is the zero address"):
         assets.transfer(aid(alice, "d1"), ZERO)
 
 
@@ -254,16 +254,16 @@ def test_others_cannot_change_an_asset(assets, alice):
             lambda: assets.deprecate(aid(alice, "d1"), "x"),
             lambda: assets.transfer(aid(alice, "d1"), mallory),
         ):
-            with boa.reverts("registry: caller is not the identity owner or a delegate"):
+            with boa.reverts("AssetRegistry: caller is not the identity owner or a delegate"):
                 call()
     assert assets.assetOf(aid(alice, "d1")) == (alice, DATASET, 1)
 
 
 def test_changes_to_unknown_asset_rejected(assets, alice):
     with boa.env.prank(alice):
-        with boa.reverts("registry: unknown asset"):
+        with boa.reverts("AssetRegistry: unknown asset"):
             assets.revoke(aid(alice, "ghost"), "x")
-        with boa.reverts("registry: unknown asset"):
+        with boa.reverts("AssetRegistry: unknown asset"):
             assets.attest(aid(alice, "ghost"), alice, digest("s"), "")
 
 
@@ -281,10 +281,10 @@ def test_attest_by_third_party(assets, alice):
     )
     with (
         boa.env.prank(auditor),
-        boa.reverts("registry: caller is not the identity owner or a delegate"),
+        boa.reverts("AssetRegistry: caller is not the identity owner or a delegate"),
     ):
         assets.attest(aid(alice, "m1"), alice, digest("forged"), "")
-    with boa.env.prank(auditor), boa.reverts("registry: statement digest is zero"):
+    with boa.env.prank(auditor), boa.reverts("AssetRegistry: statement digest is zero"):
         assets.attest(aid(alice, "m1"), auditor, b"\0" * 32, "")
 
 

@@ -18,9 +18,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from tests.contracts.conftest import deploy
+
 ROOT = Path(__file__).resolve().parents[2]
-DID_SOURCE = ROOT / "contracts" / "DIDRegistry.vy"
-ASSET_SOURCE = ROOT / "contracts" / "AssetRegistry.vy"
 ACTORS = [boa.env.generate_address() for _ in range(4)]
 DIGESTS = [hashlib.sha256(f"asset-{i}".encode()).digest() for i in range(4)]
 
@@ -32,14 +32,14 @@ def asset_id(identity: str, digest: bytes) -> bytes:
 IDS = [asset_id(a, d) for a in ACTORS for d in DIGESTS]
 VERIKEY = b"veriKey".ljust(32, b"\0")
 ACTIVE, DEPRECATED, REVOKED = 1, 2, 3
-NOT_ALLOWED = "registry: caller is not the identity owner or a delegate"
+NOT_ALLOWED = "AssetRegistry: caller is not the identity owner or a delegate"
 
 
 class AssetRegistryMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.did = boa.load(str(DID_SOURCE))
-        self.assets = boa.load(str(ASSET_SOURCE), self.did.address)
+        self.did = deploy("DIDRegistry")
+        self.assets = deploy("AssetRegistry", self.did.address)
         self.owner: dict[bytes, str] = {}
         self.status: dict[bytes, int] = {}
         self.parents: dict[bytes, list[bytes]] = {}
@@ -64,17 +64,17 @@ class AssetRegistryMachine(RuleBasedStateMachine):
         asset = asset_id(identity, digest)
         expected = None
         if asset in self.owner:
-            expected = "registry: digest already registered by this identity"
+            expected = "AssetRegistry: digest already registered by this identity"
         elif not self.may_act(actor, identity):
             expected = NOT_ALLOWED
         else:
             for i, p in enumerate(parents):
                 if p not in self.owner:
-                    expected = "registry: unknown parent"
+                    expected = "AssetRegistry: unknown parent"
                 elif self.status[p] == REVOKED:
-                    expected = "registry: parent is revoked"
+                    expected = "AssetRegistry: parent is revoked"
                 elif p in parents[:i]:
-                    expected = "registry: duplicate parent"
+                    expected = "AssetRegistry: duplicate parent"
                 if expected:
                     break
         with boa.env.prank(actor):
@@ -89,7 +89,7 @@ class AssetRegistryMachine(RuleBasedStateMachine):
 
     def _change(self, actor: str, asset: bytes, allowed_from: set[int], message: str, call) -> bool:
         if asset not in self.owner:
-            expected = "registry: unknown asset"
+            expected = "AssetRegistry: unknown asset"
         elif not self.may_act(actor, self.owner[asset]):
             expected = NOT_ALLOWED
         elif self.status[asset] not in allowed_from:
@@ -110,7 +110,7 @@ class AssetRegistryMachine(RuleBasedStateMachine):
             actor,
             asset,
             {ACTIVE},
-            "registry: asset is not active",
+            "AssetRegistry: asset is not active",
             lambda: self.assets.deprecate(asset, "superseded"),
         )
         if ok:
@@ -122,7 +122,7 @@ class AssetRegistryMachine(RuleBasedStateMachine):
             actor,
             asset,
             {ACTIVE, DEPRECATED},
-            "registry: asset is already revoked",
+            "AssetRegistry: asset is already revoked",
             lambda: self.assets.revoke(asset, "withdrawn"),
         )
         if ok:
@@ -134,7 +134,7 @@ class AssetRegistryMachine(RuleBasedStateMachine):
             actor,
             asset,
             {ACTIVE, DEPRECATED},
-            "registry: asset is revoked",
+            "AssetRegistry: asset is revoked",
             lambda: self.assets.transfer(asset, to),
         )
         if ok:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import boa
 import pytest
@@ -12,8 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from tests import security_figures
+from tests.contracts.conftest import deploy
 
-SOURCE = Path(__file__).resolve().parents[2] / "contracts" / "AuditAnchor.vy"
 ZERO = "0x0000000000000000000000000000000000000000"
 
 
@@ -25,7 +24,7 @@ def h(label: str) -> bytes:
 
 
 def test_an_anchor_is_kept_in_its_accounts_namespace_and_emits() -> None:
-    c = boa.load(str(SOURCE))
+    c = deploy("AuditAnchor")
     agent = boa.env.generate_address()
     with boa.env.prank(agent):
         c.anchor(h("log"), 10, h("root10"))
@@ -40,13 +39,13 @@ def test_an_anchor_is_kept_in_its_accounts_namespace_and_emits() -> None:
 
 
 def test_sizes_only_grow_and_nobody_can_squat_a_log() -> None:
-    c = boa.load(str(SOURCE))
+    c = deploy("AuditAnchor")
     agent, mallory = boa.env.generate_address(), boa.env.generate_address()
     with boa.env.prank(agent):
         c.anchor(h("log"), 10, h("r10"))
-        with boa.reverts("anchor: tree size does not grow"):
+        with boa.reverts("AuditAnchor: tree size does not grow"):
             c.anchor(h("log"), 10, h("r10b"))
-        with boa.reverts("anchor: tree size does not grow"):
+        with boa.reverts("AuditAnchor: tree size does not grow"):
             c.anchor(h("log"), 9, h("r9"))
         c.anchor(h("log"), 11, h("r11"))
     assert c.get_logs()[-1].previousSize == 10
@@ -57,7 +56,7 @@ def test_sizes_only_grow_and_nobody_can_squat_a_log() -> None:
 
 def test_low_a_squatter_anchoring_the_largest_size_first_locks_nobody_out() -> None:
     """The audit's attack: anchor size 2^64-1 under the operator's log id before it does."""
-    c = boa.load(str(SOURCE))
+    c = deploy("AuditAnchor")
     operator, squatter = boa.env.generate_address(), boa.env.generate_address()
     with boa.env.prank(squatter):
         c.anchor(h("log"), 2**64 - 1, h("squat"))
@@ -80,12 +79,12 @@ def test_low_a_squatter_anchoring_the_largest_size_first_locks_nobody_out() -> N
 
 
 def test_zero_values_rejected() -> None:
-    c = boa.load(str(SOURCE))
-    with boa.reverts("anchor: log id is zero"):
+    c = deploy("AuditAnchor")
+    with boa.reverts("AuditAnchor: log id is zero"):
         c.anchor(b"\0" * 32, 1, h("r"))
-    with boa.reverts("anchor: root hash is zero"):
+    with boa.reverts("AuditAnchor: root hash is zero"):
         c.anchor(h("log"), 1, b"\0" * 32)
-    with boa.reverts("anchor: tree size does not grow"):
+    with boa.reverts("AuditAnchor: tree size does not grow"):
         c.anchor(h("log"), 0, h("r"))
 
 
@@ -96,14 +95,14 @@ LOGS = [h(f"log{i}") for i in range(3)]
 class AnchorMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.c = boa.load(str(SOURCE))
+        self.c = deploy("AuditAnchor")
         self.size: dict[tuple[str, bytes], int] = {}
 
     @rule(actor=st.sampled_from(ACTORS), log=st.sampled_from(LOGS), size=st.integers(0, 2**64 - 1))
     def anchor(self, actor, log, size):
         expected = None
         if size <= self.size.get((actor, log), 0):
-            expected = "anchor: tree size does not grow"
+            expected = "AuditAnchor: tree size does not grow"
         with boa.env.prank(actor):
             if expected:
                 with boa.reverts(expected):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import boa
 from eth_account import Account
 from eth_utils import keccak
@@ -11,7 +9,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-SOURCE = Path(__file__).resolve().parents[2] / "contracts" / "DIDRegistry.vy"
+from tests.contracts.conftest import deploy
+
 KEYS = [Account.from_key((i + 1).to_bytes(32, "big")) for i in range(4)]
 ADDRS = [k.address for k in KEYS]
 TYPES = [b"veriKey".ljust(32, b"\0"), b"sigAuth".ljust(32, b"\0")]
@@ -21,7 +20,7 @@ ZERO = "0x0000000000000000000000000000000000000000"
 class RegistryMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.registry = boa.load(str(SOURCE))
+        self.registry = deploy("DIDRegistry")
         self.owners: dict[str, str] = {}
         self.delegates: dict[tuple[str, bytes, str], int] = {}
         self.changed: dict[str, int] = {}

@@ -4,7 +4,6 @@ rewards paid once, and an end for every task (cancel, deadline, refund, share-ou
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import boa
 import pytest
@@ -13,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from tests import security_figures
+from tests.contracts.conftest import ZERO, deploy
 
-SOURCE = Path(__file__).resolve().parents[2] / "contracts" / "FederatedTask.vy"
 TEST = "tests/contracts/test_federated_task.py"
 POOL = 10**18
 STAKE = 10**16
@@ -50,7 +49,7 @@ def bits(c, task_id: int, accounts) -> int:
 
 
 def setup_task(rounds: int = 2, k: int = 2, n: int = 3, days: int = 7):
-    c = boa.load(str(SOURCE))
+    c = deploy("FederatedTask", ZERO, ZERO)
     owner = funded()
     with boa.env.prank(owner):
         task_id = c.createTask(
@@ -75,17 +74,17 @@ def test_create_and_join() -> None:
     )
     assert (task.stake, task.status) == (STAKE, OPEN)
     assert boa.env.get_balance(c.address) == POOL + 3 * STAKE
-    with boa.env.prank(people[0]), boa.reverts("task: already joined"):
+    with boa.env.prank(people[0]), boa.reverts("FederatedTask: already joined"):
         c.join(task_id, value=STAKE)
-    with boa.reverts("task: unknown task"):
+    with boa.reverts("FederatedTask: unknown task"):
         c.join(99)
     for args, why in [
-        ((1, 0, STAKE, now() + DAY), "task: no validators"),
-        ((1, 1, 0, now() + DAY), "task: participants must stake"),
-        ((1, 1, STAKE, now()), "task: deadline has passed"),
-        ((1, 1, STAKE, now() + 400 * DAY), "task: deadline too far"),
-        ((1, 129, STAKE, now() + DAY), "task: more validators than payees"),
-        ((1025, 1, STAKE, now() + DAY), "task: too many rounds"),
+        ((1, 0, STAKE, now() + DAY), "FederatedTask: no validators"),
+        ((1, 1, 0, now() + DAY), "FederatedTask: participants must stake"),
+        ((1, 1, STAKE, now()), "FederatedTask: deadline has passed"),
+        ((1, 1, STAKE, now() + 400 * DAY), "FederatedTask: deadline too far"),
+        ((1, 129, STAKE, now() + DAY), "FederatedTask: more validators than payees"),
+        ((1025, 1, STAKE, now() + DAY), "FederatedTask: too many rounds"),
     ]:
         with boa.reverts(why):
             c.createTask(h("m"), h("c"), *args)
@@ -112,7 +111,7 @@ def test_m6_validators_cannot_be_minted_for_free() -> None:
         through += _through(lambda: c.join(task_id, value=STAKE))
     assert through == 0
     assert not c.isParticipant(task_id, sybil) and not c.isParticipant(task_id, owner)
-    with boa.env.prank(owner), boa.reverts("task: the owner cannot participate"):
+    with boa.env.prank(owner), boa.reverts("FederatedTask: the owner cannot participate"):
         c.join(task_id, value=STAKE)
     security_figures.record(
         "contracts", "M6 validators minted for free, or the owner as a validator",
@@ -125,7 +124,7 @@ def test_m6_validators_cannot_be_minted_for_free() -> None:
 
 def test_m6_the_owner_cannot_self_attest_and_pay_itself() -> None:
     """The audit's attack: the owner joins, self-attests with k=1 and takes the pool."""
-    c = boa.load(str(SOURCE))
+    c = deploy("FederatedTask", ZERO, ZERO)
     owner = funded()
     with boa.env.prank(owner):
         task_id = c.createTask(h("m"), h("c"), 1, 1, STAKE, now() + DAY, value=POOL)
@@ -133,7 +132,7 @@ def test_m6_the_owner_cannot_self_attest_and_pay_itself() -> None:
         through += _through(lambda: c.recordRound(task_id, 1, h("root"), h("agg"), 0))
         through += _through(lambda: c.attest(task_id, 1, h("agg")))
         through += _through(lambda: c.finish(task_id, h("final"), [owner], [POOL]))
-        with boa.reverts("task: fewer participants than validators"):
+        with boa.reverts("FederatedTask: fewer participants than validators"):
             c.recordRound(task_id, 1, h("root"), h("agg"), 0)
     assert through == 0 and boa.env.get_balance(c.address) == POOL
     security_figures.record(
@@ -147,7 +146,7 @@ def test_m6_the_owner_cannot_self_attest_and_pay_itself() -> None:
 
 def test_m6_round_one_needs_k_participants() -> None:
     c, owner, task_id, people = setup_task(rounds=1, k=3, n=2)
-    with boa.env.prank(owner), boa.reverts("task: fewer participants than validators"):
+    with boa.env.prank(owner), boa.reverts("FederatedTask: fewer participants than validators"):
         c.recordRound(task_id, 1, h("root"), h("agg"), bits(c, task_id, people))
     third = funded()
     with boa.env.prank(third):
@@ -158,7 +157,7 @@ def test_m6_round_one_needs_k_participants() -> None:
 
 def test_m6_cancel_before_round_one_returns_pool_and_stakes() -> None:
     c, owner, task_id, people = setup_task()
-    with boa.env.prank(people[0]), boa.reverts("task: caller is not the task owner"):
+    with boa.env.prank(people[0]), boa.reverts("FederatedTask: caller is not the task owner"):
         c.cancel(task_id)
     with boa.env.prank(owner):
         c.cancel(task_id)
@@ -166,7 +165,7 @@ def test_m6_cancel_before_round_one_returns_pool_and_stakes() -> None:
     owner_before = boa.env.get_balance(owner)
     with boa.env.prank(owner):
         c.claim(task_id)
-        with boa.reverts("task: already paid"):
+        with boa.reverts("FederatedTask: already paid"):
             c.claim(task_id)
     assert boa.env.get_balance(owner) - owner_before == POOL
     for p in people:
@@ -175,21 +174,21 @@ def test_m6_cancel_before_round_one_returns_pool_and_stakes() -> None:
             c.claim(task_id)
         assert boa.env.get_balance(p) - before == STAKE
     assert boa.env.get_balance(c.address) == 0
-    with boa.env.prank(funded()), boa.reverts("task: not open"):
+    with boa.env.prank(funded()), boa.reverts("FederatedTask: not open"):
         c.join(task_id, value=STAKE)
 
 
 def test_m6_a_task_that_never_starts_returns_its_pool_after_the_deadline() -> None:
     """k greater than the participants, or an owner who disappears: nothing stays locked."""
     c, owner, task_id, people = setup_task(k=3, n=2, days=1)
-    with boa.reverts("task: deadline not reached"):
+    with boa.reverts("FederatedTask: deadline not reached"):
         c.expire(task_id)
-    with boa.env.prank(people[0]), boa.reverts("task: not ended"):
+    with boa.env.prank(people[0]), boa.reverts("FederatedTask: not ended"):
         c.claim(task_id)
     boa.env.time_travel(seconds=DAY)
-    with boa.env.prank(owner), boa.reverts("task: deadline has passed"):
+    with boa.env.prank(owner), boa.reverts("FederatedTask: deadline has passed"):
         c.recordRound(task_id, 1, h("root"), h("agg"), 0)
-    with boa.env.prank(funded()), boa.reverts("task: deadline has passed"):
+    with boa.env.prank(funded()), boa.reverts("FederatedTask: deadline has passed"):
         c.join(task_id, value=STAKE)
     before = boa.env.get_balance(people[0])
     with boa.env.prank(people[0]):
@@ -213,7 +212,7 @@ def test_m6_after_round_one_the_pool_goes_to_participants_by_contribution() -> N
     c, owner, task_id, people = setup_task(rounds=3, k=2, n=3, days=2)
     a, b, d = people
     with boa.env.prank(owner):
-        with boa.reverts("task: contributor is not a participant"):
+        with boa.reverts("FederatedTask: contributor is not a participant"):
             c.recordRound(task_id, 1, h("r1"), h("agg1"), 0b1000)  # nobody is number 3
         c.recordRound(task_id, 1, h("r1"), h("agg1"), bits(c, task_id, [a, b, d]))
     for p in (a, b):
@@ -221,21 +220,21 @@ def test_m6_after_round_one_the_pool_goes_to_participants_by_contribution() -> N
             c.attest(task_id, 1, h("agg1"))
     with boa.env.prank(owner):
         c.recordRound(task_id, 2, h("r2"), h("agg2"), bits(c, task_id, [a, b]))  # not d's
-        with boa.reverts("task: caller is not the task owner"), boa.env.prank(a):
+        with boa.reverts("FederatedTask: caller is not the task owner"), boa.env.prank(a):
             c.cancel(task_id)
-        with boa.reverts("task: training has started"):
+        with boa.reverts("FederatedTask: training has started"):
             c.cancel(task_id)
     assert [c.contributionOf(task_id, p) for p in people] == [2, 2, 1]
     assert c.contributionOf(task_id, owner) == 0 and c.tasks(task_id).contributions == 5
     # The owner disappears before round 2 is final. After the deadline anyone ends it.
     boa.env.time_travel(seconds=2 * DAY)
-    with boa.env.prank(a), boa.reverts("task: deadline has passed"):
+    with boa.env.prank(a), boa.reverts("FederatedTask: deadline has passed"):
         c.attest(task_id, 2, h("agg2"))
-    with boa.env.prank(owner), boa.reverts("task: deadline has passed"):
+    with boa.env.prank(owner), boa.reverts("FederatedTask: deadline has passed"):
         c.finish(task_id, h("final"), people, [POOL // 3, POOL // 3, POOL - 2 * (POOL // 3)])
     c.expire(task_id)
     assert c.tasks(task_id).status == EXPIRED
-    with boa.env.prank(owner), boa.reverts("task: nothing owed to the owner"):
+    with boa.env.prank(owner), boa.reverts("FederatedTask: nothing owed to the owner"):
         c.claim(task_id)
     got = {}
     for p in (d, b, a):
@@ -254,7 +253,7 @@ def test_m6_without_recorded_contributors_an_expired_pool_is_shared_equally() ->
         c.recordRound(task_id, 1, h("r1"), h("agg1"), 0)
     boa.env.time_travel(seconds=DAY)
     c.expire(task_id)
-    with boa.reverts("task: not open"):
+    with boa.reverts("FederatedTask: not open"):
         c.expire(task_id)
     paid = 0
     for p in people:
@@ -268,26 +267,26 @@ def test_m6_without_recorded_contributors_an_expired_pool_is_shared_equally() ->
 
 def test_round_needs_k_matching_attestations() -> None:
     c, owner, task_id, people = setup_task(rounds=2, k=2)
-    with boa.env.prank(people[0]), boa.reverts("task: caller is not the task owner"):
+    with boa.env.prank(people[0]), boa.reverts("FederatedTask: caller is not the task owner"):
         c.recordRound(task_id, 1, h("root1"), h("agg1"), 0)
     with boa.env.prank(owner):
         c.recordRound(task_id, 1, h("root1"), h("agg1"), bits(c, task_id, people))
-        with boa.reverts("task: previous round not final"):
+        with boa.reverts("FederatedTask: previous round not final"):
             c.recordRound(task_id, 2, h("root2"), h("agg2"), 0)
     with boa.env.prank(people[0]):
-        with boa.reverts("task: digest differs from the recorded aggregate"):
+        with boa.reverts("FederatedTask: digest differs from the recorded aggregate"):
             c.attest(task_id, 1, h("wrong"))
         c.attest(task_id, 1, h("agg1"))
-        with boa.reverts("task: already attested"):
+        with boa.reverts("FederatedTask: already attested"):
             c.attest(task_id, 1, h("agg1"))
     assert c.tasks(task_id).finalizedRound == 0  # one attestation is not enough
     stranger = boa.env.generate_address()
-    with boa.env.prank(stranger), boa.reverts("task: caller is not a participant"):
+    with boa.env.prank(stranger), boa.reverts("FederatedTask: caller is not a participant"):
         c.attest(task_id, 1, h("agg1"))
     with boa.env.prank(people[1]):
         c.attest(task_id, 1, h("agg1"))
     assert c.tasks(task_id).finalizedRound == 1
-    with boa.env.prank(people[2]), boa.reverts("task: training has started"):
+    with boa.env.prank(people[2]), boa.reverts("FederatedTask: training has started"):
         c.join(task_id, value=STAKE)
 
 
@@ -302,21 +301,21 @@ def finish_rounds(c, owner, task_id, people, rounds: int, k: int) -> None:
 
 def test_rewards_add_up_to_the_pool_and_are_paid_once() -> None:
     c, owner, task_id, people = setup_task(rounds=1, k=2)
-    with boa.env.prank(owner), boa.reverts("task: rounds are not all final"):
+    with boa.env.prank(owner), boa.reverts("FederatedTask: rounds are not all final"):
         c.finish(task_id, h("final"), people, [POOL // 3] * 3)
     finish_rounds(c, owner, task_id, people, 1, 2)
     with boa.env.prank(owner):
-        with boa.reverts("task: rewards do not add up to the pool"):
+        with boa.reverts("FederatedTask: rewards do not add up to the pool"):
             c.finish(task_id, h("final"), people, [1, 2, 3])
-        with boa.reverts("task: payee listed twice"):
+        with boa.reverts("FederatedTask: payee listed twice"):
             c.finish(task_id, h("final"), [people[0], people[0]], [POOL // 2, POOL // 2])
-        with boa.reverts("task: payee is not a participant"):
+        with boa.reverts("FederatedTask: payee is not a participant"):
             c.finish(task_id, h("final"), [owner], [POOL])
         c.finish(task_id, h("final"), people[:2], [POOL // 2, POOL // 2])
     before = boa.env.get_balance(people[0])
     with boa.env.prank(people[0]):
         c.claim(task_id)
-        with boa.reverts("task: already paid"):
+        with boa.reverts("FederatedTask: already paid"):
             c.claim(task_id)
     assert boa.env.get_balance(people[0]) - before == POOL // 2 + STAKE
     before = boa.env.get_balance(people[2])  # not a payee: gets its stake back
@@ -324,12 +323,12 @@ def test_rewards_add_up_to_the_pool_and_are_paid_once() -> None:
         c.claim(task_id)
     assert boa.env.get_balance(people[2]) - before == STAKE
     with boa.env.prank(owner):
-        with boa.reverts("task: not open"):
+        with boa.reverts("FederatedTask: not open"):
             c.finish(task_id, h("final"), people, [POOL // 2, POOL // 4, POOL // 4])
-        with boa.reverts("task: nothing owed to the owner"):
+        with boa.reverts("FederatedTask: nothing owed to the owner"):
             c.claim(task_id)
     boa.env.time_travel(seconds=30 * DAY)  # a finished task never expires
-    with boa.reverts("task: not open"):
+    with boa.reverts("FederatedTask: not open"):
         c.expire(task_id)
 
 

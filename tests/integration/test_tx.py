@@ -73,7 +73,7 @@ def test_revert_becomes_typed_exception_before_sending(chain: Chain) -> None:
     someone_else = Account.create().address
     with pytest.raises(NotAuthorizedError, match="caller is not the identity owner") as info:
         chain.sender(account).send(reg.change_owner(someone_else, account.address))
-    assert info.value.reason == "did: caller is not the identity owner"
+    assert info.value.reason == "DIDRegistry: caller is not the identity owner"
     assert chain.w3.eth.get_transaction_count(account.address) == 0  # nothing sent, no nonce burnt
     # the sender still works afterwards
     chain.sender(account).send(reg.change_owner(account.address, account.address))

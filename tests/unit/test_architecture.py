@@ -122,7 +122,7 @@ OVERSIZED = {
     "privacy/_jail.py": 422,
     "cli/asset.py": 453,
     "cli/fl.py": 504,
-    "chain/tx.py": 518,
+    "chain/tx.py": 460,
     "provenance/index.py": 525,
     "federated/service.py": 531,
     "audit/log.py": 554,

@@ -25,6 +25,9 @@ def test_artifact_is_fresh(name: str) -> None:
         f"artifact of {name} is stale: run `make contracts`"
     )
     fresh = compile_contract(source)
+    assert fresh.integrity == shipped.integrity, (
+        f"artifact of {name} is stale (an imported module changed): run `make contracts`"
+    )
     assert fresh.bytecode == shipped.bytecode, f"artifact of {name} is stale: run `make contracts`"
     assert fresh.abi == shipped.abi
 

@@ -102,7 +102,7 @@ def test_a_plain_import_stays_light() -> None:
 def test_revert_decoding() -> None:
     from eth_abi import encode
 
-    from neuroledger.chain.tx import decode_revert
+    from neuroledger.chain._reverts import decode_revert
 
     data = "0x08c379a0" + encode(["string"], ["did: nope"]).hex()
     assert decode_revert(data) == "did: nope"

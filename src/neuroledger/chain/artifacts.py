@@ -1,7 +1,11 @@
 """Compiled contract artifacts: ABI, bytecode and the hash of the source they came from.
 
 Artifacts are JSON files inside the package (``neuroledger/chain/artifacts``),
-built from ``contracts/*.vy`` by ``make contracts`` with the pinned Vyper.
+built from ``contracts/*.vy`` by ``make contracts`` with the pinned Vyper. The
+contracts import shared code from ``contracts/interfaces`` and
+``contracts/modules`` and audited modules from the pinned snekmate package;
+each artifact records Vyper's ``integrity`` hash over every file its
+compilation read, so a change in an imported module marks it stale too.
 
 >>> art = load_artifact("DIDRegistry")
 >>> art.compiler
@@ -41,6 +45,7 @@ class Artifact:
     runtime_bytecode: bytes
     source_sha256: str
     compiler: str
+    integrity: str = ""
 
     @property
     def runtime_code_hash(self) -> str:
@@ -53,6 +58,7 @@ class Artifact:
             "contractName": self.name,
             "compiler": self.compiler,
             "sourceSha256": self.source_sha256,
+            "integrity": self.integrity,
             "abi": self.abi,
             "bytecode": "0x" + self.bytecode.hex(),
             "deployedBytecode": "0x" + self.runtime_bytecode.hex(),
@@ -67,6 +73,7 @@ def _from_json(data: dict[str, Any]) -> Artifact:
         runtime_bytecode=bytes.fromhex(data["deployedBytecode"].removeprefix("0x")),
         source_sha256=data["sourceSha256"],
         compiler=data["compiler"],
+        integrity=data.get("integrity", ""),
     )
 
 
@@ -91,8 +98,11 @@ def load_artifact(name: str) -> Artifact:
 
 def compile_contract(source_path: Path) -> Artifact:
     """Compile one Vyper source file with the pinned compiler."""
+    import sys
+
     import vyper
     from vyper.compiler import compile_code
+    from vyper.compiler.input_bundle import FilesystemInputBundle
 
     if vyper.__version__ != VYPER_VERSION:
         raise ArtifactError(
@@ -100,10 +110,14 @@ def compile_contract(source_path: Path) -> Artifact:
             f"run `pip install vyper=={VYPER_VERSION}`"
         )
     source = source_path.read_text()
+    # The contract's own folder first (interfaces/, modules/), then the installed
+    # packages (snekmate), as `vyper -p contracts` would search.
+    paths = [source_path.parent.resolve(), *(Path(p) for p in sys.path if p)]
     out = compile_code(
         source,
         contract_path=source_path.name,
-        output_formats=["abi", "bytecode", "bytecode_runtime"],
+        input_bundle=FilesystemInputBundle(paths),
+        output_formats=["abi", "bytecode", "bytecode_runtime", "integrity"],
     )
     return Artifact(
         name=source_path.stem,
@@ -112,6 +126,7 @@ def compile_contract(source_path: Path) -> Artifact:
         runtime_bytecode=bytes.fromhex(out["bytecode_runtime"].removeprefix("0x")),
         source_sha256=hashlib.sha256(source.encode()).hexdigest(),
         compiler=f"vyper {VYPER_VERSION}",
+        integrity=out["integrity"],
     )
 
 

@@ -10,7 +10,12 @@ from web3 import Web3
 from web3.contract import Contract
 
 from neuroledger.chain.artifacts import load_artifact
-from neuroledger.chain.deploy import DeploymentRecord, DeploymentStore, ensure_deployed
+from neuroledger.chain.deploy import (
+    DeploymentRecord,
+    DeploymentStore,
+    Governance,
+    ensure_deployed,
+)
 from neuroledger.chain.node import EmbeddedNode
 from neuroledger.chain.tx import Call, FeePolicy, NonceManager, TransactionSender
 from neuroledger.config import EMBEDDED_CHAIN_ID, Settings
@@ -218,14 +223,21 @@ class Chain:
 
     # -- contracts -------------------------------------------------------------------
     def deployment(
-        self, *, deployer: LocalAccount | None = None, force: bool = False
+        self,
+        *,
+        deployer: LocalAccount | None = None,
+        force: bool = False,
+        governance: Governance | None = None,
     ) -> DeploymentRecord:
         """The suite's deployment on this chain, deploying it where allowed.
 
-        ``force`` sets an existing record aside and deploys a new suite.
+        ``force`` sets an existing record aside and deploys a new suite;
+        ``governance`` says who governs a suite deployed now.
         """
         if self._record is None or deployer is not None or force:
-            self._record = ensure_deployed(self, deployer=deployer, force=force)
+            self._record = ensure_deployed(
+                self, deployer=deployer, force=force, governance=governance
+            )
         return self._record
 
     def contract(self, name: str) -> Contract:

@@ -15,6 +15,14 @@ one (``<chain id>.<time>.json.replaced``) and deploys a fresh suite.
 Earlier versions compared block 0's hash and redeployed on a difference, but
 anvil gives block 0 a new hash on some restarts from a saved state: the code at
 the recorded addresses is the only reliable check.
+
+Governance: the suite includes a ``Timelock`` (snekmate's TimelockController)
+that owns the contracts holding value or gating access (``FederatedTask``,
+``AccessGrants``). A :class:`Governance` names its proposer and executor (the
+governor), the guardian that may pause, and the minimum delay. A suite deployed
+with ``--from NAME`` is governed by NAME; the throw-away deployer of the
+embedded chain governs nothing, so such a suite has no governor and no guardian:
+its parameters are frozen and nobody can pause it.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from neuroledger.chain.artifacts import Artifact, load_artifact
 from neuroledger.chain.tx import Call
 from neuroledger.errors import (
     ChainIdMismatchError,
+    ConfigError,
     ContractsNotDeployedError,
     DeploymentMismatchError,
 )
@@ -44,20 +53,55 @@ if TYPE_CHECKING:
 
     from neuroledger.chain.client import Chain
 
-__all__ = ["SUITE", "DeploymentRecord", "DeploymentStore", "ensure_deployed"]
+__all__ = ["SUITE", "DeploymentRecord", "DeploymentStore", "Governance", "ensure_deployed"]
 
 #: What the embedded node gives a throw-away deployer: the suite costs about 0.01 ETH.
 _DEPLOYER_FUNDING_WEI = 10**18
 
-#: The contract suite in deployment order: each contract with the suite
-#: contracts whose addresses its constructor takes.
+#: Shortest timelock delay accepted, and the default (two days, as public chains use).
+MIN_DELAY_SECONDS = 60
+DEFAULT_DELAY_SECONDS = 2 * 86400
+
+#: The contract suite in deployment order: each contract with its constructor's
+#: arguments, either a suite contract (its address) or a governance value
+#: (``@delay``, ``@governors``: the proposers and executors, ``@guardian``).
 SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("DIDRegistry", ()),
     ("AssetRegistry", ("DIDRegistry",)),
     ("AuditAnchor", ()),
-    ("FederatedTask", ()),
-    ("AccessGrants", ("DIDRegistry", "AssetRegistry")),
+    ("Timelock", ("@delay", "@governors", "@governors")),
+    ("FederatedTask", ("Timelock", "@guardian")),
+    ("AccessGrants", ("DIDRegistry", "AssetRegistry", "Timelock", "@guardian")),
 )
+
+
+@dataclass(frozen=True)
+class Governance:
+    """Who governs a suite: the timelock's proposer and executor, the guardian, the delay.
+
+    >>> Governance(governor=None).to_json()
+    {'governor': None, 'guardian': None, 'delay': 172800}
+    """
+
+    governor: str | None
+    guardian: str | None = None
+    delay: int = DEFAULT_DELAY_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.delay < MIN_DELAY_SECONDS:
+            raise ConfigError(
+                f"a timelock delay of {self.delay} s is too short; give at least "
+                f"{MIN_DELAY_SECONDS} s (`--delay`)"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        """The governance as stored in the deployment record."""
+        return {"governor": self.governor, "guardian": self.guardian, "delay": self.delay}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Governance:
+        """The governance stored in a deployment record."""
+        return cls(data.get("governor"), data.get("guardian"), int(data["delay"]))
 
 
 @dataclass
@@ -68,6 +112,7 @@ class DeploymentRecord:
     genesis_hash: str
     contracts: dict[str, dict[str, Any]] = field(default_factory=dict)
     rpc_urls: list[str] = field(default_factory=list)
+    governance: Governance | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the record as stored on disk."""
@@ -76,6 +121,7 @@ class DeploymentRecord:
             "genesis_hash": self.genesis_hash,
             "contracts": self.contracts,
             "rpc_urls": self.rpc_urls,
+            "governance": self.governance.to_json() if self.governance else None,
         }
 
 
@@ -100,6 +146,7 @@ class DeploymentStore:
             genesis_hash=str(data["genesis_hash"]),
             contracts=dict(data.get("contracts", {})),
             rpc_urls=list(data.get("rpc_urls", [])),
+            governance=Governance.from_json(data["governance"]) if data.get("governance") else None,
         )
 
     def set_aside(self, chain_id: int) -> Path | None:
@@ -149,6 +196,7 @@ def ensure_deployed(
     deployer: LocalAccount | None = None,
     names: list[str] | None = None,
     force: bool = False,
+    governance: Governance | None = None,
 ) -> DeploymentRecord:
     """Make sure every contract of the suite is on ``chain``; return the record.
 
@@ -160,6 +208,10 @@ def ensure_deployed(
     A recorded contract whose code is not at its address raises
     :class:`DeploymentMismatchError`; only ``force=True`` sets the record aside
     and deploys a new suite.
+
+    ``governance`` applies to a suite deployed now; by default a given
+    ``deployer`` governs (and guards) it, and a throw-away deployer leaves it
+    ungoverned. A suite already recorded keeps the governance it was deployed with.
     """
     store = DeploymentStore(chain.settings.deployments_dir)
     wanted = set(names or [name for name, _ in SUITE])
@@ -177,6 +229,12 @@ def ensure_deployed(
             genesis = chain.w3.eth.get_block(0)["hash"].hex()
             record = DeploymentRecord(chain_id=chain.chain_id, genesis_hash=genesis)
             changed = True
+        if record.governance is None:
+            record.governance = governance or Governance(
+                governor=deployer.address if deployer else None,
+                guardian=deployer.address if deployer else None,
+            )
+            changed = True
         if chain.url not in record.rpc_urls and not chain.embedded:
             record.rpc_urls.append(chain.url)
             changed = True
@@ -184,7 +242,7 @@ def ensure_deployed(
             if name not in wanted:
                 continue
             artifact = load_artifact(name)
-            args = _constructor_args(record, dependencies)
+            args = _constructor_args(record, artifact, dependencies)
             entry = record.contracts.get(name)
             if entry:
                 _check_recorded(chain, name, entry, artifact, args)
@@ -207,10 +265,19 @@ def ensure_deployed(
 def _check_recorded(
     chain: Chain, name: str, entry: dict[str, Any], artifact: Artifact, args: bytes
 ) -> None:
-    """Raise unless the recorded address of ``name`` holds the suite's code."""
+    """Raise unless the recorded address of ``name`` holds the suite's code.
+
+    The deployed code is the artifact's runtime code followed by its immutables
+    (constructor arguments, EIP-712 domain caches); its hash is recorded.
+    """
     address = entry["address"]
     code = bytes(chain.w3.eth.get_code(address))
-    if code == artifact.runtime_bytecode + args:
+    recorded = _code_hash(code) == entry.get("code_sha256")
+    if (
+        recorded
+        and code.startswith(artifact.runtime_bytecode)
+        and entry.get("args", "0x" + args.hex()) == "0x" + args.hex()
+    ):
         return
     fix = (
         "`neuroledger deploy --force` deploys a new suite and sets this record aside "
@@ -221,7 +288,7 @@ def _check_recorded(
             "there is no code there: the chain was reset or replaced "
             "(restore its saved state to get the data back)"
         )
-    elif _code_hash(code) == entry.get("code_sha256"):
+    elif recorded:
         why = "it holds the contract of an older NeuroLedger version"
     else:
         why = "it holds other code"
@@ -230,16 +297,27 @@ def _check_recorded(
     )
 
 
-def _constructor_args(record: DeploymentRecord, dependencies: tuple[str, ...]) -> bytes:
-    """ABI-encoded addresses of the suite contracts a constructor takes."""
-    addresses = [record.contracts[dep]["address"] for dep in dependencies]
-    return abi_encode(["address"] * len(addresses), addresses)
+def _constructor_args(
+    record: DeploymentRecord, artifact: Artifact, arguments: tuple[str, ...]
+) -> bytes:
+    """The ABI-encoded constructor arguments of a suite contract."""
+    governance = record.governance or Governance(governor=None)
+    governors = [governance.governor] if governance.governor else []
+    zero = "0x" + "00" * 20
+    values = {"@delay": governance.delay, "@governors": governors,
+              "@guardian": governance.guardian or zero}  # fmt: skip
+    constructor: dict[str, Any] = next(
+        (e for e in artifact.abi if e["type"] == "constructor"), {"inputs": []}
+    )
+    types = [i["type"] for i in constructor["inputs"]]
+    args = [values[a] if a.startswith("@") else record.contracts[a]["address"] for a in arguments]
+    return abi_encode(types, args)
 
 
-def _deployed_matches(chain: Chain, address: str, artifact: Artifact, args: bytes) -> bool:
-    # Vyper appends immutables (here: the constructor's addresses) to the runtime code.
+def _deployed_code(chain: Chain, address: str, artifact: Artifact) -> bytes | None:
+    """The code at ``address`` when it is the artifact's runtime code (with its immutables)."""
     code = bytes(chain.w3.eth.get_code(address))  # type: ignore[arg-type]
-    return code == artifact.runtime_bytecode + args
+    return code if code.startswith(artifact.runtime_bytecode) else None
 
 
 def _throwaway_deployer(chain: Chain) -> LocalAccount:
@@ -249,8 +327,8 @@ def _throwaway_deployer(chain: Chain) -> LocalAccount:
     accounts; deployed from those, every home's suite would sit at the same
     addresses, and a signed DID change (its EIP-191 message names the registry's
     address and chain id) made for one home would replay in another. A random
-    deployer gives each home its own addresses. The key is never stored: the
-    contracts have no owner, so nothing ever needs it again.
+    deployer gives each home its own addresses. The key is never stored: it
+    governs nothing (the suite it deploys has no governor), so nothing needs it again.
     """
     account: LocalAccount = Account.create()
     chain.fund(account.address, _DEPLOYER_FUNDING_WEI)
@@ -264,14 +342,16 @@ def _deploy(
     call = Call(to="", data=initcode, label=f"deployment of {artifact.name}")
     receipt = chain.sender(deployer).send(call)
     address, tx_hash, block = receipt.contract_address, receipt.tx_hash, receipt.block_number
-    if not address or not _deployed_matches(chain, address, artifact, args):
+    code = _deployed_code(chain, address, artifact) if address else None
+    if code is None:
         raise ContractsNotDeployedError(
             f"deploying {artifact.name} on chain {chain.chain_id} left no matching code at "
             f"{address}; check the node's EVM version (needs Cancun) and retry"
         )
     return {
         "address": address,
-        "code_sha256": _code_hash(artifact.runtime_bytecode + args),
+        "code_sha256": _code_hash(code),
+        "args": "0x" + args.hex(),
         "source_sha256": artifact.source_sha256,
         "tx": tx_hash,
         "block": block,

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
 from neuroledger._fs import file_lock, is_disk_full
+from neuroledger.chain._reverts import reason_of, revert_error
 from neuroledger.errors import (
     ChainError,
     DiskFullError,
@@ -42,7 +42,6 @@ from neuroledger.errors import (
     NotAuthorizedError,
     RPCUnreachableError,
     SignatureRejectedError,
-    TransactionRevertedError,
     TransactionTimeoutError,
 )
 
@@ -56,53 +55,13 @@ __all__ = [
     "SignatureRejectedError",
     "TransactionSender",
     "contract_call",
-    "decode_revert",
 ]
 
-_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
-_PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 _BATCH_CHUNK = 100
 #: Node messages that mean a nonce was already used by another transaction.
 _NONCE_TAKEN = ("nonce too low", "already known", "replacement transaction underpriced",
                 "nonce has already been used")  # fmt: skip
 log = logging.getLogger(__name__)
-
-
-# Revert reasons (by prefix) that map to a more specific exception type.
-_REASON_TYPES: list[tuple[str, type[TransactionRevertedError]]] = [
-    ("did: caller is not", NotAuthorizedError),
-    ("did: signature", SignatureRejectedError),
-    ("registry: caller is not", NotAuthorizedError),
-]
-
-
-def decode_revert(data: str | bytes | None) -> str | None:
-    """Decode revert data (``Error(string)`` or ``Panic(uint256)``) into a reason."""
-    if data is None:
-        return None
-    raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else bytes(data)
-    if raw.startswith(_ERROR_SELECTOR):
-        try:
-            return str(abi_decode(["string"], raw[4:])[0])
-        except Exception:
-            return None
-    if raw.startswith(_PANIC_SELECTOR):
-        try:
-            return f"panic 0x{abi_decode(['uint256'], raw[4:])[0]:02x}"
-        except Exception:
-            return None
-    return None
-
-
-def _revert_error(
-    reason: str | None, *, label: str, tx_hash: str | None = None
-) -> TransactionRevertedError:
-    cls: type[TransactionRevertedError] = TransactionRevertedError
-    for prefix, kind in _REASON_TYPES:
-        if reason and reason.startswith(prefix):
-            cls = kind
-    text = reason or "no reason given"
-    return cls(f"{label} was rejected by the contract: {text}", reason=reason, tx_hash=tx_hash)
 
 
 @dataclass(frozen=True)
@@ -306,8 +265,8 @@ class TransactionSender:
                   if r.status != 1]  # fmt: skip
         if failed:
             call, gas_limit, receipt = failed[0]
-            raise _revert_error(
-                self._replay_reason(call, gas_limit, receipt),
+            raise revert_error(
+                self._replayreason_of(call, gas_limit, receipt),
                 label=call.label,
                 tx_hash=receipt.tx_hash,
             )
@@ -382,12 +341,12 @@ class TransactionSender:
         for i, reply in zip(need, self._batch(requests), strict=True):
             if "error" in reply:
                 error = reply["error"]
-                reason = _reason(error.get("data"), error.get("message", ""))
+                reason = reason_of(error.get("data"), error.get("message", ""))
                 if reason is None and "insufficient funds" in error.get("message", ""):
                     raise InsufficientFundsError(
                         f"account {self.address} cannot pay for {calls[i].label}; fund it and retry"
                     )
-                raise _revert_error(reason, label=calls[i].label)
+                raise revert_error(reason, label=calls[i].label)
             limits[i] = int(int(reply["result"], 16) * self.gas_margin)
         return limits
 
@@ -470,7 +429,7 @@ class TransactionSender:
             tx["value"] = hex(call.value)
         return tx
 
-    def _replay_reason(self, call: Call, gas_limit: int, receipt: Receipt) -> str | None:
+    def _replayreason_of(self, call: Call, gas_limit: int, receipt: Receipt) -> str | None:
         """Why a mined call reverted: replayed on the state before its block, then (for a
         check that depends on the block, such as a deadline against its time) as of its
         block; else out of gas if it used its whole limit."""
@@ -482,7 +441,7 @@ class TransactionSender:
                 self.w3.eth.call(tx, block_identifier=block)  # type: ignore[arg-type]
             except Exception as exc:  # web3 raises ContractLogicError with the data
                 data = getattr(exc, "data", None)
-                reason = _reason(data if isinstance(data, str) else None, str(exc))
+                reason = reason_of(data if isinstance(data, str) else None, str(exc))
                 if reason is not None:
                     return reason
         return None
@@ -499,14 +458,3 @@ def _receipt(tx_hash: str, raw: dict[str, Any]) -> Receipt:
             Web3.to_checksum_address(raw["contractAddress"]) if raw.get("contractAddress") else None
         ),
     )
-
-
-def _reason(data: str | None, message: str) -> str | None:
-    """The revert reason from revert data, else from the node's error message."""
-    decoded = decode_revert(data)
-    if decoded is not None:
-        return decoded
-    marker = "execution reverted: "
-    if marker in message:
-        return message.split(marker, 1)[1].strip().strip("'\"") or None
-    return None
