@@ -20,10 +20,11 @@
 @custom:security The gateway reads `hasAccess` at request time (or from a
                  cache bounded in blocks), so revocation takes effect at once
                  on chain and within that bound at the gateway. The guardian
-                 may pause new grants, new algorithm approvals and new
-                 consent; a pause never blocks a revocation, the withdrawal
-                 of an approval or the withdrawal of consent, and leaves
-                 existing grants as they are. The gateway's signed requests
+                 may pause new grants, the only way to new access; a pause
+                 never blocks a revocation, leaves existing grants as they
+                 are, and never touches algorithm approvals (which give no
+                 access without a compute grant) or consent (the data
+                 subject's to give or withdraw, never the guardian's). The gateway's signed requests
                  use this contract's EIP-712 domain, read from
                  `eip712Domain()` (EIP-5267).
 """
@@ -43,6 +44,14 @@ exports: (
 )
 
 
+# @dev Bit positions and widths of a packed grant.
+_MODES_SHIFT: constant(uint256) = 160
+_EXPIRY_SHIFT: constant(uint256) = 168
+_TENURE_SHIFT: constant(uint256) = 216
+_ADDRESS_MASK: constant(uint256) = 2**160 - 1
+_EXPIRY_LIMIT: constant(uint256) = 2**48
+_TENURE_LIMIT: constant(uint256) = 2**40
+
 # @dev Access modes, as bits: a grant may hold both.
 MODE_DOWNLOAD: constant(uint8) = 1
 MODE_COMPUTE: constant(uint8) = 2
@@ -58,7 +67,8 @@ DOMAIN_VERSION: constant(String[20]) = "1"
 
 
 # @dev One grant (its purpose is its key): the expiry (unix seconds), the modes, the
-# owner identity that gave it and that owner's tenure of the asset.
+# owner identity that gave it and that owner's tenure of the asset. Stored packed in
+# one word: grantor in bits 0-159, modes in 160-167, expiry in 168-215, tenure in 216-255.
 struct Grant:
     expiry: uint64
     modes: uint8
@@ -74,7 +84,7 @@ assetRegistry: public(immutable(address))
 
 # @dev asset => grantee identity => purpose => grant (modes zero when none). Grants
 # for different purposes coexist; a new grant replaces only the one of its purpose.
-_grants: HashMap[bytes32, HashMap[address, HashMap[bytes32, Grant]]]
+_grants: HashMap[bytes32, HashMap[address, HashMap[bytes32, uint256]]]
 
 # @dev dataset => algorithm (code asset id) => the dataset's tenure plus one when
 # approved (zero: not approved); an approval of an earlier tenure no longer holds.
@@ -161,10 +171,15 @@ def grant(asset: bytes32, grantee: address, modes: uint8, purpose: bytes32, expi
     assert modes != 0 and modes & _ALL_MODES == modes, "AccessGrants: modes must be 1, 2 or 3"
     assert purpose != empty(bytes32), "AccessGrants: purpose is empty"
     assert convert(expiry, uint256) > block.timestamp, "AccessGrants: expiry is in the past"
-    old: Grant = self._grants[asset][grantee][purpose]
+    assert convert(expiry, uint256) < _EXPIRY_LIMIT, "AccessGrants: expiry is too far (2**48 s or later)"
+    assert convert(tenure, uint256) < _TENURE_LIMIT, "AccessGrants: asset changed hands too often"
+    old: Grant = self._unpack(self._grants[asset][grantee][purpose])
     replaced: bool = self._holds(old, owner, tenure)
-    self._grants[asset][grantee][purpose] = Grant(
-        expiry=expiry, modes=modes, grantor=owner, tenure=tenure
+    self._grants[asset][grantee][purpose] = (
+        convert(owner, uint256)
+        | (convert(modes, uint256) << _MODES_SHIFT)
+        | (convert(expiry, uint256) << _EXPIRY_SHIFT)
+        | (convert(tenure, uint256) << _TENURE_SHIFT)
     )
     log AccessGranted(
         asset=asset,
@@ -190,8 +205,8 @@ def revoke(asset: bytes32, grantee: address, purpose: bytes32):
     """
     owner: address = self._owner(asset)
     self._check_actor(owner)
-    assert self._grants[asset][grantee][purpose].modes != 0, "AccessGrants: no grant to revoke"
-    self._grants[asset][grantee][purpose] = empty(Grant)
+    assert self._grants[asset][grantee][purpose] != 0, "AccessGrants: no grant to revoke"
+    self._grants[asset][grantee][purpose] = 0
     log AccessRevoked(
         asset=asset, grantee=grantee, owner=owner, purpose=purpose, sender=msg.sender
     )
@@ -214,7 +229,6 @@ def approveAlgorithm(dataset: bytes32, algorithm: bytes32, approved: bool):
     self._check_actor(owner)
     assert algorithm != empty(bytes32), "AccessGrants: algorithm digest is zero"
     if approved:
-        governed._require_not_paused()
         self._approved[dataset][algorithm] = convert(tenure, uint256) + 1
     else:
         self._approved[dataset][algorithm] = 0
@@ -232,8 +246,6 @@ def setConsent(subject: address, purpose: bytes32, given: bool):
     @param purpose The purpose (a short ASCII name, left-aligned).
     @param given True to give consent, false to withdraw it.
     """
-    if given:
-        governed._require_not_paused()
     self._check_actor(subject)
     assert purpose != empty(bytes32), "AccessGrants: purpose is empty"
     self._withdrawn[subject][purpose] = not given
@@ -251,7 +263,7 @@ def hasAccess(asset: bytes32, grantee: address, mode: uint8, purpose: bytes32) -
     @param purpose The purpose of the use.
     @return True when an unexpired grant of the current owner covers the mode and purpose.
     """
-    g: Grant = self._grants[asset][grantee][purpose]
+    g: Grant = self._unpack(self._grants[asset][grantee][purpose])
     if mode == 0 or g.modes & mode != mode:
         return False
     owner: address = empty(address)
@@ -271,7 +283,7 @@ def grantOf(asset: bytes32, grantee: address, purpose: bytes32) -> (uint8, uint6
     @param purpose The purpose.
     @return The modes, the expiry and the grantor (all zero when none).
     """
-    g: Grant = self._grants[asset][grantee][purpose]
+    g: Grant = self._unpack(self._grants[asset][grantee][purpose])
     return g.modes, g.expiry, g.grantor
 
 
@@ -305,6 +317,17 @@ def hasWithdrawn(subject: address, purpose: bytes32) -> bool:
     @return True when consent is withdrawn.
     """
     return self._withdrawn[subject][purpose]
+
+
+@internal
+@pure
+def _unpack(word: uint256) -> Grant:
+    return Grant(
+        expiry=convert((word >> _EXPIRY_SHIFT) % _EXPIRY_LIMIT, uint64),
+        modes=convert((word >> _MODES_SHIFT) & 255, uint8),
+        grantor=convert(word & _ADDRESS_MASK, address),
+        tenure=convert(word >> _TENURE_SHIFT, uint64),
+    )
 
 
 @internal

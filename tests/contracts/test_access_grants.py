@@ -23,6 +23,8 @@ DOWNLOAD, COMPUTE = 1, 2
 RESEARCH = b"research".ljust(32, b"\0")
 MARKETING = b"marketing".ljust(32, b"\0")
 NOT_ALLOWED = "AccessGrants: caller is not the identity owner or a delegate"
+GUARDIAN = "0x" + "9a" * 20
+PAUSED = "pausable: contract is paused"
 
 pytestmark = pytest.mark.usefixtures("fresh_env")
 
@@ -34,7 +36,7 @@ def digest(label: str) -> bytes:
 def deploy_suite():
     did = deploy("DIDRegistry")
     assets = deploy("AssetRegistry", did.address)
-    grants = deploy("AccessGrants", did.address, assets.address, ZERO, ZERO)
+    grants = deploy("AccessGrants", did.address, assets.address, ZERO, GUARDIAN)
     return did, assets, grants
 
 
@@ -191,7 +193,9 @@ ALGORITHM = digest("stats.py")
 
 
 class GrantsMachine(RuleBasedStateMachine):
-    """Model: grants per (asset, grantee, purpose) with the grantor; owners; statuses; time."""
+    """Model: grants per (asset, grantee, purpose) with the grantor; owners; statuses; time;
+    the guardian's pause, which stops new grants and nothing else: revocations, approvals
+    and consent go on (their rules below do not look at the pause)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -210,6 +214,7 @@ class GrantsMachine(RuleBasedStateMachine):
         self.tenure: dict[bytes, int] = dict.fromkeys(ASSETS, 0)
         self.approved: dict[bytes, int] = {}  # asset -> tenure the approval was given in
         self.withdrawn: set[tuple[str, bytes]] = set()
+        self.paused = False
 
     def teardown(self) -> None:
         self.env.__exit__(None, None, None)
@@ -228,7 +233,10 @@ class GrantsMachine(RuleBasedStateMachine):
     def grant(self, actor, asset, grantee, modes, purpose, ttl) -> None:
         expiry = max(0, self.now() + ttl)
         with boa.env.prank(actor):
-            if not self.active[asset]:
+            if self.paused:
+                with boa.reverts(PAUSED):
+                    self.grants.grant(asset, grantee, modes, purpose, expiry)
+            elif not self.active[asset]:
                 with boa.reverts("AccessGrants: asset is not active"):
                     self.grants.grant(asset, grantee, modes, purpose, expiry)
             elif actor != self.owner[asset]:
@@ -300,6 +308,15 @@ class GrantsMachine(RuleBasedStateMachine):
             with boa.env.prank(self.owner[asset]):
                 self.assets.revoke(asset, "gone")
             self.active[asset] = False
+
+    @rule()
+    def guardian_toggles_the_pause(self) -> None:
+        with boa.env.prank(GUARDIAN):
+            if self.paused:
+                self.grants.unpause()
+            else:
+                self.grants.pause()
+        self.paused = not self.paused
 
     @rule(seconds=st.integers(1, 600))
     def wait(self, seconds) -> None:
@@ -403,3 +420,13 @@ def test_a_deactivated_identity_controls_nothing(suite) -> None:
         with boa.env.prank(actor), boa.reverts():
             assets.register(hospital, digest("new"), 1, b"\1" * 32, "", [], "")
     assert not grants.hasAccess(data, lab, DOWNLOAD, RESEARCH)
+
+
+def test_an_expiry_beyond_the_packed_field_is_refused(suite) -> None:
+    """A grant is one storage word; its expiry has 48 bits (about 8.9 million years)."""
+    _, _, grants, hospital, lab, _, data = suite
+    with boa.env.prank(hospital), boa.reverts("AccessGrants: expiry is too far (2**48 s or later)"):
+        grants.grant(data, lab, DOWNLOAD, RESEARCH, 2**48)
+    with boa.env.prank(hospital):
+        grants.grant(data, lab, DOWNLOAD, RESEARCH, 2**48 - 1)
+    assert grants.grantOf(data, lab, RESEARCH) == (DOWNLOAD, 2**48 - 1, hospital)

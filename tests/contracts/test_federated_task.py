@@ -20,6 +20,8 @@ STAKE = 10**16
 DAY = 86400
 
 OPEN, FINISHED, REFUNDED, EXPIRED = 1, 2, 3, 4
+GUARDIAN = "0x" + "9a" * 20  # pauses; never a party to a task
+PAUSED = "pausable: contract is paused"
 
 pytestmark = pytest.mark.usefixtures("fresh_env")
 
@@ -49,7 +51,7 @@ def bits(c, task_id: int, accounts) -> int:
 
 
 def setup_task(rounds: int = 2, k: int = 2, n: int = 3, days: int = 7):
-    c = deploy("FederatedTask", ZERO, ZERO)
+    c = deploy("FederatedTask", ZERO, GUARDIAN)
     owner = funded()
     with boa.env.prank(owner):
         task_id = c.createTask(
@@ -124,7 +126,7 @@ def test_m6_validators_cannot_be_minted_for_free() -> None:
 
 def test_m6_the_owner_cannot_self_attest_and_pay_itself() -> None:
     """The audit's attack: the owner joins, self-attests with k=1 and takes the pool."""
-    c = deploy("FederatedTask", ZERO, ZERO)
+    c = deploy("FederatedTask", ZERO, GUARDIAN)
     owner = funded()
     with boa.env.prank(owner):
         task_id = c.createTask(h("m"), h("c"), 1, 1, STAKE, now() + DAY, value=POOL)
@@ -333,10 +335,13 @@ def test_rewards_add_up_to_the_pool_and_are_paid_once() -> None:
 
 
 class TaskMachine(RuleBasedStateMachine):
-    """Random rounds, attestations, joins, cancels, clock jumps and claims against a model.
+    """Random rounds, attestations, joins, cancels, clock jumps, claims and pauses against
+    a model.
 
     Money is conserved: the contract always holds exactly the pool and the stakes not
-    yet paid out, and when every party has claimed it holds nothing.
+    yet paid out, and when every party has claimed it holds nothing. The guardian's
+    pause stops joins, rounds and attestations, and nothing else: `finish`, `cancel` and
+    `claim` never look at it (their rules below do not either), so no pause holds funds.
     """
 
     def __init__(self) -> None:
@@ -352,13 +357,28 @@ class TaskMachine(RuleBasedStateMachine):
         self.status = OPEN
         self.settled: set[str] = set()
         self.out = 0
+        self.paused = False
 
     def live(self) -> bool:
         return self.status == OPEN and now() < self.deadline
 
     @rule()
+    def guardian_toggles_the_pause(self):
+        with boa.env.prank(GUARDIAN):
+            if self.paused:
+                self.c.unpause()
+            else:
+                self.c.pause()
+        self.paused = not self.paused
+        assert self.c.paused() == self.paused
+
+    @rule()
     def outsider_joins(self):
         with boa.env.prank(self.outsider):
+            if self.paused and self.live():
+                with boa.reverts(PAUSED):
+                    self.c.join(self.task, value=STAKE)
+                return
             if not self.live() or self.current > 0 or self.outsider in self.joined:
                 with boa.reverts():
                     self.c.join(self.task, value=STAKE)
@@ -371,6 +391,7 @@ class TaskMachine(RuleBasedStateMachine):
         contributors = bits(self.c, self.task, self.joined)
         ok = (
             self.live()
+            and not self.paused
             and self.current == self.final
             and self.current < 3
             and len(self.joined) >= self.k
@@ -397,6 +418,7 @@ class TaskMachine(RuleBasedStateMachine):
         digest = h(f"agg{self.current}") if honest else h("forged")
         ok = (
             self.live()
+            and not self.paused
             and person in self.joined
             and self.current >= 1
             and honest

@@ -300,3 +300,48 @@ def test_demo_runs_on_an_external_chain_paid_by_dev_accounts_or_a_named_identity
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_governance_from_the_cli(cli) -> None:
+    cli("identity", "create", "operator", "--kind", "org")
+    cli("identity", "create", "guard", "--kind", "person")
+    deployed = json.loads(
+        cli(
+            "deploy",
+            "--force",
+            "--from",
+            "operator",
+            "--guardian",
+            "guard",
+            "--delay",
+            "60",
+            "--json",
+        ).stdout  # fmt: skip
+    )
+    assert {"Timelock", "FederatedTask", "AccessGrants"} <= set(deployed["contracts"])
+    paused = json.loads(cli("gov", "pause", "AccessGrants", "--from", "guard", "--json").stdout)
+    assert paused["paused"] is True
+    status = json.loads(cli("gov", "status", "--json").stdout)
+    assert [c["paused"] for c in status["contracts"]] == [False, True]
+    assert status["minimum_delay"] == 60
+    wrong = cli("gov", "pause", "AccessGrants", "--from", "operator", ok=False)
+    assert wrong.returncode != 0 and len(wrong.stderr.strip().splitlines()) == 1
+    assert "paused" in wrong.stderr or "guardian" in wrong.stderr
+    op = json.loads(
+        cli(
+            "gov",
+            "propose",
+            "FederatedTask",
+            "setMaxDuration",
+            "864000",
+            "--from",
+            "operator",
+            "--json",
+        ).stdout  # fmt: skip
+    )
+    too_soon = cli("gov", "execute", op["id"], "--from", "operator", ok=False)
+    assert "is waiting" in too_soon.stderr
+    human = cli("gov", "status").stdout
+    assert "PAUSED (exits still work)" in human and "setMaxDuration(864000)" in human
+    short = cli("deploy", "--force", "--from", "operator", "--delay", "5", ok=False)
+    assert "at least 60 s" in short.stderr

@@ -21,7 +21,8 @@ BASE = {"errors", "config", "_fs", "_json", "_lazy", "environment"}
 #: Which packages each package may import (besides itself and BASE). Layers run one way:
 #: primitives, then infrastructure, then identities, then the features, then the apps.
 #: Everything below the apps.
-_FEATURES = {"core", "chain", "store", "identity", "provenance", "audit", "privacy", "federated"}
+_FEATURES = {"core", "chain", "store", "identity", "provenance", "audit", "privacy", "federated",
+             "governance"}  # fmt: skip
 
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
@@ -32,6 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "audit": {"core", "chain", "store", "identity"},
     "privacy": {"core", "chain", "store", "identity", "provenance"},
     "federated": {"core", "chain", "store", "identity", "provenance"},
+    "governance": {"chain", "identity"},
     "scenarios": _FEATURES,
     "cli": _FEATURES | {"scenarios"},
 }

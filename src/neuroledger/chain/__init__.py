@@ -12,7 +12,12 @@ from neuroledger._lazy import lazy_exports
 if TYPE_CHECKING:
     from neuroledger.chain.artifacts import Artifact, artifact_names, load_artifact
     from neuroledger.chain.client import DEV_FUNDING_WEI, Chain
-    from neuroledger.chain.deploy import DeploymentRecord, DeploymentStore, ensure_deployed
+    from neuroledger.chain.deploy import (
+        DeploymentRecord,
+        DeploymentStore,
+        GovernanceSetup,
+        ensure_deployed,
+    )
     from neuroledger.chain.node import EmbeddedNode, NodeStatus
     from neuroledger.chain.tx import (
         Call,
@@ -36,6 +41,7 @@ __all__ = [
     "DeploymentStore",
     "EmbeddedNode",
     "FeePolicy",
+    "GovernanceSetup",
     "NodeStatus",
     "NonceManager",
     "Receipt",

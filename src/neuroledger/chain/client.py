@@ -13,7 +13,7 @@ from neuroledger.chain.artifacts import load_artifact
 from neuroledger.chain.deploy import (
     DeploymentRecord,
     DeploymentStore,
-    Governance,
+    GovernanceSetup,
     ensure_deployed,
 )
 from neuroledger.chain.node import EmbeddedNode
@@ -227,7 +227,7 @@ class Chain:
         *,
         deployer: LocalAccount | None = None,
         force: bool = False,
-        governance: Governance | None = None,
+        governance: GovernanceSetup | None = None,
     ) -> DeploymentRecord:
         """The suite's deployment on this chain, deploying it where allowed.
 

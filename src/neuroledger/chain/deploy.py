@@ -18,7 +18,7 @@ the recorded addresses is the only reliable check.
 
 Governance: the suite includes a ``Timelock`` (snekmate's TimelockController)
 that owns the contracts holding value or gating access (``FederatedTask``,
-``AccessGrants``). A :class:`Governance` names its proposer and executor (the
+``AccessGrants``). A :class:`GovernanceSetup` names its proposer and executor (the
 governor), the guardian that may pause, and the minimum delay. A suite deployed
 with ``--from NAME`` is governed by NAME; the throw-away deployer of the
 embedded chain governs nothing, so such a suite has no governor and no guardian:
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
     from neuroledger.chain.client import Chain
 
-__all__ = ["SUITE", "DeploymentRecord", "DeploymentStore", "Governance", "ensure_deployed"]
+__all__ = ["SUITE", "DeploymentRecord", "DeploymentStore", "GovernanceSetup", "ensure_deployed"]
 
 #: What the embedded node gives a throw-away deployer: the suite costs about 0.01 ETH.
 _DEPLOYER_FUNDING_WEI = 10**18
@@ -76,10 +76,10 @@ SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 @dataclass(frozen=True)
-class Governance:
+class GovernanceSetup:
     """Who governs a suite: the timelock's proposer and executor, the guardian, the delay.
 
-    >>> Governance(governor=None).to_json()
+    >>> GovernanceSetup(governor=None).to_json()
     {'governor': None, 'guardian': None, 'delay': 172800}
     """
 
@@ -99,7 +99,7 @@ class Governance:
         return {"governor": self.governor, "guardian": self.guardian, "delay": self.delay}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Governance:
+    def from_json(cls, data: dict[str, Any]) -> GovernanceSetup:
         """The governance stored in a deployment record."""
         return cls(data.get("governor"), data.get("guardian"), int(data["delay"]))
 
@@ -112,7 +112,7 @@ class DeploymentRecord:
     genesis_hash: str
     contracts: dict[str, dict[str, Any]] = field(default_factory=dict)
     rpc_urls: list[str] = field(default_factory=list)
-    governance: Governance | None = None
+    governance: GovernanceSetup | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the record as stored on disk."""
@@ -146,7 +146,9 @@ class DeploymentStore:
             genesis_hash=str(data["genesis_hash"]),
             contracts=dict(data.get("contracts", {})),
             rpc_urls=list(data.get("rpc_urls", [])),
-            governance=Governance.from_json(data["governance"]) if data.get("governance") else None,
+            governance=GovernanceSetup.from_json(data["governance"])
+            if data.get("governance")
+            else None,
         )
 
     def set_aside(self, chain_id: int) -> Path | None:
@@ -196,7 +198,7 @@ def ensure_deployed(
     deployer: LocalAccount | None = None,
     names: list[str] | None = None,
     force: bool = False,
-    governance: Governance | None = None,
+    governance: GovernanceSetup | None = None,
 ) -> DeploymentRecord:
     """Make sure every contract of the suite is on ``chain``; return the record.
 
@@ -230,7 +232,7 @@ def ensure_deployed(
             record = DeploymentRecord(chain_id=chain.chain_id, genesis_hash=genesis)
             changed = True
         if record.governance is None:
-            record.governance = governance or Governance(
+            record.governance = governance or GovernanceSetup(
                 governor=deployer.address if deployer else None,
                 guardian=deployer.address if deployer else None,
             )
@@ -301,7 +303,7 @@ def _constructor_args(
     record: DeploymentRecord, artifact: Artifact, arguments: tuple[str, ...]
 ) -> bytes:
     """The ABI-encoded constructor arguments of a suite contract."""
-    governance = record.governance or Governance(governor=None)
+    governance = record.governance or GovernanceSetup(governor=None)
     governors = [governance.governor] if governance.governor else []
     zero = "0x" + "00" * 20
     values = {"@delay": governance.delay, "@governors": governors,

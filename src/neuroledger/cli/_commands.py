@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "neuroledger.cli.privacy:gateway_app",
         "The access gateway: serve grants over HTTP, audited.",
     ),
+    "gov": (
+        "neuroledger.cli.gov:app",
+        "Governance: pause, propose and execute timelocked changes, and see the queue.",
+    ),
     "demo": (
         "neuroledger.cli.demo:demo",
         "Run the main scenario on a fresh embedded chain and print a report.",

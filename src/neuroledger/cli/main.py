@@ -162,17 +162,32 @@ def deploy(
             "aside and data written to the old contracts is no longer reachable from this home.",
         ),
     ] = False,
+    guardian: Annotated[
+        str | None,
+        typer.Option("--guardian", help="Identity or address that may pause (default: --from)."),
+    ] = None,
+    delay: Annotated[
+        int,
+        typer.Option("--delay", help="Seconds every governance change waits in the timelock."),
+    ] = 2 * 86400,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Deploy the contract suite to the chain (idempotent); record it in the home."""
-    from neuroledger.chain.deploy import DeploymentStore
+    """Deploy the contract suite to the chain (idempotent); record it in the home.
+
+    With --from NAME, NAME governs the new suite: it proposes and executes timelocked
+    changes, and guards it (may pause) unless --guardian names another."""
+    from neuroledger.chain.deploy import DeploymentStore, GovernanceSetup
 
     c = context_of(ctx)
     chain = c.chain()
     deployer = c.keystore().owner_account(from_) if from_ else None
+    guard: str | None = deployer.address if deployer else None
+    if guardian:  # the key that will send `gov pause`: an address or an identity's owner key
+        guard = guardian if guardian.startswith("0x") else c.keystore().get(guardian).owner
+    setup = GovernanceSetup(deployer.address if deployer else None, guard, delay)
     store = DeploymentStore(chain.settings.deployments_dir)
     before = store.load(chain.chain_id) if force else None
-    record = chain.deployment(deployer=deployer, force=force)
+    record = chain.deployment(deployer=deployer, force=force, governance=setup)
     contracts = {k: v["address"] for k, v in record.contracts.items()}
     lines = [f"{k} at {v} (chain {chain.chain_id})" for k, v in contracts.items()]
     replaced = None

@@ -7,7 +7,8 @@ owner key or a ``veriKey`` delegate, an ``AccessRequest``::
                   bytes32 nonce,uint64 expiry,bytes32 body)
 
 in the domain ``{name: "NeuroLedger Gateway", version: "1", chainId,
-verifyingContract: <AccessGrants>}``. ``body`` is the SHA-256 of what the
+verifyingContract: <AccessGrants>}``, which clients read from the contract's
+EIP-5267 ``eip712Domain()`` (:meth:`Domain.from_eip5267`) instead of assuming it. ``body`` is the SHA-256 of what the
 request carries (an algorithm, a job id), so a signature covers exactly one
 request; the gateway accepts each nonce once and refuses expired requests.
 Hashing is done here (not through eth-account's general encoder) because the
@@ -20,6 +21,7 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +75,29 @@ class Domain:
 
     chain_id: int
     contract: str
+    name: str = DOMAIN_NAME
+    version: str = DOMAIN_VERSION
+
+    @classmethod
+    def from_eip5267(cls, answer: Sequence[Any], *, chain_id: int, contract: str) -> Domain:
+        """The domain a contract's ``eip712Domain()`` answers, checked against where it was asked.
+
+        Raises :class:`AccessDeniedError` when the answer does not describe a
+        name/version/chainId/verifyingContract domain of this chain and contract.
+        """
+        fields, name, version, answered_chain, answered_contract, _salt, extensions = answer
+        if bytes(fields) != b"\x0f" or extensions:
+            raise AccessDeniedError(
+                f"the grants contract at {contract} announces an EIP-712 domain with fields "
+                f"0x{bytes(fields).hex()}; this client signs only name, version, chainId and "
+                "verifyingContract (0x0f): check the deployment"
+            )
+        if int(answered_chain) != chain_id or answered_contract.lower() != contract.lower():
+            raise AccessDeniedError(
+                f"the grants contract at {contract} announces the domain of chain "
+                f"{answered_chain} and contract {answered_contract}; check --rpc-url"
+            )
+        return cls(chain_id, to_checksum_address(contract), str(name), str(version))
 
     @property
     def separator(self) -> bytes:
@@ -82,8 +107,8 @@ class Domain:
                 ["bytes32", "bytes32", "bytes32", "uint256", "address"],
                 [
                     _DOMAIN_TYPE,
-                    keccak(text=DOMAIN_NAME),
-                    keccak(text=DOMAIN_VERSION),
+                    keccak(text=self.name),
+                    keccak(text=self.version),
                     self.chain_id,
                     to_checksum_address(self.contract),
                 ],
@@ -93,8 +118,8 @@ class Domain:
     def to_json(self) -> dict[str, Any]:
         """The domain as eth-account's typed-data dict."""
         return {
-            "name": DOMAIN_NAME,
-            "version": DOMAIN_VERSION,
+            "name": self.name,
+            "version": self.version,
             "chainId": self.chain_id,
             "verifyingContract": to_checksum_address(self.contract),
         }

@@ -5,6 +5,7 @@ docs/privacy.md walks through it on the embedded chain.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,10 +76,13 @@ class PrivateData:
         self.vault = Vault(home / "vault")
         self.grants = GrantsClient(chain.contract(CONTRACT))
 
-    @property
+    @functools.cached_property
     def domain(self) -> Domain:
-        """The EIP-712 domain of gateway requests on this chain."""
-        return Domain(self.chain.chain_id, self.grants.address)
+        """The EIP-712 domain of gateway requests, as the grants contract announces it."""
+        answer = self.grants.contract.functions.eip712Domain().call()
+        return Domain.from_eip5267(
+            answer, chain_id=self.chain.chain_id, contract=self.grants.address
+        )
 
     def identity(self, who: str) -> str:
         """The address of an identity given by local name, ``did:ethr`` or address."""
