@@ -305,19 +305,8 @@ def test_demo_runs_on_an_external_chain_paid_by_dev_accounts_or_a_named_identity
 def test_governance_from_the_cli(cli) -> None:
     cli("identity", "create", "operator", "--kind", "org")
     cli("identity", "create", "guard", "--kind", "person")
-    deployed = json.loads(
-        cli(
-            "deploy",
-            "--force",
-            "--from",
-            "operator",
-            "--guardian",
-            "guard",
-            "--delay",
-            "60",
-            "--json",
-        ).stdout  # fmt: skip
-    )
+    deploy = ("deploy", "--force", "--from", "operator", "--guardian", "guard", "--delay", "60")
+    deployed = json.loads(cli(*deploy, "--json").stdout)
     assert {"Timelock", "FederatedTask", "AccessGrants"} <= set(deployed["contracts"])
     paused = json.loads(cli("gov", "pause", "AccessGrants", "--from", "guard", "--json").stdout)
     assert paused["paused"] is True
@@ -327,18 +316,8 @@ def test_governance_from_the_cli(cli) -> None:
     wrong = cli("gov", "pause", "AccessGrants", "--from", "operator", ok=False)
     assert wrong.returncode != 0 and len(wrong.stderr.strip().splitlines()) == 1
     assert "paused" in wrong.stderr or "guardian" in wrong.stderr
-    op = json.loads(
-        cli(
-            "gov",
-            "propose",
-            "FederatedTask",
-            "setMaxDuration",
-            "864000",
-            "--from",
-            "operator",
-            "--json",
-        ).stdout  # fmt: skip
-    )
+    propose = ("gov", "propose", "FederatedTask", "setMaxDuration", "864000")
+    op = json.loads(cli(*propose, "--from", "operator", "--json").stdout)
     too_soon = cli("gov", "execute", op["id"], "--from", "operator", ok=False)
     assert "is waiting" in too_soon.stderr
     human = cli("gov", "status").stdout
