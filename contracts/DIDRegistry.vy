@@ -14,18 +14,21 @@
 @dev History lives in events: each event carries `previousChange`, the block
      of the identity's previous change, so a resolver walks back from
      `changed[identity]` with one `eth_getLogs` per block it visits.
-@custom:security Three deliberate differences from the reference, none visible
+@custom:security Four deliberate differences from the reference, none visible
                  in the ABI: (1) a signature that recovers to the zero
                  address is rejected (the reference accepts it for the zero
                  identity); (2) signatures with a high `s` value are rejected
                  (EIP-2), so each signed message has one valid encoding;
-                 (3) attribute values are bounded to `MAX_VALUE_BYTES` bytes.
+                 (3) attribute values are bounded to `MAX_VALUE_BYTES` bytes;
                  (4) changing the owner to the zero address deactivates the
                  DID for good: the reference then hands control back to the
                  identity's own key (often the one that leaked); here
                  `identityOwner` returns the zero address, nobody can change
                  the DID again, and its delegates are no longer valid. The
                  event still says owner 0x0, as resolvers expect.
+                 The registry has no owner, no guardian and no pause: only
+                 an identity's own owner changes it. Signatures are checked
+                 with snekmate's `ecdsa` module.
 """
 
 from snekmate.utils import ecdsa
