@@ -128,7 +128,6 @@ OVERSIZED = {
     "provenance/index.py": 525,
     "federated/service.py": 531,
     "audit/log.py": 554,
-    "cli/privacy.py": 565,
     "provenance/service.py": 587,
     "chain/node.py": 644,
     "chain/_gate.py": 800,

@@ -29,23 +29,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Federated training across organizations: create, join, run, status, simulate.",
     ),
     "data": (
-        "neuroledger.cli.privacy:data_app",
+        "neuroledger.cli.data:app",
         "Encrypt, decrypt and fetch private data (age format, DID-published keys).",
     ),
     "grant": (
-        "neuroledger.cli.privacy:grant_app",
+        "neuroledger.cli.grant:app",
         "Grant, revoke and list access to private assets; approve algorithms.",
     ),
     "consent": (
-        "neuroledger.cli.privacy:consent_app",
+        "neuroledger.cli.consent:app",
         "Data subjects give or withdraw consent to a purpose.",
     ),
     "job": (
-        "neuroledger.cli.privacy:job_app",
+        "neuroledger.cli.job:app",
         "Compute-to-data: run an approved algorithm on data you cannot see.",
     ),
     "gateway": (
-        "neuroledger.cli.privacy:gateway_app",
+        "neuroledger.cli.gateway:app",
         "The access gateway: serve grants over HTTP, audited.",
     ),
     "gov": (
