@@ -119,12 +119,9 @@ MAX_LINES = 400
 #: Modules still over the limit, each with its size today; issue 14 splits them. The list
 #: only shrinks: a listed module may not grow, and a new module may not join it.
 OVERSIZED = {
-    "privacy/jobs.py": 406,
-    "privacy/age.py": 411,
     "privacy/_jail.py": 422,
     "cli/asset.py": 453,
     "cli/fl.py": 504,
-    "chain/tx.py": 460,
     "provenance/index.py": 525,
     "federated/service.py": 531,
     "audit/log.py": 554,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from neuroledger.errors import ConsentError, SandboxError
-from neuroledger.privacy.jobs import filter_consent
+from neuroledger.privacy._consent_filter import filter_consent
 from neuroledger.privacy.sandbox import JobLimits, declared_outputs, run_sandboxed
 
 LIMITS = JobLimits(memory_mb=512, cpu_seconds=3, wall_seconds=20)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from neuroledger.chain._nonces import FeePolicy, NonceManager
     from neuroledger.chain.artifacts import Artifact, artifact_names, load_artifact
     from neuroledger.chain.client import DEV_FUNDING_WEI, Chain
     from neuroledger.chain.deploy import (
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
     from neuroledger.chain.tx import (
         Call,
         ContractClient,
-        FeePolicy,
-        NonceManager,
         Receipt,
         TransactionSender,
         contract_call,

@@ -9,6 +9,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 
+from neuroledger.chain._nonces import FeePolicy, NonceManager
 from neuroledger.chain.artifacts import load_artifact
 from neuroledger.chain.deploy import (
     DeploymentRecord,
@@ -17,7 +18,7 @@ from neuroledger.chain.deploy import (
     ensure_deployed,
 )
 from neuroledger.chain.node import EmbeddedNode
-from neuroledger.chain.tx import Call, FeePolicy, NonceManager, TransactionSender
+from neuroledger.chain.tx import Call, TransactionSender
 from neuroledger.config import EMBEDDED_CHAIN_ID, Settings
 from neuroledger.errors import ChainError, NodeError, RPCUnreachableError
 
