@@ -23,14 +23,18 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
-import secrets
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuroledger._fs import atomic_write, file_lock, fsync_dir
+from neuroledger._fs import atomic_write, file_lock
+from neuroledger.audit._journal import Journal, journal_dir, journal_record
+from neuroledger.audit._tile_files import (
+    drop_superseded_partials,
+    sweep_uncommitted,
+    tile_files,
+    write_files,
+)
 from neuroledger.audit.note import (
     Checkpoint,
     NoteSigner,
@@ -41,7 +45,6 @@ from neuroledger.audit.note import (
 from neuroledger.audit.tiles import (
     TILE_WIDTH,
     decode_bundle,
-    encode_bundle,
     entries_path,
     tile_path,
 )
@@ -51,18 +54,9 @@ from neuroledger.errors import AuditError, LogCorruptError, SignatureError
 __all__ = ["HISTORY_DIR", "STATE_FILE", "LogState", "TileLog", "journal_dir"]
 
 STATE_FILE = ".neuroledger-log.json"
-#: Where logs of older versions kept their journal: inside the served directory.
-_OLD_JOURNAL_DIR = ".journal"
-_BATCH_HEADER = 4 + 4 + 32  # entry count, payload length, SHA-256 of the payload
 #: Every checkpoint the log signed, by tree size.
 HISTORY_DIR = ".checkpoints"
 _TILE_BYTES = TILE_WIDTH * HASH_SIZE
-
-
-def journal_dir(root: Path) -> Path:
-    """The journal of the log at ``root``: a sibling directory, so that the served tree
-    holds only published resources (back up both)."""
-    return root.parent / f"{root.name}.journal"
 
 
 @dataclass(frozen=True)
@@ -104,7 +98,7 @@ class TileLog:
         self._tree = tree
         self._pending = pending  # entries of the partial bundle at the materialized size
         self._unmaterialized: list[bytes] = []  # journaled entries after the materialized size
-        self._journal_fd: int | None = None
+        self._journal = Journal(root)
         self._lock = root / ".lock"
 
     # -- life cycle ------------------------------------------------------------------
@@ -166,100 +160,20 @@ class TileLog:
             if len(pending) != width:
                 raise LogCorruptError(f"{root / path} holds {len(pending)} entries, not {width}")
         log = cls(root, state, tree, pending, signer)
-        log._sweep_uncommitted()
+        sweep_uncommitted(root, state.size)
         log._replay_journal()
         return log
 
     # -- journal ---------------------------------------------------------------------
-    def _journal_path(self, base: int) -> Path:
-        return journal_dir(self.root) / str(base)
-
     def _start_journal(self) -> None:
         """Start the journal of entries after the materialized size; drop older journals."""
-        base = self._state.size
-        directory = journal_dir(self.root)
-        directory.mkdir(mode=0o700, exist_ok=True)
-        if self._journal_fd is not None:
-            os.close(self._journal_fd)
-        path = self._journal_path(base)
-        self._journal_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        fsync_dir(directory)
-        for old in directory.iterdir():
-            if old.name.isdigit() and int(old.name) < base:
-                old.unlink()
+        self._journal.start(self._state.size)
 
     def _replay_journal(self) -> None:
-        directory = journal_dir(self.root)
-        old = self.root / _OLD_JOURNAL_DIR
-        if old.is_dir() and not directory.exists():
-            # A log of an older version: its journal leaves the served tree.
-            old.rename(directory)
-            fsync_dir(self.root)
-            fsync_dir(directory.parent)
-        base = self._state.size
-        bases = (
-            sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
-            if directory.exists()
-            else []
-        )
-        usable = [b for b in bases if b <= base]
-        if usable:
-            start = usable[-1]
-            path = self._journal_path(start)
-            data = path.read_bytes()
-            entries, good = _parse_journal(data)
-            if good < len(data):  # a torn or damaged last batch: never acknowledged
-                with open(path, "r+b") as fh:
-                    fh.truncate(good)
-                    os.fsync(fh.fileno())
-            if len(entries) >= base - start:
-                replay = entries[base - start :]
-                if replay:
-                    self._tree.extend([hashlib.sha256(b"\x00" + e).digest() for e in replay])
-                    self._unmaterialized = replay
-            if start != base:
-                # Rewrite what is left into a journal based at the materialized size.
-                fresh = self._journal_path(base)
-                fresh.write_bytes(
-                    _journal_record(self._unmaterialized) if self._unmaterialized else b""
-                )
-        self._start_journal()
-
-    def _resources(self, level: int | None, index: int, width: int | None = None) -> str:
-        if level is None:
-            return entries_path(index, width=width)
-        return tile_path(level, index, width=width)
-
-    def _sweep_uncommitted(self) -> None:
-        """Remove tiles and bundles a crashed materialization wrote beyond the committed size."""
-        size = self._state.size
-        for leftover in (
-            (self.root / "tile").rglob(".*.tmp") if (self.root / "tile").exists() else ()
-        ):
-            leftover.unlink(missing_ok=True)
-        levels: list[int | None] = [None]
-        level = 0
-        while (self.root / "tile" / str(level)).exists():
-            levels.append(level)
-            level += 1
-        for lvl in levels:
-            nodes = size // TILE_WIDTH ** (lvl or 0)
-            full, width = divmod(nodes, TILE_WIDTH)
-            index = full
-            while True:  # uncommitted full tiles are contiguous from the first missing one
-                path = self.root / self._resources(lvl, index)
-                if not path.exists():
-                    break
-                path.unlink()
-                index += 1
-            for tile in (full, full + 1):
-                partial_dir = self.root / (self._resources(lvl, tile) + ".p")
-                if not partial_dir.is_dir():
-                    continue
-                for child in partial_dir.iterdir():
-                    too_wide = tile > full or not child.name.isdigit() or int(child.name) > width
-                    if too_wide or child.name.startswith("."):
-                        child.unlink()
+        replay = self._journal.recover(self._state.size)
+        if replay:
+            self._tree.extend([hashlib.sha256(b"\x00" + e).digest() for e in replay])
+            self._unmaterialized = replay
 
     @staticmethod
     def _read(root: Path, path: str, length: int) -> bytes:
@@ -324,19 +238,10 @@ class TileLog:
         """Append a batch durably (one journal write and fsync); return its first index."""
         if not entries:
             return self.size
-        record = _journal_record(entries)  # refuses oversized entries before anything changes
+        record = journal_record(entries)  # refuses oversized entries before anything changes
         with file_lock(self._lock):
             first = self.size
-            assert self._journal_fd is not None
-            offset = os.lseek(self._journal_fd, 0, os.SEEK_END)
-            try:
-                view = memoryview(record)
-                while view:
-                    view = view[os.write(self._journal_fd, view) :]
-                os.fsync(self._journal_fd)
-            except BaseException:
-                os.ftruncate(self._journal_fd, offset)
-                raise
+            self._journal.write(record)
             sha = hashlib.sha256
             self._tree.extend([sha(b"\x00" + entry).digest() for entry in entries])
             self._unmaterialized.extend(entries)
@@ -348,8 +253,8 @@ class TileLog:
             old, new = self._state.size, self.size
             if new == old:
                 return
-            files = self._files_for(old, new, self._unmaterialized)
-            self._write_all(files)
+            files = tile_files(self._tree, self._pending, old, new, self._unmaterialized)
+            write_files(self.root, files)
             state = LogState(
                 origin=self.origin, size=new, root=self._tree.root(new),
                 checkpoint_size=self._state.checkpoint_size,
@@ -363,93 +268,15 @@ class TileLog:
             )
             self._unmaterialized = []
             self._start_journal()
-            self._drop_superseded_partials(files)
+            drop_superseded_partials(self.root, files)
 
     def close(self) -> None:
         """Release the journal file."""
-        if self._journal_fd is not None:
-            os.close(self._journal_fd)
-            self._journal_fd = None
+        self._journal.close()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
-
-    def _files_for(self, old: int, new: int, entries: list[bytes]) -> dict[str, bytes]:
-        files: dict[str, bytes] = {}
-        # Entry bundles from the one holding `old` to the one holding `new - 1`.
-        stream = self._pending + entries
-        base = (old // TILE_WIDTH) * TILE_WIDTH
-        for bundle in range(old // TILE_WIDTH, (new - 1) // TILE_WIDTH + 1):
-            lo = bundle * TILE_WIDTH
-            hi = min(lo + TILE_WIDTH, new)
-            files[entries_path(bundle, width=hi - lo)] = encode_bundle(
-                stream[lo - base : hi - base]
-            )
-        # Tiles: at level L, the hashes of complete subtrees of 256**L leaves.
-        level = 0
-        while new // TILE_WIDTH**level:
-            nodes_old = old // TILE_WIDTH**level
-            nodes_new = new // TILE_WIDTH**level
-            hashes = self._tree.levels[8 * level]
-            first_tile = nodes_old // TILE_WIDTH
-            last_tile = (nodes_new - 1) // TILE_WIDTH
-            for tile in range(first_tile, last_tile + 1):
-                lo = tile * TILE_WIDTH
-                hi = min(lo + TILE_WIDTH, nodes_new)
-                if hi <= lo:
-                    continue
-                files[tile_path(level, tile, width=hi - lo)] = bytes(
-                    hashes[lo * HASH_SIZE : hi * HASH_SIZE]
-                )
-            level += 1
-        return files
-
-    def _drop_superseded_partials(self, files: dict[str, bytes]) -> None:
-        """Delete the partial versions of tiles and bundles that are now full (the spec allows it)."""
-        import shutil
-
-        for rel in files:
-            if ".p/" in rel:
-                continue
-            partial_dir = self.root / (rel + ".p")
-            if partial_dir.is_dir():
-                shutil.rmtree(partial_dir, ignore_errors=True)
-
-    def _write_all(self, files: dict[str, bytes]) -> None:
-        """Write every file to a temporary name and fsync it, then rename all and fsync dirs.
-
-        Files are written by a few threads at once: creating and syncing a file
-        is a system call that waits, and the calls overlap.
-        """
-        token = secrets.token_hex(4)
-        targets = [self.root / rel for rel in files]
-        for parent in {t.parent for t in targets}:
-            parent.mkdir(parents=True, exist_ok=True)
-
-        def stage(target: Path, data: bytes) -> tuple[Path, Path]:
-            tmp = target.with_name(f".{target.name}.{token}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            return tmp, target
-
-        if len(files) > 4:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                staged = list(pool.map(stage, targets, files.values()))
-        else:
-            staged = [stage(t, d) for t, d in zip(targets, files.values(), strict=True)]
-        dirs = set()
-        for tmp, target in staged:
-            os.replace(tmp, target)
-            dirs.add(target.parent)
-        for directory in dirs:
-            fsync_dir(directory)
 
     def _commit(self, state: LogState) -> None:
         atomic_write(self.root / STATE_FILE, json.dumps(state.to_json()).encode(), mode=0o644)
@@ -516,39 +343,3 @@ class TileLog:
         if self.signer is None:
             raise SignatureError("open the log with its key, or use verify_log with its vkey")
         return open_checkpoint((self.root / "checkpoint").read_text(), self.signer.verifier)
-
-
-def _journal_record(entries: Sequence[bytes]) -> bytes:
-    """One batch as a journal record: count, length, SHA-256, then the bundle encoding."""
-    payload = encode_bundle(entries)
-    return (
-        len(entries).to_bytes(4, "big")
-        + len(payload).to_bytes(4, "big")
-        + hashlib.sha256(payload).digest()
-        + payload
-    )
-
-
-def _parse_journal(data: bytes) -> tuple[list[bytes], int]:
-    """The entries of every intact batch record, and the length of the intact prefix."""
-    entries: list[bytes] = []
-    position = 0
-    while position + _BATCH_HEADER <= len(data):
-        count = int.from_bytes(data[position : position + 4], "big")
-        length = int.from_bytes(data[position + 4 : position + 8], "big")
-        digest = data[position + 8 : position + 40]
-        end = position + _BATCH_HEADER + length
-        if end > len(data):
-            break
-        payload = data[position + _BATCH_HEADER : end]
-        if hashlib.sha256(payload).digest() != digest:
-            break
-        try:
-            batch = decode_bundle(payload)
-        except LogCorruptError:
-            break
-        if len(batch) != count:
-            break
-        entries.extend(batch)
-        position = end
-    return entries, position
