@@ -20,20 +20,20 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from neuroledger.provenance._views import (
+        VERIFY_EXIT_CODES,
+        AssetView,
+        Lineage,
+        Registration,
+        Verification,
+    )
     from neuroledger.provenance.documents import training_run_statement
     from neuroledger.provenance.export import to_dot, to_openlineage, to_prov_json, to_tree
     from neuroledger.provenance.hashcache import HashCache
     from neuroledger.provenance.index import AssetRecord, Attestation, Change, LineageIndex
     from neuroledger.provenance.manifest import FileEntry, Manifest, ManifestDiff, build_manifest
     from neuroledger.provenance.registry import KINDS, STATUSES, AssetRegistryClient
-    from neuroledger.provenance.service import (
-        VERIFY_EXIT_CODES,
-        AssetView,
-        Lineage,
-        Provenance,
-        Registration,
-        Verification,
-    )
+    from neuroledger.provenance.service import Provenance
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 

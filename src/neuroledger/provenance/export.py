@@ -15,7 +15,7 @@ from rich.tree import Tree
 
 from neuroledger import __version__
 from neuroledger.identity import format_did
-from neuroledger.provenance.service import Lineage
+from neuroledger.provenance._views import Lineage
 
 __all__ = ["PRODUCER", "to_dot", "to_openlineage", "to_prov_json", "to_tree"]
 

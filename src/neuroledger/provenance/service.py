@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,15 +13,20 @@ from neuroledger.chain import Chain
 from neuroledger.core import canonical
 from neuroledger.errors import AssetNotFoundError, ManifestError, NeuroLedgerError, ProvenanceError
 from neuroledger.identity import Keystore, format_did, parse_did
+from neuroledger.provenance import _training_run, _verify
+from neuroledger.provenance._views import (
+    AssetView,
+    Lineage,
+    Registration,
+    Verification,
+)
 from neuroledger.provenance.documents import (
-    RunInput,
     blob_uri,
     check_size,
-    training_run_statement,
 )
 from neuroledger.provenance.hashcache import HashCache
-from neuroledger.provenance.index import AssetRecord, Attestation, Change, LineageIndex
-from neuroledger.provenance.manifest import Manifest, ManifestDiff, build_manifest
+from neuroledger.provenance.index import AssetRecord, LineageIndex
+from neuroledger.provenance.manifest import Manifest, build_manifest
 from neuroledger.provenance.registry import (
     STATUSES,
     AssetRegistryClient,
@@ -31,118 +35,9 @@ from neuroledger.provenance.registry import (
 )
 from neuroledger.store import BlobStore
 
-__all__ = ["AssetView", "Lineage", "Provenance", "Registration", "Verification"]
+__all__ = ["Provenance"]
 
 REGISTRY = "AssetRegistry"
-
-#: Verification outcomes and the CLI exit code of each.
-VERIFY_EXIT_CODES = {"ok": 0, "unknown": 10, "modified": 11, "revoked": 12, "deprecated": 13}
-
-
-@dataclass(frozen=True)
-class Registration:
-    """A confirmed registration."""
-
-    asset_id: str
-    kind: str
-    owner: str
-    tx_hash: str
-    metadata_digest: str
-    manifest: Manifest | None = None
-    digest: str = ""  # the content digest; the id is asset_id_for(owner identity, digest)
-
-
-@dataclass(frozen=True)
-class AssetView:
-    """Everything known about one asset."""
-
-    record: AssetRecord
-    attestations: list[Attestation]
-    changes: list[Change]
-    metadata: dict[str, Any] | None
-
-    def to_json(self, chain_id: int) -> dict[str, Any]:
-        """A JSON-ready description."""
-        r = self.record
-        return {
-            "id": r.id,
-            "kind": r.kind,
-            "status": r.status,
-            "owner": format_did(chain_id, r.owner),
-            "registered_by": r.sender,
-            "license": r.license,
-            "parents": list(r.parents),
-            "metadata_digest": r.metadata_digest,
-            "metadata_uri": r.metadata_uri,
-            "block": r.block,
-            "tx": r.tx,
-            "metadata": self.metadata,
-            "attestations": [
-                {
-                    "attester": format_did(chain_id, a.attester),
-                    "statement_digest": a.statement_digest,
-                    "statement_uri": a.statement_uri,
-                    "block": a.block,
-                    "tx": a.tx,
-                }
-                for a in self.attestations
-            ],
-            "changes": [
-                {"type": c.type, "owner": c.owner, "reason": c.reason, "block": c.block, "tx": c.tx}
-                for c in self.changes
-            ],
-        }
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """An asset and everything it derives from (or that derives from it)."""
-
-    root: str
-    nodes: dict[str, AssetRecord]
-    edges: list[tuple[str, str]]  # (child, parent)
-    depth: dict[str, int]
-    direction: str = "ancestors"
-    names: dict[str, str] = field(default_factory=dict)
-    run_times: dict[str, tuple[str, str]] = field(default_factory=dict)  # run -> (start, end)
-    registered: dict[str, str] = field(default_factory=dict)  # id -> ISO time of its block
-
-    def label(self, asset_id: str) -> str:
-        """Short human label: kind, name (when known) and id prefix."""
-        record = self.nodes[asset_id]
-        name = self.names.get(asset_id)
-        return f"{record.kind} {name + ' ' if name else ''}{asset_id[:12]}"
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The outcome of checking content on disk against the registry."""
-
-    status: str  # ok | unknown | modified | revoked | deprecated
-    path: str
-    digest: str
-    asset: AssetView | None = None
-    expected: str | None = None
-    diff: ManifestDiff | None = None
-    lineage: Lineage | None = None
-
-    @property
-    def exit_code(self) -> int:
-        """0 only for content matching an active record."""
-        return VERIFY_EXIT_CODES[self.status]
-
-    def summary(self) -> str:
-        """One line saying what was found."""
-        asset = self.asset.record.id if self.asset else self.digest
-        owner = f" of {self.asset.record.owner}" if self.asset else ""
-        if self.status == "ok":
-            return f"OK: {self.path} matches active asset {asset}{owner}"
-        if self.status in ("revoked", "deprecated"):
-            return f"{self.status.upper()}: {self.path} matches asset {asset}{owner}, which is {self.status}"
-        if self.status == "modified":
-            detail = f" ({self.diff.describe()})" if self.diff else ""
-            return f"MODIFIED: {self.path} differs from asset {self.expected}{detail}"
-        return f"UNKNOWN: no asset is registered with the digest of {self.path} ({self.digest})"
 
 
 def _looks_like_path(ref: str) -> bool:
@@ -388,38 +283,10 @@ class Provenance:
         The run derives from ``inputs`` (dataset and code assets); the model
         derives from the run. Returns (run, model).
         """
-        manifest = self.manifest(model_path)
-        run_inputs = []
-        for ref in inputs:
-            view = self.show(ref)
-            name = (view.metadata or {}).get("name", view.record.id[:12])
-            run_inputs.append(
-                RunInput(
-                    asset_id=view.record.id,
-                    kind=view.record.kind,
-                    name=str(name),
-                    digest=view.record.digest,
-                )
-            )
-        statement = training_run_statement(
-            model_name=manifest.model_name,
-            model_digest=manifest.digest,
-            inputs=run_inputs,
-            builder=format_did(self.chain.chain_id, self._identity(owner)),
-            started=started,
-            finished=finished,
-            parameters=parameters,
-        )
-        self.check_new(self.asset_id_for(owner, manifest.digest))
-        run = self.register_document(
-            statement, kind="training-run", owner=owner, parents=[i.asset_id for i in run_inputs],
-            license=license, signer=signer,
+        return _training_run.register_training_run(
+            self, model_path, owner=owner, inputs=inputs, started=started, finished=finished,
+            parameters=parameters, license=license, signer=signer,
         )  # fmt: skip
-        model = self.register(
-            model_path, kind="model", owner=owner, parents=[run.asset_id], license=license,
-            metadata={"trainingRun": run.asset_id}, signer=signer,
-        )  # fmt: skip
-        return run, model
 
     def attest(self, ref: str, *, attester: str, statement: dict[str, Any]) -> tuple[str, str]:
         """Record ``attester``'s statement about asset ``ref``; return (statement digest, tx)."""
@@ -511,17 +378,7 @@ class Provenance:
 
     def stored_manifest(self, record: AssetRecord) -> Manifest | None:
         """The manifest of a file asset, when this home's store holds it."""
-        meta = self.metadata(record)
-        uri = (meta or {}).get("manifest")
-        if not isinstance(uri, str):
-            return None
-        try:
-            statement = loads_bounded(
-                self.store.get(uri.removeprefix("sha256:"), max_size=64 << 20), max_bytes=64 << 20
-            )
-            return Manifest.from_statement(statement)
-        except (NeuroLedgerError, ValueError):
-            return None
+        return _verify.stored_manifest(self, record)
 
     def verify(
         self,
@@ -539,49 +396,5 @@ class Provenance:
         ``expected``, that very asset). Otherwise ``modified`` when it resembles
         a registered asset (shares files or its name), or ``unknown``.
         """
-        manifest = self.manifest(
-            path, ignore=ignore, allow_symlinks=allow_symlinks, use_cache=use_cache,
-            progress=progress,
-        )  # fmt: skip
-        self.sync()
-        target = self.resolve(expected) if expected else None
-        digest = manifest.digest
-        # Several identities may have registered the same content, each under its own id.
-        candidates = self.index.by_digest(digest)
-        matches = candidates if target is None else [t for t in candidates if t == target]
-        if matches:
-            statuses = {m: self.registry.asset_of(m)[2] for m in matches}  # the chain decides
-            best = next((m for m in matches if statuses[m] == 1), matches[0])
-            if statuses[best] != 0:
-                view = self._view(best)
-                status = {"active": "ok"}.get(STATUSES[statuses[best]], STATUSES[statuses[best]])
-                return Verification(
-                    status=status, path=str(path), digest=digest, asset=view,
-                    expected=best, lineage=self._lineage(best),
-                )  # fmt: skip
-        if target is None:
-            self._learn_known_manifests()
-            target = self.index.closest(
-                manifest.model_name, [(f.name, f.digest) for f in manifest.files]
-            )
-        if target is None:
-            return Verification(status="unknown", path=str(path), digest=digest)
-        view = self._view(target)
-        reference = self.stored_manifest(view.record)
-        diff = reference.diff(manifest) if reference is not None else None
-        return Verification(
-            status="modified", path=str(path), digest=digest, asset=view, expected=target,
-            diff=diff, lineage=self._lineage(target),
-        )  # fmt: skip
-
-    def _learn_known_manifests(self) -> None:
-        for record in self.index.all():
-            if record.kind in ("training-run", "deployment", "evaluation"):
-                continue
-            if self.index.knows_files(record.id):
-                continue
-            manifest = self.stored_manifest(record)
-            if manifest is not None:
-                self.index.learn_files(
-                    record.id, manifest.model_name, [(f.name, f.digest) for f in manifest.files]
-                )
+        return _verify.verify(self, path, expected=expected, use_cache=use_cache, ignore=ignore,
+                              allow_symlinks=allow_symlinks, progress=progress)  # fmt: skip
