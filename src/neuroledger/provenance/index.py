@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,102 +22,21 @@ from web3.exceptions import BlockNotFound
 from web3.types import RPCEndpoint
 
 from neuroledger.errors import AssetNotFoundError, IndexReorgError, ProvenanceError
+from neuroledger.provenance import _lineage_queries as _q
+from neuroledger.provenance._index_schema import (
+    _DROP,
+    _SCHEMA,
+    _SCHEMA_VERSION,
+    _STATUS_NAMES,
+    AssetRecord,
+    Attestation,
+    Change,
+)
 from neuroledger.provenance.registry import AssetEvent, decode_log, kind_name
 
 __all__ = ["AssetRecord", "Attestation", "Change", "LineageIndex"]
 
 _CHUNK_BLOCKS = 2000
-
-#: Bumped when the tables change; an index of another version is rebuilt from the chain.
-_SCHEMA_VERSION = 2
-
-_DROP = """
-DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS assets; DROP TABLE IF EXISTS parents;
-DROP TABLE IF EXISTS changes; DROP TABLE IF EXISTS attestations; DROP TABLE IF EXISTS files;
-"""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS assets (
-    id TEXT PRIMARY KEY, digest TEXT NOT NULL, kind INTEGER NOT NULL, registrant TEXT NOT NULL,
-    owner TEXT NOT NULL, status INTEGER NOT NULL,
-    metadata_digest TEXT NOT NULL, metadata_uri TEXT NOT NULL, license TEXT NOT NULL,
-    sender TEXT NOT NULL, block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS assets_block ON assets(block);
-CREATE INDEX IF NOT EXISTS assets_digest ON assets(digest);
-CREATE TABLE IF NOT EXISTS parents (
-    child TEXT NOT NULL, parent TEXT NOT NULL, position INTEGER NOT NULL,
-    block INTEGER NOT NULL, PRIMARY KEY (child, position)
-);
-CREATE INDEX IF NOT EXISTS parents_parent ON parents(parent);
-CREATE TABLE IF NOT EXISTS changes (
-    block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx TEXT NOT NULL, id TEXT NOT NULL,
-    type TEXT NOT NULL, owner TEXT, reason TEXT, sender TEXT NOT NULL,
-    PRIMARY KEY (block, log_index)
-);
-CREATE INDEX IF NOT EXISTS changes_id ON changes(id);
-CREATE TABLE IF NOT EXISTS attestations (
-    block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx TEXT NOT NULL, id TEXT NOT NULL,
-    attester TEXT NOT NULL, statement_digest TEXT NOT NULL, statement_uri TEXT NOT NULL,
-    sender TEXT NOT NULL, PRIMARY KEY (block, log_index)
-);
-CREATE INDEX IF NOT EXISTS attestations_id ON attestations(id);
-CREATE TABLE IF NOT EXISTS files (
-    asset TEXT NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL, model_name TEXT NOT NULL,
-    PRIMARY KEY (asset, name)
-);
-CREATE INDEX IF NOT EXISTS files_digest ON files(digest);
-CREATE INDEX IF NOT EXISTS files_model ON files(model_name);
-"""
-
-
-@dataclass(frozen=True)
-class AssetRecord:
-    """What the index knows about one asset."""
-
-    id: str
-    digest: str
-    kind: str
-    owner: str
-    registrant: str
-    status: str
-    metadata_digest: str
-    metadata_uri: str
-    license: str
-    sender: str
-    block: int
-    tx: str
-    parents: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Attestation:
-    """A statement an identity made about an asset."""
-
-    id: str
-    attester: str
-    statement_digest: str
-    statement_uri: str
-    sender: str
-    block: int
-    tx: str
-
-
-@dataclass(frozen=True)
-class Change:
-    """A deprecation, revocation or transfer."""
-
-    id: str
-    type: str
-    owner: str | None
-    reason: str | None
-    sender: str
-    block: int
-    tx: str
-
-
-_STATUS_NAMES = {1: "active", 2: "deprecated", 3: "revoked"}
 
 
 def _hash_of(w3: Web3, block: int) -> str | None:
@@ -394,62 +312,19 @@ class LineageIndex:
 
     def ancestors(self, asset_id: str) -> dict[str, int]:
         """Every asset ``asset_id`` derives from, with its shortest distance."""
-        return self._walk(asset_id, "parent")
+        return _q.walk(self.db, asset_id, "parent")
 
     def descendants(self, asset_id: str) -> dict[str, int]:
         """Every asset derived from ``asset_id``, with its shortest distance."""
-        return self._walk(asset_id, "child")
-
-    def _walk(self, asset_id: str, column: str) -> dict[str, int]:
-        join = "p.child = w.id" if column == "parent" else "p.parent = w.id"
-        rows = self.db.execute(
-            f"""
-            WITH RECURSIVE walk(id, depth) AS (
-                SELECT ?, 0
-                UNION
-                SELECT p.{column}, w.depth + 1 FROM parents p JOIN walk w ON {join}
-            )
-            SELECT id, MIN(depth) FROM walk WHERE depth > 0 GROUP BY id
-            """,
-            (asset_id,),
-        ).fetchall()
-        return {str(r[0]): int(r[1]) for r in rows}
+        return _q.walk(self.db, asset_id, "child")
 
     def edges(self, ids: Iterable[str]) -> list[tuple[str, str]]:
         """(child, parent) edges among ``ids``."""
-        wanted = set(ids)
-        out = []
-        for child in sorted(wanted):
-            for (parent,) in self.db.execute(
-                "SELECT parent FROM parents WHERE child = ? ORDER BY position", (child,)
-            ):
-                if parent in wanted:
-                    out.append((child, str(parent)))
-        return out
+        return _q.edges(self.db, ids)
 
     def paths(self, descendant: str, ancestor: str, *, limit: int = 100) -> list[list[str]]:
         """Derivation paths from ``descendant`` up to ``ancestor`` (at most ``limit``)."""
-        reachable = set(self.ancestors(descendant))
-        if ancestor not in reachable:
-            return []
-        reachable.add(ancestor)
-        found: list[list[str]] = []
-
-        def extend(path: list[str]) -> None:
-            if len(found) >= limit:
-                return
-            here = path[-1]
-            if here == ancestor:
-                found.append(path)
-                return
-            for (parent,) in self.db.execute(
-                "SELECT parent FROM parents WHERE child = ? ORDER BY position", (here,)
-            ):
-                if parent in reachable:
-                    extend([*path, str(parent)])
-
-        extend([descendant])
-        return found
+        return _q.paths(self.db, descendant, ancestor, limit=limit)
 
     def attestations(self, asset_id: str) -> list[Attestation]:
         """Attestations about ``asset_id``, oldest first."""
@@ -489,23 +364,7 @@ class LineageIndex:
     def closest(self, model_name: str, files: Iterable[tuple[str, str]]) -> str | None:
         """The asset whose manifest shares the most files with ``files`` (or, failing
         that, has the same model name); None when nothing is alike."""
-        pairs = list(files)
-        best: dict[str, int] = {}
-        for name, digest in pairs:
-            for (asset,) in self.db.execute(
-                "SELECT f.asset FROM files f JOIN assets a ON a.id = f.asset "
-                "WHERE f.digest = ? AND f.name = ?",
-                (digest, name),
-            ):
-                best[asset] = best.get(asset, 0) + 1
-        if best:
-            return max(sorted(best), key=lambda a: best[a])
-        row = self.db.execute(
-            "SELECT f.asset FROM files f JOIN assets a ON a.id = f.asset WHERE f.model_name = ? "
-            "ORDER BY a.block DESC LIMIT 1",
-            (model_name,),
-        ).fetchone()
-        return None if row is None else str(row[0])
+        return _q.closest(self.db, model_name, files)
 
     def count(self) -> int:
         """Number of indexed assets."""
