@@ -122,7 +122,6 @@ OVERSIZED = {
     "privacy/_jail.py": 422,
     "cli/asset.py": 453,
     "cli/fl.py": 504,
-    "federated/service.py": 531,
     "chain/node.py": 644,
     "chain/_gate.py": 800,
 }

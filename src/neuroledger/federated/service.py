@@ -14,19 +14,16 @@ import base64
 import json
 import logging
 import shutil
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-from eth_account.signers.local import LocalAccount
 
 import neuroledger.federated as federated_pkg
 from neuroledger._fs import atomic_write
 from neuroledger.chain import Chain, DeploymentStore
 from neuroledger.errors import AssetNotFoundError, FederatedError, NeuroLedgerError
+from neuroledger.federated import _settlement
+from neuroledger.federated._run_records import MAX_PARENTS, RunRecords, write_model
 from neuroledger.federated.board import Board, Message
 from neuroledger.federated.coordinator import Coordinator, RunReport
 from neuroledger.federated.faults import Fault
@@ -34,11 +31,10 @@ from neuroledger.federated.ledger import (
     DEFAULT_DURATION,
     DEFAULT_STAKE_WEI,
     TaskLedger,
-    TaskState,
 )
 from neuroledger.federated.models import LogisticModel
 from neuroledger.federated.participant import Participant
-from neuroledger.federated.protocol import DONE, RoundPaths, RoundResult, participant_path
+from neuroledger.federated.protocol import DONE, RoundPaths, participant_path
 from neuroledger.federated.spec import TaskSpec
 from neuroledger.federated.vectors import load_party_data, put_vector
 from neuroledger.identity import Keystore, RegistryClient, format_did, published_x25519
@@ -48,9 +44,6 @@ from neuroledger.store import FileStore
 __all__ = ["FederatedTasks", "adopt_deployment"]
 
 log = logging.getLogger("neuroledger.federated")
-
-#: Parents an asset may list (the asset registry's limit).
-MAX_PARENTS = 16
 
 
 def adopt_deployment(chain: Chain, shared: Path) -> None:
@@ -176,7 +169,7 @@ class FederatedTasks:
         model = LogisticModel(features, classes)
         initial = model.init()
         model_dir = self.shared / "models" / f"initial-{features}x{classes}"
-        _write_model(model_dir, initial, features, classes, {"init": "zeros"})
+        write_model(model_dir, initial, features, classes, {"init": "zeros"})
         model_asset = self._reuse_or_register(model_dir, kind="model", owner=owner)
         code_dir = Path(federated_pkg.__file__).parent
         code_asset = self._reuse_or_register(
@@ -254,28 +247,7 @@ class FederatedTasks:
         account = self.keystore.account_for(spec.owner, what=f"identity {owner_name!r}")
         xv, yv = load_party_data(validation, features=spec.features, classes=spec.classes)
         board = self.board(task_id)
-        datasets: list[str] = []
-
-        def register_round(r: int, result: RoundResult, root: str, parent: str | None) -> str:
-            document = {
-                "type": "https://neuroledger.dev/federated-round/v1",
-                "task": task_id,
-                "chain": self.chain.chain_id,
-                "contract": spec.contract,
-                "round": r,
-                "commitmentsRoot": root,
-                "aggregateDigest": result.aggregate,
-                "model": result.model,
-                "updates": result.updates,
-                "rejected": result.rejected,
-                "dropped": result.dropped,
-            }
-            parents = [parent] if parent else [spec.model_asset, spec.code_asset, *datasets]
-            return self.prov.register_document(
-                document, kind="federated-round", owner=owner_name, parents=parents[:MAX_PARENTS]
-            ).asset_id
-
-        started = datetime.now(UTC)
+        records = RunRecords(self, task_id, spec, owner_name, account)
         coordinator = Coordinator(
             board,
             self.store,
@@ -284,7 +256,7 @@ class FederatedTasks:
             validation=(xv, yv),
             ledger=self.ledger,
             join_timeout=join_timeout,
-            register_round=register_round,
+            register_round=records.register_round,
         )
         if on_wait is not None:
             on_wait()
@@ -292,44 +264,20 @@ class FederatedTasks:
         for address in participants:
             message = board.read(participant_path(address), signer=address)
             assert message is not None
-            if message.body["dataset"] not in datasets:
-                datasets.append(str(message.body["dataset"]))
-        if len(datasets) > MAX_PARENTS - 2:
+            if message.body["dataset"] not in records.datasets:
+                records.datasets.append(str(message.body["dataset"]))
+        if len(records.datasets) > MAX_PARENTS - 2:
             log.warning(
                 "only %d of %d datasets fit in round 1's parents; the rest are named in "
                 "the round documents",
                 MAX_PARENTS - 2,
-                len(datasets),
+                len(records.datasets),
             )
-
-        def finish(
-            w: np.ndarray, scores: dict[str, float], rewards: dict[str, int], rounds: list[str]
-        ) -> tuple[str | None, str | None]:
-            model_dir = self.shared / "models" / f"task-{task_id}-final"
-            _write_model(model_dir, w, spec.features, spec.classes, {"task": task_id})
-            inputs = [rounds[-1], spec.code_asset, *datasets][:MAX_PARENTS]
-            run, model = self.prov.register_training_run(
-                model_dir,
-                owner=owner_name,
-                inputs=inputs,
-                started=started,
-                finished=datetime.now(UTC),
-                parameters={
-                    "task": task_id,
-                    "rounds": spec.rounds,
-                    "aggregator": spec.aggregator,
-                    "secure": spec.secure,
-                    "dp_noise": spec.dp_noise,
-                    "scores": scores,
-                    "rewards": {a: str(v) for a, v in rewards.items()},
-                },
-            )
-            if rewards:
-                self.ledger.finish(account, task_id, model.asset_id, rewards)
-            return model.asset_id, run.asset_id
 
         pool = self.ledger.task(task_id).pool
-        return coordinator.run(participants, on_round=on_round, finish=finish, pool_wei=pool)
+        return coordinator.run(
+            participants, on_round=on_round, finish=records.finish, pool_wei=pool
+        )
 
     # -- participant -----------------------------------------------------------------
     def join(
@@ -398,76 +346,14 @@ class FederatedTasks:
     # -- ending ----------------------------------------------------------------------
     def cancel(self, task_id: int, owner: str) -> None:
         """The owner ends a task before its first round; the pool and stakes become claimable."""
-        on_chain = self._known(task_id)
-        account = self._key_for(owner, on_chain.owner)
-        if on_chain.owner.lower() != str(account.address).lower():
-            raise FederatedError(
-                f"identity {owner!r} does not own task {task_id} (its owner is "
-                f"{on_chain.owner}); only the owner cancels"
-            )
-        if on_chain.current_round > 0:
-            raise FederatedError(
-                f"task {task_id} has started training and cannot be cancelled; after its "
-                "deadline anyone can end it and the pool goes to the participants"
-            )
-        if on_chain.status != 1:
-            raise FederatedError(f"task {task_id} has already ended")
-        self.ledger.cancel(account, task_id)
+        _settlement.cancel(self, task_id, owner)
 
     def claim(self, task_id: int, identity: str) -> dict[str, Any]:
         """Withdraw what an ended task owes ``identity``: reward or share and stake, or the pool.
 
         A task past its deadline is ended by the claim itself.
         """
-        on_chain = self._known(task_id)
-        account = self._key_for(identity, on_chain.owner)
-        address = str(account.address)
-        past = on_chain.status == 1 and on_chain.deadline <= self.ledger.now()
-        if on_chain.status == 1 and not past:
-            raise FederatedError(
-                f"task {task_id} is still open (deadline "
-                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(on_chain.deadline))}); "
-                "claim after it finishes, is cancelled or passes its deadline"
-            )
-        if self.ledger.has_claimed(task_id, address):
-            raise FederatedError(f"identity {identity!r} has already claimed from task {task_id}")
-        is_owner = on_chain.owner.lower() == address.lower()
-        if not is_owner and not self.ledger.is_participant(task_id, address):
-            raise FederatedError(
-                f"identity {identity!r} neither owns nor joined task {task_id}: nothing to claim"
-            )
-        if past:
-            self.ledger.expire(account, task_id)
-        on_chain = self.ledger.task(task_id)
-        if is_owner and on_chain.status != 3:
-            raise FederatedError(
-                f"task {task_id} owes its owner nothing (it is "
-                f"{on_chain.status_name}: the pool belongs to the participants)"
-            )
-        before = self.chain.w3.eth.get_balance(self.ledger.contract.address)
-        self.ledger.claim(account, task_id)
-        after = self.chain.w3.eth.get_balance(self.ledger.contract.address)
-        return {
-            "task": task_id,
-            "identity": identity,
-            "status": on_chain.status_name,
-            "received_wei": str(before - after),
-        }
-
-    def _key_for(self, identity: str, task_owner: str) -> LocalAccount:
-        """``identity``'s key that owns the task, if one of its keys (even retired) does;
-        else its current key (a participant's address is its key when it joined)."""
-        if self.keystore.get(identity).holds_key(task_owner):
-            return self.keystore.account_for(task_owner, what=f"identity {identity!r}")
-        return self.keystore.owner_account(identity)
-
-    def _known(self, task_id: int) -> TaskState:
-        on_chain = self.ledger.task(task_id)
-        if on_chain.rounds == 0:
-            raise FederatedError(
-                f"unknown task {task_id}: no such task on chain (see `neuroledger fl status`)"
-            )
-        return on_chain
+        return _settlement.claim(self, task_id, identity)
 
     # -- reads -----------------------------------------------------------------------
     def status(self, task_id: int) -> dict[str, Any]:
@@ -510,22 +396,3 @@ class FederatedTasks:
             "final_model_asset": done.body.get("final_model_asset") if done else None,
             "rewards": done.body.get("rewards") if done else None,
         }
-
-
-def _write_model(
-    directory: Path, w: np.ndarray, features: int, classes: int, extra: dict[str, Any]
-) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write(
-        directory / "weights.f64", np.ascontiguousarray(w, dtype="<f8").tobytes(), mode=0o644
-    )
-    config = {
-        "type": "softmax-regression",
-        "features": features,
-        "classes": classes,
-        "layout": "weights (features x classes, row-major) then biases; float64 LE",
-        **extra,
-    }
-    atomic_write(
-        directory / "config.json", json.dumps(config, indent=1, sort_keys=True).encode(), mode=0o644
-    )
