@@ -3,129 +3,34 @@
 from __future__ import annotations
 
 import json
-import logging
-import re
 import time
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from neuroledger.cli._commands import help_of
-from neuroledger.cli._context import console, context_of, emit, err_console
+from neuroledger.cli._context import context_of, emit
+from neuroledger.cli._fl_simulate import simulate_cmd
+from neuroledger.cli._fl_support import (
+    SharedOpt,
+    duration,
+    rounds_bar,
+    say,
+    setup_logging,
+    tasks_of,
+    wei,
+)
 from neuroledger.cli._options import JsonOpt
-from neuroledger.environment import shared_dir
 from neuroledger.errors import FederatedError
 from neuroledger.federated.aggregators import RULES
 from neuroledger.federated.data import DATASETS
 from neuroledger.federated.faults import Fault
 
 if TYPE_CHECKING:  # imported where used: `fl prepare` and `fl simulate` need no chain
-    from neuroledger.federated.service import FederatedTasks
+    pass
 
 app = typer.Typer(help=help_of("fl"))
-
-_AGGREGATORS = RULES
-_DATASETS = DATASETS
-
-SharedOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--shared",
-        help="Directory shared by the task's processes: content store and message board "
-        "(env NEUROLEDGER_SHARED; default HOME/shared).",
-    ),
-]
-
-
-def _tasks(ctx: typer.Context, shared: Path | None) -> FederatedTasks:
-    from neuroledger.federated.service import FederatedTasks
-    from neuroledger.provenance import HashCache, Provenance
-    from neuroledger.store import FileStore
-
-    c = context_of(ctx)
-    where = shared_dir(c.settings, shared)
-
-    def provenance(store: FileStore) -> Provenance:
-        return Provenance(
-            c.chain(),
-            c.keystore(),
-            store=store,
-            index_path=c.settings.index_path,
-            hash_cache=HashCache(c.settings.hash_cache_path),
-        )
-
-    return FederatedTasks.open(c.chain(), c.keystore(), where.expanduser().resolve(), provenance)
-
-
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-
-
-class _NamesIdentities(logging.Formatter):
-    """Writes an address this home holds as its identity's name (others stay addresses)."""
-
-    def __init__(self, names: dict[str, str]) -> None:
-        super().__init__("fl %(levelname)s: %(message)s")
-        self.names = names
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        return _ADDRESS.sub(lambda m: self.names.get(m.group(0).lower(), m.group(0)), text)
-
-
-def _logging(ctx: typer.Context) -> None:
-    """Round events (rejections, dropouts, attestations) as one line each on stderr."""
-    logger = logging.getLogger("neuroledger.federated")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(_NamesIdentities(context_of(ctx).names()))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-
-
-def _say(line: str) -> None:
-    """Off a terminal (no bar), one line on stderr per step of a long command."""
-    if not err_console.is_terminal:
-        err_console.print(line, highlight=False)
-
-
-def _rounds_bar(total: int, what: str) -> Progress:
-    return Progress(
-        TextColumn(what),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    )
-
-
-def _wei(eth: str, option: str = "--pool") -> int:
-    try:
-        value = Decimal(eth)
-    except InvalidOperation:
-        raise FederatedError(f"{option} {eth!r} is not an amount of ETH such as 0.5") from None
-    if not value.is_finite() or value < 0:
-        raise FederatedError(f"{option} must be a finite amount of ETH, not negative")
-    return int(value * 10**18)
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _duration(text: str) -> int:
-    """``90s``, ``30m``, ``12h`` or ``7d`` in seconds."""
-    number, unit = text.strip()[:-1], text.strip()[-1:].lower()
-    if unit not in _UNITS or not number.isdigit() or int(number) == 0:
-        raise FederatedError(f"--deadline {text!r} is not a duration such as 90s, 30m, 12h or 7d")
-    seconds = int(number) * _UNITS[unit]
-    if seconds > 366 * 86400:
-        raise FederatedError(f"--deadline {text!r} is over the contract's limit of 366 days")
-    return seconds
 
 
 @app.command("prepare")
@@ -194,15 +99,15 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a task: register code and initial model, escrow the pool, post the spec."""
-    spec = _tasks(ctx, shared).create(
+    spec = tasks_of(ctx, shared).create(
         owner,
         validation,
         rounds=rounds,
         validators=validators,
         min_participants=min_participants,
-        pool_wei=_wei(pool),
-        stake_wei=_wei(stake, "--stake"),
-        duration=_duration(deadline),
+        pool_wei=wei(pool),
+        stake_wei=wei(stake, "--stake"),
+        duration=duration(deadline),
         aggregator=aggregator,
         secure=secure,
         dp_noise=dp_noise,
@@ -244,19 +149,19 @@ def join(
     as_json: JsonOpt = False,
 ) -> None:
     """Join a task and take part until it ends: train, validate, attest, claim the reward."""
-    _logging(ctx)
+    setup_logging(ctx)
     parsed = Fault.parse(fault) if fault else None
-    participant = _tasks(ctx, shared).join(task, identity, data, fault=parsed, timeout=timeout)
+    participant = tasks_of(ctx, shared).join(task, identity, data, fault=parsed, timeout=timeout)
     rounds = participant.spec.rounds
     waiting = f"joined; waiting for the owner to start round 1 (up to {timeout:.0f} s)"
-    _say(f"fl: task {task} as {identity}: {waiting}")
-    with _rounds_bar(rounds, f"task {task} as {identity}") as bar:
+    say(f"fl: task {task} as {identity}: {waiting}")
+    with rounds_bar(rounds, f"task {task} as {identity}") as bar:
         progress = bar.add_task(waiting, total=rounds)
 
         def on_round(r: int) -> None:
             what = "done; claiming" if r >= rounds else f"waiting for round {r + 1}"
             bar.update(progress, completed=r, description=f"round {r} {what}")
-            _say(f"fl: task {task} as {identity}: round {r}/{rounds} {what}")
+            say(f"fl: task {task} as {identity}: round {r}/{rounds} {what}")
 
         summary = participant.run(on_round=on_round)
     reward = int(summary.get("reward_wei", 0))
@@ -290,10 +195,10 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Drive a task you own: every round, then scores, the final model's lineage and rewards."""
-    _logging(ctx)
-    tasks = _tasks(ctx, shared)
+    setup_logging(ctx)
+    tasks = tasks_of(ctx, shared)
     spec = tasks.spec(task)
-    with _rounds_bar(spec.rounds, f"task {task}") as bar:
+    with rounds_bar(spec.rounds, f"task {task}") as bar:
         progress = bar.add_task("waiting for participants", total=spec.rounds)
 
         def on_round(row: dict[str, Any]) -> None:
@@ -304,12 +209,12 @@ def run(
                 completed=row["round"],
                 description=f"accuracy {row['accuracy']:.3f}{what}",
             )
-            _say(f"fl: task {task}: round {row['round']}/{spec.rounds} accuracy "
+            say(f"fl: task {task}: round {row['round']}/{spec.rounds} accuracy "
                  f"{row['accuracy']:.3f}{what}")  # fmt: skip
 
         report = tasks.run(
             task, validation, join_timeout=join_timeout, on_round=on_round,
-            on_wait=lambda: _say(f"fl: task {task}: waiting for participants (up to "
+            on_wait=lambda: say(f"fl: task {task}: waiting for participants (up to "
                                  f"{join_timeout:.0f} s)"),
         )  # fmt: skip
     data = report.to_json()
@@ -338,7 +243,7 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """A task's state on chain and on the board."""
-    info = _tasks(ctx, shared).status(task)
+    info = tasks_of(ctx, shared).status(task)
     human = (
         f"task {task}: {info['status']} (deadline "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(info['deadline']))}), "
@@ -358,7 +263,7 @@ def cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """End a task you own before its first round; then `fl claim` returns the pool."""
-    _tasks(ctx, shared).cancel(task, owner)
+    tasks_of(ctx, shared).cancel(task, owner)
     emit(
         {"task": task, "status": "refunded"},
         as_json=as_json,
@@ -376,7 +281,7 @@ def claim(
     as_json: JsonOpt = False,
 ) -> None:
     """Withdraw what an ended task owes you (a task past its deadline is ended first)."""
-    info = _tasks(ctx, shared).claim(task, identity)
+    info = tasks_of(ctx, shared).claim(task, identity)
     emit(
         info,
         as_json=as_json,
@@ -385,117 +290,4 @@ def claim(
     )
 
 
-@app.command("simulate")
-def simulate_cmd(
-    clients: Annotated[
-        int, typer.Option("--clients", "-n", help="Number of simulated participants.")
-    ] = 10,
-    rounds: Annotated[int, typer.Option("--rounds", "-r")] = 20,
-    mode: Annotated[
-        str, typer.Option("--mode", help="sync, deadline or async (FedBuff).")
-    ] = "sync",
-    alpha: Annotated[
-        float, typer.Option("--alpha", help="Dirichlet non-IID concentration (small = skewed).")
-    ] = 1.0,
-    deadline: Annotated[
-        float | None, typer.Option("--deadline", help="Seconds, for --mode deadline.")
-    ] = None,
-    attackers: Annotated[
-        int, typer.Option("--attackers", help="How many participants attack.")
-    ] = 0,
-    attack: Annotated[str, typer.Option("--attack", help="label-flip or scale.")] = "label-flip",
-    aggregator: Annotated[
-        str, typer.Option("--aggregator", help=", ".join(_AGGREGATORS))
-    ] = "fedavg",
-    dataset: Annotated[str, typer.Option("--dataset", help=", ".join(_DATASETS))] = "breast-cancer",
-    dp_noise: Annotated[
-        float | None, typer.Option("--dp-noise", help="DP noise multiplier (enables DP).")
-    ] = None,
-    dp_clip: Annotated[float, typer.Option("--dp-clip", help="DP clipping norm.")] = 1.0,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the per-round results (JSON).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Simulate a federated run: non-IID data, stragglers, attackers; per-round accuracy, loss, epsilon."""
-    import numpy as np
-    from sklearn.datasets import load_breast_cancer, load_digits
-
-    from neuroledger.federated import (
-        DPFedAvg,
-        PrivacyAccountant,
-        SimConfig,
-        make_aggregator,
-        simulate,
-    )
-
-    if dataset not in _DATASETS:
-        raise FederatedError(f"unknown data set {dataset!r}; use {' or '.join(_DATASETS)}")
-    if aggregator not in _AGGREGATORS:
-        raise FederatedError(
-            f"unknown aggregator {aggregator!r}; use one of {', '.join(_AGGREGATORS)}"
-        )
-    if clients < 2 or rounds < 1:
-        raise FederatedError("use at least 2 clients and 1 round")
-    data = load_breast_cancer() if dataset == "breast-cancer" else load_digits()
-    rule: Any = make_aggregator(aggregator, clients, attackers)
-    accountant = None
-    if dp_noise is not None:
-        rule = DPFedAvg(
-            clip_norm=dp_clip,
-            noise_multiplier=dp_noise,
-            expected_clients=clients,
-            rng=np.random.default_rng(seed),
-        )
-        accountant = PrivacyAccountant(noise_multiplier=dp_noise, sampling_probability=1.0)
-        aggregator = "dp-fedavg"  # DP replaces the chosen rule: clipped, noised FedAvg
-    config = SimConfig(
-        clients=clients,
-        rounds=rounds,
-        mode=mode,
-        alpha=alpha,
-        deadline=deadline,
-        attackers=attackers,
-        attack=attack,
-        aggregator=rule,
-        seed=seed,
-    )
-    with console.status(f"simulating {rounds} rounds of {clients} clients ({mode})"):
-        result = simulate(data.data, data.target, config)
-    rows = []
-    for r in result.rounds:
-        epsilon = None
-        if accountant is not None:
-            accountant.rounds = r.round
-            epsilon = round(accountant.epsilon(), 4)
-        rows.append(
-            {
-                "round": r.round,
-                "time": round(r.time, 3),
-                "accuracy": round(r.accuracy, 4),
-                "loss": round(r.loss, 4),
-                "epsilon": epsilon,
-                "updates": r.updates,
-                "rejected": r.rejected,
-            }
-        )
-    report = {
-        "dataset": dataset,
-        "clients": clients,
-        "mode": mode,
-        "aggregator": aggregator,
-        "attackers": attackers,
-        "dp_noise": dp_noise,
-        "rounds": rows,
-    }
-    if out is not None:
-        out.write_text(json.dumps(report, indent=1))
-    last = rows[-1]
-    human = (
-        f"{dataset}: {clients} clients, {mode}, {aggregator}: accuracy {last['accuracy']:.3f} after "
-        f"{last['round']} rounds ({last['time']:.1f} virtual s)"
-        + (f", epsilon {last['epsilon']}" if last["epsilon"] is not None else "")
-        + (f"; results in {out}" if out else "")
-    )
-    emit(report, as_json=as_json, human=human)
+app.command("simulate")(simulate_cmd)
