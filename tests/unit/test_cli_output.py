@@ -33,10 +33,10 @@ def test_fl_log_lines_name_the_identities_this_home_holds() -> None:
     """Issue 13: output for people names identities, not addresses."""
     import logging
 
-    from neuroledger.cli.fl import _NamesIdentities
+    from neuroledger.cli._fl_support import NamesIdentities
 
     mine, other = "0x" + "ab" * 20, "0x" + "cd" * 20
-    formatter = _NamesIdentities({mine: "hospital-b"})
+    formatter = NamesIdentities({mine: "hospital-b"})
     record = logging.LogRecord("neuroledger.federated", logging.WARNING, __file__, 1,
                                "round 2: rejected the update of %s and %s", (mine.upper().replace("0X", "0x"), other), None)  # fmt: skip
     assert formatter.format(record) == (
