@@ -84,6 +84,19 @@ class Lineage:
     run_times: dict[str, tuple[str, str]] = field(default_factory=dict)  # run -> (start, end)
     registered: dict[str, str] = field(default_factory=dict)  # id -> ISO time of its block
 
+    def to_json(self, chain_id: int) -> dict[str, Any]:
+        """The graph as JSON: nodes by id (kind, status, owner DID, name, depth) and edges."""
+        return {
+            "root": self.root,
+            "direction": self.direction,
+            "nodes": {
+                i: {"kind": r.kind, "status": r.status, "owner": format_did(chain_id, r.owner),
+                    "name": self.names.get(i), "depth": self.depth[i]}
+                for i, r in self.nodes.items()
+            },
+            "edges": [{"child": c, "parent": p} for c, p in self.edges],
+        }  # fmt: skip
+
     def label(self, asset_id: str) -> str:
         """Short human label: kind, name (when known) and id prefix."""
         record = self.nodes[asset_id]
@@ -107,6 +120,23 @@ class Verification:
     def exit_code(self) -> int:
         """0 only for content matching an active record."""
         return VERIFY_EXIT_CODES[self.status]
+
+    def to_json(self, chain_id: int) -> dict[str, Any]:
+        """The result as JSON; ``lineage`` lists the matched asset's ancestry, nearest first."""
+        diff = self.diff
+        lineage = self.lineage
+        return {
+            "status": self.status,
+            "path": self.path,
+            "digest": self.digest,
+            "expected": self.expected,
+            "diff": None if diff is None else {
+                "changed": list(diff.changed), "added": list(diff.added),
+                "removed": list(diff.removed),
+            },
+            "asset": None if self.asset is None else self.asset.to_json(chain_id),
+            "lineage": None if lineage is None else sorted(lineage.depth, key=lineage.depth.__getitem__),
+        }  # fmt: skip
 
     def summary(self) -> str:
         """One line saying what was found."""
