@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from neuroledger.chain.node import find_anvil
+from neuroledger.chain._anvil import find_anvil
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -160,8 +160,8 @@ def measure_anchor_gas() -> int:
     """Gas of a later anchor (the common case), measured on a fresh anvil in this run."""
     from web3 import Web3
 
+    from neuroledger.chain._anvil import start_dev_anvil
     from neuroledger.chain.artifacts import load_artifact
-    from neuroledger.chain.node import start_dev_anvil
 
     proc, url = start_dev_anvil()
     try:

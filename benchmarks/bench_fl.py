@@ -278,8 +278,8 @@ def _ledger_run(
     """
     import tempfile
 
+    from neuroledger.chain._anvil import start_dev_anvil
     from neuroledger.chain.client import Chain
-    from neuroledger.chain.node import start_dev_anvil
     from neuroledger.config import KdfParams, Settings
     from neuroledger.federated.local import Workers
     from neuroledger.federated.service import FederatedTasks

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_section
 from gas_table import scenario
 
+from neuroledger.chain._anvil import start_dev_anvil
 from neuroledger.chain.artifacts import load_artifact
-from neuroledger.chain.node import start_dev_anvil
 
 BASELINE = Path(__file__).resolve().parent / "baseline"
 LIMIT = 1.03

@@ -21,8 +21,8 @@ from web3 import Web3
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_section
 
+from neuroledger.chain._anvil import start_dev_anvil
 from neuroledger.chain.artifacts import load_artifact
-from neuroledger.chain.node import start_dev_anvil
 
 REFERENCE = (
     ROOT

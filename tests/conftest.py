@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from neuroledger.chain._anvil import start_dev_anvil
 from neuroledger.chain.client import Chain
-from neuroledger.chain.node import start_dev_anvil
 from neuroledger.config import KdfParams, Settings
 from neuroledger.identity.keystore import Keystore
 from neuroledger.identity.service import Identities

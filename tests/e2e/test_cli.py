@@ -192,7 +192,7 @@ def test_first_time_on_an_external_chain_runs_without_an_error_in_between(cli, t
     publish, create identities; each step exits 0 and says what comes next."""
     from web3 import Web3
 
-    from neuroledger.chain.node import start_dev_anvil
+    from neuroledger.chain._anvil import start_dev_anvil
 
     proc, url = start_dev_anvil()
     try:
@@ -279,7 +279,7 @@ def test_demo_runs_on_an_external_chain_paid_by_dev_accounts_or_a_named_identity
     check there, funded by the node's development accounts, or by `--fund-from NAME`."""
     from web3 import Web3
 
-    from neuroledger.chain.node import start_dev_anvil
+    from neuroledger.chain._anvil import start_dev_anvil
 
     proc, url = start_dev_anvil()
     try:

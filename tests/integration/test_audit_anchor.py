@@ -23,8 +23,8 @@ from neuroledger.audit.entries import decode_event
 from neuroledger.audit.log import TileLog
 from neuroledger.audit.note import NoteSigner
 from neuroledger.audit.sdk import AuditLog
+from neuroledger.chain._anvil import start_dev_anvil
 from neuroledger.chain.client import Chain
-from neuroledger.chain.node import start_dev_anvil
 from neuroledger.errors import AuditError, InvalidProofError, SignatureError
 
 pytestmark = pytest.mark.anvil

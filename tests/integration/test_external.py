@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
+from neuroledger.chain._anvil import _free_port, start_dev_anvil
 from neuroledger.chain.client import Chain
 from neuroledger.chain.deploy import ensure_deployed
-from neuroledger.chain.node import _free_port, start_dev_anvil
 from neuroledger.config import Settings
 from neuroledger.errors import ChainIdMismatchError, ContractsNotDeployedError, RPCUnreachableError
 

@@ -189,7 +189,7 @@ DEV_KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7
 def test_finality_depth_follows_how_the_chain_makes_blocks(settings, tmp_path) -> None:
     """A chain that mines only when written to never buries a write: there the processes
     wait at the head. A chain that makes blocks on a clock gets the asked-for depth."""
-    from neuroledger.chain.node import start_dev_anvil
+    from neuroledger.chain._anvil import start_dev_anvil
 
     embedded = Chain.connect(settings.with_(confirmations=3))
     try:  # the embedded node mines each write at once, or on a clock (make test-block-time)
@@ -215,8 +215,8 @@ def test_rounds_are_reported_final_at_the_chains_depth_on_a_chain_with_a_block_t
     """What `fl run` and `fl join` wait for (wait_final without a depth): on a chain with a
     block every second and 2 confirmations asked for, a round is final only when its k-th
     attestation is 2 blocks deep."""
+    from neuroledger.chain._anvil import start_dev_anvil
     from neuroledger.chain.deploy import ensure_deployed
-    from neuroledger.chain.node import start_dev_anvil
 
     proc, url = start_dev_anvil("--block-time", "1")
     try:

@@ -12,8 +12,8 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from neuroledger.chain._anvil import start_dev_anvil
 from neuroledger.chain.artifacts import load_artifact
-from neuroledger.chain.node import start_dev_anvil
 from neuroledger.errors import IndexReorgError
 from neuroledger.provenance import AssetRecord, AssetRegistryClient, LineageIndex
 from neuroledger.provenance.registry import asset_id_for

@@ -49,6 +49,7 @@ if not __package__:  # run as a script: import the package this file belongs to
 
 from neuroledger._fs import atomic_write
 from neuroledger._json import loads_bounded
+from neuroledger.chain._anvil import ANVIL_HISTORY_ARGS
 from neuroledger.chain._journal import (
     JournalWriter,
     encode_state,
@@ -56,7 +57,6 @@ from neuroledger.chain._journal import (
     replay,
 )
 from neuroledger.chain._rpc import RPCConnection
-from neuroledger.chain.node import ANVIL_HISTORY_ARGS
 from neuroledger.errors import GateError, NodeRPCError, NodeStateCorruptError
 
 __all__ = ["PUBLIC_METHODS", "is_public"]

@@ -8,11 +8,12 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
-from neuroledger.errors import NodeRPCError
+from neuroledger.errors import DiskFullError, NodeError, NodeRPCError
 
-__all__ = ["RPCConnection", "rpc_call"]
+__all__ = ["RPCConnection", "gate_snapshot", "gate_sync", "rpc_call"]
 
 
 def rpc_call(
@@ -104,3 +105,31 @@ class RPCConnection:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def gate_sync(url: str, require: Sequence[str], *, headers: dict[str, str]) -> int:
+    """Ask the gate to make every change so far durable (``neuroledger_sync``); return its
+    block. ``require``: transaction hashes that must be on chain."""
+    try:
+        reply = rpc_call(url, "neuroledger_sync", [list(require)], timeout=120.0, headers=headers)
+    except NodeRPCError as exc:
+        message = str(exc)
+        if "No space left" in message or "Disk quota" in message:
+            raise DiskFullError(f"could not save the chain's journal: {message}") from exc
+        if "were saved" in message:
+            raise NodeError(message) from exc
+        raise NodeError(
+            f"could not save the chain state ({message}); check `neuroledger node status`"
+        ) from exc
+    return int(reply["block"])
+
+
+def gate_snapshot(url: str, *, headers: dict[str, str]) -> int:
+    """Ask the gate to save the whole state now (``neuroledger_snapshot``); return its block."""
+    try:
+        reply = rpc_call(url, "neuroledger_snapshot", timeout=600.0, headers=headers)
+    except NodeRPCError as exc:
+        raise NodeError(
+            f"could not save the chain state ({exc}); check `neuroledger node status`"
+        ) from exc
+    return int(reply["block"])

@@ -40,210 +40,39 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from neuroledger._fs import atomic_write, file_lock
-from neuroledger.chain._journal import decode_state, journal_segments, read_journal
-from neuroledger.chain._rpc import rpc_call
+from neuroledger.chain._anvil import (
+    START_TIMEOUT,
+    _free_port,
+    _is_our_anvil,
+    _one_genesis,
+    _pid_alive,
+    _port_free,
+    find_anvil,
+    wait_for_rpc,
+)
+from neuroledger.chain._journal import decode_state, read_journal
+from neuroledger.chain._node_status import NodeStatus, node_status
+from neuroledger.chain._rpc import gate_snapshot, gate_sync
 from neuroledger.config import EMBEDDED_CHAIN_ID
 from neuroledger.errors import (
-    DiskFullError,
     NodeError,
     NodeLockedError,
-    NodeRPCError,
     NodeStateCorruptError,
     PortInUseError,
 )
 
-__all__ = ["EmbeddedNode", "NodeStatus", "find_anvil", "start_dev_anvil", "wait_for_rpc"]
-
-_START_TIMEOUT = 20.0
-
-
-def find_anvil(explicit: Path | None = None) -> Path:
-    """Locate the anvil binary: an explicit path, the virtualenv's bin, then PATH."""
-    candidates: list[Path] = []
-    if explicit is not None:
-        candidates.append(explicit)
-    candidates.append(Path(sys.executable).parent / "anvil")
-    which = shutil.which("anvil")
-    if which:
-        candidates.append(Path(which))
-    for cand in candidates:
-        if cand.is_file() and os.access(cand, os.X_OK):
-            return cand
-    raise NodeError(
-        "anvil is not installed; run `make demo` or `make test` (they install it with npm), "
-        "or point NEUROLEDGER_ANVIL at an anvil binary"
-    )
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    """What is known about the embedded node of a home."""
-
-    running: bool
-    pid: int | None = None
-    port: int | None = None
-    url: str | None = None
-    chain_id: int = EMBEDDED_CHAIN_ID
-    block_number: int | None = None
-    state_file: str | None = None
-    state_block: int | None = None
-    state_bytes: int | None = None
-    state_problem: str | None = None  # why the saved state fails its check, if it does
-    journal_bytes: int = 0  # changes since the snapshot, replayed by the next start
-    isolated: bool | None = None  # anvil reachable only through the gate
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the status as a JSON-ready dict."""
-        return asdict(self)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        with contextlib.suppress(OSError, IndexError):
-            # A zombie (state Z) is dead but not yet reaped by its parent.
-            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
-def _is_our_anvil(pid: int, spec: str) -> bool:
-    """Whether ``pid`` is the gate started with spec file ``spec``."""
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if not cmdline.exists():
-        return _pid_alive(pid)
-    try:
-        args = cmdline.read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return any(a.endswith(b"_gate.py") for a in args) and spec.encode() in args
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As the gate binds: connections of a previous run in TIME_WAIT do not count.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    """A free loopback port below the kernel's ephemeral range, where no outgoing
-    connection can take it between now and the node's start (a home keeps its port)."""
-    low = 32768
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(max(1024, low // 3), low)
-        if _port_free(port):
-            return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_rpc(url: str, proc: subprocess.Popen[bytes], *, timeout: float) -> int | None:
-    """Poll ``url`` until a node answers; return its chain id, or None if ``proc`` exits first
-    or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            return int(rpc_call(url, "eth_chainId", timeout=1.0), 16)
-        except NodeRPCError:
-            time.sleep(0.05)
-    return None
-
-
-#: anvil keeps the states of this many recent blocks in memory and writes none to disk. By
-#: default it spills older states to a directory under ~/.foundry that a killed anvil never
-#: removes and that grows with the square of the chain's length (8 GB after 100,000 blocks
-#: here). Nothing in NeuroLedger reads state deeper than a reorg or a confirmation depth.
-ANVIL_HISTORY_ARGS = ("--prune-history", "256")
-
-
-_dev_cache: Path | None = None
-
-
-def _dev_anvil_cache() -> Path:
-    """A directory for the temporary state directories of dev anvils, removed when this
-    process exits: anvil makes one (under ~/.foundry by default) for a reorg even when it
-    keeps no state on disk, and a killed anvil leaves it behind."""
-    global _dev_cache
-    if _dev_cache is None:
-        import atexit
-        import tempfile
-
-        _dev_cache = Path(tempfile.mkdtemp(prefix="neuroledger-anvil-"))
-        atexit.register(shutil.rmtree, _dev_cache, True)
-    return _dev_cache
-
-
-def start_dev_anvil(
-    *extra: str, chain_id: int = 31337, port: int | None = None, anvil_path: Path | None = None
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a bare anvil on loopback (no NeuroLedger state): an "external" chain for tests
-    and benchmarks. The caller owns the process and kills it."""
-    port = port if port is not None else _free_port()
-    proc = subprocess.Popen(
-        [str(find_anvil(anvil_path)), "--host", "127.0.0.1", "--port", str(port),
-         "--chain-id", str(chain_id), *ANVIL_HISTORY_ARGS,
-         "--cache-path", str(_dev_anvil_cache()), *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    if wait_for_rpc(url, proc, timeout=_START_TIMEOUT) is None:
-        proc.kill()
-        proc.wait()
-        raise NodeError(f"anvil did not start on port {port}")
-    return proc, url
-
-
-def _one_genesis(state_json: bytes) -> tuple[bytes, int | None]:
-    """The saved state with one block 0, and that block's timestamp.
-
-    anvil makes a genesis block of its own (stamped with the start time) before it
-    loads a state, and a later dump holds both; the next load would then take either
-    as block 0. The oldest is the chain's: the others are dropped, and anvil is started
-    with that genesis time, so that the genesis it makes is the same block."""
-    state = json.loads(state_json)
-    blocks = state.get("blocks") if isinstance(state, dict) else None
-    if not isinstance(blocks, list):
-        return state_json, None
-    genesis = [b for b in blocks if int(b["header"]["number"], 16) == 0]
-    if not genesis:
-        return state_json, None
-    first = min(int(b["header"]["timestamp"], 16) for b in genesis)
-    if len(genesis) > 1:
-        state["blocks"] = [
-            b for b in blocks
-            if int(b["header"]["number"], 16) != 0 or int(b["header"]["timestamp"], 16) == first
-        ]  # fmt: skip
-        state_json = json.dumps(state).encode()
-    return state_json, first
+__all__ = ["EmbeddedNode", "NodeStatus"]
 
 
 class EmbeddedNode:
@@ -361,62 +190,7 @@ class EmbeddedNode:
     def status(self) -> NodeStatus:
         """Report whether the node runs, where, and what the last dump holds; the saved
         state is checked (header, SHA-256, decompression) as a start would check it."""
-        state_block = state_bytes = None
-        problem = None
-        journal_from = 0
-        if self.state_path.exists():
-            state_bytes = self.state_path.stat().st_size
-            try:
-                header, _ = decode_state(self.state_path)
-                state_block = int(header["block"])
-                journal_from = int(header.get("journal", 0))
-            except NodeStateCorruptError as exc:
-                problem = str(exc)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                problem = f"chain state {self.state_path} cannot be read: {exc}"
-        journal_bytes = 0
-        if problem is None:
-            try:
-                read_journal(self.journal_dir, journal_from)
-            except NodeStateCorruptError as exc:
-                problem = str(exc)
-            for number, path in journal_segments(self.journal_dir):
-                if number >= journal_from:
-                    with contextlib.suppress(OSError):
-                        journal_bytes += path.stat().st_size
-        state_file = str(self.state_path) if self.state_path.exists() else None
-        record = self._live_record()
-        if record is None:
-            return NodeStatus(
-                running=False,
-                chain_id=self.chain_id,
-                state_file=state_file,
-                state_block=state_block,
-                state_bytes=state_bytes,
-                state_problem=problem,
-                journal_bytes=journal_bytes,
-            )
-        url = record["url"]
-        block = None
-        with contextlib.suppress(NodeRPCError):
-            block = int(rpc_call(url, "eth_blockNumber", timeout=2.0), 16)
-        isolated = None
-        with contextlib.suppress(OSError, ValueError):
-            isolated = bool(json.loads((self.chain_dir / "gate.json").read_text())["isolated"])
-        return NodeStatus(
-            running=True,
-            isolated=isolated,
-            pid=record["pid"],
-            port=record["port"],
-            url=url,
-            chain_id=self.chain_id,
-            block_number=block,
-            state_file=state_file,
-            state_block=state_block,
-            state_bytes=state_bytes,
-            state_problem=problem,
-            journal_bytes=journal_bytes,
-        )
+        return node_status(self)
 
     # -- start / stop ----------------------------------------------------------------
     def start(self, *, reset_state: bool = False) -> NodeStatus:
@@ -499,7 +273,7 @@ class EmbeddedNode:
             "load_state": str(load_file) if load_file is not None else None,
             "credential": str(self.credential_path),
             "info": str(info_path),
-            "timeout": _START_TIMEOUT,
+            "timeout": START_TIMEOUT,
             "block_time": self.block_time,
             "journal_dir": str(self.journal_dir),
             "journal_from": journal_from,
@@ -552,7 +326,7 @@ class EmbeddedNode:
         """Wait for the gate to answer; a replay of the journal that makes progress may
         take longer than a plain start."""
         self._progress_path.unlink(missing_ok=True)
-        deadline = time.monotonic() + _START_TIMEOUT
+        deadline = time.monotonic() + START_TIMEOUT
         while True:
             chain_id = wait_for_rpc(url, proc, timeout=1.0)
             if chain_id is not None:
@@ -617,28 +391,8 @@ class EmbeddedNode:
         them and restarted without them (their journal lines were never written)
         fails the call instead of reporting them as durable.
         """
-        url = url or self._url()
-        try:
-            reply = rpc_call(url, "neuroledger_sync", [list(require)], timeout=120.0,
-                             headers=self.auth_headers())  # fmt: skip
-        except NodeRPCError as exc:
-            message = str(exc)
-            if "No space left" in message or "Disk quota" in message:
-                raise DiskFullError(f"could not save the chain's journal: {message}") from exc
-            if "were saved" in message:
-                raise NodeError(message) from exc
-            raise NodeError(
-                f"could not save the chain state ({message}); check `neuroledger node status`"
-            ) from exc
-        return int(reply["block"])
+        return gate_sync(url or self._url(), require, headers=self.auth_headers())
 
     def _snapshot(self, url: str) -> int:
         """Ask the gate to save the whole state now; return the block it holds."""
-        try:
-            reply = rpc_call(url, "neuroledger_snapshot", timeout=600.0,
-                             headers=self.auth_headers())  # fmt: skip
-        except NodeRPCError as exc:
-            raise NodeError(
-                f"could not save the chain state ({exc}); check `neuroledger node status`"
-            ) from exc
-        return int(reply["block"])
+        return gate_snapshot(url, headers=self.auth_headers())
