@@ -119,7 +119,6 @@ MAX_LINES = 400
 #: Modules still over the limit, each with its size today; issue 14 splits them. The list
 #: only shrinks: a listed module may not grow, and a new module may not join it.
 OVERSIZED = {
-    "privacy/_jail.py": 422,
 }
 
 

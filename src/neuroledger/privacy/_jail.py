@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import json
 import os
 import platform
@@ -45,17 +46,22 @@ import struct
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
-# Landlock (include/uapi/linux/landlock.h).
-_SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
-_CREATE_RULESET_VERSION = 1
-_RULE_PATH_BENEATH = 1
-_FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-_FS_REMOVE_DIR, _FS_REMOVE_FILE, _FS_MAKE_CHAR, _FS_MAKE_DIR = 1 << 4, 1 << 5, 1 << 6, 1 << 7
-_FS_MAKE_REG, _FS_MAKE_SOCK, _FS_MAKE_FIFO, _FS_MAKE_BLOCK = 1 << 8, 1 << 9, 1 << 10, 1 << 11
-_FS_MAKE_SYM, _FS_REFER, _FS_TRUNCATE, _FS_IOCTL_DEV = 1 << 12, 1 << 13, 1 << 14, 1 << 15
-_NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1
-_SCOPE_ABSTRACT_UNIX, _SCOPE_SIGNAL = 1 << 0, 1 << 1
+
+def _sibling(name: str) -> ModuleType:
+    """A module of this directory, loaded by path: this script runs with ``-I -S``, outside
+    the package, and must not put its directory on ``sys.path``."""
+    path = Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_neuroledger_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+landlock = _sibling("_landlock")
+landlock_abi = landlock.landlock_abi
 
 _CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 _CLONE_NEWUSER, _CLONE_NEWPID, _CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
@@ -65,49 +71,17 @@ _MNT_DETACH = 2
 _PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 
-_READ = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
-_FILE_RIGHTS = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
-#: What a job may do in its writable directories: never create device, socket or FIFO nodes.
-_NO_NODES = _FS_MAKE_CHAR | _FS_MAKE_BLOCK | _FS_MAKE_SOCK | _FS_MAKE_FIFO
-
 #: The uid and gid a job runs as when the owner's process is root.
 NOBODY = 65534
 EXIT_NOT_CONFINED = 97
 
 
-def landlock_abi() -> int:
-    """The kernel's Landlock ABI version (0 when Landlock is unavailable)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    abi = libc.syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0), _CREATE_RULESET_VERSION)
-    return int(abi) if abi > 0 else 0
-
-
-class _RulesetAttr(ctypes.Structure):
-    _fields_ = [
-        ("handled_access_fs", ctypes.c_uint64),
-        ("handled_access_net", ctypes.c_uint64),
-        ("scoped", ctypes.c_uint64),
-    ]
-
-
-class _PathBeneathAttr(ctypes.Structure):
-    _pack_ = 1
-    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
-
-
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _check(result: int, what: str) -> int:
-    if result < 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
-    return result
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int,
            data: str | None = None) -> None:  # fmt: skip
-    _check(
+    landlock.check(
         _libc.mount(
             source.encode() if source else None,
             target.encode(),
@@ -125,7 +99,7 @@ def _enter_namespaces(root_user: bool) -> None:
     uid, gid = os.getuid(), os.getgid()
     if not root_user:
         flags |= _CLONE_NEWUSER
-    _check(_libc.unshare(flags), "unshare(namespaces)")
+    landlock.check(_libc.unshare(flags), "unshare(namespaces)")
     if not root_user:  # map our own ids, so files keep their owner
         Path("/proc/self/setgroups").write_text("deny")
         Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
@@ -189,8 +163,8 @@ def _build_root(spec: dict[str, object], owner_uid: int) -> None:
     call = _PIVOT_ROOT.get(platform.machine())
     if call is None:
         raise OSError(f"no pivot_root syscall number known for {platform.machine()}")
-    _check(_libc.syscall(call, b".", b"."), "pivot_root")
-    _check(_libc.umount2(b".", _MNT_DETACH), "umount old root")
+    landlock.check(_libc.syscall(call, b".", b"."), "pivot_root")
+    landlock.check(_libc.umount2(b".", _MNT_DETACH), "umount old root")
     os.chdir("/")
     _mount(None, "/", None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
 
@@ -210,7 +184,7 @@ def _drop_privileges(root_user: bool) -> None:
             _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
         data = (ctypes.c_uint32 * 6)()
-        _check(_libc.capset(ctypes.byref(Header(0x20080522, 0)), data), "capset")
+        landlock.check(_libc.capset(ctypes.byref(Header(0x20080522, 0)), data), "capset")
 
 
 # -- G: the job's own confinement ------------------------------------------------------------
@@ -228,60 +202,14 @@ def _limits(spec: dict[str, object]) -> None:
     limit(resource.RLIMIT_CORE, 0)
 
 
-def _landlock(spec: dict[str, object]) -> None:
-    abi = landlock_abi()
-    if abi < 1:
-        raise OSError("Landlock is not available")
-    handled = (1 << 13) - 1  # ABI 1 rights
-    if abi >= 2:
-        handled |= _FS_REFER
-    if abi >= 3:
-        handled |= _FS_TRUNCATE
-    if abi >= 5:
-        handled |= _FS_IOCTL_DEV
-    attr = _RulesetAttr(handled, 0, 0)
-    size = 8
-    if abi >= 4:
-        attr.handled_access_net = _NET_BIND_TCP | _NET_CONNECT_TCP
-        size = 16
-    if abi >= 6:
-        attr.scoped = _SCOPE_ABSTRACT_UNIX | _SCOPE_SIGNAL
-        size = 24
-    ruleset = _check(
-        _libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0),
-        "landlock_create_ruleset",
-    )
-
-    def allow(path: str, rights: int) -> None:
-        try:
-            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return
-        if not os.path.isdir(path):
-            rights &= _FILE_RIGHTS
-        rule = _PathBeneathAttr(rights & handled, fd)
-        _check(_libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule), 0),
-               f"landlock_add_rule({path})")  # fmt: skip
-        os.close(fd)
-
-    for path in spec["read"]:  # type: ignore[attr-defined]
-        allow(str(path), _READ)
-    for path in (spec["output"], spec["workdir"]):
-        allow(str(path), handled & ~_NO_NODES)
-    allow("/dev/null", _FS_READ_FILE | _FS_WRITE_FILE)
-    allow("/dev/zero", _FS_READ_FILE)
-    allow("/dev/urandom", _FS_READ_FILE)
-    _check(_libc.syscall(_SYS_RESTRICT_SELF, ruleset, 0), "landlock_restrict_self")
-    os.close(ruleset)
-
-
 def _job(spec: dict[str, object]) -> None:
     """G: confine, then become the algorithm. Never returns."""
     try:
         os.chdir(str(spec["workdir"]))
         _limits(spec)
-        _check(_libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
-        _landlock(spec)
+        landlock.check(_libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
+        read = [str(p) for p in spec["read"]]  # type: ignore[attr-defined]
+        landlock.restrict(read, [str(spec["output"]), str(spec["workdir"])])
         argv = [str(spec["python"]), "-I", str(spec["algorithm"]), str(spec["input"]),
                 str(spec["output"])]  # fmt: skip
         os.execve(argv[0], argv, spec["env"])  # type: ignore[arg-type]

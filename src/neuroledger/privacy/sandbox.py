@@ -41,7 +41,7 @@ from typing import Any
 from neuroledger._fs import atomic_write
 from neuroledger.errors import SandboxError
 from neuroledger.privacy import _jail
-from neuroledger.privacy._jail import landlock_abi
+from neuroledger.privacy._landlock import landlock_abi
 
 __all__ = ["JobLimits", "SandboxResult", "check_isolation", "declared_outputs", "run_sandboxed"]
 
