@@ -116,23 +116,25 @@ def test_only_the_environment_module_reads_the_environment() -> None:
 
 #: The most lines a module may have (docstrings and comments included).
 MAX_LINES = 400
-#: Modules still over the limit, each with its size today; issue 14 splits them. The list
-#: only shrinks: a listed module may not grow, and a new module may not join it.
-OVERSIZED = {
-}
+#: The most lines a command-line module may have: commands stay thin, logic lives below.
+MAX_CLI_LINES = 250
+#: CLI modules still over MAX_CLI_LINES with their size today; this list only shrinks.
+CLI_OVERSIZED = {"cli/audit.py": 313, "cli/main.py": 297, "cli/fl.py": 293}
 
 
 @pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(SRC)))
 def test_no_module_outgrows_its_room(path: Path) -> None:
     name = str(path.relative_to(SRC))
     lines = len(path.read_text().splitlines())
-    limit = OVERSIZED.get(name, MAX_LINES)
+    limit = MAX_LINES
+    if name.startswith("cli/"):
+        limit = CLI_OVERSIZED.get(name, MAX_CLI_LINES)
     assert lines <= limit, (
         f"{name} has {lines} lines, over {limit}: split it along its seams "
-        "(docs/architecture.md, 'Modules')"
+        "(docs/architecture.md, rule 5)"
     )
-    if name in OVERSIZED and lines <= MAX_LINES:
-        pytest.fail(f"{name} is within {MAX_LINES} lines now: remove it from OVERSIZED")
+    if name in CLI_OVERSIZED and lines <= MAX_CLI_LINES:
+        pytest.fail(f"{name} is within {MAX_CLI_LINES} lines now: remove it from CLI_OVERSIZED")
 
 
 def test_every_exception_lives_in_the_error_tree() -> None:
