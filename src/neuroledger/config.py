@@ -13,9 +13,12 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+
+from neuroledger.errors import ConfigError
 
 __all__ = ["EMBEDDED_CHAIN_ID", "KdfParams", "Settings", "default_home"]
 
@@ -106,6 +109,27 @@ class Settings:
     def hash_cache_path(self) -> Path:
         """SQLite file caching file digests by (size, mtime, ctime, inode)."""
         return self.home / "hash-cache.sqlite"
+
+    def create_home(self) -> Path:
+        """Create the home's folders, readable by the owner only (``neuroledger init``)."""
+        for folder in (self.home, self.keystore_dir, self.chain_dir, self.deployments_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.home.chmod(0o700)
+        self.keystore_dir.chmod(0o700)
+        return self.home
+
+    def check_home(self) -> Path:
+        """The home, if one exists here; only ``create_home`` makes one, so a mistyped
+        ``NEUROLEDGER_HOME`` never grows a new home, node and contract suite."""
+        if not any(p.is_dir() for p in (self.keystore_dir, self.chain_dir, self.deployments_dir)):
+            raise ConfigError(
+                f"there is no NeuroLedger home at {self.home}; create one with "
+                "`neuroledger init`, or point --home / NEUROLEDGER_HOME at an existing home"
+            )
+        with contextlib.suppress(OSError):  # a home made by an older version may be open
+            if self.home.stat().st_mode & 0o077:
+                self.home.chmod(0o700)
+        return self.home
 
     def with_(self, **changes: object) -> Settings:
         """Return a copy with some fields changed."""

@@ -119,7 +119,7 @@ MAX_LINES = 400
 #: The most lines a command-line module may have: commands stay thin, logic lives below.
 MAX_CLI_LINES = 250
 #: CLI modules still over MAX_CLI_LINES with their size today; this list only shrinks.
-CLI_OVERSIZED = {"cli/audit.py": 313, "cli/main.py": 297, "cli/fl.py": 293}
+CLI_OVERSIZED = {"cli/audit.py": 313, "cli/fl.py": 293}
 
 
 @pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(SRC)))

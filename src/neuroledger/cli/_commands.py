@@ -11,6 +11,14 @@ __all__ = ["COMMANDS", "help_of"]
 
 #: name -> ("module:attribute" of its Typer app or command function, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": (
+        "neuroledger.cli.home:init",
+        "Create the home (keystore, chain and deployment folders) and deploy the contracts.",
+    ),
+    "deploy": (
+        "neuroledger.cli.home:deploy",
+        "Deploy the contract suite to the chain (idempotent); record it in the home.",
+    ),
     "node": ("neuroledger.cli.node:app", "The embedded chain node (anvil) of this home."),
     "identity": (
         "neuroledger.cli.identity:app",

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from neuroledger.config import Settings
 from neuroledger.environment import passphrase_from_env
-from neuroledger.errors import ConfigError, KeystoreError
+from neuroledger.errors import KeystoreError
 
 if TYPE_CHECKING:  # imported where used: a command that needs no chain starts fast
     from neuroledger.chain.client import Chain
@@ -60,35 +60,18 @@ class CLIContext:
     _home_checked: bool = field(default=False, init=False)
     _names: dict[str, str] | None = field(default=None, init=False)
 
-    def __post_init__(self) -> None:
-        # A home made by an older version (or by hand) may be readable by others: close it.
-        home = self.settings.home
-        with contextlib.suppress(OSError):
-            if home.is_dir() and home.stat().st_mode & 0o077:
-                home.chmod(0o700)
-
     def home(self) -> Path:
         """The home directory. Only `neuroledger init` creates one: a mistyped
         ``NEUROLEDGER_HOME`` must not grow a new home, node and contract suite."""
-        s = self.settings
         if not self._home_checked:
-            if not any(p.is_dir() for p in (s.keystore_dir, s.chain_dir, s.deployments_dir)):
-                raise ConfigError(
-                    f"there is no NeuroLedger home at {s.home}; create one with "
-                    "`neuroledger init`, or point --home / NEUROLEDGER_HOME at an existing home"
-                )
+            self.settings.check_home()
             self._home_checked = True
-        return s.home
+        return self.settings.home
 
     def create_home(self) -> Path:
         """Create the home's folders (owner-only); for `neuroledger init`."""
-        s = self.settings
-        for folder in (s.home, s.keystore_dir, s.chain_dir, s.deployments_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        s.home.chmod(0o700)
-        s.keystore_dir.chmod(0o700)
         self._home_checked = True
-        return s.home
+        return self.settings.create_home()
 
     def chain(self) -> Chain:
         """The chain connection (starts the embedded node if needed)."""
