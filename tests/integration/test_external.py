@@ -7,7 +7,6 @@ from eth_account import Account
 
 from neuroledger.chain._anvil import _free_port, start_dev_anvil
 from neuroledger.chain.client import Chain
-from neuroledger.chain.deploy import ensure_deployed
 from neuroledger.config import Settings
 from neuroledger.errors import ChainIdMismatchError, ContractsNotDeployedError, RPCUnreachableError
 
@@ -27,7 +26,8 @@ def test_unreachable(tmp_path) -> None:
 
 
 def test_no_contracts_names_deploy_command(external_anvil, tmp_path) -> None:
-    chain = Chain.connect(Settings(home=tmp_path, rpc_url=external_anvil))
+    chain = Chain.from_rpc(external_anvil, Settings(home=tmp_path))
+    assert not chain.is_embedded and chain.url == external_anvil
     with pytest.raises(ContractsNotDeployedError, match="neuroledger deploy --from") as info:
         chain.contract("DIDRegistry")
     assert one_line(info.value)
@@ -37,9 +37,9 @@ def test_deploy_is_idempotent_and_recorded(external_anvil, tmp_path) -> None:
     settings = Settings(home=tmp_path, rpc_url=external_anvil)
     chain = Chain.connect(settings)
     deployer = Account.from_key(DEV_KEY)
-    first = ensure_deployed(chain, deployer=deployer)
+    first = chain.deployment(deployer=deployer)
     nonce = chain.w3.eth.get_transaction_count(deployer.address)
-    second = ensure_deployed(Chain.connect(settings), deployer=deployer)
+    second = Chain.connect(settings).deployment(deployer=deployer)
     assert first.contracts == second.contracts
     assert chain.w3.eth.get_transaction_count(deployer.address) == nonce  # nothing redeployed
     assert (tmp_path / "deployments" / "31337.json").exists()
@@ -48,7 +48,7 @@ def test_deploy_is_idempotent_and_recorded(external_anvil, tmp_path) -> None:
 def test_wrong_chain_id_for_recorded_url(tmp_path) -> None:
     proc, url = start_dev_anvil()
     settings = Settings(home=tmp_path, rpc_url=url)
-    ensure_deployed(Chain.connect(settings), deployer=Account.from_key(DEV_KEY))
+    Chain.connect(settings).deployment(deployer=Account.from_key(DEV_KEY))
     proc.kill()
     proc.wait()
     other, _ = start_dev_anvil(chain_id=777, port=int(url.rsplit(":", 1)[1]))

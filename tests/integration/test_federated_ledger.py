@@ -216,12 +216,11 @@ def test_rounds_are_reported_final_at_the_chains_depth_on_a_chain_with_a_block_t
     block every second and 2 confirmations asked for, a round is final only when its k-th
     attestation is 2 blocks deep."""
     from neuroledger.chain._anvil import start_dev_anvil
-    from neuroledger.chain.deploy import ensure_deployed
 
     proc, url = start_dev_anvil("--block-time", "1")
     try:
         chain = Chain.connect(Settings(home=tmp_path, rpc_url=url, confirmations=2))
-        ensure_deployed(chain, deployer=Account.from_key(DEV_KEY))
+        chain.deployment(deployer=Account.from_key(DEV_KEY))
         chain.fund_from(None)
         ledger = TaskLedger(chain, FileStore(tmp_path / "store"))
         owner, people = Account.create(), [Account.create() for _ in range(2)]

@@ -123,14 +123,13 @@ def test_a_call_that_runs_out_of_gas_says_so(chain: Chain) -> None:
 def test_external_unfunded_account_is_told_how_much(
     external_anvil: str, tmp_path, keystore
 ) -> None:
-    from neuroledger.chain.deploy import ensure_deployed
 
     settings = Settings(home=tmp_path / "ext", rpc_url=external_anvil)
     chain = Chain.connect(settings)
     deployer = Account.from_key(
         bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
     )
-    ensure_deployed(chain, deployer=deployer)  # anvil's published dev key, external test chain only
+    chain.deployment(deployer=deployer)  # anvil's published dev key, external test chain only
     poor = Account.create()
     reg = RegistryClient(chain.contract("DIDRegistry"))
     with pytest.raises(InsufficientFundsError, match=r"needs .* ETH .* send it at least"):
@@ -160,12 +159,11 @@ def test_m10_accepted_but_unmined_transactions_are_recovered(external_anvil: str
     nonce order and calls its kick hook (the embedded chain's gate mines there); nothing is
     sent twice with two nonces."""
     from neuroledger.chain._rpc import rpc_call
-    from neuroledger.chain.deploy import ensure_deployed
 
     settings = Settings(home=tmp_path / "ext", rpc_url=external_anvil)
     chain = Chain.connect(settings)
     dev = Account.from_key(bytes.fromhex(DEV_KEY_1))  # anvil's published key, test chain only
-    ensure_deployed(chain, deployer=dev)
+    chain.deployment(deployer=dev)
     reg = RegistryClient(chain.contract("DIDRegistry"))
     rpc_call(external_anvil, "evm_setAutomine", [False])
     kicks: list[int] = []

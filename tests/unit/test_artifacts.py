@@ -61,6 +61,6 @@ def test_abi_matches_reference_ethereum_did_registry() -> None:
 
 
 def test_every_contract_is_in_the_deployment_suite() -> None:
-    from neuroledger.chain.deploy import SUITE
+    from neuroledger.chain.suite import SUITE
 
     assert sorted(name for name, _ in SUITE) == artifact_names()

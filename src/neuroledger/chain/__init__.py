@@ -13,13 +13,9 @@ if TYPE_CHECKING:
     from neuroledger.chain._nonces import FeePolicy, NonceManager
     from neuroledger.chain.artifacts import Artifact, artifact_names, load_artifact
     from neuroledger.chain.client import DEV_FUNDING_WEI, Chain
-    from neuroledger.chain.deploy import (
-        DeploymentRecord,
-        DeploymentStore,
-        GovernanceSetup,
-        ensure_deployed,
-    )
     from neuroledger.chain.node import EmbeddedNode, NodeStatus
+    from neuroledger.chain.records import DeploymentRecord, DeploymentStore, GovernanceSetup
+    from neuroledger.chain.suite import Suite
     from neuroledger.chain.tx import (
         Call,
         ContractClient,
@@ -44,9 +40,9 @@ __all__ = [
     "NodeStatus",
     "NonceManager",
     "Receipt",
+    "Suite",
     "TransactionSender",
     "artifact_names",
     "contract_call",
-    "ensure_deployed",
     "load_artifact",
 ]

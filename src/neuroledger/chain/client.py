@@ -10,14 +10,9 @@ from web3 import Web3
 from web3.contract import Contract
 
 from neuroledger.chain._nonces import FeePolicy, NonceManager
-from neuroledger.chain.artifacts import load_artifact
-from neuroledger.chain.deploy import (
-    DeploymentRecord,
-    DeploymentStore,
-    GovernanceSetup,
-    ensure_deployed,
-)
 from neuroledger.chain.node import EmbeddedNode
+from neuroledger.chain.records import DeploymentRecord, DeploymentStore, GovernanceSetup
+from neuroledger.chain.suite import Suite
 from neuroledger.chain.tx import Call, TransactionSender
 from neuroledger.config import EMBEDDED_CHAIN_ID, Settings
 from neuroledger.errors import ChainError, NodeError, RPCUnreachableError
@@ -48,20 +43,26 @@ class Chain:
             min_priority_fee=settings.min_priority_fee_wei, min_max_fee=settings.min_max_fee_wei
         )
         self._senders: dict[str, TransactionSender] = {}
-        self._record: DeploymentRecord | None = None
+        #: The contract suite as this home records it (deployments/ in the home).
+        self.suite = Suite(self, DeploymentStore(settings.deployments_dir))
         # On an external chain: who pays for new identities (None: nobody; the user funds).
         self._funder: LocalAccount | str | None = None
         self._finality_depth: int | None = None
 
     @property
-    def embedded(self) -> bool:
+    def is_embedded(self) -> bool:
         """True when this is the home's own anvil node."""
         return self.node is not None
 
     @property
+    def confirmations(self) -> int:
+        """Blocks after which this home treats a block as final (``settings.confirmations``)."""
+        return self.settings.confirmations
+
+    @property
     def can_fund(self) -> bool:
         """Whether :meth:`fund` can pay for new identities on this chain."""
-        return self.embedded or self._funder is not None
+        return self.is_embedded or self._funder is not None
 
     def fund_from(self, source: LocalAccount | None) -> str:
         """On an external chain, pay for new identities from ``source`` (a funded key), or,
@@ -88,13 +89,13 @@ class Chain:
         later block may ever come to bury the write. There a write is final once mined."""
         if self._finality_depth is None:
             depth = self.settings.confirmations
-            if depth and ((self.embedded and not self.settings.block_time) or self._automines()):
+            if depth and ((self.is_embedded and not self.settings.block_time) or self._automines()):
                 depth = 0
             self._finality_depth = depth
         return self._finality_depth
 
     def _automines(self) -> bool:
-        if self.embedded:
+        if self.is_embedded:
             return False
         for method in ("anvil_getAutomine", "hardhat_getAutomine"):
             try:
@@ -106,8 +107,19 @@ class Chain:
         return False
 
     @classmethod
+    def embedded(cls, settings: Settings, *, start_node: bool = True) -> Chain:
+        """The home's own anvil node (started unless ``start_node`` is False)."""
+        return cls.connect(settings.with_(rpc_url=None), start_node=start_node)
+
+    @classmethod
+    def from_rpc(cls, url: str, settings: Settings) -> Chain:
+        """An external chain at the JSON-RPC ``url`` (nothing is started)."""
+        return cls.connect(settings.with_(rpc_url=url))
+
+    @classmethod
     def connect(cls, settings: Settings, *, start_node: bool = True) -> Chain:
-        """Connect as ``settings`` say, starting the embedded node if needed."""
+        """Connect as ``settings`` say: :meth:`from_rpc` with ``settings.rpc_url``, else
+        :meth:`embedded`, starting the embedded node if needed."""
         node = None
         if settings.embedded:
             node = EmbeddedNode(
@@ -164,7 +176,7 @@ class Chain:
                 on_confirmed=self.persist,
                 # The payer itself is never topped up from itself.
                 top_up=self.fund if self.can_fund and key != self._funder_address() else None,
-                kick=self._mine if self.embedded else None,
+                kick=self._mine if self.is_embedded else None,
             )
         return self._senders[key]
 
@@ -186,7 +198,7 @@ class Chain:
     def _dev_account(self) -> str:
         if isinstance(self._funder, str):
             return self._funder
-        if not self.embedded:
+        if not self.is_embedded:
             raise ChainError(
                 "nobody pays for new identities on this chain: fund them yourself, or name a payer"
             )
@@ -230,26 +242,16 @@ class Chain:
         force: bool = False,
         governance: GovernanceSetup | None = None,
     ) -> DeploymentRecord:
-        """The suite's deployment on this chain, deploying it where allowed.
-
-        ``force`` sets an existing record aside and deploys a new suite;
-        ``governance`` says who governs a suite deployed now.
-        """
-        if self._record is None or deployer is not None or force:
-            self._record = ensure_deployed(
-                self, deployer=deployer, force=force, governance=governance
-            )
-        return self._record
+        """The suite's deployment on this chain (:meth:`Suite.deployment`)."""
+        return self.suite.deployment(deployer=deployer, force=force, governance=governance)
 
     def contract(self, name: str) -> Contract:
-        """A web3 contract object for suite contract ``name``."""
-        address = self.deployment().contracts[name]["address"]
-        contract: Contract = self.w3.eth.contract(address=address, abi=load_artifact(name).abi)
-        return contract
+        """A web3 contract object for suite contract ``name`` (:meth:`Suite.contract`)."""
+        return self.suite.contract(name)
 
     def wait_block_time(self, seconds: int) -> None:
         """Advance the embedded chain's clock (tests and demos of expiry)."""
-        if not self.embedded:
+        if not self.is_embedded:
             time.sleep(seconds)
             return
         self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]

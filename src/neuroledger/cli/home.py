@@ -35,7 +35,7 @@ def init(
         "home": str(s.home),
         "chain_id": chain.chain_id,
         "rpc_url": chain.url,
-        "embedded": chain.embedded,
+        "embedded": chain.is_embedded,
         "contracts": contracts,
         "next_step": next_step,
     }
@@ -77,7 +77,7 @@ def deploy(
 
     With --from NAME, NAME governs the new suite: it proposes and executes timelocked
     changes, and guards it (may pause) unless --guardian names another."""
-    from neuroledger.chain.deploy import DeploymentStore, GovernanceSetup
+    from neuroledger.chain.records import GovernanceSetup
 
     c = context_of(ctx)
     chain = c.chain()
@@ -86,7 +86,7 @@ def deploy(
     if guardian:  # the key that will send `gov pause`: an address or an identity's owner key
         guard = guardian if guardian.startswith("0x") else c.keystore().get(guardian).owner
     setup = GovernanceSetup(deployer.address if deployer else None, guard, delay)
-    store = DeploymentStore(chain.settings.deployments_dir)
+    store = chain.suite.store
     before = store.load(chain.chain_id) if force else None
     record = chain.deployment(deployer=deployer, force=force, governance=setup)
     contracts = {k: v["address"] for k, v in record.contracts.items()}

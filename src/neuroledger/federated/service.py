@@ -20,7 +20,7 @@ from typing import Any
 
 import neuroledger.federated as federated_pkg
 from neuroledger._fs import atomic_write
-from neuroledger.chain import Chain, DeploymentStore
+from neuroledger.chain import Chain
 from neuroledger.errors import AssetNotFoundError, FederatedError, NeuroLedgerError
 from neuroledger.federated import _settlement
 from neuroledger.federated._run_records import MAX_PARENTS, RunRecords, write_model
@@ -51,12 +51,12 @@ def adopt_deployment(chain: Chain, shared: Path) -> None:
 
     The record is checked against the chain's code before use, so a wrong one is refused.
     """
-    store = DeploymentStore(chain.settings.deployments_dir)
-    if chain.embedded or store.load(chain.chain_id) is not None:
+    store = chain.suite.store
+    if chain.is_embedded or store.load(chain.chain_id) is not None:
         return
     source = shared / "deployments" / f"{chain.chain_id}.json"
     if source.is_file():
-        chain.settings.deployments_dir.mkdir(parents=True, exist_ok=True)
+        store.directory.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, store.path(chain.chain_id))
 
 

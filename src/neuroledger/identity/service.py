@@ -99,7 +99,7 @@ class Identities:
         record = self.keystore.get(name)
         chain_id = self.chain.chain_id
         then = f"then run `neuroledger identity publish {name}`"
-        if not self.chain.embedded:
+        if not self.chain.is_embedded:
             funded = (
                 int(self.chain.w3.eth.get_balance(self.chain.w3.to_checksum_address(record.owner)))
                 > 0

@@ -80,7 +80,7 @@ class Provenance:
         return self.index.sync(
             self.chain.w3,
             self.registry.address,
-            confirmations=self.chain.settings.confirmations,
+            confirmations=self.chain.confirmations,
             progress=progress,
         )
 

@@ -128,7 +128,7 @@ def run_demo(
         f"starting the embedded chain in {home}" if rpc_url is None else f"connecting to {rpc_url}"
     )
     chain = Chain.connect(demo_settings)
-    if not chain.embedded:
+    if not chain.is_embedded:
         paid_by = chain.fund_from(payer)
         step(f"deploying a fresh contract suite on chain {chain.chain_id}, paid by {paid_by}")
         deployer = Account.create()  # a throw-away key, as on the embedded chain

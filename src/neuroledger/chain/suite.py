@@ -1,4 +1,9 @@
-"""Deployment of the contract suite, recorded per chain id in the home.
+"""The contract suite on one chain: deployed where missing, looked up by name.
+
+Three pieces keep chain access apart: the transport (:class:`~neuroledger.chain.Chain`:
+web3, nonces, senders, funding), the deployment records (:mod:`~neuroledger.chain.records`,
+files only) and the suite here, which uses both: :class:`Suite` deploys what a record
+lacks and returns web3 contract objects for what it holds.
 
 ``deployments/<chain id>.json`` holds, for each contract, its address and the
 hash of its deployed code, the chain's genesis hash when it was first deployed
@@ -28,39 +33,36 @@ its parameters are frozen and nobody can pause it.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 
-from neuroledger._fs import atomic_write, file_lock
+from neuroledger._fs import file_lock
 from neuroledger.chain.artifacts import Artifact, load_artifact
+from neuroledger.chain.records import (
+    DeploymentRecord,
+    DeploymentStore,
+    GovernanceSetup,
+)
 from neuroledger.chain.tx import Call
 from neuroledger.errors import (
-    ChainIdMismatchError,
-    ConfigError,
     ContractsNotDeployedError,
     DeploymentMismatchError,
 )
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
+    from web3.contract import Contract
 
     from neuroledger.chain.client import Chain
 
-__all__ = ["SUITE", "DeploymentRecord", "DeploymentStore", "GovernanceSetup", "ensure_deployed"]
+__all__ = ["SUITE", "Suite", "ensure_deployed"]
 
 #: What the embedded node gives a throw-away deployer: the suite costs about 0.01 ETH.
 _DEPLOYER_FUNDING_WEI = 10**18
 
-#: Shortest timelock delay accepted, and the default (two days, as public chains use).
-MIN_DELAY_SECONDS = 60
-DEFAULT_DELAY_SECONDS = 2 * 86400
 
 #: The contract suite in deployment order: each contract with its constructor's
 #: arguments, either a suite contract (its address) or a governance value
@@ -75,125 +77,44 @@ SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class GovernanceSetup:
-    """Who governs a suite: the timelock's proposer and executor, the guardian, the delay.
-
-    >>> GovernanceSetup(governor=None).to_json()
-    {'governor': None, 'guardian': None, 'delay': 172800}
-    """
-
-    governor: str | None
-    guardian: str | None = None
-    delay: int = DEFAULT_DELAY_SECONDS
-
-    def __post_init__(self) -> None:
-        if self.delay < MIN_DELAY_SECONDS:
-            raise ConfigError(
-                f"a timelock delay of {self.delay} s is too short; give at least "
-                f"{MIN_DELAY_SECONDS} s (`--delay`)"
-            )
-
-    def to_json(self) -> dict[str, Any]:
-        """The governance as stored in the deployment record."""
-        return {"governor": self.governor, "guardian": self.guardian, "delay": self.delay}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> GovernanceSetup:
-        """The governance stored in a deployment record."""
-        return cls(data.get("governor"), data.get("guardian"), int(data["delay"]))
-
-
-@dataclass
-class DeploymentRecord:
-    """Where the suite lives on one chain."""
-
-    chain_id: int
-    genesis_hash: str
-    contracts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    rpc_urls: list[str] = field(default_factory=list)
-    governance: GovernanceSetup | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the record as stored on disk."""
-        return {
-            "chain_id": self.chain_id,
-            "genesis_hash": self.genesis_hash,
-            "contracts": self.contracts,
-            "rpc_urls": self.rpc_urls,
-            "governance": self.governance.to_json() if self.governance else None,
-        }
-
-
-class DeploymentStore:
-    """The per-chain deployment records of one home."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def path(self, chain_id: int) -> Path:
-        """File of the record for ``chain_id``."""
-        return self.directory / f"{chain_id}.json"
-
-    def load(self, chain_id: int) -> DeploymentRecord | None:
-        """Return the record for ``chain_id``, or None."""
-        try:
-            data = json.loads(self.path(chain_id).read_text())
-        except FileNotFoundError:
-            return None
-        return DeploymentRecord(
-            chain_id=int(data["chain_id"]),
-            genesis_hash=str(data["genesis_hash"]),
-            contracts=dict(data.get("contracts", {})),
-            rpc_urls=list(data.get("rpc_urls", [])),
-            governance=GovernanceSetup.from_json(data["governance"])
-            if data.get("governance")
-            else None,
-        )
-
-    def set_aside(self, chain_id: int) -> Path | None:
-        """Move the record of ``chain_id`` aside (never deleted); return where it went."""
-        path = self.path(chain_id)
-        if not path.exists():
-            return None
-        aside = self.directory / f"{chain_id}.{time.strftime('%Y%m%dT%H%M%S')}.json.replaced"
-        n = 1
-        while aside.exists():
-            n += 1
-            aside = aside.with_name(
-                f"{chain_id}.{time.strftime('%Y%m%dT%H%M%S')}-{n}.json.replaced"
-            )
-        os.replace(path, aside)
-        return aside
-
-    def save(self, record: DeploymentRecord) -> None:
-        """Write a record atomically."""
-        text = json.dumps(record.to_json(), indent=2, sort_keys=True)
-        atomic_write(self.path(record.chain_id), text.encode(), mode=0o644)
-
-    def check_url(self, url: str, chain_id: int) -> None:
-        """Raise if ``url`` was recorded for another chain id than the one it serves now."""
-        if not self.directory.exists():
-            return
-        for path in sorted(self.directory.glob("*.json")):
-            try:
-                data = json.loads(path.read_text())
-            except ValueError:
-                continue
-            if url in data.get("rpc_urls", []) and int(data["chain_id"]) != chain_id:
-                raise ChainIdMismatchError(
-                    f"{url} now serves chain id {chain_id}, but this home recorded it as chain "
-                    f"{data['chain_id']}; point --rpc-url at the node of chain {data['chain_id']}, "
-                    f"or deploy to chain {chain_id} with `neuroledger deploy --from NAME`"
-                )
-
-
 def _code_hash(code: bytes) -> str:
     return hashlib.sha256(code).hexdigest()
 
 
+class Suite:
+    """The suite of one chain, as recorded in one home's deployment records."""
+
+    def __init__(self, chain: Chain, store: DeploymentStore) -> None:
+        self.chain = chain
+        self.store = store
+        self._record: DeploymentRecord | None = None
+
+    def deployment(
+        self,
+        *,
+        deployer: LocalAccount | None = None,
+        force: bool = False,
+        governance: GovernanceSetup | None = None,
+    ) -> DeploymentRecord:
+        """The suite's record on this chain, deploying what it lacks where allowed
+        (see :func:`ensure_deployed`); read once, then kept."""
+        if self._record is None or deployer is not None or force:
+            self._record = ensure_deployed(self.chain, self.store, deployer=deployer,
+                                           force=force, governance=governance)  # fmt: skip
+        return self._record
+
+    def contract(self, name: str) -> Contract:
+        """A web3 contract object for suite contract ``name``."""
+        address = self.deployment().contracts[name]["address"]
+        contract: Contract = self.chain.w3.eth.contract(
+            address=address, abi=load_artifact(name).abi
+        )
+        return contract
+
+
 def ensure_deployed(
     chain: Chain,
+    store: DeploymentStore,
     *,
     deployer: LocalAccount | None = None,
     names: list[str] | None = None,
@@ -215,12 +136,11 @@ def ensure_deployed(
     ``deployer`` governs (and guards) it, and a throw-away deployer leaves it
     ungoverned. A suite already recorded keeps the governance it was deployed with.
     """
-    store = DeploymentStore(chain.settings.deployments_dir)
     wanted = set(names or [name for name, _ in SUITE])
-    with file_lock(chain.settings.deployments_dir / ".lock"):
+    with file_lock(store.directory / ".lock"):
         record = store.load(chain.chain_id)
         if force and record is not None:
-            if not chain.embedded and deployer is None:
+            if not chain.is_embedded and deployer is None:
                 raise ContractsNotDeployedError(
                     "`deploy --force` on an external chain needs `--from NAME` (a funded identity)"
                 )
@@ -237,7 +157,7 @@ def ensure_deployed(
                 guardian=deployer.address if deployer else None,
             )
             changed = True
-        if chain.url not in record.rpc_urls and not chain.embedded:
+        if chain.url not in record.rpc_urls and not chain.is_embedded:
             record.rpc_urls.append(chain.url)
             changed = True
         for name, dependencies in SUITE:
@@ -249,7 +169,7 @@ def ensure_deployed(
             if entry:
                 _check_recorded(chain, name, entry, artifact, args)
                 continue
-            if not chain.embedded and deployer is None:
+            if not chain.is_embedded and deployer is None:
                 raise ContractsNotDeployedError(
                     f"contract {name} is not deployed on chain {chain.chain_id} at {chain.url}; "
                     f"deploy the suite with `neuroledger deploy --from NAME` "
