@@ -29,19 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_section
 from sklearn.datasets import load_breast_cancer
 
-from neuroledger.federated import (
-    CoordinateMedian,
-    FedAvg,
-    FLTrust,
-    Krum,
-    SecAggClient,
-    TrimmedMean,
-    Update,
-    quantize,
-    unmask_sum,
-)
+from neuroledger.federated import FedAvg, Update
+from neuroledger.federated.aggregators import CoordinateMedian, FLTrust, Krum, TrimmedMean
 from neuroledger.federated.contribution import exact_shapley, gtg_shapley
 from neuroledger.federated.models import LogisticModel, local_train
+from neuroledger.federated.secagg import SecAggClient, quantize, unmask_sum
 from neuroledger.federated.simulation import SimConfig, simulate
 
 

@@ -12,7 +12,8 @@ from sklearn.datasets import load_breast_cancer
 from neuroledger.chain.client import Chain
 from neuroledger.config import Settings
 from neuroledger.errors import TransactionRevertedError
-from neuroledger.federated import FedAvg, ServerOptimizer, Update
+from neuroledger.federated import FedAvg, Update
+from neuroledger.federated.aggregators import ServerOptimizer
 from neuroledger.federated.contribution import gtg_shapley
 from neuroledger.federated.ledger import TaskLedger, reward_shares, vector_digest
 from neuroledger.federated.models import LogisticModel, local_train

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 
 from neuroledger.errors import FederatedError
-from neuroledger.federated import (
+from neuroledger.federated import FedAvg, Update
+from neuroledger.federated.aggregators import (
     CoordinateMedian,
-    FedAvg,
     FLTrust,
     Krum,
     ServerOptimizer,
     TrimmedMean,
-    Update,
     staleness_weight,
     validate_updates,
 )

@@ -7,7 +7,8 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_digits
 
 from neuroledger.errors import FederatedError
-from neuroledger.federated import CoordinateMedian, FedAvg, Krum
+from neuroledger.federated import FedAvg
+from neuroledger.federated.aggregators import CoordinateMedian, Krum
 from neuroledger.federated.models import LogisticModel, local_train
 from neuroledger.federated.simulation import SimConfig, dirichlet_split, simulate
 
