@@ -4,6 +4,23 @@
 grants, revokes, approves and records consent; the HTTP gateway lives in
 ``neuroledger.privacy.gateway`` (it imports FastAPI) and its client in
 ``neuroledger.privacy.client``. docs/privacy.md walks through all of it.
+
+Data is encrypted in the age format, so the standard ``age`` tool opens it too, and
+an access request is EIP-712 typed data bound to one chain and one grants contract:
+
+>>> import io, os
+>>> key = os.urandom(32)  # an X25519 private key, as an identity publishes in its DID
+>>> sealed = io.BytesIO()
+>>> _ = age.encrypt_stream(io.BytesIO(b"patient records"), sealed, [age.x25519_public(key)])
+>>> sealed.getvalue().startswith(b"age-encryption.org/v1")
+True
+>>> plain = io.BytesIO()
+>>> _ = age.decrypt_stream(io.BytesIO(sealed.getvalue()), plain, key)
+>>> plain.getvalue()
+b'patient records'
+>>> domain = Domain(chain_id=20044, contract="0x" + "11" * 20)
+>>> domain.to_json()["name"], len(domain.separator)
+('NeuroLedger Gateway', 32)
 """
 
 from typing import TYPE_CHECKING
