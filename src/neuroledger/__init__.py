@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from neuroledger.config import EMBEDDED_CHAIN_ID, KdfParams, Settings
     from neuroledger.errors import NeuroLedgerError
     from neuroledger.federated import FederatedTasks
+    from neuroledger.governance import Governance
     from neuroledger.identity import Identities, Keystore
     from neuroledger.privacy import PrivateData
     from neuroledger.provenance import Provenance
@@ -39,6 +40,7 @@ __all__ = [
     "AuditLogs",
     "Chain",
     "FederatedTasks",
+    "Governance",
     "Identities",
     "KdfParams",
     "Keystore",
