@@ -38,7 +38,15 @@ def test_the_root_face_exports_every_capability_service() -> None:
         for name in neuroledger.__all__
         if isinstance(getattr(neuroledger, name), type)
     }
-    for package in ("identity", "provenance", "audit", "privacy", "federated", "governance", "chain"):
+    for package in (
+        "identity",
+        "provenance",
+        "audit",
+        "privacy",
+        "federated",
+        "governance",
+        "chain",
+    ):
         assert package in services.values(), f"neuroledger exports no service of {package}"
     for name, package in services.items():
         face = importlib.import_module(f"neuroledger.{package}")

@@ -19,9 +19,8 @@ from neuroledger.environment import passphrase_from_env
 from neuroledger.errors import KeystoreError
 
 if TYPE_CHECKING:  # imported where used: a command that needs no chain starts fast
-    from neuroledger.chain.client import Chain
-    from neuroledger.identity.keystore import Keystore
-    from neuroledger.identity.service import Identities
+    from neuroledger.chain import Chain
+    from neuroledger.identity import Identities, Keystore
     from neuroledger.provenance import Provenance
 
 __all__ = ["CLIContext", "byte_progress", "context_of", "emit"]
@@ -76,7 +75,7 @@ class CLIContext:
     def chain(self) -> Chain:
         """The chain connection (starts the embedded node if needed)."""
         if self._chain is None:
-            from neuroledger.chain.client import Chain
+            from neuroledger.chain import Chain
 
             self.home()
             self._chain = Chain.connect(self.settings)
@@ -85,7 +84,7 @@ class CLIContext:
     def keystore(self, *, new_passphrase: bool = False) -> Keystore:
         """The home's keystore; asks for the passphrase only when a key is opened."""
         if self._keystore is None:
-            from neuroledger.identity.keystore import Keystore
+            from neuroledger.identity import Keystore
 
             self.home()
             confirm = new_passphrase and not self.settings.keystore_dir.joinpath("keys").exists()
@@ -113,7 +112,7 @@ class CLIContext:
 
     def identities(self, *, new_passphrase: bool = False) -> Identities:
         """Identities service on the configured chain."""
-        from neuroledger.identity.service import Identities
+        from neuroledger.identity import Identities
 
         return Identities(self.chain(), self.keystore(new_passphrase=new_passphrase))
 

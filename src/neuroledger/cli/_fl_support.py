@@ -14,11 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from neuroledger.cli._context import context_of, err_console
 from neuroledger.environment import shared_dir
 from neuroledger.errors import FederatedError
-from neuroledger.federated.aggregators import RULES
+from neuroledger.federated import RULES
 from neuroledger.federated.data import DATASETS
 
 if TYPE_CHECKING:  # imported where used: `fl prepare` and `fl simulate` need no chain
-    from neuroledger.federated.service import FederatedTasks
+    from neuroledger.federated import FederatedTasks
 
 __all__ = [
     "ADDRESS",
@@ -53,7 +53,7 @@ SharedOpt = Annotated[
 
 
 def tasks_of(ctx: typer.Context, shared: Path | None) -> FederatedTasks:
-    from neuroledger.federated.service import FederatedTasks
+    from neuroledger.federated import FederatedTasks
     from neuroledger.provenance import HashCache, Provenance
     from neuroledger.store import FileStore
 

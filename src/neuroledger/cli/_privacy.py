@@ -9,8 +9,7 @@ import typer
 from neuroledger.cli._context import context_of
 
 if TYPE_CHECKING:
-    from neuroledger.privacy.client import GatewayClient
-    from neuroledger.privacy.service import PrivateData
+    from neuroledger.privacy import GatewayClient, PrivateData
 
 __all__ = ["GatewayOpt", "IdentityOpt", "OwnerOpt", "PurposeOpt", "data_of", "gateway_client"]
 
@@ -23,14 +22,14 @@ OwnerOpt = Annotated[str, typer.Option("--owner", help="Local identity that owns
 
 
 def data_of(ctx: typer.Context) -> PrivateData:
-    from neuroledger.privacy.service import PrivateData
+    from neuroledger.privacy import PrivateData
 
     c = context_of(ctx)
     return PrivateData(c.chain(), c.keystore(), c.provenance(), c.settings.home)
 
 
 def gateway_client(ctx: typer.Context, data: PrivateData, url: str, identity: str) -> GatewayClient:
-    from neuroledger.privacy.client import GatewayClient
+    from neuroledger.privacy import GatewayClient
 
     c = context_of(ctx)
     return GatewayClient(

@@ -167,7 +167,7 @@ def key(
 def list_vault(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Encrypted assets in this home's vault, with who holds a key wrap."""
     c = context_of(ctx)
-    from neuroledger.privacy.vault import Vault
+    from neuroledger.privacy import Vault
 
     entries: list[dict[str, Any]] = [
         {"asset": e.asset_id, "name": e.name, "bytes": e.size, "wraps": list(e.wraps)}

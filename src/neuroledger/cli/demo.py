@@ -10,7 +10,7 @@ from rich.table import Table
 
 from neuroledger.cli._context import console, context_of, emit
 from neuroledger.errors import NeuroLedgerError
-from neuroledger.scenarios.demo import DemoReport, run_demo
+from neuroledger.scenarios import DemoReport, run_demo
 
 
 def demo(

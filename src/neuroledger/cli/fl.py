@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,6 +10,7 @@ import typer
 
 from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import context_of, emit
+from neuroledger.cli._fl_after import cancel, claim, status
 from neuroledger.cli._fl_simulate import simulate_cmd
 from neuroledger.cli._fl_support import (
     SharedOpt,
@@ -23,9 +23,8 @@ from neuroledger.cli._fl_support import (
 )
 from neuroledger.cli._options import JsonOpt
 from neuroledger.errors import FederatedError
-from neuroledger.federated.aggregators import RULES
+from neuroledger.federated import RULES, Fault
 from neuroledger.federated.data import DATASETS
-from neuroledger.federated.faults import Fault
 
 if TYPE_CHECKING:  # imported where used: `fl prepare` and `fl simulate` need no chain
     pass
@@ -235,59 +234,7 @@ def run(
     )
 
 
-@app.command("status")
-def status(
-    ctx: typer.Context,
-    task: Annotated[int, typer.Argument(help="Task id.")],
-    shared: SharedOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """A task's state on chain and on the board."""
-    info = tasks_of(ctx, shared).status(task)
-    human = (
-        f"task {task}: {info['status']} (deadline "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(info['deadline']))}), "
-        f"{info['participants']} participants, rounds "
-        f"recorded {info['recorded_round']}/{info['rounds']}, final {info['final_round']}"
-        + (f", final model {info['final_model_asset']}" if info["final_model_asset"] else "")
-    )
-    emit(info, as_json=as_json, human=human)
-
-
-@app.command("cancel")
-def cancel(
-    ctx: typer.Context,
-    task: Annotated[int, typer.Argument(help="Task id.")],
-    owner: Annotated[str, typer.Option("--from", help="Identity that owns the task.")],
-    shared: SharedOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """End a task you own before its first round; then `fl claim` returns the pool."""
-    tasks_of(ctx, shared).cancel(task, owner)
-    emit(
-        {"task": task, "status": "refunded"},
-        as_json=as_json,
-        human=f"task {task} cancelled; `neuroledger fl claim {task} --identity {owner}` "
-        "returns the pool, and each participant's claim returns its stake",
-    )
-
-
-@app.command("claim")
-def claim(
-    ctx: typer.Context,
-    task: Annotated[int, typer.Argument(help="Task id.")],
-    identity: Annotated[str, typer.Option("--identity", help="Identity that claims.")],
-    shared: SharedOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Withdraw what an ended task owes you (a task past its deadline is ended first)."""
-    info = tasks_of(ctx, shared).claim(task, identity)
-    emit(
-        info,
-        as_json=as_json,
-        human=f"task {task} ({info['status']}): {identity} received "
-        f"{int(info['received_wei']) / 1e18:.6f} ETH",
-    )
-
-
+app.command("status")(status)
+app.command("cancel")(cancel)
+app.command("claim")(claim)
 app.command("simulate")(simulate_cmd)

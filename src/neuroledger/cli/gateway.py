@@ -92,12 +92,11 @@ def gateway_serve(
     """Serve key wraps, ciphertext and jobs to granted identities; log every decision."""
     import uvicorn
 
-    from neuroledger.audit.sdk import AuditLog
-    from neuroledger.audit.service import AuditLogs
+    from neuroledger.audit import AuditLog, AuditLogs
+    from neuroledger.privacy import JobLimits, Jobs
     from neuroledger.privacy._server import bounded_config
     from neuroledger.privacy.gateway import GatewayConfig, create_app
-    from neuroledger.privacy.jobs import Jobs
-    from neuroledger.privacy.sandbox import JobLimits, check_isolation
+    from neuroledger.privacy.sandbox import check_isolation
 
     # The port first: a port in use is one line and nothing created (no banner, no log).
     listener = _listen(host, port)

@@ -77,7 +77,7 @@ def deploy(
 
     With --from NAME, NAME governs the new suite: it proposes and executes timelocked
     changes, and guards it (may pause) unless --guardian names another."""
-    from neuroledger.chain.records import GovernanceSetup
+    from neuroledger.chain import GovernanceSetup
 
     c = context_of(ctx)
     chain = c.chain()

@@ -11,8 +11,7 @@ from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import console, context_of, emit
 from neuroledger.cli._options import JsonOpt
 from neuroledger.errors import KeystoreError
-from neuroledger.identity.did import DELEGATE_TYPES, format_did
-from neuroledger.identity.keystore import KINDS
+from neuroledger.identity import DELEGATE_TYPES, KINDS, format_did
 
 app = typer.Typer(help=help_of("identity"))
 

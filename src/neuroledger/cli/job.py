@@ -22,7 +22,7 @@ from neuroledger.cli._privacy import (
 from neuroledger.errors import PrivacyError, SandboxError
 
 if TYPE_CHECKING:
-    from neuroledger.privacy.client import GatewayClient
+    from neuroledger.privacy import GatewayClient
 
 app = typer.Typer(help=help_of("job"))
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from neuroledger.chain.node import EmbeddedNode
+from neuroledger.chain import EmbeddedNode
 from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import context_of, emit
 from neuroledger.cli._options import JsonOpt

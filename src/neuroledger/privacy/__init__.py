@@ -30,6 +30,7 @@ from neuroledger._lazy import lazy_exports
 if TYPE_CHECKING:
     from neuroledger.privacy import age
     from neuroledger.privacy._audit import AuditSink
+    from neuroledger.privacy.client import GatewayClient
     from neuroledger.privacy.grants import MODES, GrantsClient, GrantView
     from neuroledger.privacy.jobs import Job, Jobs
     from neuroledger.privacy.requests import AccessRequest, Domain, new_request, sign_request
@@ -44,6 +45,7 @@ __all__ = [
     "AccessRequest",
     "AuditSink",
     "Domain",
+    "GatewayClient",
     "GrantReceipt",
     "GrantView",
     "GrantsClient",

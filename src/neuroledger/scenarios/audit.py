@@ -18,18 +18,22 @@ from typing import Any
 
 from web3 import Web3
 
-from neuroledger.audit.anchor import Anchors
-from neuroledger.audit.bundle import make_bundle, verify_bundle
-from neuroledger.audit.entries import AuditEvent, commit, decode_event, digest_of_value
+from neuroledger.audit import (
+    Anchors,
+    AuditEvent,
+    AuditLog,
+    AuditLogs,
+    NoteVerifier,
+    commit,
+    make_bundle,
+    verify_bundle,
+    verify_log,
+)
+from neuroledger.audit.entries import decode_event, digest_of_value
 from neuroledger.audit.log import HISTORY_DIR
-from neuroledger.audit.note import NoteVerifier
-from neuroledger.audit.sdk import AuditLog
-from neuroledger.audit.service import AuditLogs
 from neuroledger.audit.tiles import tile_path
-from neuroledger.audit.verify import verify_log
-from neuroledger.chain.client import Chain
-from neuroledger.identity.did import format_did
-from neuroledger.identity.keystore import Keystore
+from neuroledger.chain import Chain
+from neuroledger.identity import Keystore, format_did
 from neuroledger.scenarios.provenance import HOSPITALS, _cohort, _predict, _train
 from neuroledger.store import BlobStore
 

@@ -29,10 +29,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from neuroledger._fs import atomic_write
-from neuroledger.chain.client import Chain
+from neuroledger.chain import Chain
 from neuroledger.config import KdfParams, Settings
-from neuroledger.identity.keystore import Keystore
-from neuroledger.identity.service import Identities
+from neuroledger.identity import Identities, Keystore
 from neuroledger.provenance import HashCache, Provenance
 from neuroledger.scenarios.audit import run_audit
 from neuroledger.scenarios.federated import run_federated

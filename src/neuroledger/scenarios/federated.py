@@ -30,14 +30,21 @@ from typing import Any
 
 import numpy as np
 
-from neuroledger.chain.client import Chain
-from neuroledger.federated import Fault, RunReport, TaskSpec, run_local
-from neuroledger.federated.data import load_dataset, split_dataset, write_parties
+from neuroledger.chain import Chain
+from neuroledger.federated import (
+    Fault,
+    FederatedTasks,
+    RunReport,
+    SimConfig,
+    TaskSpec,
+    load_dataset,
+    run_local,
+    simulate,
+    split_dataset,
+)
+from neuroledger.federated.data import write_parties
 from neuroledger.federated.protocol import participant_path
-from neuroledger.federated.service import FederatedTasks
-from neuroledger.federated.simulation import SimConfig, simulate
-from neuroledger.identity.keystore import Keystore
-from neuroledger.identity.service import Identities
+from neuroledger.identity import Identities, Keystore
 from neuroledger.provenance import Provenance
 from neuroledger.store import FileStore
 

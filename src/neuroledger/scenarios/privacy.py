@@ -19,20 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from neuroledger.audit import AuditLog, AuditLogs, NoteVerifier, verify_log
 from neuroledger.audit.entries import decode_event
-from neuroledger.audit.note import NoteVerifier
-from neuroledger.audit.sdk import AuditLog
-from neuroledger.audit.service import AuditLogs
-from neuroledger.audit.verify import verify_log
-from neuroledger.chain.client import Chain
+from neuroledger.chain import Chain
 from neuroledger.errors import AccessDeniedError
-from neuroledger.identity.keystore import Keystore
-from neuroledger.identity.service import Identities
-from neuroledger.privacy.client import GatewayClient
+from neuroledger.identity import Identities, Keystore
+from neuroledger.privacy import GatewayClient, JobLimits, Jobs, PrivateData
 from neuroledger.privacy.gateway import BackgroundServer, GatewayConfig, create_app
-from neuroledger.privacy.jobs import Jobs
-from neuroledger.privacy.sandbox import JobLimits
-from neuroledger.privacy.service import PrivateData
 from neuroledger.provenance import Provenance
 
 __all__ = ["run_privacy"]
