@@ -344,16 +344,8 @@ class FederatedTasks:
         )
 
     # -- ending ----------------------------------------------------------------------
-    def cancel(self, task_id: int, owner: str) -> None:
-        """The owner ends a task before its first round; the pool and stakes become claimable."""
-        _settlement.cancel(self, task_id, owner)
-
-    def claim(self, task_id: int, identity: str) -> dict[str, Any]:
-        """Withdraw what an ended task owes ``identity``: reward or share and stake, or the pool.
-
-        A task past its deadline is ended by the claim itself.
-        """
-        return _settlement.claim(self, task_id, identity)
+    cancel = _settlement.cancel
+    claim = _settlement.claim
 
     # -- reads -----------------------------------------------------------------------
     def status(self, task_id: int) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from neuroledger.provenance._views import (
     AssetView,
     Lineage,
     Registration,
-    Verification,
 )
 from neuroledger.provenance.documents import (
     blob_uri,
@@ -266,27 +265,7 @@ class Provenance:
             digest=digest,
         )  # fmt: skip
 
-    def register_training_run(
-        self,
-        model_path: Path | str,
-        *,
-        owner: str,
-        inputs: Sequence[str],
-        started: datetime,
-        finished: datetime,
-        parameters: dict[str, Any] | None = None,
-        license: str = "",
-        signer: str | None = None,
-    ) -> tuple[Registration, Registration]:
-        """Register a training run (a SLSA v1 statement) and the model it produced.
-
-        The run derives from ``inputs`` (dataset and code assets); the model
-        derives from the run. Returns (run, model).
-        """
-        return _training_run.register_training_run(
-            self, model_path, owner=owner, inputs=inputs, started=started, finished=finished,
-            parameters=parameters, license=license, signer=signer,
-        )  # fmt: skip
+    register_training_run = _training_run.register_training_run
 
     def attest(self, ref: str, *, attester: str, statement: dict[str, Any]) -> tuple[str, str]:
         """Record ``attester``'s statement about asset ``ref``; return (statement digest, tx)."""
@@ -376,25 +355,5 @@ class Provenance:
             registered=registered,
         )
 
-    def stored_manifest(self, record: AssetRecord) -> Manifest | None:
-        """The manifest of a file asset, when this home's store holds it."""
-        return _verify.stored_manifest(self, record)
-
-    def verify(
-        self,
-        path: Path | str,
-        *,
-        expected: str | None = None,
-        use_cache: bool = True,
-        ignore: Iterable[str] = (),
-        allow_symlinks: bool = False,
-        progress: Callable[[int], None] | None = None,
-    ) -> Verification:
-        """Check the content at ``path`` against the registry.
-
-        ``ok`` only when its digest is a registered, active asset (and, with
-        ``expected``, that very asset). Otherwise ``modified`` when it resembles
-        a registered asset (shares files or its name), or ``unknown``.
-        """
-        return _verify.verify(self, path, expected=expected, use_cache=use_cache, ignore=ignore,
-                              allow_symlinks=allow_symlinks, progress=progress)  # fmt: skip
+    stored_manifest = _verify.stored_manifest
+    verify = _verify.verify
