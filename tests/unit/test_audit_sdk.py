@@ -105,3 +105,17 @@ def test_canonical_events_and_commitments(tmp_path: Path) -> None:
         open_commitment(c, store)
     with pytest.raises(AuditError, match="JSON object"):
         decode_event(b"[1, 2]")
+
+
+def test_periodic_checkpoints_cover_what_was_recorded(tmp_path: Path, signer: NoteSigner) -> None:
+    import time
+
+    with AuditLog.create(tmp_path / "log", signer=signer) as log:
+        with log.checkpoints_every(0.02):
+            log.record({"system": "agent", "event_type": "step"})
+            deadline = time.monotonic() + 10
+            while log.log.state.checkpoint_size < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)  # polls for the signer thread; the assertion decides
+            assert log.log.state.checkpoint_size == 1
+            log.record({"system": "agent", "event_type": "last"})
+        assert log.log.state.checkpoint_size == 2  # the final checkpoint holds the last entry

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, cast
+from typing import Annotated, Any
 
 import typer
 
-from neuroledger._fs import ReportingReader, atomic_write, atomic_writer
+from neuroledger._fs import atomic_write
 from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import byte_progress, console, context_of, emit
 from neuroledger.cli._options import JsonOpt
@@ -20,9 +20,6 @@ from neuroledger.cli._privacy import (
 )
 from neuroledger.errors import PrivacyError
 from neuroledger.privacy import age
-
-if TYPE_CHECKING:
-    pass
 
 app = typer.Typer(help=help_of("data"))
 
@@ -80,10 +77,8 @@ def encrypt(
     if out is None:
         raise PrivacyError("--to needs -o FILE: where to write the encrypted file")
     keys = [age.parse_recipient(w) if w.startswith("age1") else data.recipient(w) for w in to or []]
-    with byte_progress(f"encrypting {path.name}", size, not as_json) as progress, \
-            open(path, "rb") as raw, atomic_writer(out) as dst:  # fmt: skip
-        src = cast(BinaryIO, ReportingReader(raw, progress)) if progress else raw
-        size = age.encrypt_stream(src, dst, keys)
+    with byte_progress(f"encrypting {path.name}", size, not as_json) as progress:
+        size = age.encrypt_file(path, out, keys, progress=progress)
     emit({"out": str(out), "bytes": size, "recipients": [age.recipient_string(k) for k in keys]},
          as_json=as_json, human=f"encrypted {size} bytes to {len(keys)} recipient(s): {out}")  # fmt: skip
 
@@ -108,10 +103,8 @@ def decrypt(
             raise PrivacyError(f"{source} is not a file; give the .age file (or --asset ID)")
         private = c.keystore().x25519_private(identity)
         total = Path(source).stat().st_size
-        with byte_progress(f"decrypting {Path(source).name}", total, not as_json) as progress, \
-                open(source, "rb") as raw, atomic_writer(out) as dst:  # fmt: skip
-            src = cast(BinaryIO, ReportingReader(raw, progress)) if progress else raw
-            size = age.decrypt_stream(src, dst, private)
+        with byte_progress(f"decrypting {Path(source).name}", total, not as_json) as progress:
+            size = age.decrypt_file(source, out, private, progress=progress)
     emit(
         {"out": str(out), "bytes": size},
         as_json=as_json,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,33 +12,11 @@ from neuroledger.cli._privacy import (
     OwnerOpt,
     data_of,
 )
-from neuroledger.errors import PrivacyError
 
 if TYPE_CHECKING:
     pass
 
 app = typer.Typer(help=help_of("gateway"))
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port``, or one line saying what to change.
-
-    IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the
-    listener says TCP; without it Nagle and delayed ACKs add ~40 ms to a request.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind((host, port))
-    except OSError as exc:
-        listener.close()
-        raise PrivacyError(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc}); another program holds "
-            "that port: choose another with --port"
-        ) from None
-    listener.listen(1024)
-    return listener
 
 
 @app.command("serve")
@@ -90,16 +65,15 @@ def gateway_serve(
     ] = 10.0,
 ) -> None:
     """Serve key wraps, ciphertext and jobs to granted identities; log every decision."""
-    import uvicorn
 
     from neuroledger.audit import AuditLog, AuditLogs
     from neuroledger.privacy import JobLimits, Jobs
-    from neuroledger.privacy._server import bounded_config
+    from neuroledger.privacy._server import listen, serve
     from neuroledger.privacy.gateway import GatewayConfig, create_app
     from neuroledger.privacy.sandbox import check_isolation
 
     # The port first: a port in use is one line and nothing created (no banner, no log).
-    listener = _listen(host, port)
+    listener = listen(host, port)
     c = context_of(ctx)
     data = data_of(ctx)
     data.keystore.x25519_private(owner)  # opens the keystore now, not at the first job
@@ -122,25 +96,13 @@ def gateway_serve(
     console.print(
         f"gateway for {data.did(owner)} on http://{host}:{port} (audit log {log})", highlight=False
     )
-    stop = threading.Event()
-
-    def checkpoints() -> None:  # auditors see decisions within `checkpoint_every` seconds
-        while not stop.wait(checkpoint_every):
-            if audit.log.size > audit.log.state.checkpoint_size:
-                audit.checkpoint()
-
-    signer = threading.Thread(target=checkpoints, name="checkpoints", daemon=True)
-    signer.start()
-    try:
-        # As uvicorn.run: the server shuts down gracefully on SIGINT/SIGTERM and then
-        # re-raises the signal, which is the normal way out here, not an interruption.
-        with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.Server(bounded_config(web, host=host, port=port)).run(sockets=[listener])
+    try:  # decisions reach auditors within `checkpoint_every`; the last checkpoint, signed
+        # after the jobs stop, holds everything
+        with audit.checkpoints_every(checkpoint_every):
+            try:
+                serve(web, listener, host=host, port=port)
+            finally:
+                if queue is not None:
+                    queue.close()
     finally:
-        stop.set()
-        signer.join()
-        web.state.close()
-        if queue is not None:
-            queue.close()
-        audit.checkpoint()
         audit.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,6 +19,7 @@ from neuroledger.cli._privacy import (
     gateway_client,
 )
 from neuroledger.errors import PrivacyError, SandboxError
+from neuroledger.privacy import SubmittedJobs
 
 if TYPE_CHECKING:
     from neuroledger.privacy import GatewayClient
@@ -27,23 +27,8 @@ if TYPE_CHECKING:
 app = typer.Typer(help=help_of("job"))
 
 
-def _jobs_file(ctx: typer.Context) -> Path:
-    c = context_of(ctx)
-    return c.settings.home / "jobs-submitted.json"
-
-
-def _job_record(ctx: typer.Context, job_id: str) -> dict[str, str]:
-    """What this home knows of job ``job_id`` (``last``: the last job submitted from it)."""
-    path = _jobs_file(ctx)
-    known = json.loads(path.read_text()) if path.exists() else {}
-    if job_id == "last" and known:
-        job_id = list(known)[-1]
-        return {**known[job_id], "id": job_id}
-    if job_id not in known:
-        raise PrivacyError(
-            f"no job {job_id} was submitted from this home; `neuroledger job submit` starts one"
-        )
-    return {**known[job_id], "id": job_id}
+def _submitted(ctx: typer.Context) -> SubmittedJobs:
+    return SubmittedJobs(context_of(ctx).home())
 
 
 @app.command("submit")
@@ -66,15 +51,8 @@ def job_submit(
     dataset_id = data.provenance.resolve(dataset)
     client = gateway_client(ctx, data, gateway, identity)
     job = client.submit_job(dataset_id, purpose, algorithm.read_bytes())
-    path = _jobs_file(ctx)
-    known = json.loads(path.read_text()) if path.exists() else {}
-    known[job["id"]] = {
-        "gateway": gateway,
-        "dataset": dataset_id,
-        "purpose": purpose,
-        "identity": identity,
-    }
-    atomic_write(path, json.dumps(known, indent=1).encode())
+    _submitted(ctx).add(job["id"], gateway=gateway, dataset=dataset_id, purpose=purpose,
+                        identity=identity)  # fmt: skip
     if wait:
         job = client.wait(job["id"], dataset_id, purpose)
     human = f"job {job['id']}: {job['status']} {job.get('reason') or ''}".rstrip()
@@ -87,7 +65,7 @@ def job_submit(
 
 def _job_client(ctx: typer.Context, job_id: str) -> tuple[GatewayClient, dict[str, str]]:
 
-    record = _job_record(ctx, job_id)
+    record = _submitted(ctx).get(job_id)
     return gateway_client(ctx, data_of(ctx), record["gateway"], record["identity"]), record
 
 

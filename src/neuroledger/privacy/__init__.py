@@ -30,6 +30,7 @@ from neuroledger._lazy import lazy_exports
 if TYPE_CHECKING:
     from neuroledger.privacy import age
     from neuroledger.privacy._audit import AuditSink
+    from neuroledger.privacy._submitted import SubmittedJobs
     from neuroledger.privacy.client import GatewayClient
     from neuroledger.privacy.grants import MODES, GrantsClient, GrantView
     from neuroledger.privacy.jobs import Job, Jobs
@@ -54,6 +55,7 @@ __all__ = [
     "Jobs",
     "PrivateData",
     "SandboxResult",
+    "SubmittedJobs",
     "Vault",
     "VaultEntry",
     "age",

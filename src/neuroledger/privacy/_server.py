@@ -11,13 +11,17 @@ first byte to the last byte of the body, and a cap on concurrent connections
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from typing import Any
 
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["MAX_HEADER_BYTES", "REQUEST_SECONDS", "bounded_config"]
+from neuroledger.errors import PrivacyError
+
+__all__ = ["MAX_HEADER_BYTES", "REQUEST_SECONDS", "bounded_config", "listen", "serve"]
 
 MAX_HEADER_BYTES = 16 * 1024
 REQUEST_SECONDS = 15.0
@@ -72,3 +76,37 @@ def bounded_config(app: Any, *, host: str, port: int, request_seconds: float = R
         ws="none",
         **extra,
     )
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``, or one line saying what to change.
+
+    IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the
+    listener says TCP; without it Nagle and delayed ACKs add ~40 ms to a request.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise PrivacyError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); another program holds "
+            "that port: choose another with --port"
+        ) from None
+    listener.listen(1024)
+    return listener
+
+
+def serve(app: Any, listener: socket.socket, *, host: str, port: int) -> None:
+    """Serve ``app`` on ``listener`` until SIGINT or SIGTERM; then close the app's state.
+
+    As ``uvicorn.run``: the server shuts down gracefully on the signal and then re-raises
+    it, which is the normal way out here, not an interruption.
+    """
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(bounded_config(app, host=host, port=port)).run(sockets=[listener])
+    finally:
+        app.state.close()

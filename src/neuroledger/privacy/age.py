@@ -26,11 +26,11 @@ from __future__ import annotations
 import base64
 import hmac
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from neuroledger._fs import atomic_writer
+from neuroledger._fs import ReportingReader, atomic_writer
 from neuroledger.errors import DecryptError, PrivacyError
 from neuroledger.privacy._age_keys import (
     identity_string,
@@ -358,13 +358,19 @@ def decrypt_stream(src: BinaryIO, dst: BinaryIO, identity: bytes) -> int:
     return decrypt_payload(src, dst, unwrap_file_key(read_header(src), identity))
 
 
-def encrypt_file(path: Path | str, out: Path | str, recipients: Sequence[bytes]) -> int:
-    """Encrypt the file at ``path`` into ``out`` (written atomically)."""
-    with open(path, "rb") as src, atomic_writer(Path(out)) as dst:
+def encrypt_file(path: Path | str, out: Path | str, recipients: Sequence[bytes], *,
+                 progress: Callable[[int], None] | None = None) -> int:  # fmt: skip
+    """Encrypt the file at ``path`` into ``out`` (written atomically); return the bytes
+    written. ``progress`` is called with the count of each chunk of ``path`` read."""
+    with open(path, "rb") as raw, atomic_writer(Path(out)) as dst:
+        src = cast(BinaryIO, ReportingReader(raw, progress)) if progress else raw
         return encrypt_stream(src, dst, recipients)
 
 
-def decrypt_file(path: Path | str, out: Path | str, identity: bytes) -> int:
-    """Decrypt ``path`` into ``out``; ``out`` appears only if every chunk authenticates."""
-    with open(path, "rb") as src, atomic_writer(Path(out)) as dst:
+def decrypt_file(path: Path | str, out: Path | str, identity: bytes, *,
+                 progress: Callable[[int], None] | None = None) -> int:  # fmt: skip
+    """Decrypt ``path`` into ``out``; ``out`` appears only if every chunk authenticates.
+    ``progress`` is called with the count of each chunk of ``path`` read."""
+    with open(path, "rb") as raw, atomic_writer(Path(out)) as dst:
+        src = cast(BinaryIO, ReportingReader(raw, progress)) if progress else raw
         return decrypt_stream(src, dst, identity)
