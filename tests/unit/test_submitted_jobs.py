@@ -18,5 +18,5 @@ def test_submitted_jobs_survive_a_bad_file_with_a_clear_error(tmp_path: Path) ->
     jobs.add("j2", gateway="http://g", dataset="d", purpose="q", identity="lab")
     assert jobs.get("last")["id"] == "j2" and jobs.get("j1")["purpose"] == "p"
     jobs.path.write_text("{not json")
-    with pytest.raises(PrivacyError, match="unreadable.*move it aside"):
+    with pytest.raises(PrivacyError, match=r"unreadable.*move it aside"):
         jobs.get("j1")
