@@ -51,8 +51,9 @@ def test_stale_lock_of_dead_node_is_recovered(settings) -> None:
     node = node_of(settings)
     first = node.start()
     os.kill(first.pid, signal.SIGKILL)
-    time.sleep(0.2)
-    assert not node_of(settings).status().running
+    assert _soon(
+        lambda: not node_of(settings).status().running
+    )  # the kernel reaps it in its own time
     again = node_of(settings).start()
     try:
         assert again.running and again.pid != first.pid
@@ -149,3 +150,13 @@ def test_reset_chain_refuses_until_deploy_force(settings) -> None:
         assert json.loads(aside[0].read_text())["contracts"]["DIDRegistry"]["address"] == old
     finally:
         node_of(settings).stop()
+
+
+def _soon(condition, timeout: float = 10.0) -> bool:
+    """Whether ``condition()`` holds within ``timeout`` seconds (polled; no fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

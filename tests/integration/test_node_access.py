@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -181,7 +182,6 @@ def test_a_process_without_the_credential_cannot_use_cheat_codes_or_dev_accounts
 def test_the_endpoint_is_stable_across_restarts_and_crashes(settings) -> None:
     """H3: the home's node answers at the same URL after a stop, a start and a kill -9."""
     import signal
-    import time
 
     chain = Chain.connect(settings)
     node = chain.node
@@ -192,11 +192,20 @@ def test_the_endpoint_is_stable_across_restarts_and_crashes(settings) -> None:
     assert again.url == url
     assert again.pid is not None
     os.kill(again.pid, signal.SIGKILL)
-    time.sleep(0.2)
-    assert not node.status().running
+    assert _soon(lambda: not node.status().running)  # the kernel reaps it in its own time
     third = node.start()
     try:
         assert third.url == url
         assert chain.w3.eth.block_number >= 0  # the old connection object follows
     finally:
         node.stop()
+
+
+def _soon(condition, timeout: float = 10.0) -> bool:
+    """Whether ``condition()`` holds within ``timeout`` seconds (polled; no fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
