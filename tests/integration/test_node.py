@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import socket
-import time
 from pathlib import Path
 from unittest import mock
 
@@ -15,6 +14,7 @@ import pytest
 from neuroledger.chain.client import Chain
 from neuroledger.chain.node import EmbeddedNode
 from neuroledger.errors import DeploymentMismatchError, NodeStateCorruptError, PortInUseError
+from tests.waiting import soon
 
 pytestmark = pytest.mark.anvil
 
@@ -51,7 +51,7 @@ def test_stale_lock_of_dead_node_is_recovered(settings) -> None:
     node = node_of(settings)
     first = node.start()
     os.kill(first.pid, signal.SIGKILL)
-    assert _soon(
+    assert soon(
         lambda: not node_of(settings).status().running
     )  # the kernel reaps it in its own time
     again = node_of(settings).start()
@@ -150,13 +150,3 @@ def test_reset_chain_refuses_until_deploy_force(settings) -> None:
         assert json.loads(aside[0].read_text())["contracts"]["DIDRegistry"]["address"] == old
     finally:
         node_of(settings).stop()
-
-
-def _soon(condition, timeout: float = 10.0) -> bool:
-    """Whether ``condition()`` holds within ``timeout`` seconds (polled; no fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from neuroledger.chain._rpc import rpc_call
 from neuroledger.chain.client import Chain
 from neuroledger.errors import NodeRPCError
 from tests import security_figures
+from tests.waiting import soon
 
 pytestmark = pytest.mark.anvil
 TEST = "tests/integration/test_node_access.py"
@@ -192,20 +192,10 @@ def test_the_endpoint_is_stable_across_restarts_and_crashes(settings) -> None:
     assert again.url == url
     assert again.pid is not None
     os.kill(again.pid, signal.SIGKILL)
-    assert _soon(lambda: not node.status().running)  # the kernel reaps it in its own time
+    assert soon(lambda: not node.status().running)  # the kernel reaps it in its own time
     third = node.start()
     try:
         assert third.url == url
         assert chain.w3.eth.block_number >= 0  # the old connection object follows
     finally:
         node.stop()
-
-
-def _soon(condition, timeout: float = 10.0) -> bool:
-    """Whether ``condition()`` holds within ``timeout`` seconds (polled; no fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True

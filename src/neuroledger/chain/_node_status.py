@@ -4,6 +4,7 @@ state (snapshot and journal) passes the check a start would make."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -67,18 +68,18 @@ def node_status(node: EmbeddedNode) -> NodeStatus:
             if number >= journal_from:
                 with contextlib.suppress(OSError):
                     journal_bytes += path.stat().st_size
-    state_file = str(node.state_path) if node.state_path.exists() else None
+    saved = NodeStatus(
+        running=False,
+        chain_id=node.chain_id,
+        state_file=str(node.state_path) if node.state_path.exists() else None,
+        state_block=state_block,
+        state_bytes=state_bytes,
+        state_problem=problem,
+        journal_bytes=journal_bytes,
+    )
     record = node._live_record()
     if record is None:
-        return NodeStatus(
-            running=False,
-            chain_id=node.chain_id,
-            state_file=state_file,
-            state_block=state_block,
-            state_bytes=state_bytes,
-            state_problem=problem,
-            journal_bytes=journal_bytes,
-        )
+        return saved
     url = record["url"]
     block = None
     with contextlib.suppress(NodeRPCError):
@@ -86,17 +87,5 @@ def node_status(node: EmbeddedNode) -> NodeStatus:
     isolated = None
     with contextlib.suppress(OSError, ValueError):
         isolated = bool(json.loads((node.chain_dir / "gate.json").read_text())["isolated"])
-    return NodeStatus(
-        running=True,
-        isolated=isolated,
-        pid=record["pid"],
-        port=record["port"],
-        url=url,
-        chain_id=node.chain_id,
-        block_number=block,
-        state_file=state_file,
-        state_block=state_block,
-        state_bytes=state_bytes,
-        state_problem=problem,
-        journal_bytes=journal_bytes,
-    )
+    return dataclasses.replace(saved, running=True, isolated=isolated, pid=record["pid"],
+                               port=record["port"], url=url, block_number=block)  # fmt: skip

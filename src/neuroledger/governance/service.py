@@ -131,6 +131,11 @@ class Governance:
 
     def operations(self) -> list[Operation]:
         """Every call scheduled on the timelock, oldest first, with its state now."""
+        return [op for op, _ in self._queue()]
+
+    def _queue(self, only: str | None = None) -> list[tuple[Operation, dict[str, Any]]]:
+        """The scheduled calls (only the one with id ``only``, if given) with their
+        ``CallScheduled`` events, from one scan of the timelock's logs."""
         timelock = self.chain.contract("Timelock")
         names = {entry["address"].lower(): name
                  for name, entry in self.chain.deployment().contracts.items()}  # fmt: skip
@@ -138,6 +143,8 @@ class Governance:
         out = []
         for event in self._events(timelock, "CallScheduled"):
             op_id, args = bytes(event["args"]["id"]), event["args"]
+            if only is not None and "0x" + op_id.hex() != only.lower():
+                continue
             target = names.get(str(args["target"]).lower(), str(args["target"]))
             if timelock.functions.is_operation_done(op_id).call():
                 state = "done"
@@ -147,17 +154,16 @@ class Governance:
                 state = "ready"
             else:
                 state = "waiting"
-            out.append(
-                Operation(
-                    id="0x" + op_id.hex(),
-                    contract=target,
-                    call=self._describe(target, bytes(args["payload"])),
-                    state=state,
-                    ready_at=int(event["ready_at"]),
-                    scheduled_block=int(event["blockNumber"]),
-                    tx="0x" + bytes(event["transactionHash"]).hex(),
-                )
+            op = Operation(
+                id="0x" + op_id.hex(),
+                contract=target,
+                call=self._describe(target, bytes(args["payload"])),
+                state=state,
+                ready_at=int(event["ready_at"]),
+                scheduled_block=int(event["blockNumber"]),
+                tx="0x" + bytes(event["transactionHash"]).hex(),
             )
+            out.append((op, event))
         return out
 
     def _describe(self, target: str, payload: bytes) -> str:
@@ -266,13 +272,8 @@ class Governance:
 
     # -- helpers -------------------------------------------------------------------
     def _scheduled(self, op_id: str) -> tuple[Operation, dict[str, Any]]:
-        wanted = op_id.lower()
-        timelock = self.chain.contract("Timelock")
-        events = {"0x" + bytes(e["args"]["id"]).hex(): e
-                  for e in self._events(timelock, "CallScheduled")}  # fmt: skip
-        for op in self.operations():
-            if op.id == wanted:
-                return op, events[op.id]
+        for found in self._queue(only=op_id):
+            return found
         raise ConfigError(
             f"no operation {op_id} was scheduled on this chain's timelock; "
             "`neuroledger gov status` lists them"
