@@ -76,7 +76,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -n 2 -m "not slow and not anvil and not node"
 
 contracts: setup
-	$(BIN)/python -m neuroledger.chain.artifacts .
+	$(BIN)/python -m neuroledger.chain._artifacts .
 
 bench: setup
 	$(BIN)/python benchmarks/bench_tx.py

@@ -28,10 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_section
 
-from neuroledger.audit.anchor import AnchorPolicy
-from neuroledger.audit.log import TileLog
-from neuroledger.audit.note import NoteSigner
-from neuroledger.core.merkle import MerkleTree, leaf_hash, verify_inclusion
+from neuroledger.audit._anchor import AnchorPolicy
+from neuroledger.audit._log import TileLog
+from neuroledger.audit._note import NoteSigner
+from neuroledger.core._merkle import MerkleTree, leaf_hash, verify_inclusion
 
 ENTRY = 256
 
@@ -161,7 +161,7 @@ def measure_anchor_gas() -> int:
     from web3 import Web3
 
     from neuroledger.chain._anvil import start_dev_anvil
-    from neuroledger.chain.artifacts import load_artifact
+    from neuroledger.chain._artifacts import load_artifact
 
     proc, url = start_dev_anvil()
     try:

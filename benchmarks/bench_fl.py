@@ -30,11 +30,11 @@ from _common import ROOT, machine, write_section
 from sklearn.datasets import load_breast_cancer
 
 from neuroledger.federated import FedAvg, Update
-from neuroledger.federated.aggregators import CoordinateMedian, FLTrust, Krum, TrimmedMean
-from neuroledger.federated.contribution import exact_shapley, gtg_shapley
-from neuroledger.federated.models import LogisticModel, local_train
-from neuroledger.federated.secagg import SecAggClient, quantize, unmask_sum
-from neuroledger.federated.simulation import SimConfig, simulate
+from neuroledger.federated._aggregators import CoordinateMedian, FLTrust, Krum, TrimmedMean
+from neuroledger.federated._contribution import exact_shapley, gtg_shapley
+from neuroledger.federated._models import LogisticModel, local_train
+from neuroledger.federated._secagg import SecAggClient, quantize, unmask_sum
+from neuroledger.federated._simulation import SimConfig, simulate
 
 
 def bench_async(target: float = 0.95, seeds: int = 5) -> str:
@@ -271,12 +271,12 @@ def _ledger_run(
     import tempfile
 
     from neuroledger.chain._anvil import start_dev_anvil
-    from neuroledger.chain.client import Chain
+    from neuroledger.chain._client import Chain
     from neuroledger.config import KdfParams, Settings
-    from neuroledger.federated.local import Workers
-    from neuroledger.federated.service import FederatedTasks
-    from neuroledger.identity.keystore import Keystore
-    from neuroledger.identity.service import Identities
+    from neuroledger.federated._local import Workers
+    from neuroledger.federated._service import FederatedTasks
+    from neuroledger.identity._keystore import Keystore
+    from neuroledger.identity._service import Identities
     from neuroledger.provenance import Provenance
 
     home = Path(tempfile.mkdtemp(dir=tmp))
@@ -334,7 +334,7 @@ def bench_ledger(
     import tempfile
 
     from neuroledger.federated import TaskSpec, run_local
-    from neuroledger.federated.data import split_dataset
+    from neuroledger.federated._data import split_dataset
 
     parties, validation = split_dataset("digits", parties=4, alpha=0.5, seed=0)
     tmp = Path(tempfile.mkdtemp(prefix="bench-fl-ledger-"))

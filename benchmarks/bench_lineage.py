@@ -32,10 +32,10 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from web3.types import RPCEndpoint
 
-from neuroledger.chain.client import Chain
+from neuroledger.chain._client import Chain
 from neuroledger.config import Settings
 from neuroledger.provenance import AssetRegistryClient, LineageIndex
-from neuroledger.provenance.registry import decode_log
+from neuroledger.provenance._registry import decode_log
 
 GENERATION = 500
 TARGET_MS = 50.0

@@ -197,12 +197,12 @@ async def _load(port: int, bodies: list[bytes] | None, count: int, connections: 
 
 
 def bench_gateway(work: Path, requests: int) -> dict[str, float]:
-    from neuroledger.chain.client import Chain
+    from neuroledger.chain._client import Chain
     from neuroledger.config import KdfParams, Settings
-    from neuroledger.identity.keystore import Keystore
-    from neuroledger.identity.service import Identities
-    from neuroledger.privacy.requests import new_request, sign_request
-    from neuroledger.privacy.service import PrivateData
+    from neuroledger.identity._keystore import Keystore
+    from neuroledger.identity._service import Identities
+    from neuroledger.privacy._requests import new_request, sign_request
+    from neuroledger.privacy._service import PrivateData
     from neuroledger.provenance import Provenance
     from neuroledger.store import FileStore
 

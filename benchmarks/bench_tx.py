@@ -30,9 +30,9 @@ from web3.middleware import SignAndSendRawMiddlewareBuilder
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_section
 
-from neuroledger.chain.client import Chain
+from neuroledger.chain._client import Chain
 from neuroledger.config import Settings
-from neuroledger.identity.registry import RegistryClient, to_bytes32
+from neuroledger.identity._registry import RegistryClient, to_bytes32
 
 
 def pipelined(chain: Chain, writes: int, batch: int) -> float:

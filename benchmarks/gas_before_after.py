@@ -26,7 +26,7 @@ from _common import ROOT, machine, write_section
 from gas_table import scenario
 
 from neuroledger.chain._anvil import start_dev_anvil
-from neuroledger.chain.artifacts import load_artifact
+from neuroledger.chain._artifacts import load_artifact
 
 BASELINE = Path(__file__).resolve().parent / "baseline"
 LIMIT = 1.03

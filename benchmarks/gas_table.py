@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_section
 
 from neuroledger.chain._anvil import start_dev_anvil
-from neuroledger.chain.artifacts import load_artifact
+from neuroledger.chain._artifacts import load_artifact
 
 REFERENCE = (
     ROOT

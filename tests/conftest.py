@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from neuroledger.chain._anvil import start_dev_anvil
-from neuroledger.chain.client import Chain
+from neuroledger.chain._client import Chain
 from neuroledger.config import KdfParams, Settings
-from neuroledger.identity.keystore import Keystore
-from neuroledger.identity.service import Identities
+from neuroledger.identity._keystore import Keystore
+from neuroledger.identity._service import Identities
 from neuroledger.provenance import HashCache, Provenance
 from neuroledger.store import FileStore
 

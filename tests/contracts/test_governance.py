@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from neuroledger.privacy.requests import Domain
+from neuroledger.privacy._requests import Domain
 from tests.contracts.conftest import ZERO, deploy
 
 DAY = 86400

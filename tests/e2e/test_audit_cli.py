@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from neuroledger.audit.log import TileLog
-from neuroledger.audit.note import NoteSigner, open_checkpoint
-from neuroledger.audit.serve import make_server
-from neuroledger.audit.tiles import tile_path
-from neuroledger.core.merkle import leaf_hash, verify_inclusion
+from neuroledger.audit._log import TileLog
+from neuroledger.audit._note import NoteSigner, open_checkpoint
+from neuroledger.audit._serve import make_server
+from neuroledger.audit._tiles import tile_path
+from neuroledger.core._merkle import leaf_hash, verify_inclusion
 from tests.e2e.test_cli import cli  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.anvil

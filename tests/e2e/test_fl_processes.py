@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from web3 import Web3
 
-from neuroledger.chain.node import EmbeddedNode
-from neuroledger.federated.models import LogisticModel, local_train
+from neuroledger.chain._node import EmbeddedNode
+from neuroledger.federated._models import LogisticModel, local_train
 
 pytestmark = pytest.mark.anvil
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from neuroledger.chain.client import Chain
+from neuroledger.chain._client import Chain
 from neuroledger.config import KdfParams, Settings
-from neuroledger.federated.board import Board
+from neuroledger.federated._board import Board
+from neuroledger.federated._ledger import TaskLedger
 from neuroledger.federated.flower import validate_round
-from neuroledger.federated.ledger import TaskLedger
-from neuroledger.identity.keystore import Keystore
+from neuroledger.identity._keystore import Keystore
 from neuroledger.store import FileStore
 
 pytestmark = pytest.mark.anvil
@@ -41,9 +41,9 @@ from flwr.app import Array, ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
-from neuroledger.federated.data import split_dataset
+from neuroledger.federated._data import split_dataset
 from neuroledger.federated.flower import LedgerStrategy, aggregate_digest
-from neuroledger.federated.models import LogisticModel
+from neuroledger.federated._models import LogisticModel
 
 app = ServerApp()
 _, (XV, YV) = split_dataset("breast-cancer", parties=2, alpha=1.0, seed=4)
@@ -69,8 +69,8 @@ CLIENT_APP = """
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from neuroledger.federated.data import split_dataset
-from neuroledger.federated.models import LogisticModel, local_train
+from neuroledger.federated._data import split_dataset
+from neuroledger.federated._models import LogisticModel, local_train
 
 app = ClientApp()
 PARTIES, _ = split_dataset("breast-cancer", parties=2, alpha=1.0, seed=4)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from eth_account import Account
 
-from neuroledger.chain.client import Chain
+from neuroledger.chain._client import Chain
 from neuroledger.config import Settings
 from neuroledger.errors import NeuroLedgerError
-from neuroledger.identity.registry import RegistryClient
+from neuroledger.identity._registry import RegistryClient
 
 #: Attributes outlive the test whatever the chain's clock does.
 VALIDITY = 10**9

@@ -10,7 +10,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from neuroledger.audit.anchor import (
+from neuroledger.audit._anchor import (
     AnchorPolicy,
     Anchors,
     AnchorService,
@@ -18,13 +18,13 @@ from neuroledger.audit.anchor import (
     log_id,
     read_anchor,
 )
-from neuroledger.audit.bundle import make_bundle, verify_bundle
-from neuroledger.audit.entries import decode_event
-from neuroledger.audit.log import TileLog
-from neuroledger.audit.note import NoteSigner
-from neuroledger.audit.sdk import AuditLog
+from neuroledger.audit._bundle import make_bundle, verify_bundle
+from neuroledger.audit._entries import decode_event
+from neuroledger.audit._log import TileLog
+from neuroledger.audit._note import NoteSigner
+from neuroledger.audit._sdk import AuditLog
 from neuroledger.chain._anvil import start_dev_anvil
-from neuroledger.chain.client import Chain
+from neuroledger.chain._client import Chain
 from neuroledger.errors import AuditError, InvalidProofError, SignatureError
 
 pytestmark = pytest.mark.anvil

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from neuroledger.chain._client import Chain
+from neuroledger.chain._node import EmbeddedNode
 from neuroledger.chain._rpc import rpc_call
-from neuroledger.chain.client import Chain
-from neuroledger.chain.node import EmbeddedNode
 from neuroledger.config import Settings
-from neuroledger.identity.did import format_did
-from neuroledger.identity.resolver import resolve_did
+from neuroledger.identity._did import format_did
+from neuroledger.identity._resolver import resolve_did
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent

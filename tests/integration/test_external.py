@@ -6,7 +6,7 @@ import pytest
 from eth_account import Account
 
 from neuroledger.chain._anvil import _free_port, start_dev_anvil
-from neuroledger.chain.client import Chain
+from neuroledger.chain._client import Chain
 from neuroledger.config import Settings
 from neuroledger.errors import ChainIdMismatchError, ContractsNotDeployedError, RPCUnreachableError
 

@@ -9,14 +9,14 @@ import pytest
 from eth_account import Account
 from sklearn.datasets import load_breast_cancer
 
-from neuroledger.chain.client import Chain
+from neuroledger.chain._client import Chain
 from neuroledger.config import Settings
 from neuroledger.errors import TransactionRevertedError
 from neuroledger.federated import FedAvg, Update
-from neuroledger.federated.aggregators import ServerOptimizer
-from neuroledger.federated.contribution import gtg_shapley
-from neuroledger.federated.ledger import TaskLedger, reward_shares, vector_digest
-from neuroledger.federated.models import LogisticModel, local_train
+from neuroledger.federated._aggregators import ServerOptimizer
+from neuroledger.federated._contribution import gtg_shapley
+from neuroledger.federated._ledger import TaskLedger, reward_shares, vector_digest
+from neuroledger.federated._models import LogisticModel, local_train
 from neuroledger.store import FileStore
 
 pytestmark = pytest.mark.anvil

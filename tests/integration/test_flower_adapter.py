@@ -17,16 +17,16 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp.strategy import FedAvg
 
 from neuroledger.errors import FederatedError
-from neuroledger.federated.board import Board
-from neuroledger.federated.data import split_dataset
+from neuroledger.federated._board import Board
+from neuroledger.federated._data import split_dataset
+from neuroledger.federated._ledger import TaskLedger, commitments_root
+from neuroledger.federated._models import LogisticModel, local_train
 from neuroledger.federated.flower import (
     InProcessGrid,
     LedgerStrategy,
     aggregate_digest,
     validate_round,
 )
-from neuroledger.federated.ledger import TaskLedger, commitments_root
-from neuroledger.federated.models import LogisticModel, local_train
 from neuroledger.store import FileStore
 
 pytestmark = pytest.mark.anvil

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from neuroledger.chain.client import Chain
-from neuroledger.chain.tx import Call
+from neuroledger.chain._client import Chain
+from neuroledger.chain._tx import Call
 from neuroledger.config import KdfParams, Settings
 from neuroledger.errors import NotAuthorizedError
-from neuroledger.identity.registry import X25519_ATTRIBUTE
+from neuroledger.identity._registry import X25519_ATTRIBUTE
 from tests import security_figures
 
 pytestmark = pytest.mark.anvil

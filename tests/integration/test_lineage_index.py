@@ -13,10 +13,10 @@ from eth_account import Account
 from web3 import Web3
 
 from neuroledger.chain._anvil import start_dev_anvil
-from neuroledger.chain.artifacts import load_artifact
+from neuroledger.chain._artifacts import load_artifact
 from neuroledger.errors import IndexReorgError
 from neuroledger.provenance import AssetRecord, AssetRegistryClient, LineageIndex
-from neuroledger.provenance.registry import asset_id_for
+from neuroledger.provenance._registry import asset_id_for
 
 pytestmark = pytest.mark.anvil
 

@@ -11,8 +11,8 @@ from unittest import mock
 
 import pytest
 
-from neuroledger.chain.client import Chain
-from neuroledger.chain.node import EmbeddedNode
+from neuroledger.chain._client import Chain
+from neuroledger.chain._node import EmbeddedNode
 from neuroledger.errors import DeploymentMismatchError, NodeStateCorruptError, PortInUseError
 from tests.waiting import soon
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from neuroledger.chain._client import Chain
 from neuroledger.chain._rpc import rpc_call
-from neuroledger.chain.client import Chain
 from neuroledger.errors import NodeRPCError
 from tests import security_figures
 from tests.waiting import soon

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from neuroledger.chain._client import Chain
+from neuroledger.chain._node import EmbeddedNode
 from neuroledger.chain._rpc import rpc_call
-from neuroledger.chain.client import Chain
-from neuroledger.chain.node import EmbeddedNode
 from neuroledger.config import Settings
 from neuroledger.errors import NodeRPCError
-from neuroledger.identity.registry import RegistryClient
+from neuroledger.identity._registry import RegistryClient
 
 pytestmark = pytest.mark.anvil
 VALIDITY = 10**9

@@ -19,20 +19,20 @@ import pytest
 from eth_account import Account
 
 from neuroledger.audit import AuditLog, AuditLogs
-from neuroledger.audit.entries import decode_event
-from neuroledger.chain.client import Chain
+from neuroledger.audit._entries import decode_event
+from neuroledger.chain._client import Chain
 from neuroledger.errors import AccessDeniedError, AssetNotFoundError, DecryptError, PrivacyError
-from neuroledger.identity.did import format_did
-from neuroledger.identity.keystore import Keystore
-from neuroledger.identity.service import Identities
+from neuroledger.identity._did import format_did
+from neuroledger.identity._keystore import Keystore
+from neuroledger.identity._service import Identities
 from neuroledger.privacy import age
-from neuroledger.privacy.client import GatewayClient
+from neuroledger.privacy._client import GatewayClient
+from neuroledger.privacy._grants import purpose_bytes
+from neuroledger.privacy._jobs import Jobs
+from neuroledger.privacy._requests import AccessRequest, Domain, new_request, sign_request
+from neuroledger.privacy._sandbox import JobLimits
+from neuroledger.privacy._service import PrivateData
 from neuroledger.privacy.gateway import BackgroundServer, GatewayConfig, create_app
-from neuroledger.privacy.grants import purpose_bytes
-from neuroledger.privacy.jobs import Jobs
-from neuroledger.privacy.requests import AccessRequest, Domain, new_request, sign_request
-from neuroledger.privacy.sandbox import JobLimits
-from neuroledger.privacy.service import PrivateData
 from neuroledger.provenance import Provenance
 from tests import security_figures
 
@@ -565,7 +565,7 @@ def test_m2_m3_requesters_see_categories_and_commitments_only(world: World) -> N
     is registered by a salted commitment that the requester can check."""
     import rfc8785
 
-    from neuroledger.privacy.jobs import output_commitment
+    from neuroledger.privacy._jobs import output_commitment
 
     leak = b"""import csv, json, sys
 OUTPUTS = ["summary.json"]
@@ -686,7 +686,7 @@ def test_low_fresh_keys_cannot_flood_the_owners_audit_log(world: World) -> None:
 
 def test_bad_input_to_the_service(world: World) -> None:
     with pytest.raises(PrivacyError, match="duration"):
-        from neuroledger.privacy.service import parse_duration
+        from neuroledger.privacy._service import parse_duration
 
         parse_duration("soon")
     with pytest.raises(PrivacyError, match="purpose"):

@@ -17,7 +17,7 @@ from neuroledger.errors import (
     ProvenanceError,
 )
 from neuroledger.provenance import Provenance
-from neuroledger.provenance.documents import MAX_METADATA_BYTES
+from neuroledger.provenance._documents import MAX_METADATA_BYTES
 from tests import security_figures
 from tests.conftest import make_model
 

@@ -7,8 +7,8 @@ import threading
 import pytest
 from eth_account import Account
 
-from neuroledger.chain.client import Chain
-from neuroledger.chain.tx import Call, TransactionSender
+from neuroledger.chain._client import Chain
+from neuroledger.chain._tx import Call, TransactionSender
 from neuroledger.config import Settings
 from neuroledger.errors import (
     InsufficientFundsError,
@@ -16,7 +16,7 @@ from neuroledger.errors import (
     TransactionRevertedError,
     TransactionTimeoutError,
 )
-from neuroledger.identity.registry import RegistryClient
+from neuroledger.identity._registry import RegistryClient
 
 pytestmark = pytest.mark.anvil
 DEV_KEY_1 = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
@@ -93,7 +93,7 @@ def test_a_revert_that_depends_on_the_blocks_time_names_its_reason(chain: Chain)
     """A join that passes against the chain's head but is mined after the task's deadline:
     the reason comes from the block it was mined in, not "out of gas" (as it did when the
     replay only tried the state before the block)."""
-    from neuroledger.federated.ledger import TaskLedger
+    from neuroledger.federated._ledger import TaskLedger
     from neuroledger.store import FileStore
 
     ledger = TaskLedger(chain, FileStore(chain.settings.store_dir))
@@ -229,10 +229,10 @@ def test_m10_pipelined_batches_confirm_50_times_with_both_cores_loaded(chain: Ch
 WRITER = r"""
 import sys
 from pathlib import Path
-from neuroledger.chain.client import Chain
+from neuroledger.chain._client import Chain
 from neuroledger.config import KdfParams, Settings
-from neuroledger.identity.keystore import Keystore
-from neuroledger.identity.registry import RegistryClient
+from neuroledger.identity._keystore import Keystore
+from neuroledger.identity._registry import RegistryClient
 home, tag = Path(sys.argv[1]), sys.argv[2]
 settings = Settings(home=home, kdf=KdfParams.light())
 chain = Chain.connect(settings, start_node=False)

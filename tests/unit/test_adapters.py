@@ -10,7 +10,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
 from neuroledger.errors import FederatedError
-from neuroledger.federated.adapters import (
+from neuroledger.federated._adapters import (
     sklearn_to_vector,
     state_dict_to_vector,
     vector_to_sklearn,

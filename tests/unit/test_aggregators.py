@@ -9,7 +9,7 @@ import pytest
 
 from neuroledger.errors import FederatedError
 from neuroledger.federated import FedAvg, Update
-from neuroledger.federated.aggregators import (
+from neuroledger.federated._aggregators import (
     CoordinateMedian,
     FLTrust,
     Krum,

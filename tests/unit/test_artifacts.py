@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from neuroledger.chain.artifacts import artifact_names, compile_contract, load_artifact
+from neuroledger.chain._artifacts import artifact_names, compile_contract, load_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = (
@@ -61,6 +61,6 @@ def test_abi_matches_reference_ethereum_did_registry() -> None:
 
 
 def test_every_contract_is_in_the_deployment_suite() -> None:
-    from neuroledger.chain.suite import SUITE
+    from neuroledger.chain._suite import SUITE
 
     assert sorted(name for name, _ in SUITE) == artifact_names()

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from neuroledger.audit.entries import (
+from neuroledger.audit._entries import (
     AuditEvent,
     commit,
     decode_event,
     encode_event,
     open_commitment,
 )
-from neuroledger.audit.log import TileLog
-from neuroledger.audit.note import NoteSigner
-from neuroledger.audit.sdk import AuditLog
-from neuroledger.core.merkle import verify_inclusion
+from neuroledger.audit._log import TileLog
+from neuroledger.audit._note import NoteSigner
+from neuroledger.audit._sdk import AuditLog
+from neuroledger.core._merkle import verify_inclusion
 from neuroledger.errors import AuditError, BlobNotFoundError
 from neuroledger.store import FileStore
 

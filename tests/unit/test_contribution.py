@@ -7,8 +7,8 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from neuroledger.federated import FedAvg, Update
-from neuroledger.federated.contribution import exact_shapley, gtg_shapley, leave_one_out
-from neuroledger.federated.models import LogisticModel, local_train
+from neuroledger.federated._contribution import exact_shapley, gtg_shapley, leave_one_out
+from neuroledger.federated._models import LogisticModel, local_train
 
 
 def test_exact_shapley_by_hand() -> None:
@@ -85,7 +85,7 @@ def test_a_client_with_random_labels_scores_lowest() -> None:
 
 
 def test_shapley_is_exact_for_small_coalitions_and_estimated_beyond() -> None:
-    from neuroledger.federated.contribution import EXACT_UP_TO, shapley
+    from neuroledger.federated._contribution import EXACT_UP_TO, shapley
 
     def utility(s: frozenset[str]) -> float:
         return float(len(s) ** 2)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from neuroledger.errors import MalformedDIDError
-from neuroledger.identity.did import format_did, parse_did
+from neuroledger.identity._did import format_did, parse_did
 
 ADDR = "0xb9c5714089478a327f09197987f16f9e5d936e8a"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from neuroledger.chain.tx import TransactionSender
+from neuroledger.chain._tx import TransactionSender
 from neuroledger.errors import DiskFullError
 
 NL = str(Path(sys.executable).parent / "neuroledger")

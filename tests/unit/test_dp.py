@@ -8,8 +8,8 @@ import pytest
 from dp_accounting import pld, rdp
 
 from neuroledger.errors import FederatedError
-from neuroledger.federated.aggregators import Update
-from neuroledger.federated.dp import DPFedAvg, PrivacyAccountant, clip_update
+from neuroledger.federated._aggregators import Update
+from neuroledger.federated._dp import DPFedAvg, PrivacyAccountant, clip_update
 
 
 def reference_epsilon(sigma: float, q: float, rounds: int, delta: float, kind: str) -> float:

@@ -19,13 +19,13 @@ from eth_account import Account
 
 from neuroledger.errors import FederatedError
 from neuroledger.federated import Fault, TaskSpec, split_dataset
-from neuroledger.federated.board import Board
-from neuroledger.federated.coordinator import Coordinator
-from neuroledger.federated.dp import PrivacyAccountant, clip_update
-from neuroledger.federated.models import LogisticModel, local_train
-from neuroledger.federated.participant import Participant
-from neuroledger.federated.secagg import open_sealed, seal
-from neuroledger.federated.vectors import get_vector, load_party_data, put_vector
+from neuroledger.federated._board import Board
+from neuroledger.federated._coordinator import Coordinator
+from neuroledger.federated._dp import PrivacyAccountant, clip_update
+from neuroledger.federated._models import LogisticModel, local_train
+from neuroledger.federated._participant import Participant
+from neuroledger.federated._secagg import open_sealed, seal
+from neuroledger.federated._vectors import get_vector, load_party_data, put_vector
 from neuroledger.store import FileStore
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from neuroledger.config import KdfParams
 from neuroledger.errors import IdentityNotFoundError, KeystoreError, WrongPassphraseError
-from neuroledger.identity.keystore import Keystore
+from neuroledger.identity._keystore import Keystore
 
 
 def make(tmp_path, passphrase="pw"):
@@ -101,7 +101,7 @@ def test_wrong_passphrase_on_rotation_writes_nothing(tmp_path) -> None:
 def test_a_mistyped_passphrase_writes_no_new_key(tmp_path) -> None:
     from neuroledger.config import KdfParams
     from neuroledger.errors import WrongPassphraseError
-    from neuroledger.identity.keystore import Keystore
+    from neuroledger.identity._keystore import Keystore
 
     light = KdfParams.light()
     Keystore(tmp_path, passphrase=lambda: "right one", kdf=light).create("first", "org")
@@ -118,7 +118,7 @@ def test_a_mistyped_passphrase_writes_no_new_key(tmp_path) -> None:
 def test_change_passphrase_re_encrypts_every_key_all_or_nothing(tmp_path) -> None:
     from neuroledger.config import KdfParams
     from neuroledger.errors import WrongPassphraseError
-    from neuroledger.identity.keystore import Keystore
+    from neuroledger.identity._keystore import Keystore
 
     light = KdfParams.light()
     ks = Keystore(tmp_path / "ks", passphrase=lambda: "old", kdf=light)

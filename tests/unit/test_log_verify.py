@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from neuroledger.audit.log import TileLog
-from neuroledger.audit.note import NoteSigner
-from neuroledger.audit.verify import verify_log
+from neuroledger.audit._log import TileLog
+from neuroledger.audit._note import NoteSigner
+from neuroledger.audit._verify import verify_log
 
 ORIGIN = "log.example/verify"
 
@@ -127,7 +127,7 @@ def test_a_deleted_partial_tile_of_an_older_checkpoint_is_found(log_dir) -> None
 
 def test_cosignatures_of_known_witnesses_are_checked(tmp_path: Path) -> None:
     """Issue 13: `audit verify` never checked the cosignatures it had keys for."""
-    from neuroledger.audit.note import COSIGNATURE, add_cosignature
+    from neuroledger.audit._note import COSIGNATURE, add_cosignature
 
     root, signer = make_log(tmp_path / "log", (3,))
     witness = NoteSigner.generate("witness.example/w1", sig_type=COSIGNATURE)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from neuroledger.errors import ManifestError
 from neuroledger.provenance import HashCache, Manifest, build_manifest
-from neuroledger.provenance.manifest import hash_file
+from neuroledger.provenance._manifest import hash_file
 
 
 def reference(path: Path, **options) -> list[tuple[str, str]]:

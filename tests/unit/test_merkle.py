@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neuroledger.core.merkle import (
+from neuroledger.core._merkle import (
     EMPTY_ROOT,
     MerkleTree,
     leaf_hash,

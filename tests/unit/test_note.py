@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from neuroledger.audit.note import (
+from neuroledger.audit._note import (
     COSIGNATURE,
     Checkpoint,
     NoteSigner,

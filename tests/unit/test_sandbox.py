@@ -11,7 +11,7 @@ import pytest
 
 from neuroledger.errors import ConsentError, SandboxError
 from neuroledger.privacy._consent_filter import filter_consent
-from neuroledger.privacy.sandbox import JobLimits, declared_outputs, run_sandboxed
+from neuroledger.privacy._sandbox import JobLimits, declared_outputs, run_sandboxed
 
 LIMITS = JobLimits(memory_mb=512, cpu_seconds=3, wall_seconds=20)
 FAILED = "the algorithm failed (exit code 1); the owner has its log"

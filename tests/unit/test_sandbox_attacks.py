@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from neuroledger.privacy.sandbox import JobLimits, declared_outputs, run_sandboxed
+from neuroledger.privacy._sandbox import JobLimits, declared_outputs, run_sandboxed
 from tests import security_figures
 
 LIMITS = JobLimits(memory_mb=512, cpu_seconds=5, wall_seconds=20)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from neuroledger.errors import FederatedError
-from neuroledger.federated.secagg import (
+from neuroledger.federated._secagg import (
     MODULUS,
     SecAggClient,
     dequantize,

@@ -8,9 +8,9 @@ from sklearn.datasets import load_breast_cancer, load_digits
 
 from neuroledger.errors import FederatedError
 from neuroledger.federated import FedAvg
-from neuroledger.federated.aggregators import CoordinateMedian, Krum
-from neuroledger.federated.models import LogisticModel, local_train
-from neuroledger.federated.simulation import SimConfig, dirichlet_split, simulate
+from neuroledger.federated._aggregators import CoordinateMedian, Krum
+from neuroledger.federated._models import LogisticModel, local_train
+from neuroledger.federated._simulation import SimConfig, dirichlet_split, simulate
 
 
 def centralized_accuracy(x: np.ndarray, y: np.ndarray, seed: int = 0) -> float:

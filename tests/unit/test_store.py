@@ -15,7 +15,7 @@ import pytest
 
 from neuroledger.errors import BlobCorruptError, BlobNotFoundError, StoreError
 from neuroledger.store import BlobStore, FileStore
-from neuroledger.store.files import CHUNK_SIZE
+from neuroledger.store._files import CHUNK_SIZE
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from neuroledger.audit.log import STATE_FILE, TileLog
-from neuroledger.audit.note import NoteSigner, open_checkpoint
-from neuroledger.audit.tiles import decode_bundle, entries_path, tile_path
-from neuroledger.core.merkle import leaf_hash, root_of, verify_consistency, verify_inclusion
+from neuroledger.audit._log import STATE_FILE, TileLog
+from neuroledger.audit._note import NoteSigner, open_checkpoint
+from neuroledger.audit._tiles import decode_bundle, entries_path, tile_path
+from neuroledger.core._merkle import leaf_hash, root_of, verify_consistency, verify_inclusion
 from neuroledger.errors import AuditError, LogCorruptError, SignatureError
 
 ORIGIN = "log.example/tests"
@@ -136,8 +136,8 @@ def test_rolled_back_log_refuses_to_sign(tmp_path: Path, signer: NoteSigner) -> 
 _WRITER = """
 import sys
 from pathlib import Path
-from neuroledger.audit.log import TileLog
-from neuroledger.audit.note import NoteSigner
+from neuroledger.audit._log import TileLog
+from neuroledger.audit._note import NoteSigner
 
 root, skey, seed = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 import random

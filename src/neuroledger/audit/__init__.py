@@ -17,11 +17,19 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from neuroledger.audit.anchor import AnchorPolicy, AnchorRecord, Anchors, log_id
-    from neuroledger.audit.bundle import make_bundle, verify_bundle
-    from neuroledger.audit.entries import AI_ACT_FIELDS, AuditEvent, commit, open_commitment
-    from neuroledger.audit.log import TileLog
-    from neuroledger.audit.note import (
+    from neuroledger.audit._anchor import AnchorPolicy, AnchorRecord, Anchors, check_anchors, log_id
+    from neuroledger.audit._bundle import make_bundle, verify_bundle
+    from neuroledger.audit._entries import (
+        AI_ACT_FIELDS,
+        AuditEvent,
+        commit,
+        decode_event,
+        digest_of_value,
+        encode_event,
+        open_commitment,
+    )
+    from neuroledger.audit._log import TileLog
+    from neuroledger.audit._note import (
         Checkpoint,
         NoteSigner,
         NoteVerifier,
@@ -30,14 +38,17 @@ if TYPE_CHECKING:
         open_note,
         sign_note,
     )
-    from neuroledger.audit.sdk import AuditLog, Receipt
-    from neuroledger.audit.service import AuditLogs
-    from neuroledger.audit.verify import LogReport, verify_log
+    from neuroledger.audit._sdk import AuditLog, Receipt
+    from neuroledger.audit._serve import serve_tiles
+    from neuroledger.audit._service import AuditLogs
+    from neuroledger.audit._tiles import MAX_ENTRY_SIZE
+    from neuroledger.audit._verify import LogReport, verify_log
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "AI_ACT_FIELDS",
+    "MAX_ENTRY_SIZE",
     "AnchorPolicy",
     "AnchorRecord",
     "Anchors",
@@ -51,12 +62,17 @@ __all__ = [
     "Receipt",
     "TileLog",
     "add_cosignature",
+    "check_anchors",
     "commit",
+    "decode_event",
+    "digest_of_value",
+    "encode_event",
     "log_id",
     "make_bundle",
     "open_checkpoint",
     "open_commitment",
     "open_note",
+    "serve_tiles",
     "sign_note",
     "verify_bundle",
     "verify_log",

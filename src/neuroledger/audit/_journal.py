@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from neuroledger._fs import fsync_dir
-from neuroledger.audit.tiles import decode_bundle, encode_bundle
+from neuroledger.audit._tiles import decode_bundle, encode_bundle
 from neuroledger.errors import LogCorruptError
 
 __all__ = ["Journal", "journal_dir", "journal_record", "parse_journal"]

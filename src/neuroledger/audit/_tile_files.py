@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from neuroledger._fs import fsync_dir
-from neuroledger.audit.tiles import TILE_WIDTH, encode_bundle, entries_path, tile_path
+from neuroledger.audit._tiles import TILE_WIDTH, encode_bundle, entries_path, tile_path
 from neuroledger.core import HASH_SIZE, MerkleTree
 
 __all__ = [

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from neuroledger.chain._artifacts import Artifact, artifact_names, load_artifact
+    from neuroledger.chain._client import DEV_FUNDING_WEI, Chain
+    from neuroledger.chain._node import EmbeddedNode, NodeStatus
     from neuroledger.chain._nonces import FeePolicy, NonceManager
-    from neuroledger.chain.artifacts import Artifact, artifact_names, load_artifact
-    from neuroledger.chain.client import DEV_FUNDING_WEI, Chain
-    from neuroledger.chain.node import EmbeddedNode, NodeStatus
-    from neuroledger.chain.records import DeploymentRecord, DeploymentStore, GovernanceSetup
-    from neuroledger.chain.suite import Suite
-    from neuroledger.chain.tx import (
+    from neuroledger.chain._records import DeploymentRecord, DeploymentStore, GovernanceSetup
+    from neuroledger.chain._suite import Suite
+    from neuroledger.chain._tx import (
         Call,
         ContractClient,
         Receipt,

@@ -20,7 +20,7 @@ the clock (``evm_*``). The gate closes that door:
    block is half mined (anvil's own automine could leave storage ahead of the
    block list in a dump), and a transaction the node accepted is always mined.
 
-Run by :class:`neuroledger.chain.node.EmbeddedNode` as
+Run by :class:`neuroledger.chain._node.EmbeddedNode` as
 ``python -I .../chain/_gate.py SPEC.json`` (by file: it imports no more than it needs).
 """
 

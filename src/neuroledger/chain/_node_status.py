@@ -15,7 +15,7 @@ from neuroledger.config import EMBEDDED_CHAIN_ID
 from neuroledger.errors import NodeRPCError, NodeStateCorruptError
 
 if TYPE_CHECKING:
-    from neuroledger.chain.node import EmbeddedNode
+    from neuroledger.chain._node import EmbeddedNode
 
 __all__ = ["NodeStatus", "node_status"]
 

@@ -8,14 +8,7 @@ from typing import Annotated
 
 import typer
 
-from neuroledger.audit import (
-    AuditLogs,
-    NoteVerifier,
-    TileLog,
-    verify_log,
-)
-from neuroledger.audit.entries import decode_event
-from neuroledger.audit.verify import Problem
+from neuroledger.audit import AuditLogs, NoteVerifier, check_anchors, decode_event, verify_log
 from neuroledger.cli._context import console, context_of, emit
 from neuroledger.cli._options import JsonOpt
 from neuroledger.errors import AuditError
@@ -114,23 +107,9 @@ def verify(
     verifier = NoteVerifier.from_vkey(vkey)
     report = verify_log(directory, verifier, witnesses)
     anchors_checked = 0
-    anchors_file = directory / ".anchors.json"
-    if not no_chain and anchors_file.exists() and report.problems == []:
-        from neuroledger.audit import AnchorRecord
-        from neuroledger.audit.anchor import read_anchor
-
-        tree = TileLog.open(directory)
-        for raw in json.loads(anchors_file.read_text()):
-            record = AnchorRecord(**raw)
-            size, root, _ = read_anchor(c.chain().w3, record)
-            anchors_checked += 1
-            if size > tree.size or tree.root_hash(size) != root:
-                report.problems.append(
-                    Problem(
-                        f"anchor {record.tx}",
-                        f"the chain anchors size {size} with a root this log does not have",
-                    )
-                )
+    if not no_chain and report.problems == []:
+        anchors_checked, problems = check_anchors(directory, c.chain().w3)
+        report.problems.extend(problems)
     data = {"ok": report.ok, "origin": report.origin, "size": report.size, "tiles": report.tiles,
             "bundles": report.bundles, "checkpoints": report.checkpoints, "anchors": anchors_checked,
             "cosigned_by": report.cosigned_by,

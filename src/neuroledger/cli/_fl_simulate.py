@@ -59,8 +59,13 @@ def simulate_cmd(
     import numpy as np
     from sklearn.datasets import load_breast_cancer, load_digits
 
-    from neuroledger.federated import PrivacyAccountant, SimConfig, make_aggregator, simulate
-    from neuroledger.federated.dp import DPFedAvg
+    from neuroledger.federated import (
+        DPFedAvg,
+        PrivacyAccountant,
+        SimConfig,
+        make_aggregator,
+        simulate,
+    )
 
     if dataset not in DATASET_NAMES:
         raise FederatedError(f"unknown data set {dataset!r}; use {' or '.join(DATASET_NAMES)}")

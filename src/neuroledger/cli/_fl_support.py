@@ -14,8 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from neuroledger.cli._context import context_of, err_console
 from neuroledger.environment import shared_dir
 from neuroledger.errors import FederatedError
-from neuroledger.federated import RULES
-from neuroledger.federated.data import DATASETS
+from neuroledger.federated import DATASETS, RULES
 
 if TYPE_CHECKING:  # imported where used: `fl prepare` and `fl simulate` need no chain
     from neuroledger.federated import FederatedTasks

@@ -28,10 +28,7 @@ from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import context_of, emit
 from neuroledger.cli._options import JsonOpt
 from neuroledger.errors import MetadataError
-from neuroledger.provenance import (
-    KINDS,
-)
-from neuroledger.provenance.documents import load_metadata_file
+from neuroledger.provenance import KINDS, load_metadata_file
 
 app = typer.Typer(help=help_of("asset"))
 

@@ -12,11 +12,13 @@ import typer
 
 from neuroledger.audit import (
     AI_ACT_FIELDS,
+    MAX_ENTRY_SIZE,
     NoteVerifier,
+    decode_event,
+    encode_event,
     open_checkpoint,
+    serve_tiles,
 )
-from neuroledger.audit.entries import decode_event, encode_event
-from neuroledger.audit.tiles import MAX_ENTRY_SIZE
 from neuroledger.cli._audit_checks import logs_of, prove, verify, verify_bundle_cmd, witness
 from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import console, context_of, emit
@@ -155,10 +157,8 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Loopback port (0: any free port).")] = 0,
 ) -> None:
     """Serve the log's tiles and checkpoint read-only over HTTP on loopback."""
-    from neuroledger.audit.serve import serve_forever
-
     info = logs_of(ctx).info(name)
-    serve_forever(
+    serve_tiles(
         info.directory,
         port=port,
         announce=lambda url: console.print(f"serving {info.origin} at {url} (Ctrl-C stops)"),

@@ -23,8 +23,7 @@ from neuroledger.cli._fl_support import (
 )
 from neuroledger.cli._options import JsonOpt
 from neuroledger.errors import FederatedError
-from neuroledger.federated import RULES, Fault
-from neuroledger.federated.data import DATASETS
+from neuroledger.federated import DATASETS, RULES, Fault
 
 if TYPE_CHECKING:  # imported where used: `fl prepare` and `fl simulate` need no chain
     pass
@@ -46,7 +45,7 @@ def prepare(
     """Split a bundled scikit-learn data set non-IID into one file per party (for experiments)."""
     if alpha <= 0:
         raise FederatedError("--alpha must be positive (0.5 is skewed, 100 is nearly IID)")
-    from neuroledger.federated.data import write_parties
+    from neuroledger.federated import write_parties
 
     paths = write_parties(out, dataset, parties=parties, alpha=alpha, seed=seed)
     emit(

@@ -67,10 +67,8 @@ def gateway_serve(
     """Serve key wraps, ciphertext and jobs to granted identities; log every decision."""
 
     from neuroledger.audit import AuditLog, AuditLogs
-    from neuroledger.privacy import JobLimits, Jobs
-    from neuroledger.privacy._server import listen, serve
-    from neuroledger.privacy.gateway import GatewayConfig, create_app
-    from neuroledger.privacy.sandbox import check_isolation
+    from neuroledger.privacy import JobLimits, Jobs, check_isolation
+    from neuroledger.privacy.gateway import GatewayConfig, create_app, listen, serve
 
     # The port first: a port in use is one line and nothing created (no banner, no log).
     listener = listen(host, port)

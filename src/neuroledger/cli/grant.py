@@ -44,8 +44,7 @@ def grant_add(
     Grants for different purposes coexist; one for a purpose that already holds needs
     --replace.
     """
-    from neuroledger.privacy.grants import utc
-    from neuroledger.privacy.service import parse_duration
+    from neuroledger.privacy import parse_duration, utc
 
     receipt = data_of(ctx).grant(asset, grantee, modes=mode, purpose=purpose, replace=replace,
                                expires_in=parse_duration(expires), owner=owner)  # fmt: skip

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from neuroledger.core.jcs import canonical, digest_of
-    from neuroledger.core.merkle import (
+    from neuroledger.core._jcs import canonical, digest_of
+    from neuroledger.core._merkle import (
         EMPTY_ROOT,
         HASH_SIZE,
         MerkleTree,

@@ -20,25 +20,27 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from neuroledger.federated.aggregators import RULES, FedAvg, Update, make_aggregator
-    from neuroledger.federated.contribution import gtg_shapley
-    from neuroledger.federated.coordinator import RunReport
-    from neuroledger.federated.data import load_dataset, split_dataset
-    from neuroledger.federated.dp import PrivacyAccountant
-    from neuroledger.federated.faults import Fault
+    from neuroledger.federated._aggregators import RULES, FedAvg, Update, make_aggregator
+    from neuroledger.federated._contribution import gtg_shapley
+    from neuroledger.federated._coordinator import RunReport
+    from neuroledger.federated._data import DATASETS, load_dataset, split_dataset, write_parties
+    from neuroledger.federated._dp import DPFedAvg, PrivacyAccountant
+    from neuroledger.federated._faults import Fault
+    from neuroledger.federated._ledger import TaskLedger, reward_shares
+    from neuroledger.federated._local import run_local
+    from neuroledger.federated._models import LogisticModel, local_train
+    from neuroledger.federated._protocol import RoundResult
+    from neuroledger.federated._service import FederatedTasks
+    from neuroledger.federated._simulation import SimConfig, SimResult, dirichlet_split, simulate
+    from neuroledger.federated._spec import TaskSpec
     from neuroledger.federated.flower import LedgerStrategy, aggregate_digest
-    from neuroledger.federated.ledger import TaskLedger, reward_shares
-    from neuroledger.federated.local import run_local
-    from neuroledger.federated.models import LogisticModel, local_train
-    from neuroledger.federated.protocol import RoundResult
-    from neuroledger.federated.service import FederatedTasks
-    from neuroledger.federated.simulation import SimConfig, SimResult, dirichlet_split, simulate
-    from neuroledger.federated.spec import TaskSpec
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
+    "DATASETS",
     "RULES",
+    "DPFedAvg",
     "Fault",
     "FedAvg",
     "FederatedTasks",
@@ -62,4 +64,5 @@ __all__ = [
     "run_local",
     "simulate",
     "split_dataset",
+    "write_parties",
 ]

@@ -13,11 +13,11 @@ import numpy as np
 from eth_account.signers.local import LocalAccount
 
 from neuroledger._fs import atomic_write
-from neuroledger.federated.protocol import RoundResult
-from neuroledger.federated.spec import TaskSpec
+from neuroledger.federated._protocol import RoundResult
+from neuroledger.federated._spec import TaskSpec
 
 if TYPE_CHECKING:
-    from neuroledger.federated.service import FederatedTasks
+    from neuroledger.federated._service import FederatedTasks
 
 __all__ = ["MAX_PARENTS", "RunRecords", "write_model"]
 

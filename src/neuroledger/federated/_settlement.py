@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 from eth_account.signers.local import LocalAccount
 
 from neuroledger.errors import FederatedError
-from neuroledger.federated.ledger import TaskState
+from neuroledger.federated._ledger import TaskState
 
 if TYPE_CHECKING:
-    from neuroledger.federated.service import FederatedTasks
+    from neuroledger.federated._service import FederatedTasks
 
 __all__ = ["cancel", "claim"]
 

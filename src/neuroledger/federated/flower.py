@@ -42,11 +42,11 @@ from flwr.serverapp.strategy import Strategy
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
 from neuroledger.errors import FederatedError
-from neuroledger.federated.board import Board
-from neuroledger.federated.contribution import shapley
-from neuroledger.federated.ledger import TaskLedger, reward_shares, vector_digest
-from neuroledger.federated.protocol import RoundPaths
-from neuroledger.federated.recorder import RoundWriter
+from neuroledger.federated._board import Board
+from neuroledger.federated._contribution import shapley
+from neuroledger.federated._ledger import TaskLedger, reward_shares, vector_digest
+from neuroledger.federated._protocol import RoundPaths
+from neuroledger.federated._recorder import RoundWriter
 from neuroledger.store import BlobStore
 
 __all__ = ["InProcessGrid", "LedgerStrategy", "aggregate_digest", "validate_round"]

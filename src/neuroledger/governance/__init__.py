@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from neuroledger.governance.service import (
+    from neuroledger.governance._service import (
         CHANGES,
         GOVERNED,
         ContractState,

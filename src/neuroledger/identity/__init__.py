@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from neuroledger.identity.did import ParsedDID, format_did, parse_did
-    from neuroledger.identity.keystore import KINDS, IdentityRecord, Keystore
-    from neuroledger.identity.registry import DELEGATE_TYPES, X25519_ATTRIBUTE, RegistryClient
-    from neuroledger.identity.resolver import ResolvedDID, resolve_did
-    from neuroledger.identity.service import Identities, Rotation, published_x25519
+    from neuroledger.identity._did import ParsedDID, format_did, parse_did
+    from neuroledger.identity._keystore import KINDS, IdentityRecord, Keystore
+    from neuroledger.identity._registry import DELEGATE_TYPES, X25519_ATTRIBUTE, RegistryClient
+    from neuroledger.identity._resolver import ResolvedDID, resolve_did
+    from neuroledger.identity._service import Identities, Rotation, published_x25519
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 

@@ -3,7 +3,7 @@
 ``neuroledger.privacy.age`` is the file format; :class:`PrivateData` protects,
 grants, revokes, approves and records consent; the HTTP gateway lives in
 ``neuroledger.privacy.gateway`` (it imports FastAPI) and its client in
-``neuroledger.privacy.client``. docs/privacy.md walks through all of it.
+``neuroledger.privacy._client``. docs/privacy.md walks through all of it.
 
 Data is encrypted in the age format, so the standard ``age`` tool opens it too, and
 an access request is EIP-712 typed data bound to one chain and one grants contract:
@@ -30,14 +30,19 @@ from neuroledger._lazy import lazy_exports
 if TYPE_CHECKING:
     from neuroledger.privacy import age
     from neuroledger.privacy._audit import AuditSink
+    from neuroledger.privacy._client import GatewayClient
+    from neuroledger.privacy._grants import MODES, GrantsClient, GrantView, utc
+    from neuroledger.privacy._jobs import Job, Jobs
+    from neuroledger.privacy._requests import AccessRequest, Domain, new_request, sign_request
+    from neuroledger.privacy._sandbox import (
+        JobLimits,
+        SandboxResult,
+        check_isolation,
+        run_sandboxed,
+    )
+    from neuroledger.privacy._service import GrantReceipt, PrivateData, parse_duration
     from neuroledger.privacy._submitted import SubmittedJobs
-    from neuroledger.privacy.client import GatewayClient
-    from neuroledger.privacy.grants import MODES, GrantsClient, GrantView
-    from neuroledger.privacy.jobs import Job, Jobs
-    from neuroledger.privacy.requests import AccessRequest, Domain, new_request, sign_request
-    from neuroledger.privacy.sandbox import JobLimits, SandboxResult, run_sandboxed
-    from neuroledger.privacy.service import GrantReceipt, PrivateData
-    from neuroledger.privacy.vault import Vault, VaultEntry
+    from neuroledger.privacy._vault import Vault, VaultEntry
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 
@@ -59,7 +64,10 @@ __all__ = [
     "Vault",
     "VaultEntry",
     "age",
+    "check_isolation",
     "new_request",
+    "parse_duration",
     "run_sandboxed",
     "sign_request",
+    "utc",
 ]

@@ -21,10 +21,10 @@ from neuroledger.errors import AccessDeniedError, NeuroLedgerError, RequestRefus
 from neuroledger.identity import format_did
 from neuroledger.privacy._audit import AuditSink, access_event
 from neuroledger.privacy._checker import AccessChecker
+from neuroledger.privacy._grants import MODES
 from neuroledger.privacy._limits import DenialBudget, GatewayConfig, NonceStore, RateLimiter
-from neuroledger.privacy.grants import MODES
-from neuroledger.privacy.requests import AccessRequest, recover_signer
-from neuroledger.privacy.service import PrivateData
+from neuroledger.privacy._requests import AccessRequest, recover_signer
+from neuroledger.privacy._service import PrivateData
 
 __all__ = ["Authorizer"]
 

@@ -14,9 +14,9 @@ from hexbytes import HexBytes
 from web3 import Web3
 
 from neuroledger.errors import ChainError
+from neuroledger.privacy._grants import purpose_bytes
 from neuroledger.privacy._limits import GatewayConfig
-from neuroledger.privacy.grants import purpose_bytes
-from neuroledger.privacy.service import PrivateData
+from neuroledger.privacy._service import PrivateData
 
 __all__ = ["AccessChecker"]
 

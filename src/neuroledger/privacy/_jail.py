@@ -1,6 +1,6 @@
 """The job launcher: build the job's world, run it as an unprivileged init's child, release outputs.
 
-Run by :mod:`neuroledger.privacy.sandbox` as ``python -I -S _jail.py SPEC``; it
+Run by :mod:`neuroledger.privacy._sandbox` as ``python -I -S _jail.py SPEC``; it
 imports only the standard library so that it starts fast and trusts nothing
 outside it. Three processes take part:
 

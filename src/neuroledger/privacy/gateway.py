@@ -1,6 +1,6 @@
 """The access gateway: serves key wraps, ciphertext and compute jobs to granted identities only.
 
-Every request is a signed :class:`~neuroledger.privacy.requests.AccessRequest`
+Every request is a signed :class:`~neuroledger.privacy._requests.AccessRequest`
 in a JSON body ``{"request": {...}, "signature": "0x…"}``. The gateway, in
 this order: bounds the body size, rate-limits the client, parses the request,
 checks the expiry window and the body digest, recovers the signer, rate-limits
@@ -47,13 +47,13 @@ from neuroledger.identity import format_did
 from neuroledger.privacy import age
 from neuroledger.privacy._audit import AuditSink
 from neuroledger.privacy._authorize import Authorizer
+from neuroledger.privacy._jobs import Jobs
 from neuroledger.privacy._limits import GatewayConfig
-from neuroledger.privacy._server import bounded_config
-from neuroledger.privacy.jobs import Jobs
-from neuroledger.privacy.requests import AccessRequest
-from neuroledger.privacy.service import PrivateData
+from neuroledger.privacy._requests import AccessRequest
+from neuroledger.privacy._server import bounded_config, listen, serve
+from neuroledger.privacy._service import PrivateData
 
-__all__ = ["BackgroundServer", "GatewayConfig", "create_app"]
+__all__ = ["BackgroundServer", "GatewayConfig", "create_app", "listen", "serve"]
 
 
 def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -20,6 +20,13 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from neuroledger.provenance._documents import load_metadata_file, training_run_statement
+    from neuroledger.provenance._export import to_dot, to_openlineage, to_prov_json, to_tree
+    from neuroledger.provenance._hashcache import HashCache
+    from neuroledger.provenance._index import AssetRecord, Attestation, Change, LineageIndex
+    from neuroledger.provenance._manifest import FileEntry, Manifest, ManifestDiff, build_manifest
+    from neuroledger.provenance._registry import KINDS, STATUSES, AssetRegistryClient
+    from neuroledger.provenance._service import Provenance
     from neuroledger.provenance._views import (
         VERIFY_EXIT_CODES,
         AssetView,
@@ -27,13 +34,6 @@ if TYPE_CHECKING:
         Registration,
         Verification,
     )
-    from neuroledger.provenance.documents import training_run_statement
-    from neuroledger.provenance.export import to_dot, to_openlineage, to_prov_json, to_tree
-    from neuroledger.provenance.hashcache import HashCache
-    from neuroledger.provenance.index import AssetRecord, Attestation, Change, LineageIndex
-    from neuroledger.provenance.manifest import FileEntry, Manifest, ManifestDiff, build_manifest
-    from neuroledger.provenance.registry import KINDS, STATUSES, AssetRegistryClient
-    from neuroledger.provenance.service import Provenance
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 
@@ -56,6 +56,7 @@ __all__ = [
     "Registration",
     "Verification",
     "build_manifest",
+    "load_metadata_file",
     "to_dot",
     "to_openlineage",
     "to_prov_json",

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from neuroledger.identity import format_did
+from neuroledger.provenance._documents import RunInput, training_run_statement
 from neuroledger.provenance._views import Registration
-from neuroledger.provenance.documents import RunInput, training_run_statement
 
 if TYPE_CHECKING:
-    from neuroledger.provenance.service import Provenance
+    from neuroledger.provenance._service import Provenance
 
 __all__ = ["register_training_run"]
 

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 from neuroledger._json import loads_bounded
 from neuroledger.errors import NeuroLedgerError
+from neuroledger.provenance._index import AssetRecord
+from neuroledger.provenance._manifest import Manifest
+from neuroledger.provenance._registry import STATUSES
 from neuroledger.provenance._views import Verification
-from neuroledger.provenance.index import AssetRecord
-from neuroledger.provenance.manifest import Manifest
-from neuroledger.provenance.registry import STATUSES
 
 if TYPE_CHECKING:
-    from neuroledger.provenance.service import Provenance
+    from neuroledger.provenance._service import Provenance
 
 __all__ = ["learn_known_manifests", "stored_manifest", "verify"]
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neuroledger.identity import format_did
-from neuroledger.provenance.index import AssetRecord, Attestation, Change
-from neuroledger.provenance.manifest import Manifest, ManifestDiff
+from neuroledger.provenance._index import AssetRecord, Attestation, Change
+from neuroledger.provenance._manifest import Manifest, ManifestDiff
 
 __all__ = ["VERIFY_EXIT_CODES", "AssetView", "Lineage", "Registration", "Verification"]
 

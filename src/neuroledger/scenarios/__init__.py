@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from neuroledger.scenarios.demo import DemoReport, run_demo
+    from neuroledger.scenarios._demo import DemoReport, run_demo
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 

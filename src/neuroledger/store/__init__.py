@@ -19,7 +19,7 @@ from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from neuroledger.store._base import BlobStore, is_digest
-    from neuroledger.store.files import FileStore
+    from neuroledger.store._files import FileStore
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 
