@@ -50,8 +50,10 @@ $(BIN)/anvil: $(NODE_OK) $(BIN)/python
 demo: setup
 	NEUROLEDGER_HOME="$(CURDIR)/.demo-home" $(BIN)/neuroledger demo
 
+# The whole suite on both cores, one file per worker (a file's tests share module fixtures,
+# and several files are scenarios whose tests run in order).
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The integration tests and the demo again, on embedded nodes that make a block every 2 s
 # as a real network does: nothing may assume a receipt arrives at once. The demo asks for
