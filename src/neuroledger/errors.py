@@ -44,12 +44,14 @@ exits with the error's ``exit_code``::
     │   └── LogCorruptError          log files that fail their check (names the place)
     ├── FederatedError               federated training (aggregation, rounds, updates)
     │   └── PhaseTimeoutError        a message of a round's phase that never came
-    └── PrivacyError                 encrypted assets, grants, the gateway, compute jobs
-        ├── DecryptError             ciphertext that is corrupt or not for this key
-        ├── AccessDeniedError        no valid grant, signature or consent for the request
-        │   └── RequestRefusedError  a request the gateway refused, with its HTTP status
-        ├── ConsentError             a dataset whose rows' subjects cannot be identified
-        └── SandboxError             a compute job refused, killed or failed
+    ├── PrivacyError                 encrypted assets, grants, the gateway, compute jobs
+    │   ├── DecryptError             ciphertext that is corrupt or not for this key
+    │   ├── AccessDeniedError        no valid grant, signature or consent for the request
+    │   │   └── RequestRefusedError  a request the gateway refused, with its HTTP status
+    │   ├── ConsentError             a dataset whose rows' subjects cannot be identified
+    │   └── SandboxError             a compute job refused, killed or failed
+    └── MarketError                  the market: credits, agents, jobs, payments, reputation
+        └── PaymentError             a payment that cannot be made (amount, funds, token)
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ __all__ = [
     "LogCorruptError",
     "MalformedDIDError",
     "ManifestError",
+    "MarketError",
     "MetadataError",
     "NeuroLedgerError",
     "NodeError",
@@ -91,6 +94,7 @@ __all__ = [
     "NodeRPCError",
     "NodeStateCorruptError",
     "NotAuthorizedError",
+    "PaymentError",
     "PhaseTimeoutError",
     "PortInUseError",
     "PrivacyError",
@@ -361,3 +365,13 @@ class ConsentError(PrivacyError):
 
 class SandboxError(PrivacyError):
     """Raised when a compute-to-data job is refused, killed at a limit, or fails."""
+
+
+class MarketError(NeuroLedgerError):
+    """Raised when a market action (credits, agents, jobs, payments, feedback) cannot proceed."""
+
+    exit_code = 17
+
+
+class PaymentError(MarketError):
+    """Raised when a payment cannot be made: a bad amount, too few credits, a foreign token."""

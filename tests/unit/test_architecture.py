@@ -22,7 +22,7 @@ BASE = {"errors", "config", "_fs", "_json", "_lazy", "environment"}
 #: primitives, then infrastructure, then identities, then the features, then the apps.
 #: Everything below the apps.
 _FEATURES = {"core", "chain", "store", "identity", "provenance", "audit", "privacy", "federated",
-             "governance"}  # fmt: skip
+             "governance", "market"}  # fmt: skip
 
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
@@ -34,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "privacy": {"core", "chain", "store", "identity", "provenance"},
     "federated": {"core", "chain", "store", "identity", "provenance"},
     "governance": {"chain", "identity"},
+    "market": {"core", "chain", "store", "identity", "provenance", "audit", "privacy"},
     "scenarios": _FEATURES,
     "cli": _FEATURES | {"scenarios"},
 }

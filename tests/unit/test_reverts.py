@@ -69,9 +69,11 @@ def test_every_reason_names_a_known_source(source: str, reason: str) -> None:
         assert prefix == source.removesuffix(".vy"), f"{source} must name itself: {reason!r}"
     err = revert_error(reason, label="call")
     assert err.contract == prefix and isinstance(err, TransactionRevertedError)
-    if "caller is not" in reason or "missing role" in reason:
+    if "caller is not" in reason or "missing role" in reason or "access is denied" in reason:
         assert isinstance(err, NotAuthorizedError)
-    elif reason.startswith(("ecdsa:", "DIDRegistry: signature")):
+    elif reason.startswith(("ecdsa:", "DIDRegistry: signature")) or reason.endswith(
+        ": invalid signature"
+    ):
         assert isinstance(err, SignatureRejectedError)
     elif reason == "pausable: contract is paused":
         assert isinstance(err, ContractPausedError)

@@ -35,15 +35,15 @@ _PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 #: Every source of revert reasons in the suite: a reason starts with the name of
 #: the contract, or of the snekmate or NeuroLedger module, that raised it.
 REVERT_SOURCES = frozenset({
-    "DIDRegistry", "AssetRegistry", "AuditAnchor", "FederatedTask", "AccessGrants",
+    "DIDRegistry", "AssetRegistry", "AuditAnchor", "FederatedTask", "AccessGrants", "Credits",
     "governed", "ecdsa", "pausable", "ownable", "ownable_2step", "access_control",
-    "timelock_controller",
+    "timelock_controller", "erc20",
 })  # fmt: skip
 
 # What a reason says (after its prefix), and the exception type it maps to; first match wins.
 _REASON_TYPES: list[tuple[re.Pattern[str], type[TransactionRevertedError]]] = [
-    (re.compile(r"caller is not|account is missing role"), NotAuthorizedError),
-    (re.compile(r"^ecdsa:|^[A-Za-z]+: signature"), SignatureRejectedError),
+    (re.compile(r"caller is not|account is missing role|access is denied"), NotAuthorizedError),
+    (re.compile(r"^ecdsa:|^\w+: signature|^\w+: invalid signature$"), SignatureRejectedError),
     (re.compile(r"^pausable: contract is paused"), ContractPausedError),
 ]
 

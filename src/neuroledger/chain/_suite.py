@@ -58,15 +58,20 @@ if TYPE_CHECKING:
 
     from neuroledger.chain._client import Chain
 
-__all__ = ["SUITE", "Suite", "ensure_deployed"]
+__all__ = ["CREDITS_FAUCET_LIMIT", "SUITE", "Suite", "ensure_deployed"]
 
 #: What the embedded node gives a throw-away deployer: the suite costs about 0.01 ETH.
 _DEPLOYER_FUNDING_WEI = 10**18
 
 
+#: The most one call of the credits faucet mints on the embedded chain (10,000 credits of
+#: 6 decimals); a suite on an external chain has no faucet (limit 0).
+CREDITS_FAUCET_LIMIT = 10_000 * 10**6
+
 #: The contract suite in deployment order: each contract with its constructor's
-#: arguments, either a suite contract (its address) or a governance value
-#: (``@delay``, ``@governors``: the proposers and executors, ``@guardian``).
+#: arguments, either a suite contract (its address) or a deployment value
+#: (``@delay``, ``@governors``: the proposers and executors, ``@guardian``,
+#: ``@faucet``: the credits faucet's limit).
 SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("DIDRegistry", ()),
     ("AssetRegistry", ("DIDRegistry",)),
@@ -74,6 +79,7 @@ SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Timelock", ("@delay", "@governors", "@governors")),
     ("FederatedTask", ("Timelock", "@guardian")),
     ("AccessGrants", ("DIDRegistry", "AssetRegistry", "Timelock", "@guardian")),
+    ("Credits", ("@faucet",)),
 )
 
 
@@ -164,7 +170,7 @@ def ensure_deployed(
             if name not in wanted:
                 continue
             artifact = load_artifact(name)
-            args = _constructor_args(record, artifact, dependencies)
+            args = _constructor_args(record, artifact, dependencies, embedded=chain.is_embedded)
             entry = record.contracts.get(name)
             if entry:
                 _check_recorded(chain, name, entry, artifact, args)
@@ -220,14 +226,15 @@ def _check_recorded(
 
 
 def _constructor_args(
-    record: DeploymentRecord, artifact: Artifact, arguments: tuple[str, ...]
+    record: DeploymentRecord, artifact: Artifact, arguments: tuple[str, ...], *, embedded: bool
 ) -> bytes:
     """The ABI-encoded constructor arguments of a suite contract."""
     governance = record.governance or GovernanceSetup(governor=None)
     governors = [governance.governor] if governance.governor else []
     zero = "0x" + "00" * 20
     values = {"@delay": governance.delay, "@governors": governors,
-              "@guardian": governance.guardian or zero}  # fmt: skip
+              "@guardian": governance.guardian or zero,
+              "@faucet": CREDITS_FAUCET_LIMIT if embedded else 0}  # fmt: skip
     constructor: dict[str, Any] = next(
         (e for e in artifact.abi if e["type"] == "constructor"), {"inputs": []}
     )

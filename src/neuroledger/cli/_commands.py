@@ -60,6 +60,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "neuroledger.cli.gov:app",
         "Governance: pause, propose and execute timelocked changes, and see the queue.",
     ),
+    "credits": (
+        "neuroledger.cli.credits:app",
+        "Credits, the market's payment token: faucet, balance, send.",
+    ),
     "demo": (
         "neuroledger.cli.demo:demo",
         "Run the main scenario on a fresh embedded chain and print a report.",

@@ -1,0 +1,37 @@
+"""The open market between AI agents and organizations: credits, payments, and (to come)
+agents, jobs in escrow and reputation from settled deals.
+
+Credits are an ERC-20 token with EIP-2612 ``permit`` and EIP-3009 transfers with
+authorization, the signature an x402 client pays with. Every market client takes its
+token's address, so any EIP-3009 token (USDC on a public chain) works as well.
+
+>>> from neuroledger.market import format_amount, parse_amount
+>>> parse_amount("12.5", 6)
+12500000
+>>> format_amount(12500000, 6)
+'12.5'
+
+On a chain (see docs/market.md)::
+
+    credits = Credits(chain, keystore)
+    credits.faucet("lab", parse_amount("100", credits.decimals), by="lab")
+    auth = credits.authorize("triage-agent", 250_000, by="lab")  # signed, not sent
+    credits.settle(auth, by="facilitator")                       # anyone may submit it
+"""
+
+from typing import TYPE_CHECKING
+
+from neuroledger._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from neuroledger.market._credits import (
+        AUTHORIZATION_TYPES,
+        Authorization,
+        Credits,
+        format_amount,
+        parse_amount,
+    )
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
+
+__all__ = ["AUTHORIZATION_TYPES", "Authorization", "Credits", "format_amount", "parse_amount"]
