@@ -87,6 +87,24 @@ class Authorization:
         return [self.payer, self.to, self.value, self.valid_after, self.valid_before,
                 self.nonce, v if v >= 27 else v + 27, r, s]  # fmt: skip
 
+    @classmethod
+    def from_x402(cls, payload: Any) -> Authorization:
+        """The authorization in an ``exact`` scheme EVM payload (a ``transfer``), each field
+        checked for type, size and encoding; a bad field raises :class:`PaymentError`."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("authorization"), dict):
+            raise PaymentError("the payment payload has no `authorization` object")
+        auth = payload["authorization"]
+        return cls(
+            kind="transfer",
+            payer=_address(auth.get("from"), "from"),
+            to=_address(auth.get("to"), "to"),
+            value=_uint(auth.get("value"), "value"),
+            valid_after=_uint(auth.get("validAfter"), "validAfter"),
+            valid_before=_uint(auth.get("validBefore"), "validBefore"),
+            nonce=_hex(auth.get("nonce"), "nonce", 32),
+            signature=_hex(payload.get("signature"), "signature", 65),
+        )
+
     def to_x402(self) -> dict[str, Any]:
         """The ``exact`` scheme's EVM payload: numbers as decimal strings."""
         return {
@@ -97,6 +115,32 @@ class Authorization:
                 "nonce": "0x" + self.nonce.hex(),
             },
         }  # fmt: skip
+
+
+def _address(value: Any, name: str) -> str:
+    if not isinstance(value, str) or len(value) != 42 or not is_address(value):
+        raise PaymentError(f"authorization field `{name}` is not an address (0x and 40 hex digits)")
+    return to_checksum_address(value)
+
+
+def _uint(value: Any, name: str) -> int:
+    if not isinstance(value, str) or not value.isdigit() or len(value) > 78 or not value.isascii():
+        raise PaymentError(f"authorization field `{name}` is not a decimal string of a uint256")
+    number = int(value)
+    if number >= 2**256:
+        raise PaymentError(f"authorization field `{name}` is larger than a uint256")
+    return number
+
+
+def _hex(value: Any, name: str, size: int) -> bytes:
+    if not isinstance(value, str) or len(value) != 2 + 2 * size or not value.startswith("0x"):
+        raise PaymentError(f"authorization field `{name}` is not 0x and {2 * size} hex digits")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        raise PaymentError(
+            f"authorization field `{name}` is not 0x and {2 * size} hex digits"
+        ) from None
 
 
 class Credits:
