@@ -80,6 +80,7 @@ SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("FederatedTask", ("Timelock", "@guardian")),
     ("AccessGrants", ("DIDRegistry", "AssetRegistry", "Timelock", "@guardian")),
     ("Credits", ("@faucet",)),
+    ("AgentRegistry", ()),
 )
 
 
