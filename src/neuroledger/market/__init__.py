@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from neuroledger.market._agents import Agents, AgentView
+    from neuroledger.market._card import REGISTRATION_TYPE, AgentCard, Service, data_uri, read_uri
     from neuroledger.market._credits import (
         AUTHORIZATION_TYPES,
         Authorization,
@@ -34,4 +36,17 @@ if TYPE_CHECKING:
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 
-__all__ = ["AUTHORIZATION_TYPES", "Authorization", "Credits", "format_amount", "parse_amount"]
+__all__ = [
+    "AUTHORIZATION_TYPES",
+    "REGISTRATION_TYPE",
+    "AgentCard",
+    "AgentView",
+    "Agents",
+    "Authorization",
+    "Credits",
+    "Service",
+    "data_uri",
+    "format_amount",
+    "parse_amount",
+    "read_uri",
+]
