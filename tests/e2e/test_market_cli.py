@@ -28,3 +28,49 @@ def test_credits_faucet_balance_send(cli) -> None:  # noqa: F811
     bad = cli("credits", "send", "lab", "1.0000001", "--from", "triage-agent", ok=False)
     assert bad.returncode == 17 and "more than the token's 6 decimal places" in bad.stderr
     assert json.loads(cli("credits", "balance", "lab", "--json").stdout)["credits"] == "37.75"
+
+
+def test_market_agent_register_show_list_find(cli) -> None:  # noqa: F811
+    cli("identity", "create", "triage-agent", "--kind", "agent")
+    cli("identity", "create", "labeler", "--kind", "agent")
+    made = json.loads(cli("market", "agent", "register", "triage-agent", "--description", "triage",
+                          "--service", "A2A=https://triage.example/card.json@0.3.0",
+                          "--service", "email=ops@triage.example", "--x402", "--json").stdout)  # fmt: skip
+    assert made["verified"] and made["agentId"] == 0
+    services = {s["name"]: s for s in made["card"]["services"]}
+    assert services["A2A"] == {
+        "name": "A2A",
+        "endpoint": "https://triage.example/card.json",
+        "version": "0.3.0",
+    }
+    assert services["email"]["endpoint"] == "ops@triage.example" and services["DID"][
+        "endpoint"
+    ].startswith("did:ethr:")
+    cli(
+        "market",
+        "agent",
+        "register",
+        "labeler",
+        "--description",
+        "labels",
+        "--trust",
+        "crypto-economic",
+    )
+    shown = cli("market", "agent", "show", "0").stdout
+    assert shown.startswith("agent 0  triage-agent  [DID, A2A, email]") and "verified" in shown
+    listed = json.loads(cli("market", "agent", "list", "--json").stdout)
+    assert [a["agentId"] for a in listed] == [0, 1]
+    found = json.loads(
+        cli("market", "agent", "find", "--service", "A2A", "--trust", "reputation", "--json").stdout
+    )
+    assert [a["agentId"] for a in found] == [0]
+    assert (
+        cli("market", "agent", "find", "--trust", "tee-attestation").stdout.strip()
+        == "no agent matches"
+    )
+    bad = cli(
+        "market", "agent", "register", "labeler", "--description", "x", "--service", "A2A", ok=False
+    )
+    assert bad.returncode == 17 and "write NAME=ENDPOINT or NAME=ENDPOINT@VERSION" in bad.stderr
+    missing = cli("market", "agent", "show", "7", ok=False)
+    assert missing.returncode == 17 and "no agent 7" in missing.stderr

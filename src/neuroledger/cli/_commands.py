@@ -60,6 +60,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "neuroledger.cli.gov:app",
         "Governance: pause, propose and execute timelocked changes, and see the queue.",
     ),
+    "market": (
+        "neuroledger.cli.market:app",
+        "The agent market: register and find agents (ERC-8004).",
+    ),
     "credits": (
         "neuroledger.cli.credits:app",
         "Credits, the market's payment token: faucet, balance, send.",
