@@ -81,6 +81,7 @@ SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("AccessGrants", ("DIDRegistry", "AssetRegistry", "Timelock", "@guardian")),
     ("Credits", ("@faucet",)),
     ("AgentRegistry", ()),
+    ("JobEscrow", ("Credits", "Timelock", "@guardian")),
 )
 
 

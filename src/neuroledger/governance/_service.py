@@ -26,7 +26,7 @@ from neuroledger.identity import Keystore
 __all__ = ["CHANGES", "GOVERNED", "ContractState", "Governance", "GovernanceStatus", "Operation"]
 
 #: The contracts a guardian pauses and the timelock owns.
-GOVERNED = ("FederatedTask", "AccessGrants")
+GOVERNED = ("FederatedTask", "AccessGrants", "JobEscrow")
 
 #: What may be proposed: contract -> function -> its argument types.
 CHANGES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -36,6 +36,11 @@ CHANGES: dict[str, dict[str, tuple[str, ...]]] = {
         "transfer_ownership": ("address",),
     },
     "AccessGrants": {"setGuardian": ("address",), "transfer_ownership": ("address",)},
+    "JobEscrow": {
+        "setFee": ("uint256", "address"),
+        "setGuardian": ("address",),
+        "transfer_ownership": ("address",),
+    },
     "Timelock": {"update_delay": ("uint256",)},
 }
 
@@ -119,6 +124,8 @@ class Governance:
         parameters = {}
         if name == "FederatedTask":
             parameters["maxDuration"] = int(c.functions.maxDuration().call())
+        if name == "JobEscrow":
+            parameters["feeBps"] = int(c.functions.feeBps().call())
         return ContractState(
             name=name,
             address=c.address,
