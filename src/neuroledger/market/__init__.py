@@ -33,17 +33,21 @@ if TYPE_CHECKING:
         format_amount,
         parse_amount,
     )
+    from neuroledger.market._jobs import STATUSES, Jobs, JobView
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "AUTHORIZATION_TYPES",
     "REGISTRATION_TYPE",
+    "STATUSES",
     "AgentCard",
     "AgentView",
     "Agents",
     "Authorization",
     "Credits",
+    "JobView",
+    "Jobs",
     "Service",
     "data_uri",
     "format_amount",
