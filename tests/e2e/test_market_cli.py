@@ -74,3 +74,23 @@ def test_market_agent_register_show_list_find(cli) -> None:  # noqa: F811
     assert bad.returncode == 17 and "write NAME=ENDPOINT or NAME=ENDPOINT@VERSION" in bad.stderr
     missing = cli("market", "agent", "show", "7", ok=False)
     assert missing.returncode == 17 and "no agent 7" in missing.stderr
+
+
+def test_market_job_lifecycle(cli) -> None:  # noqa: F811
+    for name in ("lab", "labeler", "reviewer"):
+        cli("identity", "create", name, "--kind", "agent")
+    cli("credits", "faucet", "lab", "--amount", "100")
+    made = json.loads(cli("market", "job", "create", "--from", "lab", "--provider", "labeler",
+                          "--evaluator", "reviewer", "--description", "label 1,000 X-rays",
+                          "--budget", "12.5", "--json").stdout)  # fmt: skip
+    job = str(made["job_id"])
+    assert made["status"] == "open" and made["budget"] == 12_500_000
+    assert "FUNDED" in cli("market", "job", "fund", job, "--from", "lab").stdout
+    cli("market", "job", "submit", job, "0x" + "42" * 32, "--from", "labeler")
+    done = json.loads(cli("market", "job", "complete", job, "--from", "reviewer", "--json").stdout)
+    assert done["status"] == "completed" and done["deliverable"] == "0x" + "42" * 32
+    assert json.loads(cli("credits", "balance", "labeler", "--json").stdout)["credits"] == "12.5"
+    again = cli("market", "job", "complete", job, "--from", "reviewer", ok=False)
+    assert again.returncode == 4 and "JobEscrow: job is not submitted" in again.stderr
+    bad = cli("market", "job", "submit", job, "result.bin", "--from", "labeler", ok=False)
+    assert bad.returncode == 17 and "is not an asset id" in bad.stderr

@@ -62,7 +62,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "market": (
         "neuroledger.cli.market:app",
-        "The agent market: register and find agents (ERC-8004).",
+        "The agent market: agents (ERC-8004) and jobs in escrow (ERC-8183).",
     ),
     "credits": (
         "neuroledger.cli.credits:app",
