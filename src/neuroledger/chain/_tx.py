@@ -27,6 +27,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 
@@ -97,6 +98,17 @@ class Receipt:
     status: int
     logs: list[Any]
     contract_address: str | None = None
+
+    def first_indexed(self, event: str) -> int | None:
+        """The first indexed argument (as a number) of the first ``event`` this transaction
+        logged, e.g. ``"Registered(uint256,string,address)"``; None if it logged none."""
+        topic = keccak(text=event)
+        for log in self.logs:
+            topics = [bytes.fromhex(t.removeprefix("0x")) if isinstance(t, str) else bytes(t)
+                      for t in log["topics"]]  # fmt: skip
+            if len(topics) > 1 and topics[0] == topic:
+                return int.from_bytes(topics[1], "big")
+        return None
 
 
 class TransactionSender:

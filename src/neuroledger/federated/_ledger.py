@@ -80,9 +80,7 @@ class TaskState:
         return STATUS_NAMES.get(self.status, "unknown")
 
 
-_TASK_CREATED = "0x" + Web3.keccak(
-    text="TaskCreated(uint256,address,bytes32,bytes32,uint32,uint32,uint256,uint256,uint256)"
-).hex().removeprefix("0x")
+_TASK_CREATED = "TaskCreated(uint256,address,bytes32,bytes32,uint32,uint32,uint256,uint256,uint256)"
 
 
 def vector_digest(vector: np.ndarray) -> str:
@@ -176,14 +174,9 @@ class TaskLedger:
             ],
             value=pool_wei,
         )
-        topic = _TASK_CREATED
-        for log in receipt.logs:
-            topics = [
-                "0x" + (t if isinstance(t, str) else t.hex()).removeprefix("0x")
-                for t in log["topics"]
-            ]
-            if topics and topics[0].lower() == topic:
-                return int(topics[1], 16)
+        task_id: int | None = receipt.first_indexed(_TASK_CREATED)
+        if task_id is not None:
+            return task_id
         raise FederatedError(f"createTask was mined in {receipt.tx_hash} but logged no task")
 
     def record_round(

@@ -27,7 +27,7 @@ HASH_KEY = "registrationHash"
 DID_KEY = "did"
 #: The most agents one discovery scan reads (pages of 100).
 MAX_SCAN = 2000
-_REGISTERED = "0x" + keccak(text="Registered(uint256,string,address)").hex()
+_REGISTERED = "Registered(uint256,string,address)"
 
 
 @dataclass(frozen=True)
@@ -169,10 +169,7 @@ class Agents:
 
 
 def _registered_id(receipt: Receipt) -> int:
-    for log in receipt.logs:
-        topics = [
-            "0x" + (t if isinstance(t, str) else t.hex()).removeprefix("0x") for t in log["topics"]
-        ]
-        if topics and topics[0].lower() == _REGISTERED:
-            return int(topics[1], 16)
-    raise MarketError(f"register was mined in {receipt.tx_hash} but logged no agent")
+    found = receipt.first_indexed(_REGISTERED)
+    if found is None:
+        raise MarketError(f"register was mined in {receipt.tx_hash} but logged no agent")
+    return found

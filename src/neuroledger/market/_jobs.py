@@ -24,7 +24,7 @@ __all__ = ["STATUSES", "JobView", "Jobs"]
 
 STATUSES = ("open", "funded", "submitted", "completed", "rejected", "expired")
 _ZERO = "0x" + "00" * 20
-_CREATED = "0x" + keccak(text="JobCreated(uint256,address,address,address,uint256,address)").hex()
+_CREATED = "JobCreated(uint256,address,address,address,uint256,address)"
 _ASSET_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
 
 
@@ -158,10 +158,7 @@ def _reason(reason: bytes) -> bytes:
 
 
 def _created_id(receipt: Receipt) -> int:
-    for log in receipt.logs:
-        topics = [
-            "0x" + (t if isinstance(t, str) else t.hex()).removeprefix("0x") for t in log["topics"]
-        ]
-        if topics and topics[0].lower() == _CREATED:
-            return int(topics[1], 16)
-    raise MarketError(f"createJob was mined in {receipt.tx_hash} but logged no job")
+    found = receipt.first_indexed(_CREATED)
+    if found is None:
+        raise MarketError(f"createJob was mined in {receipt.tx_hash} but logged no job")
+    return found
