@@ -281,9 +281,13 @@ class CreditsMachine(RuleBasedStateMachine):
         with boa.swap_env(self.env):
             self.token = deploy("Credits", LIMIT)
         self.accounts: list[LocalAccount] = [Account.create() for _ in range(3)]
-        self.balances = {a.address: 0 for a in self.accounts}
+        with boa.swap_env(self.env):  # funded from the start, so that payments go through
+            for account in self.accounts:
+                self.token.faucet(account.address, LIMIT)
+        self.balances = {a.address: LIMIT for a in self.accounts}
         self.used: set[tuple[str, bytes]] = set()
         self.signed: list[tuple[dict[str, Any], tuple]] = []
+        self.outcomes: set[bool] = set()
 
     @rule(who=st.integers(0, 2), amount=st.integers(0, LIMIT))
     def faucet(self, who: int, amount: int) -> None:
@@ -312,6 +316,7 @@ class CreditsMachine(RuleBasedStateMachine):
                 self._submit(self.token.transferWithAuthorization, message, signature, ok)
 
     def _submit(self, function: Any, message: dict[str, Any], signature: tuple, ok: bool) -> None:
+        self.outcomes.add(ok)
         if ok:
             function(*args(message), *signature)
             self.balances[message["from"]] -= message["value"]
@@ -359,6 +364,21 @@ class CreditsMachine(RuleBasedStateMachine):
             for message, _ in self.signed:
                 key = (message["from"], message["nonce"])
                 assert self.token.authorizationState(*key) == (key in self.used)
+
+
+def test_the_credits_machine_both_pays_and_refuses() -> None:
+    """The machine is only worth its invariants if its runs settle payments and refuse some."""
+    seen: set[bool] = set()
+
+    class Counting(CreditsMachine):
+        def teardown(self) -> None:
+            seen.update(getattr(self, "outcomes", set()))
+
+    run = Counting.TestCase
+    run.settings = settings(max_examples=10, stateful_step_count=15, deadline=None, derandomize=True,
+                            suppress_health_check=list(HealthCheck))  # fmt: skip
+    run("runTest").runTest()
+    assert seen == {True, False}
 
 
 TestCreditsMachine = CreditsMachine.TestCase
