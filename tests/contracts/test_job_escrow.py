@@ -388,6 +388,7 @@ class EscrowMachine(RuleBasedStateMachine):
             assert sum(m.token.balanceOf(p) for p in parties) == self.total
 
 
+@pytest.mark.slow
 def test_the_escrow_machine_reaches_every_action() -> None:
     """The machine below is only worth its invariants if its random runs do everything."""
     reached: set[str] = set()
@@ -404,5 +405,5 @@ def test_the_escrow_machine_reaches_every_action() -> None:
 
 
 TestEscrowMachine = EscrowMachine.TestCase
-TestEscrowMachine.settings = settings(max_examples=20, stateful_step_count=25, deadline=None,
+TestEscrowMachine.settings = settings(max_examples=12, stateful_step_count=25, deadline=None,
                                       suppress_health_check=list(HealthCheck))  # fmt: skip
