@@ -286,7 +286,7 @@ class CreditsMachine(RuleBasedStateMachine):
                 self.token.faucet(account.address, LIMIT)
         self.balances = {a.address: LIMIT for a in self.accounts}
         self.used: set[tuple[str, bytes]] = set()
-        self.signed: list[tuple[dict[str, Any], tuple]] = []
+        self.signed: list[tuple[dict[str, Any], tuple, str]] = []
         self.outcomes: set[bool] = set()
 
     @rule(who=st.integers(0, 2), amount=st.integers(0, LIMIT))
@@ -307,7 +307,7 @@ class CreditsMachine(RuleBasedStateMachine):
             message = authorization(account, receiver, amount, after=after, before=before)
             kind = "ReceiveWithAuthorization" if receive else "TransferWithAuthorization"
             signature = sign(self.token, account, kind, message)
-            self.signed.append((message, signature))
+            self.signed.append((message, signature, kind))
             ok = window == "open" and self.balances[account.address] >= amount
             if receive:
                 with boa.env.prank(receiver):
@@ -330,13 +330,17 @@ class CreditsMachine(RuleBasedStateMachine):
     def replay_or_cancel(self, data: st.DataObject) -> None:
         if not self.signed:
             return
-        message, signature = data.draw(st.sampled_from(self.signed))
+        message, signature, kind = data.draw(st.sampled_from(self.signed))
         payer = next(a for a in self.accounts if a.address == message["from"])
         key = (message["from"], message["nonce"])
         with boa.swap_env(self.env):
-            if data.draw(st.booleans()):  # replay: refused whatever happened before
-                with boa.reverts():
-                    self.token.transferWithAuthorization(*args(message), *signature)
+            if data.draw(st.booleans()):
+                # Submitted again as a transfer: it goes through only if it is a transfer
+                # authorization, unused, inside its window now, and the payer can pay.
+                ok = (kind == "TransferWithAuthorization" and key not in self.used
+                      and message["validAfter"] < now() < message["validBefore"]
+                      and self.balances[message["from"]] >= message["value"])  # fmt: skip
+                self._submit(self.token.transferWithAuthorization, message, signature, ok)
             elif key in self.used:
                 cancel = {"authorizer": payer.address, "nonce": message["nonce"]}
                 with boa.reverts("Credits: authorization is used or canceled"):
@@ -361,7 +365,7 @@ class CreditsMachine(RuleBasedStateMachine):
             for address, balance in self.balances.items():
                 assert self.token.balanceOf(address) == balance
             assert self.token.totalSupply() == sum(self.balances.values())
-            for message, _ in self.signed:
+            for message, _, _ in self.signed:
                 key = (message["from"], message["nonce"])
                 assert self.token.authorizationState(*key) == (key in self.used)
 
