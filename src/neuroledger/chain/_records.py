@@ -72,6 +72,9 @@ class DeploymentRecord:
     contracts: dict[str, dict[str, Any]] = field(default_factory=dict)
     rpc_urls: list[str] = field(default_factory=list)
     governance: GovernanceSetup | None = None
+    #: The most one call of the credits faucet mints (0: no faucet), fixed at deployment:
+    #: every home that reads this record, embedded or not, expects the same Credits.
+    faucet_limit: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the record as stored on disk."""
@@ -81,6 +84,7 @@ class DeploymentRecord:
             "contracts": self.contracts,
             "rpc_urls": self.rpc_urls,
             "governance": self.governance.to_json() if self.governance else None,
+            "faucet_limit": self.faucet_limit,
         }
 
 
@@ -108,6 +112,7 @@ class DeploymentStore:
             governance=GovernanceSetup.from_json(data["governance"])
             if data.get("governance")
             else None,
+            faucet_limit=None if data.get("faucet_limit") is None else int(data["faucet_limit"]),
         )
 
     def set_aside(self, chain_id: int) -> Path | None:

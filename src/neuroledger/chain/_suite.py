@@ -165,6 +165,9 @@ def ensure_deployed(
                 guardian=deployer.address if deployer else None,
             )
             changed = True
+        if record.faucet_limit is None:  # fixed once, by the home that deploys
+            record.faucet_limit = CREDITS_FAUCET_LIMIT if chain.is_embedded else 0
+            changed = True
         if chain.url not in record.rpc_urls and not chain.is_embedded:
             record.rpc_urls.append(chain.url)
             changed = True
@@ -172,7 +175,7 @@ def ensure_deployed(
             if name not in wanted:
                 continue
             artifact = load_artifact(name)
-            args = _constructor_args(record, artifact, dependencies, embedded=chain.is_embedded)
+            args = _constructor_args(record, artifact, dependencies)
             entry = record.contracts.get(name)
             if entry:
                 _check_recorded(chain, name, entry, artifact, args)
@@ -228,7 +231,7 @@ def _check_recorded(
 
 
 def _constructor_args(
-    record: DeploymentRecord, artifact: Artifact, arguments: tuple[str, ...], *, embedded: bool
+    record: DeploymentRecord, artifact: Artifact, arguments: tuple[str, ...]
 ) -> bytes:
     """The ABI-encoded constructor arguments of a suite contract."""
     governance = record.governance or GovernanceSetup(governor=None)
@@ -236,7 +239,7 @@ def _constructor_args(
     zero = "0x" + "00" * 20
     values = {"@delay": governance.delay, "@governors": governors,
               "@guardian": governance.guardian or zero,
-              "@faucet": CREDITS_FAUCET_LIMIT if embedded else 0}  # fmt: skip
+              "@faucet": record.faucet_limit or 0}  # fmt: skip
     constructor: dict[str, Any] = next(
         (e for e in artifact.abi if e["type"] == "constructor"), {"inputs": []}
     )
