@@ -253,8 +253,9 @@ def test_ctrl_c_ends_the_process_even_when_the_interrupt_is_swallowed() -> None:
         "signal.signal(signal.SIGINT, m._on_interrupt)\n"
         "print('ready', flush=True)\n"
         "while True:\n"
-        "    try:\n"
-        "        time.sleep(0.05)\n"
+        "    try:\n"  # the loop inside the try: the one interrupt can land nowhere else
+        "        while True:\n"
+        "            time.sleep(0.05)\n"
         "    except KeyboardInterrupt:\n"
         "        pass  # swallowed, as Python does in a finalizer\n"
     )
