@@ -251,9 +251,13 @@ def test_ctrl_c_ends_the_process_even_when_the_interrupt_is_swallowed() -> None:
         "import signal, time, neuroledger.cli.main as m\n"
         "m._UNWIND_SECONDS = 0.5\n"
         "signal.signal(signal.SIGINT, m._on_interrupt)\n"
-        "print('ready', flush=True)\n"
+        "ready = False\n"
         "while True:\n"
-        "    try:\n"  # the loop inside the try: the one interrupt can land nowhere else
+        # `ready` is printed inside the try too: the parent may signal before print returns.
+        "    try:\n"
+        "        if not ready:\n"
+        "            ready = True\n"
+        "            print('ready', flush=True)\n"
         "        while True:\n"
         "            time.sleep(0.05)\n"
         "    except KeyboardInterrupt:\n"
