@@ -12,7 +12,6 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
 from neuroledger.chain import Chain, Receipt, contract_call
@@ -59,7 +58,7 @@ class Jobs:
         self.credits = Credits(chain, keystore, token=self.escrow.functions.paymentToken().call())
 
     def _address(self, who: str) -> str:
-        return self.credits.address_of(who) if not is_address(who) else to_checksum_address(who)
+        return self.credits.address_of(who)  # an address, or a local identity's wallet
 
     # -- the client --------------------------------------------------------------------
     def create(self, *, by: str, evaluator: str, expires_in: int, description: str,
