@@ -82,6 +82,7 @@ SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Credits", ("@faucet",)),
     ("AgentRegistry", ()),
     ("JobEscrow", ("Credits", "Timelock", "@guardian")),
+    ("PaymentSettler", ()),
 )
 
 
