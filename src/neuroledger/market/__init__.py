@@ -33,7 +33,11 @@ if TYPE_CHECKING:
         format_amount,
         parse_amount,
     )
+    from neuroledger.market._facilitator import Facilitator, Settlement
     from neuroledger.market._jobs import STATUSES, Jobs, JobView
+    from neuroledger.market._pay import PaidResponse, pay
+    from neuroledger.market._service import AgentService
+    from neuroledger.market._x402 import Requirements, X402Error
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 
@@ -42,15 +46,22 @@ __all__ = [
     "REGISTRATION_TYPE",
     "STATUSES",
     "AgentCard",
+    "AgentService",
     "AgentView",
     "Agents",
     "Authorization",
     "Credits",
+    "Facilitator",
     "JobView",
     "Jobs",
+    "PaidResponse",
+    "Requirements",
     "Service",
+    "Settlement",
+    "X402Error",
     "data_uri",
     "format_amount",
     "parse_amount",
+    "pay",
     "read_uri",
 ]
