@@ -94,3 +94,62 @@ def test_market_job_lifecycle(cli) -> None:  # noqa: F811
     assert again.returncode == 4 and "JobEscrow: job is not submitted" in again.stderr
     bad = cli("market", "job", "submit", job, "result.bin", "--from", "labeler", ok=False)
     assert bad.returncode == 17 and "is not an asset id" in bad.stderr
+
+
+def test_market_serve_and_pay_per_call(cli, tmp_path) -> None:  # noqa: F811
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+    import numpy as np
+
+    from neuroledger.federated._run_records import write_model
+
+    cli("identity", "create", "lab", "--kind", "org")
+    cli("identity", "create", "triage-agent", "--kind", "agent")
+    cli("credits", "faucet", "lab", "--amount", "5")
+    model = tmp_path / "model"
+    w = np.zeros(3 * 2 + 2)
+    w[0], w[1] = -1.0, 1.0  # feature 0 below 0 says class 0, above 0 class 1
+    write_model(model, w, features=3, classes=2, extra={})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "neuroledger"), "market", "serve", "triage-agent",
+         "--model", str(model), "--price", "0.25", "--port", str(port)],
+        env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/predict"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                time.sleep(0.2)
+        body = json.dumps({"features": [[-2.0, 0.0, 0.0], [2.0, 0.0, 0.0]]})
+        refused = cli("market", "pay", url, "--from", "lab", "--body", body, ok=False)
+        assert refused.returncode == 17 and refused.stderr.count("\n") == 1
+        assert "costs 0.25 of token" in refused.stderr and "--max-price" in refused.stderr
+        paid = json.loads(cli("market", "pay", url, "--from", "lab", "--body", body,
+                              "--max-price", "0.25", "--json").stdout)  # fmt: skip
+        assert paid["status"] == 200 and paid["paid"] == "0.25" and paid["transaction"]
+        assert paid["answer"]["classes"] == [0, 1]
+        bad = cli("market", "pay", url, "--from", "lab", "--body", "{\"features\": 1}",
+                  "--max-price", "1", "--json", ok=False)  # fmt: skip
+        assert bad.returncode == 1 and json.loads(bad.stdout)["status"] == 422
+        assert json.loads(bad.stdout)["paid"] == "0"  # a bad request is refused before payment
+        balance = json.loads(cli("credits", "balance", "triage-agent", "--json").stdout)
+        assert balance["credits"] == "0.25"
+    finally:
+        server.send_signal(signal.SIGINT)  # Ctrl-C: the last checkpoint covers every call
+        out, err = server.communicate(timeout=30)
+    entries = cli("audit", "export", "paid-calls", ok=False)
+    assert entries.returncode == 0 and entries.stdout.count('"paid-call"') == 1, (out, err)

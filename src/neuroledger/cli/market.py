@@ -10,6 +10,7 @@ import typer
 from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import context_of, emit
 from neuroledger.cli._market_jobs import app as job_app
+from neuroledger.cli._market_pay import pay, serve
 from neuroledger.cli._options import JsonOpt
 from neuroledger.errors import MarketError
 from neuroledger.market import Agents, AgentView, Service
@@ -18,6 +19,8 @@ app = typer.Typer(help=help_of("market"))
 agent_app = typer.Typer(help="Agents: register, show, list, find (ERC-8004 registry).")
 app.add_typer(agent_app, name="agent")
 app.add_typer(job_app, name="job")
+app.command("serve")(serve)
+app.command("pay")(pay)
 
 
 def _agents(ctx: typer.Context) -> Agents:

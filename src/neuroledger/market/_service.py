@@ -19,6 +19,7 @@ Each paid route answers an unpaid request with ``402`` and a ``PAYMENT-REQUIRED`
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -67,14 +68,19 @@ class AgentService:
         self.card = card
         self.on_paid = on_paid
         self.routes: dict[str, tuple[int, str, Handler]] = {}
+        self.checks: dict[str, Callable[[Any], None]] = {}
 
-    def paid(self, path: str, *, price: int, description: str = "") -> Callable[[Handler], Handler]:
-        """Register ``fn`` as ``POST path`` at ``price`` atomic units per call."""
+    def paid(self, path: str, *, price: int, description: str = "",
+             check: Callable[[Any], None] | None = None) -> Callable[[Handler], Handler]:  # fmt: skip
+        """Register ``fn`` as ``POST path`` at ``price`` atomic units per call. ``check``
+        (raising ValueError) refuses a bad request with 422 before anything is charged."""
         if not path.startswith("/") or price <= 0:
             raise ValueError("a paid route needs a path starting with / and a price above 0")
 
         def register(fn: Handler) -> Handler:
             self.routes[path] = (price, description, fn)
+            if check is not None:
+                self.checks[path] = check
             return fn
 
         return register
@@ -121,20 +127,22 @@ class AgentService:
     def _endpoint(self, path: str) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             req = self.requirements(path, str(request.url))
-            v2, v1 = (
-                request.headers.get(HEADERS["payment"]),
-                request.headers.get(HEADERS["payment_v1"]),
-            )
-            if v2 is None and v1 is None:
-                return _payment_required(
-                    req, "payment_required", "this route is paid; see PAYMENT-REQUIRED"
-                )
+            v2 = request.headers.get(HEADERS["payment"])
+            v1 = request.headers.get(HEADERS["payment_v1"])
             body = await _read_json(request)
             if isinstance(body, JSONResponse):
                 return body
+            if path in self.checks:
+                try:
+                    self.checks[path](body)
+                except ValueError as exc:  # nothing charged for a request that cannot be served
+                    return JSONResponse({"error": str(exc)}, status_code=422)
+            if v2 is None and v1 is None:
+                return _payment_required(req, "payment_required",
+                                         "this route is paid; see PAYMENT-REQUIRED")  # fmt: skip
             try:
-                payment = parse_payment(v2 if v2 is not None else str(v1), version=2 if v2 is not None else 1,
-                                        network=self.facilitator.network)  # fmt: skip
+                header, version = (v2, 2) if v2 is not None else (str(v1), 1)
+                payment = parse_payment(header, version=version, network=self.facilitator.network)
                 self._bind(payment, req, path)
                 return await self._serve(payment, req, path, body)
             except X402Error as exc:
@@ -183,7 +191,9 @@ class AgentService:
         await run_in_threadpool(self.calls.served, auth.payer, auth.nonce, status, raw)
         if self.on_paid is not None:
             event = {"route": path, "payer": auth.payer, "amount": str(auth.value),
-                     "nonce": "0x" + auth.nonce.hex(), "transaction": tx, "status": status}  # fmt: skip
+                     "nonce": "0x" + auth.nonce.hex(), "transaction": tx, "status": status,
+                     "input_digest": "sha256:" + hashlib.sha256(json.dumps(body).encode()).hexdigest(),
+                     "output_digest": "sha256:" + hashlib.sha256(raw).hexdigest()}  # fmt: skip
             await run_in_threadpool(self.on_paid, event)
         return self._answer(payment, req, tx, status, raw)
 
