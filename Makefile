@@ -90,6 +90,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_audit.py
 	$(BIN)/python benchmarks/bench_fl.py
 	$(BIN)/python benchmarks/bench_privacy.py
+	$(BIN)/python benchmarks/bench_x402.py
 	$(BIN)/python benchmarks/bench_startup.py
 
 lint: setup

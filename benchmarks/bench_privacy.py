@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, machine, write_section
+from _common import ROOT, free_port, load, machine, write_section
 
 from neuroledger.privacy import age
 
@@ -157,45 +157,6 @@ def bench_encryption(work: Path, size_mib: int, repeats: int) -> dict[str, dict[
 
 
 # -- gateway --------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _load(port: int, bodies: list[bytes] | None, count: int, connections: int, path: str
-                ) -> tuple[float, dict[int, int]]:  # fmt: skip
-    """Send ``count`` requests over ``connections`` keep-alive connections; return (req/s, statuses)."""
-    statuses: dict[int, int] = {}
-    next_index = 0
-
-    async def worker() -> None:
-        nonlocal next_index
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while next_index < count:
-            i = next_index
-            next_index += 1
-            if bodies is None:
-                writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            else:
-                body = bodies[i]
-                writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
-            statuses[status] = statuses.get(status, 0) + 1
-        writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    return count / (time.perf_counter() - started), statuses
-
-
 def bench_gateway(work: Path, requests: int) -> dict[str, float]:
     from neuroledger.chain._client import Chain
     from neuroledger.config import KdfParams, Settings
@@ -246,7 +207,7 @@ def bench_gateway(work: Path, requests: int) -> dict[str, float]:
     results: dict[str, float] = {}
 
     def serve(cache_blocks: int) -> tuple[subprocess.Popen[bytes], int]:
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen(
             ["taskset", "-c", "0", cli, "gateway", "serve", "--owner", "hospital", "--port", str(port),
              "--log", f"access-{cache_blocks}", "--cache-blocks", str(cache_blocks), "--rate", "1000000",
@@ -269,13 +230,13 @@ def bench_gateway(work: Path, requests: int) -> dict[str, float]:
     try:
         proc, port = serve(5)
         asyncio.run(
-            _load(port, signed(500), 500, 32, "/v1/access")
+            load(port, signed(500), 500, 32, "/v1/access")
         )  # warm up the cache and the JIT-free paths
         bodies = signed(requests)
-        rate, statuses = asyncio.run(_load(port, bodies, requests, 64, "/v1/access"))
+        rate, statuses = asyncio.run(load(port, bodies, requests, 64, "/v1/access"))
         assert statuses == {200: requests}, statuses
         results["cached"] = rate
-        base, statuses = asyncio.run(_load(port, None, requests, 64, "/v1/health"))
+        base, statuses = asyncio.run(load(port, None, requests, 64, "/v1/health"))
         assert statuses == {200: requests}, statuses
         results["health"] = base
 
@@ -320,7 +281,7 @@ def bench_gateway(work: Path, requests: int) -> dict[str, float]:
         )
         proc, port = serve(0)
         n = max(requests // 4, 1000)
-        rate, statuses = asyncio.run(_load(port, signed(n), n, 64, "/v1/access"))
+        rate, statuses = asyncio.run(load(port, signed(n), n, 64, "/v1/access"))
         assert statuses == {200: n}, statuses
         results["uncached"] = rate
         proc.terminate()

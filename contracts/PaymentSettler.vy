@@ -21,6 +21,11 @@
 """
 
 
+interface IEIP3009:
+    def authorizationState(authorizer: address, nonce: bytes32) -> bool: view
+    def balanceOf(owner: address) -> uint256: view
+
+
 struct Payment:
     payer: address
     payee: address
@@ -94,6 +99,25 @@ def settle(token: address, payments: DynArray[Payment, MAX_BATCH]) -> uint256:
         log PaymentSettled(token=token, payer=p.payer, payee=p.payee, value=p.value, nonce=p.nonce)
         settled += 1
     return settled
+
+
+@view
+@external
+def settleable(token: address, payments: DynArray[Payment, MAX_BATCH]) -> DynArray[bool, MAX_BATCH]:
+    """
+    @notice For each payment, whether its nonce is unused and its payer holds its value
+            (one read for a whole batch, so a facilitator spends no gas on payments
+            that cannot go through). Signatures are not checked here.
+    @param token The EIP-3009 token the payments are in.
+    @param payments The authorizations, at most `MAX_BATCH`.
+    @return One flag per payment, in order.
+    """
+    flags: DynArray[bool, MAX_BATCH] = []
+    for p: Payment in payments:
+        used: bool = staticcall IEIP3009(token).authorizationState(p.payer, p.nonce)
+        held: uint256 = staticcall IEIP3009(token).balanceOf(p.payer)
+        flags.append(not used and held >= p.value)
+    return flags
 
 
 @view

@@ -159,3 +159,12 @@ SettlerMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )  # fmt: skip
 test_settler_machine = SettlerMachine.TestCase
+
+
+def test_settleable_flags_used_nonces_and_short_balances(token: Any, settler: Any) -> None:
+    rich, poor = funded(token), funded(token, 10**6)
+    shop = boa.env.generate_address()
+    good, short = payment(token, rich, shop, 5 * 10**6), payment(token, poor, shop, 5 * 10**6)
+    used = payment(token, rich, shop, 10**6)
+    settler.settle(token.address, [used])
+    assert settler.settleable(token.address, [good, short, used]) == [True, False, False]

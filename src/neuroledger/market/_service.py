@@ -171,7 +171,7 @@ class AgentService:
             tx = known.tx
         else:
             try:
-                await run_in_threadpool(self.facilitator.check, auth, req, on_chain=True)
+                self.facilitator.check(auth, req)  # the chain's part is read per batch
                 result = await asyncio.wrap_future(self.facilitator.submit(auth))
                 code, message, tx = result.code, result.message, result.transaction
             except X402Error as exc:
