@@ -153,6 +153,38 @@ def scenario(w3: Web3, token: Any, mint: Any, admin: str) -> list[tuple[str, int
     return results
 
 
+def settler_scenario(w3: Web3, token: Any, mint: Any, admin: str) -> list[tuple[str, int]]:
+    """Gas per x402 payment settled through PaymentSettler in batches of 1, 10 and 100 (each
+    payer paying for the first time from a funded balance, each payee already a holder)."""
+    art = load_artifact("PaymentSettler")
+    ctor = w3.eth.contract(abi=art.abi, bytecode="0x" + art.bytecode.hex())
+    tx = ctor.constructor().transact({"from": admin})
+    settler = w3.eth.contract(address=w3.eth.wait_for_transaction_receipt(tx)["contractAddress"],
+                              abi=art.abi)  # fmt: skip
+    domain = {"name": token.functions.name().call(), "version": token.functions.version().call(),
+              "chainId": w3.eth.chain_id, "verifyingContract": token.address}  # fmt: skip
+    shop = Account.from_key(b"\x34" * 32).address
+    mint(shop, 1)
+    deadline = w3.eth.get_block("latest")["timestamp"] + 3600
+    out = []
+    for size in (1, 10, 100):
+        batch = []
+        for _ in range(size):
+            payer: LocalAccount = Account.create()
+            mint(payer.address, 10**6)
+            message = {"from": payer.address, "to": shop, "value": 250_000, "validAfter": 0,
+                       "validBefore": deadline, "nonce": os.urandom(32)}  # fmt: skip
+            sig = payer.sign_typed_data(domain, {"TransferWithAuthorization": AUTH}, message)
+            batch.append(
+                (*message.values(), sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big"))
+            )
+        gas = _send(w3, settler.functions.settle(token.address, batch), admin)
+        out.append(
+            (f"x402 settle through PaymentSettler, batch of {size} (per payment)", gas // size)
+        )
+    return out
+
+
 def escrow_scenario(w3: Web3, credits: Any, admin: str) -> list[tuple[str, int]]:
     """Every call of the job escrow once, paid in credits, on a fresh escrow."""
     art = load_artifact("JobEscrow")
@@ -249,6 +281,12 @@ def main() -> None:
             w3, usdc, lambda to, v: _send(w3, usdc.functions.mint(to, v), admin), admin
         )
         escrow = escrow_scenario(w3, credits, admin)
+        ours += settler_scenario(
+            w3, credits, lambda to, v: _send(w3, credits.functions.mint(to, v), admin), admin
+        )
+        theirs += settler_scenario(
+            w3, usdc, lambda to, v: _send(w3, usdc.functions.mint(to, v), admin), admin
+        )
     finally:
         proc.kill()
     lines = [
