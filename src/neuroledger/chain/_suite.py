@@ -83,6 +83,7 @@ SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("AgentRegistry", ()),
     ("JobEscrow", ("Credits", "Timelock", "@guardian")),
     ("PaymentSettler", ()),
+    ("ReputationRegistry", ("AgentRegistry", "JobEscrow", "PaymentSettler", "Credits")),
 )
 
 
