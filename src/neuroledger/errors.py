@@ -52,6 +52,7 @@ exits with the error's ``exit_code``::
     │   └── SandboxError             a compute job refused, killed or failed
     └── MarketError                  the market: credits, agents, jobs, payments, reputation
         └── PaymentError             a payment that cannot be made (amount, funds, token)
+            └── X402Error            an x402 payment refused (``code``: the spec's error code)
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ __all__ = [
     "TransactionRevertedError",
     "TransactionTimeoutError",
     "WrongPassphraseError",
+    "X402Error",
 ]
 
 
@@ -375,3 +377,11 @@ class MarketError(NeuroLedgerError):
 
 class PaymentError(MarketError):
     """Raised when a payment cannot be made: a bad amount, too few credits, a foreign token."""
+
+
+class X402Error(PaymentError):
+    """An x402 payment refused, with the spec's error code (``code``) and a one-line reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -10,8 +10,7 @@ import pytest
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 SOURCES = sorted(p for p in CONTRACTS.rglob("*.vy"))
-ADMIN_FREE = ("DIDRegistry", "AssetRegistry", "AuditAnchor", "PaymentSettler",
-              "ReputationRegistry")
+ADMIN_FREE = ("DIDRegistry", "AssetRegistry", "AuditAnchor", "PaymentSettler", "ReputationRegistry")
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)

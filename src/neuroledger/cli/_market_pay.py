@@ -30,8 +30,7 @@ def serve(
 ) -> None:
     """Serve a model per call behind x402 (POST /predict), with the facilitator's API."""
     from neuroledger.audit import AuditEvent, AuditLog, AuditLogs
-    from neuroledger.market import AgentService, Credits, Facilitator, parse_amount
-    from neuroledger.market._model import model_handler
+    from neuroledger.market import AgentService, Credits, Facilitator, model_handler, parse_amount
     from neuroledger.privacy.gateway import listen
     from neuroledger.privacy.gateway import serve as run
 

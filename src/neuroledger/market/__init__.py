@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from neuroledger.errors import X402Error
     from neuroledger.market._agents import Agents, AgentView
     from neuroledger.market._card import REGISTRATION_TYPE, AgentCard, Service, data_uri, read_uri
     from neuroledger.market._credits import (
@@ -35,9 +36,10 @@ if TYPE_CHECKING:
     )
     from neuroledger.market._facilitator import Facilitator, Settlement
     from neuroledger.market._jobs import STATUSES, Jobs, JobView
+    from neuroledger.market._model import model_handler
     from neuroledger.market._pay import PaidResponse, pay
     from neuroledger.market._service import AgentService
-    from neuroledger.market._x402 import Requirements, X402Error
+    from neuroledger.market._x402 import Requirements
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 
@@ -61,6 +63,7 @@ __all__ = [
     "X402Error",
     "data_uri",
     "format_amount",
+    "model_handler",
     "parse_amount",
     "pay",
     "read_uri",

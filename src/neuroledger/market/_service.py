@@ -12,8 +12,10 @@ Each paid route answers an unpaid request with ``402`` and a ``PAYMENT-REQUIRED`
   for again, without a second charge, until the authorization expires (a crash after the
   settlement and before the answer is recovered from the settler's receipt on chain).
 
->>> AgentService.__init__.__doc__.split(".")[0]
-'A service whose paid routes are paid to ``pay_to``'
+The headers it reads and writes, both versions:
+
+>>> HEADERS["payment"], HEADERS["payment_v1"], HEADERS["response"]
+('PAYMENT-SIGNATURE', 'X-PAYMENT', 'PAYMENT-RESPONSE')
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from typing import Any
 from eth_utils.address import is_address, to_checksum_address
 
 from neuroledger._json import loads_bounded
-from neuroledger.errors import PaymentError
+from neuroledger.errors import PaymentError, X402Error
 from neuroledger.market._credits import Authorization
 
 __all__ = ["HEADERS", "MAX_HEADER", "Payment", "Requirements", "X402Error", "decode_header",
@@ -42,14 +42,6 @@ HEADERS = {
 #: The longest payment header taken (a payment is about 700 bytes of base64).
 MAX_HEADER = 8 * 1024
 _MAX_DEPTH = 6
-
-
-class X402Error(PaymentError):
-    """A payment refused with one of the x402 error codes (``code``) and a one-line reason."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
