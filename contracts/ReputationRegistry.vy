@@ -213,6 +213,19 @@ def recordPayment(payer: address, nonce: bytes32):
 
 @view
 @external
+def isRecorded(kind: uint8, ref: bytes32) -> bool:
+    """
+    @notice Whether a deal was recorded (`kind` 0: the job id as bytes32; 1:
+            keccak256(abi.encode(payer, nonce)) of an x402 payment).
+    @param kind 0 for a job, 1 for a payment.
+    @param ref The deal's reference, as in `DealRecorded`.
+    @return Whether it was.
+    """
+    return self._used[keccak256(abi_encode(kind, ref))]
+
+
+@view
+@external
 def pendingDeals(agentId: uint256, clientAddress: address) -> uint64:
     """
     @notice How many more feedbacks `clientAddress` may give `agentId` (its unspent deals).

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from neuroledger.market._jobs import STATUSES, Jobs, JobView
     from neuroledger.market._model import model_handler
     from neuroledger.market._pay import PaidResponse, pay
+    from neuroledger.market._reputation import Feedback, Reputation, parse_rating
     from neuroledger.market._service import AgentService
     from neuroledger.market._x402 import Requirements
 
@@ -54,9 +55,11 @@ __all__ = [
     "Authorization",
     "Credits",
     "Facilitator",
+    "Feedback",
     "JobView",
     "Jobs",
     "PaidResponse",
+    "Reputation",
     "Requirements",
     "Service",
     "Settlement",
@@ -65,6 +68,7 @@ __all__ = [
     "format_amount",
     "model_handler",
     "parse_amount",
+    "parse_rating",
     "pay",
     "read_uri",
 ]

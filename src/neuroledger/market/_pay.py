@@ -34,6 +34,7 @@ class PaidResponse:
     price: int = 0  # atomic units paid (0: the route was free, or nothing was paid)
     settlement: dict[str, Any] = field(default_factory=dict)
     requirements: Requirements | None = None
+    nonce: bytes = b""  # the EIP-3009 nonce of the payment (its reference for reputation)
 
 
 def _offers(response: httpx.Response) -> tuple[list[Any], Any]:
@@ -116,7 +117,7 @@ def pay(credits: Credits, url: str, *, payer: str, body: Any = None, max_price: 
             reason = refused.get("error", "?") if isinstance(refused, dict) else "?"
             message = refused.get("message", "") if isinstance(refused, dict) else ""
             raise PaymentError(f"{url} refused the payment: {reason} {message}".strip())
-        return PaidResponse(paid.status_code, _body(paid), req.amount, settlement, req)
+        return PaidResponse(paid.status_code, _body(paid), req.amount, settlement, req, auth.nonce)
     except httpx.HTTPError as exc:
         raise PaymentError(
             f"{url} could not be reached ({type(exc).__name__}); is it up?"
