@@ -111,6 +111,8 @@ def test_market_serve_and_pay_per_call(cli, tmp_path) -> None:  # noqa: F811
 
     cli("identity", "create", "lab", "--kind", "org")
     cli("identity", "create", "triage-agent", "--kind", "agent")
+    cli("identity", "create", "sybil", "--kind", "agent")
+    cli("market", "agent", "register", "triage-agent", "--description", "triage", "--x402")
     cli("credits", "faucet", "lab", "--amount", "5")
     model = tmp_path / "model"
     w = np.zeros(3 * 2 + 2)
@@ -148,6 +150,18 @@ def test_market_serve_and_pay_per_call(cli, tmp_path) -> None:  # noqa: F811
         assert json.loads(bad.stdout)["paid"] == "0"  # a bad request is refused before payment
         balance = json.loads(cli("credits", "balance", "triage-agent", "--json").stdout)
         assert balance["credits"] == "0.25"
+        # The lab's feedback is backed by its payment; a fresh key's is refused.
+        given = json.loads(cli("market", "feedback", "give", "0", "4.5", "--from", "lab",
+                               "--tag1", "starred", "--json").stdout)  # fmt: skip
+        assert given["rating"] == "4.5" and given["dealValue"] == "250000"
+        sybil = cli("market", "feedback", "give", "0", "5", "--from", "sybil", ok=False)
+        assert sybil.returncode == 17 and sybil.stderr.count("\n") == 1
+        assert "sybil has no settled deal with agent 0" in sybil.stderr
+        again = cli("market", "feedback", "give", "0", "5", "--from", "lab", ok=False)
+        assert again.returncode == 17  # one payment, one feedback
+        summary = json.loads(cli("market", "feedback", "summary", "0", "--json").stdout)
+        assert (summary["count"], summary["rating"]) == (1, "4.5")
+        assert "#1 from" in cli("market", "feedback", "list", "0").stdout
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl-C: the last checkpoint covers every call
         out, err = server.communicate(timeout=30)

@@ -9,6 +9,7 @@ import typer
 
 from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import context_of, emit
+from neuroledger.cli._market_feedback import app as feedback_app
 from neuroledger.cli._market_jobs import app as job_app
 from neuroledger.cli._market_pay import pay, serve
 from neuroledger.cli._options import JsonOpt
@@ -19,6 +20,7 @@ app = typer.Typer(help=help_of("market"))
 agent_app = typer.Typer(help="Agents: register, show, list, find (ERC-8004 registry).")
 app.add_typer(agent_app, name="agent")
 app.add_typer(job_app, name="job")
+app.add_typer(feedback_app, name="feedback")
 app.command("serve")(serve)
 app.command("pay")(pay)
 
