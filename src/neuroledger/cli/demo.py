@@ -124,6 +124,16 @@ def _print(report: DemoReport) -> None:
             f"denied, {v['audit']['jobs']} jobs, verified against its checkpoint",
             highlight=False,
         )
+    m = report.market
+    if m:
+        rep = m["reputation"]
+        console.print(
+            f"agent {m['agent_id']} (triage-agent) served {len(m['paid_calls'])} paid diagnoses "
+            f"at {int(m['price']) / 1e6:g} credits each over x402 ({m['endpoint']}); rated "
+            f"{rep['rating']} from {rep['count']} feedbacks backed by payments; job "
+            f"{m['jobs']['completed']} completed, job {m['jobs']['refunded']} refunded after expiry",
+            highlight=False,
+        )
     for check in report.checks:
         mark = "[green]ok[/green]  " if check["ok"] else "[red]FAIL[/red]"
         console.print(f"  {mark} {check['check']}")

@@ -126,4 +126,8 @@ def run_audit(
         "check": "audit verify: one flipped byte is reported at tile/0/000, hash 5",
         "ok": not damaged.ok and any(p.place == target and "hash 5" in p.message for p in damaged.problems),
     })  # fmt: skip
+    raw[32 * 5 + 3] ^= 0x01  # put the byte back: the agent goes on logging (the market part)
+    path.write_bytes(bytes(raw))
+    checks.append({"check": "audit verify: with the byte put back, the log verifies again",
+                   "ok": verify_log(info.directory, verifier).ok})  # fmt: skip
     return summary, checks

@@ -13,7 +13,10 @@ anchors the log, verifies one decision from a proof bundle, and shows that a
 one-byte change to a tile is reported where it is; and the federated scenario
 (:mod:`neuroledger.scenarios._federated`) has the three hospitals train one
 classifier with secure aggregation and DP, then with a poisoner held off by a
-robust rule, scores contributions, pays rewards and plots sync vs async.
+robust rule, scores contributions, pays rewards and plots sync vs async; and the
+market scenario (:mod:`neuroledger.scenarios._market`) has the triage agent register,
+serve the federated model per call over x402 and earn feedback only from paid calls,
+with one job completed in escrow and one refunded after its expiry.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from neuroledger.identity import Identities, Keystore
 from neuroledger.provenance import HashCache, Provenance
 from neuroledger.scenarios._audit import run_audit
 from neuroledger.scenarios._federated import run_federated
+from neuroledger.scenarios._market import run_market
 from neuroledger.scenarios._privacy import run_privacy
 from neuroledger.scenarios._provenance import run_provenance
 from neuroledger.store import FileStore
@@ -65,6 +69,7 @@ class DemoReport:
     audit: dict[str, Any] = field(default_factory=dict)
     federated: dict[str, Any] = field(default_factory=dict)
     privacy: dict[str, Any] = field(default_factory=dict)
+    market: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -85,6 +90,7 @@ class DemoReport:
             "audit": self.audit,
             "federated": self.federated,
             "privacy": self.privacy,
+            "market": self.market,
             "checks": self.checks,
             "ok": self.ok,
             "seconds": round(self.seconds, 2),
@@ -127,6 +133,7 @@ def run_demo(
         f"starting the embedded chain in {home}" if rpc_url is None else f"connecting to {rpc_url}"
     )
     chain = Chain.connect(demo_settings)
+    deployer: LocalAccount | None = None
     if not chain.is_embedded:
         paid_by = chain.fund_from(payer)
         step(f"deploying a fresh contract suite on chain {chain.chain_id}, paid by {paid_by}")
@@ -164,6 +171,11 @@ def run_demo(
         report.federated, checks = run_federated(chain, keystore, home, shared_provenance, step)
         report.checks.extend(checks)
         report.privacy, checks = run_privacy(chain, keystore, prov, home, step)
+        report.checks.extend(checks)
+        robust = report.federated["robust"]
+        model_dir = home / "shared" / "models" / f"task-{robust['task']}-final"
+        report.market, checks = run_market(chain, keystore, home, model_dir,
+                                           robust["final_model"], step, minter=deployer)  # fmt: skip
         report.checks.extend(checks)
     finally:
         if stop_node and chain.node is not None:
