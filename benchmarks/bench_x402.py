@@ -52,10 +52,9 @@ def _wait(proc: subprocess.Popen[bytes], port: int) -> None:
             time.sleep(0.2)
 
 
-def serve_unpaid(model: str, port: int) -> None:
-    """The same model without payment, on the same server stack."""
-    from neuroledger.market._model import model_handler
-    from neuroledger.privacy.gateway import listen, serve
+def _model_app(model: str) -> FastAPI:
+    """The model's POST /predict and GET /health on FastAPI, without payment."""
+    from neuroledger.market import model_handler
 
     handler, _ = model_handler(Path(model))
     app = FastAPI()
@@ -69,7 +68,14 @@ def serve_unpaid(model: str, port: int) -> None:
         return {"ok": True}
 
     app.state.close = lambda: None
-    serve(app, listen("127.0.0.1", port), host="127.0.0.1", port=port)
+    return app
+
+
+def serve_unpaid(model: str, port: int) -> None:
+    """The same model without payment, on the same server stack."""
+    from neuroledger.privacy.gateway import listen, serve
+
+    serve(_model_app(model), listen("127.0.0.1", port), host="127.0.0.1", port=port)
 
 
 def serve_middleware(model: str, port: int, facilitator: str, asset: str, pay_to: str,
@@ -80,28 +86,16 @@ def serve_middleware(model: str, port: int, facilitator: str, asset: str, pay_to
     from x402.http.middleware.fastapi import PaymentMiddlewareASGI
     from x402.mechanisms.evm.exact.register import register_exact_evm_server
 
-    from neuroledger.market._model import model_handler
     from neuroledger.privacy.gateway import listen, serve
 
-    handler, _ = model_handler(Path(model))
     server = x402ResourceServer(HTTPFacilitatorClient(FacilitatorConfig(url=facilitator)))
     register_exact_evm_server(server, network)
     routes = {"POST /predict": {"accepts": {
         "scheme": "exact", "payTo": pay_to, "network": network,
         "price": {"amount": str(PRICE), "asset": asset, "extra": {"name": name, "version": version}},
     }}}  # fmt: skip
-    app = FastAPI()
-
-    @app.post("/predict")
-    async def predict(request: Request) -> Any:
-        return handler(json.loads(await request.body()))
-
-    @app.get("/health")
-    async def health() -> dict[str, bool]:
-        return {"ok": True}
-
+    app = _model_app(model)
     app.add_middleware(PaymentMiddlewareASGI, routes=routes, server=server)
-    app.state.close = lambda: None
     serve(app, listen("127.0.0.1", port), host="127.0.0.1", port=port)
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from tests.contracts.conftest import ZERO, deploy
+from tests.contracts.test_agent_registry import _types
 from tests.contracts.test_credits import args, authorization, sign
 
 pytestmark = pytest.mark.usefixtures("fresh_env")
@@ -40,15 +41,6 @@ EVENTS = [
     "FeedbackRevoked(uint256,address,uint64)",
     "ResponseAppended(uint256,address,uint64,address,string,bytes32)",
 ]
-
-
-def _types(entry: dict[str, Any]) -> str:
-    def one(i: dict[str, Any]) -> str:
-        if i["type"].startswith("tuple"):
-            return "(" + ",".join(one(c) for c in i["components"]) + ")" + i["type"][5:]
-        return str(i["type"])
-
-    return ",".join(one(i) for i in entry["inputs"])
 
 
 def test_the_abi_is_erc_8004s() -> None:

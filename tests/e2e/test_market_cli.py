@@ -136,6 +136,8 @@ def test_market_serve_and_pay_per_call(cli, tmp_path) -> None:  # noqa: F811
             except httpx.TransportError:
                 assert server.poll() is None, server.stderr.read() if server.stderr else ""
                 time.sleep(0.2)
+        card = httpx.get(f"http://127.0.0.1:{port}/.well-known/agent-registration.json").json()
+        assert card["type"] == "https://eips.ethereum.org/EIPS/eip-8004#registration-v1"
         body = json.dumps({"features": [[-2.0, 0.0, 0.0], [2.0, 0.0, 0.0]]})
         refused = cli("market", "pay", url, "--from", "lab", "--body", body, ok=False)
         assert refused.returncode == 17 and refused.stderr.count("\n") == 1

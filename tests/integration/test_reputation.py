@@ -71,12 +71,34 @@ def test_feedback_backed_by_payments_and_jobs(world: tuple[Reputation, int], key
     assert len(rep.feedback(agent)) == 3 and len(rep.feedback(agent, include_revoked=True)) == 4
 
 
-def test_sybil_and_self_feedback_are_refused(world: tuple[Reputation, int]) -> None:
+def test_sybil_and_self_feedback_are_refused(world: tuple[Reputation, int], identities: Identities,
+                                             keystore: Keystore) -> None:  # fmt: skip
+    from tests import security_figures
+
     rep, agent = world
     with pytest.raises(MarketError, match="sybil has no settled deal with agent"):
         rep.give(agent, "5", by="sybil")
     with pytest.raises(MarketError, match="triage owns or operates agent"):
         rep.give(agent, "5", by="triage")
+    # Straight to the contract, past the client's checks: fresh keys, and the agent's owner.
+    through = 0
+    for k in range(8):
+        name = f"sybil-{k}"
+        identities.create(name, "agent", publish=False)
+        for who in (name, "triage"):
+            call = rep.contract.functions.giveFeedback(
+                agent, 100, 0, "starred", "", "", "", b"\0" * 32
+            )
+            try:
+                call.call({"from": keystore.owner_account(who).address})
+                through += 1
+            except Exception:
+                pass
+    security_figures.record("reputation", "Sybil and self-feedback", tried=16, through=through,
+                            what="fresh keys with no settled deal, and the agent's own owner, "
+                            "call giveFeedback directly on the registry",
+                            test="tests/integration/test_reputation.py")  # fmt: skip
+    assert through == 0
     assert rep.feedback(agent) == [] and rep.summary(agent)["count"] == 0
 
 

@@ -41,7 +41,7 @@ def served(credits: Credits, tmp_path: Path) -> Iterator[tuple[str, AgentService
     facilitator = Facilitator(credits, "operator")
     calls: list[dict[str, Any]] = []
     service = AgentService(facilitator, pay_to="triage", calls_path=tmp_path / "calls.sqlite",
-                           card={"name": "triage"}, on_paid=calls.append)  # fmt: skip
+                           card=b'{"name":"triage"}', on_paid=calls.append)  # fmt: skip
     counter = {"n": 0}
 
     @service.paid("/diagnose", price=PRICE, description="one diagnosis")
@@ -226,6 +226,10 @@ def test_concurrent_payments_settle_in_batches(credits: Credits, served: Any) ->
 
 def test_facilitator_api_speaks_the_spec(credits: Credits, served: Any) -> None:
     url, service = served
+    card = httpx.get(url + "/.well-known/agent-registration.json")
+    assert (
+        card.content == b'{"name":"triage"}' and card.headers["content-type"] == "application/json"
+    )
     supported = httpx.get(url + "/facilitator/supported").json()
     network = f"eip155:{credits.chain.chain_id}"
     assert {"x402Version": 2, "scheme": "exact", "network": network} in supported["kinds"]
@@ -246,3 +250,45 @@ def test_facilitator_api_speaks_the_spec(credits: Credits, served: Any) -> None:
     bad = httpx.post(url + "/facilitator/verify", content=b"{").json()
     assert "error" in bad
     assert json.dumps(httpx.post(url + "/facilitator/verify", json={"x402Version": 3}).json())
+
+
+def test_payment_attacks_get_nothing(credits: Credits, served: Any) -> None:
+    """Each kind of payment attack, tried repeatedly against the live server: nothing served
+    unpaid, nothing paid twice, nothing moved for a refused payment."""
+    from tests import security_figures
+
+    url, service = served
+    cheap = service.requirements("/diagnose", url + "/diagnose").to_json()
+    tries: dict[str, list[bool]] = {"replay": [], "dear": [], "forged": [], "unfunded": []}
+    for _ in range(5):
+        # A payment for the cheap route, presented again and on the dear route.
+        header, _ = _paid_once(credits, url, service)
+        paid_before = credits.balance("triage")
+        for route in ("/diagnose", "/second-opinion"):
+            r = httpx.post(url + route, json={}, headers={"PAYMENT-SIGNATURE": header})
+            if route == "/second-opinion":
+                tries["dear"].append(r.status_code == 200)
+            tries["replay"].append(credits.balance("triage") != paid_before)
+        # A signature over another amount; and a fresh key that holds nothing.
+        auth = credits.authorize("triage", PRICE - 1, by="lab").to_x402()
+        auth["authorization"]["value"] = str(PRICE)
+        forged = encode_header({"x402Version": 2, "accepted": cheap, "payload": auth})
+        r = httpx.post(url + "/diagnose", json={}, headers={"PAYMENT-SIGNATURE": forged})
+        tries["forged"].append(r.status_code == 200)
+        broke = _header(credits, url, service, by="sybil")
+        r = httpx.post(url + "/diagnose", json={}, headers={"PAYMENT-SIGNATURE": broke})
+        tries["unfunded"].append(r.status_code == 200)
+    what = {
+        "replay": ("a paid request's payment header sent again (same route and another): "
+                   "no second charge, no second settlement", "replayed payment"),
+        "dear": ("a settled payment for a cheap route presented on a dearer one", "cheap payment on a dear route"),
+        "forged": ("an authorization whose amount was raised after signing", "forged amount"),
+        "unfunded": ("a valid signature from a key holding no credits: refused before any gas is spent",
+                     "unfunded payer"),
+    }  # fmt: skip
+    for kind, results in tries.items():
+        security_figures.record("x402 server", what[kind][1], tried=len(results),
+                                through=sum(results), what=what[kind][0],
+                                test="tests/integration/test_x402_http.py")  # fmt: skip
+        assert not any(results), kind
+    assert service.facilitator.batches and sum(service.facilitator.batches) == 5

@@ -30,7 +30,14 @@ def serve(
 ) -> None:
     """Serve a model per call behind x402 (POST /predict), with the facilitator's API."""
     from neuroledger.audit import AuditEvent, AuditLog, AuditLogs
-    from neuroledger.market import AgentService, Credits, Facilitator, model_handler, parse_amount
+    from neuroledger.market import (
+        Agents,
+        AgentService,
+        Credits,
+        Facilitator,
+        model_handler,
+        parse_amount,
+    )
     from neuroledger.privacy.gateway import listen
     from neuroledger.privacy.gateway import serve as run
 
@@ -53,9 +60,11 @@ def serve(
             details={k: call[k] for k in ("route", "payer", "amount", "transaction", "status")},
         ))  # fmt: skip
 
+    registered = Agents(credits.chain, credits.keystore).by_wallet(credits.address_of(agent))
+    card = registered.card.encode() if registered and registered.card else None
     service = AgentService(Facilitator(credits, operator or agent), pay_to=agent,
                            calls_path=c.settings.home / "market" / f"paid-calls-{port}.sqlite",
-                           on_paid=logged)  # fmt: skip
+                           on_paid=logged, card=card)  # fmt: skip
     service.paid("/predict", price=amount, description=f"{agent}: one prediction",
                  check=handler.check)(handler)  # fmt: skip
     console.print(f"{agent} serves {model} on http://{host}:{port}/predict at {price} credits "

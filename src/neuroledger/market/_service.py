@@ -59,11 +59,12 @@ class AgentService:
     """Paid JSON routes, the facilitator's API under ``/facilitator``, and the agent's card."""
 
     def __init__(self, facilitator: Facilitator, *, pay_to: str, calls_path: Path,
-                 card: dict[str, Any] | None = None,
+                 card: bytes | None = None,
                  on_paid: Callable[[dict[str, Any]], None] | None = None) -> None:  # fmt: skip
         """A service whose paid routes are paid to ``pay_to`` (an identity or an address).
         ``on_paid`` sees each paid call once it is served (e.g. to append it to an audit
-        log); ``card`` is served at ``/.well-known/agent-registration.json``."""
+        log); ``card`` (the registration file's bytes, whose hash the registry pins) is served
+        as is at ``/.well-known/agent-registration.json``, where ERC-8004 looks for it."""
         self.facilitator = facilitator
         self.pay_to = facilitator.credits.address_of(pay_to)
         self.calls = PaidCalls(calls_path)
@@ -105,8 +106,8 @@ class AgentService:
     async def _health(self) -> dict[str, Any]:
         return {"ok": True, "paidRoutes": sorted(self.routes), "payTo": self.pay_to}
 
-    async def _card(self) -> JSONResponse:
-        return JSONResponse(self.card)
+    async def _card(self) -> Response:
+        return Response(self.card, media_type="application/json")
 
     async def _supported(self) -> dict[str, Any]:
         return self.facilitator.supported()
