@@ -106,4 +106,4 @@ def test_neuroledger_pays_a_server_on_the_sdk_middleware_with_our_facilitator(
     assert paid.status == 200 and paid.body == {"weather": "sunny"}
     assert paid.settlement["success"] and paid.price == PRICE
     assert credits.balance("triage") == PRICE
-    assert agent.facilitator.batches == [1]  # settled by NeuroLedger's facilitator
+    assert list(agent.facilitator.batches) == [1]  # settled by NeuroLedger's facilitator

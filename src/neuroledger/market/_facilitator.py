@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -110,7 +111,8 @@ class Facilitator:
         self._lock = threading.Lock()
         self._workers = 0  # settlement threads alive
         self._idle = 0  # of which waiting for work
-        self.batches: list[int] = []  # the size of each batch sent, for reports
+        # The sizes of the latest batches sent, for reports (bounded: a server runs for months).
+        self.batches: deque[int] = deque(maxlen=1000)
 
     # -- requirements and checks ---------------------------------------------------------
     def requirements(self, *, amount: int, pay_to: str, resource: str, description: str = "",

@@ -91,9 +91,5 @@ class PaidCalls:
                 (payer.lower(), nonce),
             )
 
-    def count(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM paid_calls").fetchone()[0])
-
     def close(self) -> None:
         self._db.close()
