@@ -20,9 +20,11 @@
      therefore goes to the lower response. Each validator's weight is its active stake
      when the request was made. Slashed stake goes to the treasury (the owner's choice),
      never to a party of the request, so nobody profits from a slash. The contract may
-     be the evaluator of an ERC-8183 job in the suite's escrow: `requestJobValidation`
-     binds a request to a submitted job, and `finalize` completes or rejects the job by
-     the verdict. A request with fewer than k reveals is inconclusive: the job stays
+     be the evaluator of an ERC-8183 job in the suite's escrow: the job's client fixes its
+     terms (n, k, threshold and the check) with `setJobTerms` while the job is Open; the
+     provider asks for validation once it delivered (validators are then always drawn
+     from the pool, so neither party picks its judges), and `finalize` completes or
+     rejects the job by the verdict. A request with fewer than k reveals is inconclusive: the job stays
      submitted, a new request may be made, and the escrow's expiry refunds the client.
      The pool draw uses `block.prevrandao`: a block proposer can bias it a little, so it
      is no VRF; requesters who need more list their validators themselves.
@@ -82,7 +84,7 @@ MAX_LIST: constant(uint256) = 1000
 MAX_URI: constant(uint256) = 1024
 BPS: constant(uint256) = 10_000
 MAX_SLASH_BPS: constant(uint256) = 5_000
-MIN_PERIOD: constant(uint256) = 10
+MIN_PERIOD: constant(uint256) = 60
 MAX_PERIOD: constant(uint256) = 30 * 86400
 MAX_WITHDRAWAL_DELAY: constant(uint256) = 90 * 86400
 SUBMITTED_JOB: constant(uint8) = 2
@@ -105,13 +107,13 @@ struct Request:
     agentId: uint256
     jobId: uint256
     fee: uint256
-    k: uint8
-    n: uint8
-    threshold: uint8
-    status: uint8
-    result: uint8
-    committed: uint8
-    revealed: uint8
+    k: uint256
+    n: uint256
+    threshold: uint256
+    status: uint256
+    result: uint256
+    committed: uint256
+    revealed: uint256
     single: bool
     settled: bool
     waived: bool
@@ -127,10 +129,10 @@ struct Vote:
     assigned: bool
     committed: bool
     revealed: bool
-    response: uint8
+    response: uint256
     weight: uint256
     commitment: bytes32
-    outcome: uint8
+    outcome: uint256
 
 
 # @dev ERC-8004: a validation was requested from `validatorAddress` (once per validator).
@@ -157,12 +159,21 @@ event ValidationTerms:
     requestHash: indexed(bytes32)
     requester: indexed(address)
     jobId: indexed(uint256)
-    k: uint8
-    n: uint8
-    threshold: uint8
+    k: uint256
+    n: uint256
+    threshold: uint256
     commitDeadline: uint256
     revealDeadline: uint256
     fee: uint256
+
+
+# @dev A job's client fixed how it will be judged.
+event JobTermsSet:
+    jobId: indexed(uint256)
+    n: uint256
+    k: uint256
+    threshold: uint256
+    check: bytes32
 
 
 # @dev A validator committed to a response it has not shown yet.
@@ -176,8 +187,8 @@ event ValidationCommitted:
 event ValidationFinalized:
     requestHash: indexed(bytes32)
     status: uint8
-    result: uint8
-    revealed: uint8
+    result: uint256
+    revealed: uint256
     settleAfter: uint256
 
 
@@ -227,7 +238,7 @@ event ParametersChanged:
     treasury: indexed(address)
 
 
-identityRegistry: public(immutable(IAgentRegistry))
+identityRegistry: immutable(IAgentRegistry)
 escrow: public(immutable(IJobEscrow))
 stakeToken: public(immutable(address))
 
@@ -269,6 +280,9 @@ _commitment: HashMap[bytes32, HashMap[address, bytes32]]
 _responseHash: HashMap[bytes32, bytes32]
 # @dev The request bound to a job (the latest).
 jobRequest: public(HashMap[uint256, bytes32])
+# @dev A job's validation terms (n in bits 0-7, k in 8-15, threshold in 16-23) and check.
+jobTerms: public(HashMap[uint256, uint256])
+jobCheck: public(HashMap[uint256, bytes32])
 
 # @dev Request ids by agent (key: the agent id) and by validator (key: 2**160 | address).
 _list: HashMap[uint256, HashMap[uint256, bytes32]]
@@ -441,8 +455,7 @@ def validationRequest(validatorAddress: address, agentId: uint256, requestURI: S
     """
     governed._require_not_paused()
     assert validatorAddress != empty(address), "ValidationRegistry: validator is the zero address"
-    assert staticcall identityRegistry.isAuthorizedOrOwner(msg.sender, agentId), \
-        "ValidationRegistry: caller is not the agent's owner or operator"
+    self._check_agent(agentId)
     self._open(requestHash, agentId, 0, "")
     self._validators[requestHash].append(validatorAddress)
     self._vote[requestHash][validatorAddress] = _ASSIGNED
@@ -499,48 +512,90 @@ def requestValidation(agentId: uint256, requestURI: String[MAX_URI], requestHash
     @param fee Tokens shared by the honest validators.
     @param tag A label of the check (e.g. "accuracy").
     """
-    assert staticcall identityRegistry.isAuthorizedOrOwner(msg.sender, agentId), \
-        "ValidationRegistry: caller is not the agent's owner or operator"
+    self._check_agent(agentId)
     self._request_k_of_n(agentId, 0, requestURI, requestHash, validators, n, k, threshold, commitPeriod,
                          revealPeriod, fee, tag)
 
 
 @external
-def requestJobValidation(jobId: uint256, requestURI: String[MAX_URI], requestHash: bytes32,
-                         validators: DynArray[address, MAX_VALIDATORS], n: uint256, k: uint256,
-                         threshold: uint256, commitPeriod: uint256, revealPeriod: uint256, fee: uint256,
-                         tag: String[32]):
+def setJobTerms(jobId: uint256, n: uint256, k: uint256, threshold: uint256, check: bytes32):
     """
-    @notice Ask n staked validators to judge a submitted job whose evaluator is this
-            registry (its client or provider); `finalize` completes or rejects it.
+    @notice Fix how a job will be judged (its client, once, while the job is Open and this
+            registry its evaluator): n validators drawn from the pool, k reveals, the pass
+            threshold, and the check validators run (the keccak256 of its canonical JSON).
     @param jobId The job in the suite's escrow.
-    @param requestURI Where the request's data is (what to check and how).
-    @param requestHash The keccak256 of the request's data; the request's id.
-    @param validators The validators, or none to draw `n` from the pool.
-    @param n How many to draw when `validators` is empty (else its length).
-    @param k The least number of reveals for a verdict.
+    @param n Validators to draw, 1 to 16.
+    @param k The least number of reveals for a verdict, 1 to n.
     @param threshold The least median (0-100) that completes the job.
+    @param check The keccak256 of the check's canonical JSON.
+    """
+    client: address = empty(address)
+    provider: address = empty(address)
+    status: uint8 = 0
+    client, provider, status = self._job_of(jobId)
+    assert msg.sender == client, "ValidationRegistry: caller is not the job's client"
+    assert status == 0, \
+        "ValidationRegistry: the job is not Open"
+    assert self.jobTerms[jobId] == 0, "ValidationRegistry: the job's terms are set"
+    assert k != 0 and k <= n and n <= MAX_VALIDATORS and threshold <= 100 and check != empty(bytes32), \
+        "ValidationRegistry: terms need 1 <= k <= n <= 16, a threshold up to 100 and a check"
+    self.jobTerms[jobId] = n | (k << 8) | (threshold << 16)
+    self.jobCheck[jobId] = check
+    log JobTermsSet(jobId=jobId, n=n, k=k, threshold=threshold,
+                    check=check)
+
+
+@external
+def requestJobValidation(jobId: uint256, requestURI: String[MAX_URI], requestHash: bytes32,
+                         commitPeriod: uint256, revealPeriod: uint256, fee: uint256):
+    """
+    @notice Ask validators drawn from the pool to judge a submitted job by its client's
+            terms (the job's provider, who wants to be paid); `finalize` completes or
+            rejects the job by their verdict.
+    @param jobId The job in the suite's escrow.
+    @param requestURI Where the request's data is (where the deliverable can be fetched).
+    @param requestHash The keccak256 of the request's data; the request's id.
     @param commitPeriod Seconds for commitments.
     @param revealPeriod Seconds for reveals after the commit deadline.
     @param fee Tokens shared by the honest validators.
-    @param tag A label of the check.
     """
-    job: Job = staticcall escrow.getJob(jobId)
-    assert job.evaluator == self, "ValidationRegistry: this registry is not the job's evaluator"
-    assert job.status == SUBMITTED_JOB, "ValidationRegistry: the job is not submitted"
-    assert msg.sender == job.client or msg.sender == job.provider, \
-        "ValidationRegistry: caller is not the job's client or provider"
+    client: address = empty(address)
+    provider: address = empty(address)
+    status: uint8 = 0
+    client, provider, status = self._job_of(jobId)
+    assert status == SUBMITTED_JOB, "ValidationRegistry: the job is not submitted"
+    assert msg.sender == provider, "ValidationRegistry: caller is not the job's provider"
+    terms: uint256 = self.jobTerms[jobId]
+    assert terms != 0, "ValidationRegistry: the job's client set no validation terms"
     previous: bytes32 = self.jobRequest[jobId]
     if previous != empty(bytes32):
         assert self._word[previous] & _M8 != convert(PENDING, uint256), \
             "ValidationRegistry: the job's validation is still pending"
     found: bool = False
     agent_id: uint256 = 0
-    found, agent_id = staticcall identityRegistry.getAgentByWallet(job.provider)
+    found, agent_id = staticcall identityRegistry.getAgentByWallet(provider)
     assert found, "ValidationRegistry: the job's provider is no agent's wallet"
     self.jobRequest[jobId] = requestHash
-    self._request_k_of_n(agent_id, jobId, requestURI, requestHash, validators, n, k, threshold, commitPeriod,
-                         revealPeriod, fee, tag)
+    self._request_k_of_n(agent_id, jobId, requestURI, requestHash, [], terms & _M8, (terms >> 8) & _M8,
+                         terms >> 16, commitPeriod, revealPeriod, fee, "job")
+
+
+@internal
+@view
+def _check_agent(agent_id: uint256):
+    assert staticcall identityRegistry.isAuthorizedOrOwner(msg.sender, agent_id), \
+        "ValidationRegistry: caller is not the agent's owner or operator"
+
+
+@internal
+@view
+def _job_of(job_id: uint256) -> (address, address, uint8):
+    """
+    @dev A job's client, provider and status; it must have this registry as its evaluator.
+    """
+    job: Job = staticcall escrow.getJob(job_id)
+    assert job.evaluator == self, "ValidationRegistry: this registry is not the job's evaluator"
+    return job.client, job.provider, job.status
 
 
 @internal
@@ -579,10 +634,8 @@ def _request_k_of_n(agent_id: uint256, job_id: uint256, request_uri: String[MAX_
     assert n != 0 and n <= MAX_VALIDATORS, "ValidationRegistry: n must be 1 to 16"
     assert k != 0 and k <= n, "ValidationRegistry: k must be 1 to n"
     assert threshold <= 100, "ValidationRegistry: threshold above 100"
-    assert commit_period >= MIN_PERIOD and commit_period <= MAX_PERIOD, \
-        "ValidationRegistry: commit period must be 10 s to 30 days"
-    assert reveal_period >= MIN_PERIOD and reveal_period <= MAX_PERIOD, \
-        "ValidationRegistry: reveal period must be 10 s to 30 days"
+    assert min(commit_period, reveal_period) >= MIN_PERIOD and max(commit_period, reveal_period) <= MAX_PERIOD, \
+        "ValidationRegistry: commit and reveal periods must be 60 s to 30 days"
     self._open(request_hash, agent_id, job_id, tag)
     chosen: DynArray[address, MAX_VALIDATORS] = listed
     if len(listed) == 0:
@@ -606,8 +659,8 @@ def _request_k_of_n(agent_id: uint256, job_id: uint256, request_uri: String[MAX_
     if fee != 0:
         self._fee[request_hash] = fee
         self._pull(fee)
-    log ValidationTerms(requestHash=request_hash, requester=msg.sender, jobId=job_id, k=convert(k, uint8),
-                        n=convert(n, uint8), threshold=convert(threshold, uint8), commitDeadline=commit_deadline,
+    log ValidationTerms(requestHash=request_hash, requester=msg.sender, jobId=job_id, k=k,
+                        n=n, threshold=threshold, commitDeadline=commit_deadline,
                         revealDeadline=reveal_deadline, fee=fee)
 
 
@@ -688,7 +741,7 @@ def reveal(requestHash: bytes32, response: uint8, salt: bytes32, responseURI: St
     assert response <= 100, "ValidationRegistry: response above 100"
     all_committed: bool = (word >> 32) & _M8 == (word >> 16) & _M8
     assert all_committed or block.timestamp >= (word >> 64) & _M64, \
-        "ValidationRegistry: reveals open when all committed or at the commit deadline"
+        "ValidationRegistry: reveals are not open yet"
     assert block.timestamp < (word >> 128) & _M64, "ValidationRegistry: the reveal deadline has passed"
     assert word & _M8 == convert(PENDING, uint256), "ValidationRegistry: the request is final"
     expected: bytes32 = keccak256(abi_encode(requestHash, response, salt, msg.sender))
@@ -709,7 +762,7 @@ def finalize(requestHash: bytes32):
     @param requestHash The request.
     """
     word: uint256 = self._existing(requestHash)
-    assert word & _SINGLE == 0, "ValidationRegistry: a one-validator request has no verdict"
+    assert word & _SINGLE == 0, "ValidationRegistry: not a k-of-n request"
     assert word & _M8 == convert(PENDING, uint256), "ValidationRegistry: the request is final"
     n: uint256 = (word >> 16) & _M8
     revealed: uint256 = (word >> 40) & _M8
@@ -725,12 +778,15 @@ def finalize(requestHash: bytes32):
         | (block.timestamp << 192)
     self._word[requestHash] = word
     settle_after: uint256 = block.timestamp + self.challengeWindow
-    log ValidationFinalized(requestHash=requestHash, status=status, result=convert(result, uint8),
-                            revealed=convert(revealed, uint8), settleAfter=settle_after)
+    log ValidationFinalized(requestHash=requestHash, status=status, result=result,
+                            revealed=revealed, settleAfter=settle_after)
     job_id: uint256 = self._job[requestHash]
     if job_id != 0 and status != INCONCLUSIVE:
-        job: Job = staticcall escrow.getJob(job_id)
-        if job.status == SUBMITTED_JOB:
+        client: address = empty(address)
+        provider: address = empty(address)
+        job_status: uint8 = 0
+        client, provider, job_status = self._job_of(job_id)
+        if job_status == SUBMITTED_JOB:
             if status == ACCEPTED:
                 extcall escrow.complete(job_id, requestHash, b"")
             else:
@@ -847,7 +903,7 @@ def _existing(request_hash: bytes32) -> uint256:
 @view
 def _ballot(request_hash: bytes32) -> (uint256, uint256):
     word: uint256 = self._existing(request_hash)
-    assert word & _SINGLE == 0, "ValidationRegistry: a one-validator request takes validationResponse"
+    assert word & _SINGLE == 0, "ValidationRegistry: not a k-of-n request"
     vote: uint256 = self._vote[request_hash][msg.sender]
     assert vote & _ASSIGNED != 0, "ValidationRegistry: caller is not a validator of the request"
     return word, vote
@@ -925,13 +981,13 @@ def getRequest(requestHash: bytes32) -> Request:
         agentId=self._agent[requestHash],
         jobId=self._job[requestHash],
         fee=self._fee[requestHash],
-        k=convert((word >> 8) & _M8, uint8),
-        n=convert((word >> 16) & _M8, uint8),
-        threshold=convert((word >> 24) & _M8, uint8),
-        status=convert(word & _M8, uint8),
-        result=convert((word >> 48) & _M8, uint8),
-        committed=convert((word >> 32) & _M8, uint8),
-        revealed=convert((word >> 40) & _M8, uint8),
+        k=(word >> 8) & _M8,
+        n=(word >> 16) & _M8,
+        threshold=(word >> 24) & _M8,
+        status=word & _M8,
+        result=(word >> 48) & _M8,
+        committed=(word >> 32) & _M8,
+        revealed=(word >> 40) & _M8,
         single=word & _SINGLE != 0,
         settled=word & _SETTLED != 0,
         waived=word & _WAIVED != 0,
@@ -957,10 +1013,10 @@ def getVote(requestHash: bytes32, validatorAddress: address) -> Vote:
         assigned=vote & _ASSIGNED != 0,
         committed=vote & _COMMITTED != 0,
         revealed=vote & _REVEALED != 0,
-        response=convert(vote & _M8, uint8),
+        response=vote & _M8,
         weight=vote >> 128,
         commitment=self._commitment[requestHash][validatorAddress],
-        outcome=convert((vote >> 16) & _M8, uint8),
+        outcome=(vote >> 16) & _M8,
     )
 
 
@@ -988,35 +1044,19 @@ def getSummary(agentId: uint256, validatorAddresses: DynArray[address, MAX_VALID
     """
     @notice ERC-8004: how many responses an agent's requests got, and their average, from
             the given validators (all if none) under the given tag (any if empty). At most
-            1,000 requests; `getSummaryPage` walks more.
+            1,000 requests: beyond, read `requestsPage` and `getVote` off chain.
     @param agentId The agent.
     @param validatorAddresses The validators to count.
     @param tag The tag to count.
     @return count, avgResponse.
     """
-    assert self._listLength[agentId] <= MAX_LIST, "ValidationRegistry: more than 1,000 requests, use getSummaryPage"
+    assert self._listLength[agentId] <= MAX_LIST, "ValidationRegistry: more than 1,000 requests, use requestsPage"
     count: uint256 = 0
     total: uint256 = 0
     count, total = self._summary(agentId, validatorAddresses, tag, 0, MAX_LIST)
     if count == 0:
         return (0, 0)
     return (convert(count, uint64), convert(total // count, uint8))
-
-
-@external
-@view
-def getSummaryPage(agentId: uint256, validatorAddresses: DynArray[address, MAX_VALIDATORS], tag: String[32],
-                   offset: uint256, limit: uint256) -> (uint256, uint256):
-    """
-    @notice The responses counted and their sum over the agent's requests [offset, offset+limit).
-    @param agentId The agent.
-    @param validatorAddresses The validators to count (all if none).
-    @param tag The tag to count (any if empty).
-    @param offset The first request index.
-    @param limit At most 1,000 requests.
-    @return count, sum of responses.
-    """
-    return self._summary(agentId, validatorAddresses, tag, offset, min(limit, MAX_LIST))
 
 
 @internal

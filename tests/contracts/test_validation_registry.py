@@ -177,7 +177,7 @@ def test_an_erc_8004_one_validator_request_works_as_the_standard_says(net: Net) 
             r.validationResponse(h, 101, "", b"\0" * 32, "")
         r.validationResponse(h, 40, "ipfs://soft", b"\x01" * 32, "soft")
         r.validationResponse(h, 100, "ipfs://hard", b"\x02" * 32, "hard")  # the last one counts
-        with boa.reverts("ValidationRegistry: a one-validator request takes validationResponse"):
+        with boa.reverts("ValidationRegistry: not a k-of-n request"):
             r.commit(h, b"\x01" * 32)
     assert r.getValidationStatus(h) == (v, net.agent, 100, b"\x02" * 32, "hard", net.now())
     assert r.getSummary(net.agent, [], "") == (1, 100)
@@ -235,9 +235,7 @@ def test_nothing_can_be_copied_before_the_reveals_open(net: Net) -> None:
         r.commit(h, commitment(h, 100, salt, v[0]))
         # Reveals open only when all committed or at the commit deadline: nothing is shown
         # while others may still commit.
-        with boa.reverts(
-            "ValidationRegistry: reveals open when all committed or at the commit deadline"
-        ):
+        with boa.reverts("ValidationRegistry: reveals are not open yet"):
             r.reveal(h, 100, salt, "", b"\0" * 32)
     # A copied commitment is useless: it binds the validator's own address.
     with boa.env.prank(v[1]):
@@ -299,8 +297,8 @@ def test_request_terms_are_checked(net: Net) -> None:
         (dict(k=0), "k must be 1 to n"),
         (dict(k=6), "k must be 1 to n"),
         (dict(threshold=101), "threshold above 100"),
-        (dict(commit=5), "commit period must be 10 s to 30 days"),
-        (dict(reveal=31 * DAY), "reveal period must be 10 s to 30 days"),
+        (dict(commit=59), "commit and reveal periods must be 60 s to 30 days"),
+        (dict(reveal=31 * DAY), "commit and reveal periods must be 60 s to 30 days"),
         (dict(validators=[v[0], v[0]], k=2), "a validator is listed twice"),
         (dict(validators=[net.anyone], k=1), "a validator has less than the minimum stake"),
         (dict(validators=[], n=0), "n must be 1 to 16"),
@@ -375,55 +373,71 @@ def test_the_median_is_weighted_by_stake(net: Net) -> None:
 def test_a_validated_job_is_completed_or_rejected_by_the_verdict_alone(net: Net) -> None:
     r, e, t = net.reg, net.escrow, net.token
     provider = net.agent_owner  # the agent's wallet
+    check = keccak(text='{"kind":"model-accuracy"}')
     jobs = []
-    for _ in range(3):
+    for i in range(3):
         with boa.env.prank(net.client):
             j = e.createJob(provider, r.address, net.now() + 10 * DAY, "label", ZERO)
+            if i == 0:
+                with (
+                    boa.env.prank(net.anyone),
+                    boa.reverts("ValidationRegistry: caller is not the job's client"),
+                ):
+                    r.setJobTerms(j, 5, 3, 50, check)
+                with boa.reverts(
+                    "ValidationRegistry: terms need 1 <= k <= n <= 16, a threshold up to 100 and a check"
+                ):
+                    r.setJobTerms(j, 5, 6, 50, check)
+            r.setJobTerms(j, 5, 3, 50, check)
+            with boa.reverts("ValidationRegistry: the job's terms are set"):
+                r.setJobTerms(j, 1, 1, 0, check)  # the client cannot soften them later
             e.setBudget(j, 10**6, b"")
             e.fund(j, 10**6, b"")
         jobs.append(j)
-    with boa.env.prank(net.client), boa.reverts("ValidationRegistry: the job is not submitted"):
-        r.requestJobValidation(jobs[0], "", rh("j0"), net.validators, 0, 3, 50, 600, 600, 0, "")
+    with boa.env.prank(net.client):
+        j = e.createJob(provider, r.address, net.now() + 10 * DAY, "label", ZERO)
+        e.setBudget(j, 10**6, b"")
+        e.fund(j, 10**6, b"")
+        with boa.reverts("ValidationRegistry: the job is not Open"):
+            r.setJobTerms(j, 5, 3, 50, check)
+    assert r.jobTerms(jobs[0]) == 5 | (3 << 8) | (50 << 16) and r.jobCheck(jobs[0]) == check
+    with boa.env.prank(provider), boa.reverts("ValidationRegistry: the job is not submitted"):
+        r.requestJobValidation(jobs[0], "", rh("j0"), 600, 600, 0)
     with boa.env.prank(provider):
         for j in jobs:
             e.submit(j, ASSET, b"")
+    # Only the provider asks: the client could otherwise point validators at nothing.
     with (
-        boa.env.prank(net.anyone),
-        boa.reverts("ValidationRegistry: caller is not the job's client or provider"),
+        boa.env.prank(net.client),
+        boa.reverts("ValidationRegistry: caller is not the job's provider"),
     ):
-        r.requestJobValidation(jobs[0], "", rh("j0"), net.validators, 0, 3, 50, 600, 600, 0, "")
-    for j, responses in zip(jobs, ([100, 100, 100, 0, None], [0, 0, 0, 100, 100], [100, 100, None, None, None]),
-                            strict=True):  # fmt: skip
-        with boa.env.prank(net.client):
-            r.requestJobValidation(
-                j, "", rh(f"j{j}"), net.validators, 0, 3, 50, 600, 600, 3 * 10**6, "job"
-            )
+        r.requestJobValidation(jobs[0], "", rh("j0"), 600, 600, 0)
+    outcomes = ([100, 100, 100, 0, None], [0, 0, 0, 100, 100], [100, 100, None, None, None])
+    for j, responses in zip(jobs, outcomes, strict=True):
+        with boa.env.prank(provider):
+            r.requestJobValidation(j, "", rh(f"j{j}"), 600, 600, 3 * 10**6)
             with boa.reverts("ValidationRegistry: the job's validation is still pending"):
-                r.requestJobValidation(
-                    j, "", rh(f"again{j}"), net.validators, 0, 3, 50, 600, 600, 0, ""
-                )
+                r.requestJobValidation(j, "", rh(f"again{j}"), 600, 600, 0)
+        req = r.getRequest(rh(f"j{j}"))
+        assert (req.n, req.k, req.threshold, req.jobId) == (5, 3, 50, j)
+        assert set(req.validators) == set(net.validators)  # drawn from the pool
         net.run(rh(f"j{j}"), dict(zip(net.validators, responses, strict=True)))
     assert [int(e.getJob(j).status) for j in jobs] == [
         3,
         4,
         2,
     ]  # completed, rejected, still submitted
-    assert t.balanceOf(provider) == 10**12 + 10**6
+    assert t.balanceOf(provider) == 10**12 - 9 * 10**6 + 10**6
     # The inconclusive one may be asked again, and this time it passes.
     with boa.env.prank(provider):
-        r.requestJobValidation(
-            jobs[2], "", rh("j-retry"), net.validators, 0, 3, 50, 600, 600, 0, "job"
-        )
+        r.requestJobValidation(jobs[2], "", rh("j-retry"), 600, 600, 0)
     net.run(rh("j-retry"), dict(zip(net.validators, [100, 100, 100, 100, 100], strict=True)))
     assert int(e.getJob(jobs[2]).status) == 3
     # A job whose evaluator is someone else is not this registry's to judge.
     with boa.env.prank(net.client):
         j = e.createJob(provider, net.anyone, net.now() + DAY, "label", ZERO)
-    with (
-        boa.env.prank(net.client),
-        boa.reverts("ValidationRegistry: this registry is not the job's evaluator"),
-    ):
-        r.requestJobValidation(j, "", rh("other"), net.validators, 0, 3, 50, 600, 600, 0, "")
+        with boa.reverts("ValidationRegistry: this registry is not the job's evaluator"):
+            r.setJobTerms(j, 5, 3, 50, check)
 
 
 def test_stake_stays_slashable_until_every_request_is_settled(net: Net) -> None:

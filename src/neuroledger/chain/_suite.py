@@ -84,6 +84,7 @@ SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("JobEscrow", ("Credits", "Timelock", "@guardian")),
     ("PaymentSettler", ()),
     ("ReputationRegistry", ("AgentRegistry", "JobEscrow", "PaymentSettler", "Credits")),
+    ("ValidationRegistry", ("AgentRegistry", "JobEscrow", "Timelock", "@guardian")),
 )
 
 

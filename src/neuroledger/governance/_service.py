@@ -26,7 +26,7 @@ from neuroledger.identity import Keystore
 __all__ = ["CHANGES", "GOVERNED", "ContractState", "Governance", "GovernanceStatus", "Operation"]
 
 #: The contracts a guardian pauses and the timelock owns.
-GOVERNED = ("FederatedTask", "AccessGrants", "JobEscrow")
+GOVERNED = ("FederatedTask", "AccessGrants", "JobEscrow", "ValidationRegistry")
 
 #: What may be proposed: contract -> function -> its argument types.
 CHANGES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -38,6 +38,11 @@ CHANGES: dict[str, dict[str, tuple[str, ...]]] = {
     "AccessGrants": {"setGuardian": ("address",), "transfer_ownership": ("address",)},
     "JobEscrow": {
         "setFee": ("uint256", "address"),
+        "setGuardian": ("address",),
+        "transfer_ownership": ("address",),
+    },
+    "ValidationRegistry": {
+        "setParameters": ("uint256", "uint256", "uint256", "uint256", "uint256", "address"),
         "setGuardian": ("address",),
         "transfer_ownership": ("address",),
     },
@@ -126,6 +131,9 @@ class Governance:
             parameters["maxDuration"] = int(c.functions.maxDuration().call())
         if name == "JobEscrow":
             parameters["feeBps"] = int(c.functions.feeBps().call())
+        if name == "ValidationRegistry":
+            for key in ("minStake", "slashBps", "tolerance", "challengeWindow", "withdrawalDelay"):
+                parameters[key] = int(getattr(c.functions, key)().call())
         return ContractState(
             name=name,
             address=c.address,
