@@ -40,12 +40,25 @@ if TYPE_CHECKING:
     from neuroledger.market._pay import PaidResponse, pay
     from neuroledger.market._reputation import Feedback, Reputation, parse_rating
     from neuroledger.market._service import AgentService
+    from neuroledger.market._validation import (
+        CHECKS,
+        CheckResult,
+        RequestView,
+        Validation,
+        Validator,
+        VoteView,
+        check_hash,
+        model_accuracy_check,
+        request_document,
+        run_check,
+    )
     from neuroledger.market._x402 import Requirements
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "AUTHORIZATION_TYPES",
+    "CHECKS",
     "REGISTRATION_TYPE",
     "STATUSES",
     "AgentCard",
@@ -53,6 +66,7 @@ __all__ = [
     "AgentView",
     "Agents",
     "Authorization",
+    "CheckResult",
     "Credits",
     "Facilitator",
     "Feedback",
@@ -60,15 +74,23 @@ __all__ = [
     "Jobs",
     "PaidResponse",
     "Reputation",
+    "RequestView",
     "Requirements",
     "Service",
     "Settlement",
+    "Validation",
+    "Validator",
+    "VoteView",
     "X402Error",
+    "check_hash",
     "data_uri",
     "format_amount",
+    "model_accuracy_check",
     "model_handler",
     "parse_amount",
     "parse_rating",
     "pay",
     "read_uri",
+    "request_document",
+    "run_check",
 ]
