@@ -62,7 +62,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "market": (
         "neuroledger.cli.market:app",
-        "The agent market: agents (ERC-8004) and jobs in escrow (ERC-8183).",
+        "The agent market: agents (ERC-8004), jobs in escrow (ERC-8183), payments, validation.",
+    ),
+    "validator": (
+        "neuroledger.cli.validator:app",
+        "Validators: stake, and run the loop that checks AI results (k-of-n, commit-reveal).",
     ),
     "credits": (
         "neuroledger.cli.credits:app",

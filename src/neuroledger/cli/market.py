@@ -12,6 +12,7 @@ from neuroledger.cli._context import context_of, emit
 from neuroledger.cli._market_feedback import app as feedback_app
 from neuroledger.cli._market_jobs import app as job_app
 from neuroledger.cli._market_pay import pay, serve
+from neuroledger.cli._market_validate import app as validate_app
 from neuroledger.cli._options import JsonOpt
 from neuroledger.errors import MarketError
 from neuroledger.market import Agents, AgentView, Service
@@ -21,6 +22,7 @@ agent_app = typer.Typer(help="Agents: register, show, list, find (ERC-8004 regis
 app.add_typer(agent_app, name="agent")
 app.add_typer(job_app, name="job")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(validate_app, name="validate")
 app.command("serve")(serve)
 app.command("pay")(pay)
 
