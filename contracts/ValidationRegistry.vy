@@ -638,14 +638,16 @@ def _request_k_of_n(agent_id: uint256, job_id: uint256, request_uri: String[MAX_
         "ValidationRegistry: commit and reveal periods must be 60 s to 30 days"
     self._open(request_hash, agent_id, job_id, tag)
     chosen: DynArray[address, MAX_VALIDATORS] = listed
-    if len(listed) == 0:
-        chosen = self._draw(request_hash, agent_id, n)
+    drawn: bool = len(listed) == 0
+    if drawn:
+        chosen = self._draw(request_hash, agent_id, n)  # eligible, distinct, no party
     min_stake: uint256 = self.minStake
     for v: address in chosen:
         weight: uint256 = self.stakeOf[v]
-        assert weight >= min_stake, "ValidationRegistry: a validator has less than the minimum stake"
-        assert self._vote[request_hash][v] == 0, "ValidationRegistry: a validator is listed twice"
-        assert not self._conflicted(v, agent_id), "ValidationRegistry: a validator is a party to the request"
+        if not drawn:
+            assert weight >= min_stake, "ValidationRegistry: a validator has less than the minimum stake"
+            assert self._vote[request_hash][v] == 0, "ValidationRegistry: a validator is listed twice"
+            assert not self._conflicted(v, agent_id), "ValidationRegistry: a validator is a party to the request"
         self._vote[request_hash][v] = _ASSIGNED | (weight << 128)
         self.openRequests[v] += 1
         self._index_validator(v, request_hash)
