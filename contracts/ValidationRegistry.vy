@@ -207,28 +207,33 @@ event ValidatorSettled:
     amount: uint256
 
 
+# @dev A validator added stake (total: its active stake now).
 event Staked:
     validatorAddress: indexed(address)
     amount: uint256
     total: uint256
 
 
+# @dev A validator began withdrawing stake; it may be withdrawn from `availableAt`.
 event UnstakeRequested:
     validatorAddress: indexed(address)
     amount: uint256
     availableAt: uint256
 
 
+# @dev A validator withdrew unbonded stake.
 event Withdrawn:
     validatorAddress: indexed(address)
     amount: uint256
 
 
+# @dev Slashed stake went to the treasury.
 event SlashedSwept:
     treasury: indexed(address)
     amount: uint256
 
 
+# @dev The owner changed the staking parameters (and once at deployment).
 event ParametersChanged:
     minStake: uint256
     slashBps: uint256

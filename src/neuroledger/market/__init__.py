@@ -27,6 +27,14 @@ if TYPE_CHECKING:
     from neuroledger.errors import X402Error
     from neuroledger.market._agents import Agents, AgentView
     from neuroledger.market._card import REGISTRATION_TYPE, AgentCard, Service, data_uri, read_uri
+    from neuroledger.market._checks import (
+        CHECKS,
+        CheckResult,
+        check_hash,
+        model_accuracy_check,
+        request_document,
+        run_check,
+    )
     from neuroledger.market._credits import (
         AUTHORIZATION_TYPES,
         Authorization,
@@ -40,18 +48,8 @@ if TYPE_CHECKING:
     from neuroledger.market._pay import PaidResponse, pay
     from neuroledger.market._reputation import Feedback, Reputation, parse_rating
     from neuroledger.market._service import AgentService
-    from neuroledger.market._validation import (
-        CHECKS,
-        CheckResult,
-        RequestView,
-        Validation,
-        Validator,
-        VoteView,
-        check_hash,
-        model_accuracy_check,
-        request_document,
-        run_check,
-    )
+    from neuroledger.market._validation import RequestView, Validation, VoteView
+    from neuroledger.market._validator import Validator
     from neuroledger.market._x402 import Requirements
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)

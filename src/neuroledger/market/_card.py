@@ -137,15 +137,20 @@ def read_uri(uri: str, *, timeout: float = 10.0) -> bytes:
         return raw
     if not uri.startswith(("https://", "http://127.0.0.1", "http://localhost")):
         raise MarketError(f"cannot read {uri[:80]!r}: give a data: or an https:// URI")
+    return fetch_bounded(uri, MAX_CARD_BYTES, timeout=timeout)
+
+
+def fetch_bounded(url: str, limit: int, *, timeout: float = 10.0) -> bytes:
+    """The body at ``url``, refused once it passes ``limit`` bytes (streamed, no redirects)."""
     try:
-        with httpx.stream("GET", uri, timeout=timeout, follow_redirects=False) as response:
+        with httpx.stream("GET", url, timeout=timeout, follow_redirects=False) as response:
             response.raise_for_status()
             chunks, size = [], 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
-                if size > MAX_CARD_BYTES:
-                    raise MarketError(f"{uri} serves more than {MAX_CARD_BYTES} bytes")
+                if size > limit:
+                    raise MarketError(f"{url} serves more than {limit} bytes")
                 chunks.append(chunk)
     except httpx.HTTPError as e:
-        raise MarketError(f"cannot fetch {uri}: {e}") from None
+        raise MarketError(f"cannot fetch {url}: {e}") from None
     return b"".join(chunks)

@@ -1,39 +1,22 @@
 """k-of-n validation of AI results: the suite's ValidationRegistry (ERC-8004 ABI, staked).
 
-:class:`Validation` stakes, asks for validations, commits, reveals, finalizes and settles.
-A request is a small JSON document (:func:`request_document`) put on chain as a ``data:``
-URI, so every validator reads the same bytes and checks them against the request hash.
-It names a *check* that validators run themselves:
-
-- ``asset-integrity``: the content at ``subject.location`` is the registered asset
-  ``subject.asset`` (its manifest digest, with the asset's owner, gives the asset id);
-- ``model-accuracy``: the same, then the model's accuracy on a held-out set whose SHA-256
-  the check names, as a response of 0-100 (``100 * correct // rows``, exact).
-
-For a job, the check is the one its client fixed with :meth:`Validation.set_job_terms`
-(its keccak256 is on chain), and the subject must be the job's deliverable: a provider
-cannot pick an easier check, and a client cannot point the validators at nothing.
-Anything the request gets wrong (unreadable, a digest that differs, content that is not
-the asset) is a failed check: response 0.
-
-:class:`Validator` is the loop a validator runs (``neuroledger validator run``): it
-watches the requests assigned to it, runs each check, commits, reveals once reveals open,
-and finalizes and settles what is due. Its salts are written (fsynced) before a
-commitment is sent, so a validator that crashes between commit and reveal still reveals.
+:class:`Validation` stakes, asks for validations (of an agent's work, or of a delivered job
+by the terms its client fixed), commits, reveals, finalizes and settles, and reads requests
+back as :class:`RequestView`. The checks validators run are in
+:mod:`neuroledger.market._checks`; the loop a validator runs is
+:class:`~neuroledger.market.Validator`. A commitment's salt, response and evidence are
+saved (fsynced, mode 0600) before the commitment is sent, so a validator that restarts
+between commit and reveal still reveals.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from eth_abi.abi import encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -43,189 +26,16 @@ from neuroledger.chain import Chain, Receipt, contract_call
 from neuroledger.errors import MarketError
 from neuroledger.identity import Keystore
 from neuroledger.market._card import data_uri, read_uri
+from neuroledger.market._checks import CHECKS, REQUEST_TYPE, canonical, check_hash
 from neuroledger.market._credits import Credits
 
-__all__ = [
-    "CHECKS",
-    "CheckResult",
-    "RequestView",
-    "Validation",
-    "Validator",
-    "VoteView",
-    "canonical",
-    "check_hash",
-    "model_accuracy_check",
-    "request_document",
-    "run_check",
-]
+__all__ = ["OUTCOMES", "STATUSES", "RequestView", "StakeView", "Validation", "VoteView"]
 
-#: The checks validators know how to run.
-CHECKS = ("asset-integrity", "model-accuracy")
-REQUEST_TYPE = "neuroledger/validation-request/v1"
 STATUSES = {1: "pending", 2: "accepted", 3: "rejected", 4: "inconclusive"}
 OUTCOMES = {0: None, 1: "paid", 2: "slashed", 3: "spared"}
 #: The most bytes of a request URI (the contract's bound).
 MAX_URI = 1024
-#: The largest held-out set a validator downloads or reads.
-MAX_HELDOUT_BYTES = 256 << 20
 _PAGE = 1000
-
-
-def canonical(value: Any) -> bytes:
-    """The canonical JSON of ``value``: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def check_hash(check: dict[str, Any]) -> bytes:
-    """The keccak256 of a check's canonical JSON (what a job's terms fix on chain)."""
-    return keccak(canonical(check))
-
-
-def model_accuracy_check(heldout: str | Path) -> dict[str, Any]:
-    """A ``model-accuracy`` check on the held-out ``.npz`` file at ``heldout`` (a path or an
-    https URL the validators can read), pinned by its SHA-256."""
-    path = Path(heldout)
-    if str(heldout).startswith(("https://", "http://")):
-        raw = _read_location(str(heldout))
-    elif path.is_file():
-        raw = path.read_bytes()
-    else:
-        raise MarketError(f"held-out set {heldout} not found; give an .npz file with x and y arrays "
-                          "(e.g. validation.npz from `neuroledger fl`)")  # fmt: skip
-    _load_heldout(raw)  # refuse a file the validators could not use
-    location = str(heldout) if str(heldout).startswith("http") else str(path.resolve())
-    return {"kind": "model-accuracy", "heldout": location,
-            "heldoutDigest": "sha256:" + hashlib.sha256(raw).hexdigest()}  # fmt: skip
-
-
-def request_document(check: dict[str, Any], *, asset: str, location: str | Path,
-                     job: int | None = None) -> dict[str, Any]:  # fmt: skip
-    """A validation request: the check, the asset to check and where its content is."""
-    if check.get("kind") not in CHECKS:
-        raise MarketError(f"unknown check {check.get('kind')!r}; use one of {', '.join(CHECKS)}")
-    if not (isinstance(asset, str) and asset.startswith("0x") and len(asset) == 66):
-        raise MarketError(f"{asset!r} is not an asset id (0x and 64 hex digits)")
-    where = str(location) if str(location).startswith("http") else str(Path(location).resolve())
-    return {"type": REQUEST_TYPE, "check": check, "subject": {"asset": asset.lower(), "location": where},
-            "job": job, "nonce": secrets.token_hex(8)}  # fmt: skip
-
-
-# -- running a check ------------------------------------------------------------------
-@dataclass
-class CheckResult:
-    """What a validator found: its response (0-100) and the evidence behind it."""
-
-    response: int
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-
-def _read_location(location: str) -> bytes:
-    if location.startswith(("https://", "http://")):
-        import httpx
-
-        try:
-            with httpx.stream("GET", location, timeout=30.0, follow_redirects=False) as r:
-                r.raise_for_status()
-                chunks, size = [], 0
-                for chunk in r.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_HELDOUT_BYTES:
-                        raise MarketError(f"{location} serves more than {MAX_HELDOUT_BYTES} bytes")
-                    chunks.append(chunk)
-        except httpx.HTTPError as e:
-            raise MarketError(f"cannot fetch {location}: {e}") from None
-        return b"".join(chunks)
-    path = Path(location)
-    if not path.is_file() or path.stat().st_size > MAX_HELDOUT_BYTES:
-        raise MarketError(f"{location} is not a readable file of at most {MAX_HELDOUT_BYTES} bytes")
-    return path.read_bytes()
-
-
-def _load_heldout(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
-    import io
-
-    try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
-            x, y = np.asarray(data["x"], dtype=np.float64), np.asarray(data["y"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise MarketError(
-            f"the held-out set is not an .npz file with arrays x and y: {e}"
-        ) from None
-    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
-        raise MarketError(f"the held-out set has x of shape {x.shape} and y of shape {y.shape}; "
-                          "x must be rows by features and y one label per row")  # fmt: skip
-    if not np.all(np.isfinite(x)) or not np.issubdtype(y.dtype, np.integer):
-        raise MarketError("the held-out set must hold finite features and integer labels")
-    return x, y
-
-
-def _verify_subject(chain: Chain, asset: str, location: str) -> tuple[bool, str]:
-    """Whether the content at ``location`` is the registered, unrevoked ``asset``."""
-    from neuroledger.provenance._manifest import build_manifest
-    from neuroledger.provenance._registry import asset_id_for
-
-    owner, _kind, status = (
-        chain.contract("AssetRegistry").functions.assetOf(bytes.fromhex(asset[2:])).call()
-    )
-    if status == 0:
-        return False, f"asset {asset} is not registered"
-    if status == 3:
-        return False, f"asset {asset} is revoked"
-    if location.startswith("http"):
-        return False, "the subject must be a path the validator can read"
-    try:
-        digest = build_manifest(Path(location)).digest
-    except (OSError, ValueError) as e:
-        return False, f"cannot read {location}: {e}"
-    if "0x" + asset_id_for(owner, digest) != asset.lower():
-        return False, f"the content at {location} is not asset {asset} (digest {digest[:16]}…)"
-    return True, digest
-
-
-def run_check(chain: Chain, document: dict[str, Any], *, agreed_check: bytes | None = None,
-              deliverable: str | None = None) -> CheckResult:  # fmt: skip
-    """Run the check a request names. ``agreed_check`` (a job's terms) and ``deliverable``
-    (the job's) bind a job's request to what its client and provider agreed."""
-    check, subject = document.get("check"), document.get("subject")
-    if not isinstance(check, dict) or not isinstance(subject, dict):
-        return CheckResult(0, {"error": "the request names no check or subject"})
-    if agreed_check is not None and check_hash(check) != agreed_check:
-        return CheckResult(0, {"error": "the check is not the one the job's client fixed"})
-    asset, location = subject.get("asset"), subject.get("location")
-    if not isinstance(asset, str) or not isinstance(location, str) or len(asset) != 66:
-        return CheckResult(0, {"error": "the subject needs an asset id and a location"})
-    if deliverable is not None and asset.lower() != deliverable.lower():
-        return CheckResult(0, {"error": f"the subject is not the job's deliverable {deliverable}"})
-    try:
-        ok, detail = _verify_subject(chain, asset.lower(), location)
-    except (ValueError, TypeError) as e:
-        return CheckResult(0, {"error": f"bad asset id: {e}"})
-    if not ok:
-        return CheckResult(0, {"error": detail})
-    if check.get("kind") == "asset-integrity":
-        return CheckResult(100, {"digest": detail})
-    if check.get("kind") != "model-accuracy":
-        return CheckResult(0, {"error": f"unknown check {check.get('kind')!r}"})
-    from neuroledger.market._model import load_softmax
-
-    try:
-        raw = _read_location(str(check.get("heldout", "")))
-        if "sha256:" + hashlib.sha256(raw).hexdigest() != check.get("heldoutDigest"):
-            return CheckResult(0, {"error": "the held-out set differs from its digest"})
-        x, y = _load_heldout(raw)
-        weights, bias, config = load_softmax(Path(location))
-    except MarketError as e:
-        return CheckResult(0, {"error": str(e)})
-    if x.shape[1] != weights.shape[0]:
-        return CheckResult(0, {"error": f"the model takes {weights.shape[0]} features, the "
-                                        f"held-out set has {x.shape[1]}"})  # fmt: skip
-    predicted = np.argmax(x @ weights + bias, axis=1)
-    correct = int(np.sum(predicted == y))
-    return CheckResult(
-        100 * correct // len(y),  # integers: every honest validator gets the same number
-        {"accuracy": round(correct / len(y), 6), "rows": len(y), "model": config["digest"],
-         "digest": detail},
-    )  # fmt: skip
 
 
 # -- views ------------------------------------------------------------------------------
@@ -561,126 +371,3 @@ def _read_json(path: Path) -> dict[str, Any] | None:
             f"{path} is damaged; the commitment it saved cannot be revealed"
         ) from None
     return data if isinstance(data, dict) else None
-
-
-# -- the validator loop ----------------------------------------------------------------
-@dataclass(frozen=True)
-class Action:
-    """One thing the validator loop did."""
-
-    request_hash: str
-    action: str  # committed, revealed, finalized, settled, failed
-    detail: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-Check = Callable[[Chain, dict[str, Any], RequestView], CheckResult]
-
-
-class Validator:
-    """The loop of validator ``name``: check, commit, reveal, finalize and settle.
-
-    ``check`` runs a request's check (by default :func:`run_check` with the job's agreed
-    terms); tests give a dishonest one to play a lying validator.
-    """
-
-    def __init__(self, validation: Validation, name: str, *, check: Check | None = None) -> None:
-        self.v = validation
-        self.name = name
-        self.address = validation.address_of(name)
-        self.check = check or self._run_check
-        self._cursor = 0  # requests before it are settled or not ours to act on
-        self._done: set[str] = set()
-
-    def _run_check(
-        self, chain: Chain, document: dict[str, Any], request: RequestView
-    ) -> CheckResult:
-        agreed = deliverable = None
-        if request.job_id is not None:
-            from neuroledger.market._jobs import Jobs
-
-            terms = self.v.job_terms(request.job_id)
-            agreed = terms[3] if terms else b"\0" * 32
-            deliverable = Jobs(chain, self.v.keystore).status(request.job_id).deliverable or ""
-        return run_check(chain, document, agreed_check=agreed, deliverable=deliverable)
-
-    def step(self) -> list[Action]:
-        """One pass over the requests assigned to this validator."""
-        actions: list[Action] = []
-        hashes = self.v.assigned(self.address, offset=self._cursor)
-        now = self.v.now()
-        window = int(self.v.contract.functions.challengeWindow().call())
-        for h in hashes:
-            if h in self._done:
-                continue
-            try:
-                action = self._act(h, now, window)
-            except Exception as e:  # one bad request must not stop the loop
-                first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-                action = Action(h, "failed", first)
-            if action is not None:
-                actions.append(action)
-        # Requests settled (or not ours) at the head are never read again.
-        while hashes and hashes[0] in self._done:
-            self._done.discard(hashes.pop(0))
-            self._cursor += 1
-        return actions
-
-    def _act(self, h: str, now: int, window: int) -> Action | None:
-        r = self.v.show(h)
-        mine = next((vote for vote in r.votes if vote.validator == self.address), None)
-        if r.single or mine is None:
-            self._done.add(h)
-            return None
-        if r.status == "pending":
-            all_committed = r.committed == r.n
-            if not mine.committed and now < r.commit_deadline:
-                try:
-                    document = self.v.document(h)
-                    result = self.check(self.v.chain, document, r)
-                except MarketError as e:
-                    result = CheckResult(0, {"error": str(e)})
-                self.v.commit(h, result.response, by=self.name, evidence=result.evidence)
-                return Action(h, "committed", f"response {result.response}")
-            reveals_open = all_committed or now >= r.commit_deadline
-            if mine.committed and not mine.revealed and reveals_open and now < r.reveal_deadline:
-                self.v.reveal(h, by=self.name)
-                return Action(h, "revealed")
-            if now >= r.reveal_deadline or r.revealed == r.n:
-                self.v.finalize(h, by=self.name)
-                return Action(h, "finalized", self.v.show(h).status)
-            return None
-        if r.settled:
-            self._done.add(h)
-            return None
-        if now >= r.updated_at + window:
-            self.v.settle(h, by=self.name)
-            self._done.add(h)
-            return Action(h, "settled", self.v.vote(h, self.address).outcome or "")
-        return None
-
-    def run(self, *, interval: float = 2.0, duration: float | None = None,
-            on_action: Callable[[Action], None] | None = None,
-            stop: Callable[[], bool] | None = None) -> list[Action]:  # fmt: skip
-        """Pass over the assigned requests every ``interval`` seconds, for ``duration``
-        seconds (None: until ``stop`` says so)."""
-        if interval <= 0:
-            raise MarketError("the interval must be positive")
-        deadline = None if duration is None else time.monotonic() + duration
-        done: list[Action] = []
-        while True:
-            for action in self.step():
-                done.append(action)
-                if on_action is not None:
-                    on_action(action)
-            if (stop is not None and stop()) or (
-                deadline is not None and time.monotonic() >= deadline
-            ):
-                return done
-            time.sleep(
-                interval
-                if deadline is None
-                else max(0.0, min(interval, deadline - time.monotonic()))
-            )

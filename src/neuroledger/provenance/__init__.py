@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from neuroledger.provenance._hashcache import HashCache
     from neuroledger.provenance._index import AssetRecord, Attestation, Change, LineageIndex
     from neuroledger.provenance._manifest import FileEntry, Manifest, ManifestDiff, build_manifest
-    from neuroledger.provenance._registry import KINDS, STATUSES, AssetRegistryClient
+    from neuroledger.provenance._registry import KINDS, STATUSES, AssetRegistryClient, asset_id_for
     from neuroledger.provenance._service import Provenance
     from neuroledger.provenance._views import (
         VERIFY_EXIT_CODES,
@@ -55,6 +55,7 @@ __all__ = [
     "Provenance",
     "Registration",
     "Verification",
+    "asset_id_for",
     "build_manifest",
     "load_metadata_file",
     "to_dot",
