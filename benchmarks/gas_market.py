@@ -6,7 +6,8 @@ Every transaction of the validated path is counted: the client's terms, the prov
 request (five validators drawn from the pool), five commitments, five reveals, the
 finalization (which completes the job in the escrow) and the settlement after the
 challenge window (fees to the honest, one slash). The validators' stakes are one-off and
-listed apart. Writes the table to docs/gas.md and docs/benchmarks.md.
+listed apart. Also: a payment through an agent account's on-chain guardrails against the
+same payment from a plain key. Writes the tables to docs/gas.md and docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -111,11 +112,38 @@ def validated_job(w3: Web3, admin: str) -> tuple[list[tuple[str, int]], int]:
     return [("stake (once per validator)", sum(stakes) // 5), *calls], single
 
 
+def account_payment(w3: Web3, admin: str) -> tuple[int, int]:
+    """A payment of 1 credit through an agent account within its policy, and the same payment
+    from a plain key (both to a recipient that already holds credits, both payers' second
+    payment of the day, so that storage states match)."""
+    credits = _deployed(w3, "Credits", admin, 10**30)
+    owner, agent, shop, eoa = (
+        Account.from_key(bytes([k]) * 32).address for k in (0x91, 0x92, 0x93, 0x94)
+    )
+    for who in (owner, agent, eoa):
+        w3.provider.make_request("anvil_setBalance", [who, hex(10**20)])  # type: ignore[arg-type]
+    expiry = w3.eth.get_block("latest")["timestamp"] + 30 * 86400
+    account = _deployed(w3, "AgentAccount", admin, owner, agent, ZERO, expiry)
+    a = account.functions
+    _send(w3, a.setAllowance(credits.address, 50 * CREDIT, 100 * CREDIT, 86400), owner)
+    _send(w3, a.allowCall(credits.address, bytes.fromhex("a9059cbb"), True), owner)
+    _send(w3, a.allowRecipient(shop, True), owner)
+    _send(w3, a.setLimits(100, 3600, 10**6, 0, expiry), owner)
+    for holder in (account.address, eoa):
+        _send(w3, credits.functions.mint(holder, 10**12), admin)
+    _send(w3, credits.functions.mint(shop, 1), admin)
+    data = bytes.fromhex("a9059cbb") + encode(["address", "uint256"], [shop, CREDIT])
+    guarded = [_send(w3, a.execute(credits.address, 0, data), agent) for _ in range(2)][-1]
+    plain = [_send(w3, credits.functions.transfer(shop, CREDIT), eoa) for _ in range(2)][-1]
+    return guarded, plain
+
+
 def main() -> None:
     proc, url = start_dev_anvil("--auto-impersonate")
     try:
         w3 = Web3(Web3.HTTPProvider(url))
         calls, single = validated_job(w3, w3.eth.accounts[0])
+        guarded, plain = account_payment(w3, w3.eth.accounts[0])
     finally:
         proc.kill()
     per_job = {"commit x 5 (each)": 5, "reveal x 5 (each)": 5}
@@ -130,6 +158,10 @@ def main() -> None:
         "| per job | NeuroLedger, 3 of 5 staked validators | baseline: one trusted evaluator's `complete` (same escrow, same run) | ratio (the price of trust) |",
         "|---|---:|---:|---:|",
         f"| gas to judge a delivered job | {total:,} | {single:,} | {total / single:.1f} |",
+        "",
+        "| payment of 1 credit | NeuroLedger agent account (caps, allowlists, rate limit checked on chain) | baseline: a plain key's `transfer` (same token, same run) | overhead (target: under 30,000) |",
+        "|---|---:|---:|---:|",
+        f"| gas | {guarded:,} | {plain:,} | {guarded - plain:,} ({'met' if guarded - plain < 30_000 else 'MISSED'}) |",
     ]  # fmt: skip
     table = "\n".join(lines)
     print(table)

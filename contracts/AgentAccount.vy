@@ -37,6 +37,17 @@ TRANSFER_FROM: constant(bytes4) = 0x23b872dd
 INCREASE_ALLOWANCE: constant(bytes4) = 0x39509351
 MAX_DATA: constant(uint256) = 4096
 NATIVE: constant(address) = empty(address)
+# @dev Bounds of the packed fields.
+MAX_AMOUNT: constant(uint256) = 2**96 - 1
+MAX_GAS: constant(uint256) = 2**31 - 1
+_M16: constant(uint256) = 2**16 - 1
+_M31: constant(uint256) = 2**31 - 1
+_M32: constant(uint256) = 2**32 - 1
+_M48: constant(uint256) = 2**48 - 1
+_M64: constant(uint256) = 2**64 - 1
+_M96: constant(uint256) = 2**96 - 1
+_M128: constant(uint256) = 2**128 - 1
+_M160: constant(uint256) = 2**160 - 1
 
 
 # @dev The limits on one asset (the zero address: the native coin).
@@ -117,20 +128,20 @@ event RolesChanged:
 
 
 owner: public(immutable(address))
-agent: public(address)
 guardian: public(address)
-frozen: public(bool)
-expiresAt: public(uint256)
-allowanceOf: public(HashMap[address, Allowance])
 allowedCall: public(HashMap[address, HashMap[bytes4, bool]])
 allowedRecipient: public(HashMap[address, bool])
-rateCount: public(uint256)
-rateInterval: public(uint256)
-windowStart: public(uint256)
-windowCalls: public(uint256)
-callLimit: public(uint256)
-callsMade: public(uint256)
-gasLimit: public(uint256)
+
+# @dev What every call reads is packed so that a call reads few words.
+# _core: agent (bits 0-159), frozen (160), gas limit (161-191), expiry (192-255).
+_core: uint256
+# _calls: calls made (0-47), call limit (48-95), window start (96-143), calls in the window
+# (144-175), rate count (176-207), rate interval (208-255).
+_calls: uint256
+# Per asset: _cap: per transaction (0-95), per period (96-191), period (192-255);
+# _used: spent (0-127), period start (128-191).
+_cap: HashMap[address, uint256]
+_used: HashMap[address, uint256]
 
 
 @deploy
@@ -146,13 +157,13 @@ def __init__(owner_: address, agent_: address, guardian_: address, expiresAt_: u
     """
     assert owner_ != empty(address) and agent_ != empty(address), "AgentAccount: zero address"
     assert owner_ != agent_, "AgentAccount: the owner and the agent must be different keys"
+    assert expiresAt_ <= _M64, "AgentAccount: expiry out of range"
     owner = owner_
-    self.agent = agent_
     self.guardian = guardian_
-    self.expiresAt = expiresAt_
-    self.callLimit = max_value(uint256)
+    self._core = convert(agent_, uint256) | (expiresAt_ << 192)
+    self._calls = _M48 << 48
     log RolesChanged(agent=agent_, guardian=guardian_)
-    log LimitsSet(rateCount=0, rateInterval=0, callLimit=max_value(uint256), gasLimit=0, expiresAt=expiresAt_)
+    log LimitsSet(rateCount=0, rateInterval=0, callLimit=_M48, gasLimit=0, expiresAt=expiresAt_)
 
 
 @external
@@ -181,18 +192,15 @@ def setAllowance(token: address, perTransaction: uint256, perPeriod: uint256, pe
             every `period` seconds; 0: once, a total). Zero caps forbid the asset.
     @param token The ERC-20 token, or the zero address for the native coin.
     @param perTransaction The most one call may spend.
-    @param perPeriod The most all calls of one period may spend.
+    @param perPeriod The most all calls of one period may spend (below 2**96).
     @param period The period in seconds (0: no reset).
     """
     self._check_owner()
     assert perTransaction <= perPeriod, "AgentAccount: per-transaction cap above the per-period cap"
-    a: Allowance = self.allowanceOf[token]
-    a.perTransaction = perTransaction
-    a.perPeriod = perPeriod
-    a.period = period
-    if a.periodStart == 0:
-        a.periodStart = block.timestamp
-    self.allowanceOf[token] = a
+    assert perPeriod <= MAX_AMOUNT and period <= _M64, "AgentAccount: cap or period out of range"
+    self._cap[token] = perTransaction | (perPeriod << 96) | (period << 192)
+    if self._used[token] == 0:
+        self._used[token] = block.timestamp << 128
     log AllowanceSet(token=token, perTransaction=perTransaction, perPeriod=perPeriod, period=period)
 
 
@@ -230,18 +238,16 @@ def setLimits(rateCount_: uint256, rateInterval_: uint256, callLimit_: uint256, 
     @notice Set the call policies and the expiry.
     @param rateCount_ The most calls per `rateInterval_` seconds (0: no rate limit).
     @param rateInterval_ The rate limit's window in seconds.
-    @param callLimit_ The most calls in all (counted from now).
-    @param gasLimit_ The most gas one call forwards (0: all that is left).
+    @param callLimit_ The most calls in all, counted from now (at most 2**48 - 1).
+    @param gasLimit_ The most gas one call forwards (0: all that is left; below 2**31).
     @param expiresAt_ After this time the agent can make no call.
     """
     self._check_owner()
     assert rateCount_ == 0 or rateInterval_ != 0, "AgentAccount: a rate limit needs an interval"
-    self.rateCount = rateCount_
-    self.rateInterval = rateInterval_
-    self.callLimit = callLimit_
-    self.callsMade = 0
-    self.gasLimit = gasLimit_
-    self.expiresAt = expiresAt_
+    assert rateCount_ <= _M32 and rateInterval_ <= _M48 and callLimit_ <= _M48 and gasLimit_ <= MAX_GAS \
+        and expiresAt_ <= _M64, "AgentAccount: a limit is out of range"
+    self._calls = (callLimit_ << 48) | (rateCount_ << 176) | (rateInterval_ << 208)
+    self._core = (self._core & (_M160 | (1 << 160))) | (gasLimit_ << 161) | (expiresAt_ << 192)
     log LimitsSet(rateCount=rateCount_, rateInterval=rateInterval_, callLimit=callLimit_, gasLimit=gasLimit_,
                   expiresAt=expiresAt_)
 
@@ -255,7 +261,7 @@ def setRoles(agent_: address, guardian_: address):
     """
     self._check_owner()
     assert agent_ != empty(address) and agent_ != owner, "AgentAccount: the agent must be a key other than the owner's"
-    self.agent = agent_
+    self._core = (self._core & ~_M160) | convert(agent_, uint256)
     self.guardian = guardian_
     log RolesChanged(agent=agent_, guardian=guardian_)
 
@@ -266,7 +272,7 @@ def freeze():
     @notice Stop every call of the agent at once (owner or guardian).
     """
     assert msg.sender == owner or msg.sender == self.guardian, "AgentAccount: caller is not the owner or guardian"
-    self.frozen = True
+    self._core = self._core | (1 << 160)
     log FreezeChanged(frozen=True, by=msg.sender)
 
 
@@ -276,7 +282,7 @@ def unfreeze():
     @notice Let the agent call again (owner only).
     """
     self._check_owner()
-    self.frozen = False
+    self._core = self._core & ~(1 << 160)
     log FreezeChanged(frozen=False, by=msg.sender)
 
 
@@ -310,7 +316,8 @@ def execute(target: address, amount_: uint256, data: Bytes[MAX_DATA]) -> bool:
     @param data The calldata.
     @return Whether the call was made.
     """
-    assert msg.sender == self.agent, "AgentAccount: caller is not the agent"
+    core: uint256 = self._core
+    assert msg.sender == convert(core & _M160, address), "AgentAccount: caller is not the agent"
     selector: bytes4 = empty(bytes4)
     if len(data) >= 4:
         selector = convert(slice(data, 0, 4), bytes4)
@@ -327,17 +334,21 @@ def execute(target: address, amount_: uint256, data: Bytes[MAX_DATA]) -> bool:
         token = target
         recipient = convert(convert(slice(data, 4, 32), uint256), address)
         spend = convert(slice(data, 36, 32), uint256)
-    reason: String[64] = self._refusal(target, selector, token, recipient, spend, is_token_call, amount_,
-                                       len(data) != 0)
+    reason: String[64] = ""
+    calls: uint256 = 0
+    used: uint256 = 0
+    reason, calls, used = self._check(core, target, selector, token, recipient, spend, is_token_call, amount_,
+                                      len(data) != 0)
     if reason != "":
         return self._refuse(target, selector, amount_, spend, reason)
     # Within the policy: count the call and the spend, then make it.
-    self._count_call()
+    self._calls = calls
     if spend != 0:
-        self._spend(token, spend)
+        self._used[token] = used
     gas: uint256 = msg.gas
-    if self.gasLimit != 0:
-        gas = min(gas, self.gasLimit)
+    limit: uint256 = (core >> 161) & _M31
+    if limit != 0:
+        gas = min(gas, limit)
     raw_call(target, data, value=amount_, gas=gas)
     log Executed(target=target, selector=selector, value=amount_, token=token, amount=spend, recipient=recipient)
     return True
@@ -351,60 +362,117 @@ def _refuse(target: address, selector: bytes4, coin: uint256, amount: uint256, r
 
 @internal
 @view
-def _refusal(target: address, selector: bytes4, token: address, recipient: address, spend: uint256,
-             is_token_call: bool, coin: uint256, has_data: bool) -> String[64]:
+def _check(core: uint256, target: address, selector: bytes4, token: address, recipient: address, spend: uint256,
+           is_token_call: bool, coin: uint256, has_data: bool) -> (String[64], uint256, uint256):
     """
-    @dev Why the call is refused, or "" when the policy allows it. Reads only.
+    @dev Why the call is refused ("" when the policy allows it), and the call counters and
+         the asset's spend word as they will be after it. Reads only.
     """
-    if self.frozen:
-        return "the account is frozen"
-    if block.timestamp >= self.expiresAt:
-        return "the agent's permission has expired"
+    if core & (1 << 160) != 0:
+        return "the account is frozen", 0, 0
+    if block.timestamp >= core >> 192:
+        return "the agent's permission has expired", 0, 0
     if target == self:
-        return "the account cannot call itself"
-    if self.callsMade >= self.callLimit:
-        return "call-limit reached"
-    if self.rateCount != 0 and block.timestamp < self.windowStart + self.rateInterval \
-            and self.windowCalls >= self.rateCount:
-        return "rate-limit reached"
+        return "the account cannot call itself", 0, 0
+    calls: uint256 = self._calls
+    made: uint256 = calls & _M48
+    if made >= (calls >> 48) & _M48:
+        return "call-limit reached", 0, 0
+    rate: uint256 = (calls >> 176) & _M32
+    window_start: uint256 = (calls >> 96) & _M48
+    in_window: uint256 = (calls >> 144) & _M32
+    if rate != 0:
+        if block.timestamp >= window_start + (calls >> 208):
+            window_start = block.timestamp
+            in_window = 0
+        if in_window >= rate:
+            return "rate-limit reached", 0, 0
+        in_window += 1
+    calls = (calls & ~(_M48 | (_M48 << 96) | (_M32 << 144))) | (made + 1) | (window_start << 96) | (in_window << 144)
+    if not has_data and coin == 0:
+        return "an empty call sends nothing", 0, 0
     if has_data and not self.allowedCall[target][selector]:
         if is_token_call:
-            return "the token call is not allowed"
-        return "the contract function is not allowed"
-    if spend == 0:
-        return ""
+            return "the token call is not allowed", 0, 0
+        return "the contract function is not allowed", 0, 0
     if (is_token_call or coin != 0) and not self.allowedRecipient[recipient]:
-        return "the recipient is not allowed"
-    a: Allowance = self.allowanceOf[token]
-    if spend > a.perTransaction:
-        return "above the per-transaction cap"
-    spent: uint256 = a.spent
-    if a.period != 0 and block.timestamp >= a.periodStart + a.period:
-        spent = 0
-    if spent + spend > a.perPeriod:
-        return "above the spent-limit of the period"
-    return ""
-
-
-@internal
-def _count_call():
-    self.callsMade += 1
-    if self.rateCount != 0:
-        if block.timestamp >= self.windowStart + self.rateInterval:
-            self.windowStart = block.timestamp
-            self.windowCalls = 0
-        self.windowCalls += 1
-
-
-@internal
-def _spend(token: address, amount: uint256):
-    a: Allowance = self.allowanceOf[token]
-    if a.period != 0 and block.timestamp >= a.periodStart + a.period:
+        return "the recipient is not allowed", 0, 0
+    if spend == 0:
+        return "", calls, 0
+    cap: uint256 = self._cap[token]
+    if spend > cap & _M96:
+        return "above the per-transaction cap", 0, 0
+    used: uint256 = self._used[token]
+    spent: uint256 = used & _M128
+    start: uint256 = used >> 128
+    period: uint256 = cap >> 192
+    if period != 0 and block.timestamp >= start + period:
         # Safe AllowanceModule style: the period restarts on a boundary, not at this call.
-        a.periodStart += (block.timestamp - a.periodStart) // a.period * a.period
-        a.spent = 0
-    a.spent += amount
-    self.allowanceOf[token] = a
+        start += (block.timestamp - start) // period * period
+        spent = 0
+    if spent + spend > (cap >> 96) & _M96:
+        return "above the spent-limit of the period", 0, 0
+    return "", calls, (spent + spend) | (start << 128)
+
+
+# ---------------------------------------------------------------------------------------
+# Reads
+
+
+@external
+@view
+def agent() -> address:
+    """
+    @notice The agent's key.
+    @return The address.
+    """
+    return convert(self._core & _M160, address)
+
+
+@external
+@view
+def frozen() -> bool:
+    """
+    @notice Whether the kill switch is on.
+    @return True when frozen.
+    """
+    return self._core & (1 << 160) != 0
+
+
+@external
+@view
+def expiresAt() -> uint256:
+    """
+    @notice After this time the agent can make no call.
+    @return The time.
+    """
+    return self._core >> 192
+
+
+@external
+@view
+def limits() -> (uint256, uint256, uint256, uint256, uint256, uint256, uint256):
+    """
+    @notice The call policies and counters.
+    @return rateCount, rateInterval, callLimit, callsMade, gasLimit, windowStart, windowCalls.
+    """
+    c: uint256 = self._calls
+    return ((c >> 176) & _M32, c >> 208, (c >> 48) & _M48, c & _M48, (self._core >> 161) & _M31,
+            (c >> 96) & _M48, (c >> 144) & _M32)
+
+
+@external
+@view
+def allowanceOf(token: address) -> Allowance:
+    """
+    @notice The limits on an asset and what was spent in its current period.
+    @param token The ERC-20 token, or the zero address for the native coin.
+    @return The allowance.
+    """
+    cap: uint256 = self._cap[token]
+    used: uint256 = self._used[token]
+    return Allowance(perTransaction=cap & _M96, perPeriod=(cap >> 96) & _M96, period=cap >> 192,
+                     spent=used & _M128, periodStart=used >> 128)
 
 
 @external
@@ -415,10 +483,13 @@ def remaining(token: address) -> uint256:
     @param token The ERC-20 token, or the zero address for the native coin.
     @return The amount.
     """
-    a: Allowance = self.allowanceOf[token]
-    spent: uint256 = a.spent
-    if a.period != 0 and block.timestamp >= a.periodStart + a.period:
+    cap: uint256 = self._cap[token]
+    used: uint256 = self._used[token]
+    spent: uint256 = used & _M128
+    period: uint256 = cap >> 192
+    if period != 0 and block.timestamp >= (used >> 128) + period:
         spent = 0
-    if spent >= a.perPeriod:
+    per_period: uint256 = (cap >> 96) & _M96
+    if spent >= per_period:
         return 0
-    return a.perPeriod - spent
+    return per_period - spent

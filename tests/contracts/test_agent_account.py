@@ -100,6 +100,7 @@ def test_only_allowed_functions_and_configured_tokens_are_called(w: Wallet) -> N
         ),
         (w.shop, 1, b"", "above the per-transaction cap"),  # the native coin: no allowance
         (w.account.address, 0, b"\x12\x34\x56\x78", "the account cannot call itself"),
+        (w.stranger, 0, b"", "an empty call sends nothing"),
         (w.shop, 0, b"\x12\x34\x56\x78", "the contract function is not allowed"),
     ]
     for target, coin, data, reason in calls:
@@ -230,6 +231,7 @@ class AccountMachine(RuleBasedStateMachine):
         self._roll()
         expected = (not self.frozen and to in self.allowed and (amount == 0 or (
             amount <= self.per_tx and self.spent + amount <= self.per_period)))  # fmt: skip
+        # (A payment of nothing is allowed to a listed recipient only, like any other.)
         if made:
             assert expected, (amount, listed, kind)
             self.spent += amount
