@@ -78,6 +78,7 @@ __all__ = [
     "EncodingError",
     "FederatedError",
     "GateError",
+    "GuardrailError",
     "IdentityError",
     "IdentityNotFoundError",
     "IndexReorgError",
@@ -377,6 +378,15 @@ class MarketError(NeuroLedgerError):
 
 class PaymentError(MarketError):
     """Raised when a payment cannot be made: a bad amount, too few credits, a foreign token."""
+
+
+class GuardrailError(PaymentError):
+    """An agent account's policy refused a call: nothing was made, the refusal is on chain
+    (``tx_hash``: the transaction that logged it)."""
+
+    def __init__(self, message: str, *, tx_hash: str | None = None) -> None:
+        super().__init__(message)
+        self.tx_hash = tx_hash
 
 
 class X402Error(PaymentError):

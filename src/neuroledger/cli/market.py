@@ -9,6 +9,8 @@ import typer
 
 from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import context_of, emit
+from neuroledger.cli._market_accounts import freeze, policy_app, unfreeze
+from neuroledger.cli._market_accounts import pay as account_pay
 from neuroledger.cli._market_feedback import app as feedback_app
 from neuroledger.cli._market_jobs import app as job_app
 from neuroledger.cli._market_pay import pay, serve
@@ -20,6 +22,10 @@ from neuroledger.market import Agents, AgentView, Service
 app = typer.Typer(help=help_of("market"))
 agent_app = typer.Typer(help="Agents: register, show, list, find (ERC-8004 registry).")
 app.add_typer(agent_app, name="agent")
+agent_app.add_typer(policy_app, name="policy")
+agent_app.command("freeze")(freeze)
+agent_app.command("unfreeze")(unfreeze)
+agent_app.command("pay")(account_pay)
 app.add_typer(job_app, name="job")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(validate_app, name="validate")

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from neuroledger.errors import X402Error
+    from neuroledger.errors import GuardrailError, X402Error
+    from neuroledger.market._accounts import AccountPolicy, AgentAccounts, selector_of
     from neuroledger.market._agents import Agents, AgentView
     from neuroledger.market._card import REGISTRATION_TYPE, AgentCard, Service, data_uri, read_uri
     from neuroledger.market._checks import (
@@ -59,6 +60,8 @@ __all__ = [
     "CHECKS",
     "REGISTRATION_TYPE",
     "STATUSES",
+    "AccountPolicy",
+    "AgentAccounts",
     "AgentCard",
     "AgentService",
     "AgentView",
@@ -68,6 +71,7 @@ __all__ = [
     "Credits",
     "Facilitator",
     "Feedback",
+    "GuardrailError",
     "JobView",
     "Jobs",
     "PaidResponse",
@@ -91,4 +95,5 @@ __all__ = [
     "read_uri",
     "request_document",
     "run_check",
+    "selector_of",
 ]
