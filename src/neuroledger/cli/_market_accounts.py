@@ -133,26 +133,22 @@ def policy_show(ctx: typer.Context, agent: str, as_json: JsonOpt = False) -> Non
     emit(p.to_json(), as_json=as_json, human=_human(p, credits.decimals))
 
 
+def _switch(ctx: typer.Context, agent: str, by: str, *, frozen: bool) -> None:
+    accounts, _ = _accounts(ctx)
+    receipt = (accounts.freeze if frozen else accounts.unfreeze)(agent, by=by)
+    state = "frozen" if frozen else "active"
+    emit({"transaction": receipt.tx_hash, "frozen": frozen}, as_json=False,
+         human=f"{agent}'s account is {state} ({receipt.tx_hash})")  # fmt: skip
+
+
 def freeze(ctx: typer.Context, agent: str, from_: FromOpt) -> None:
     """Stop every call of the agent's account at once (its owner or guardian)."""
-    accounts, _ = _accounts(ctx)
-    receipt = accounts.freeze(agent, by=from_)
-    emit(
-        {"transaction": receipt.tx_hash},
-        as_json=False,
-        human=f"{agent}'s account is frozen ({receipt.tx_hash})",
-    )
+    _switch(ctx, agent, from_, frozen=True)
 
 
 def unfreeze(ctx: typer.Context, agent: str, from_: FromOpt) -> None:
     """Let the agent's account call again (its owner)."""
-    accounts, _ = _accounts(ctx)
-    receipt = accounts.unfreeze(agent, by=from_)
-    emit(
-        {"transaction": receipt.tx_hash},
-        as_json=False,
-        human=f"{agent}'s account is active ({receipt.tx_hash})",
-    )
+    _switch(ctx, agent, from_, frozen=False)
 
 
 def pay(ctx: typer.Context, agent: str, to: str, amount: str, as_json: JsonOpt = False) -> None:
