@@ -52,6 +52,7 @@ exits with the error's ``exit_code``::
     │   └── SandboxError             a compute job refused, killed or failed
     └── MarketError                  the market: credits, agents, jobs, payments, reputation
         └── PaymentError             a payment that cannot be made (amount, funds, token)
+            ├── GuardrailError       an agent account's policy refused a call (on chain)
             └── X402Error            an x402 payment refused (``code``: the spec's error code)
 """
 

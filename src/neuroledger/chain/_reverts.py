@@ -36,7 +36,7 @@ _PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 #: the contract, or of the snekmate or NeuroLedger module, that raised it.
 REVERT_SOURCES = frozenset({
     "DIDRegistry", "AssetRegistry", "AuditAnchor", "FederatedTask", "AccessGrants", "Credits",
-    "AgentRegistry", "JobEscrow", "PaymentSettler", "ReputationRegistry", "ValidationRegistry",
+    "AgentRegistry", "JobEscrow", "PaymentSettler", "ReputationRegistry", "ValidationRegistry", "AgentAccount",
     "erc721",
     "governed", "ecdsa", "pausable", "ownable", "ownable_2step", "access_control",
     "timelock_controller", "erc20",
