@@ -19,7 +19,10 @@ ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (hashed into the e
 
 def _jobs(ctx: typer.Context) -> Jobs:
     c = context_of(ctx)
-    return Jobs(c.chain(), c.keystore())
+    from neuroledger.market import AgentAccounts
+
+    chain, keystore = c.chain(), c.keystore()
+    return Jobs(chain, keystore, AgentAccounts(chain, keystore, c.home()))
 
 
 def _show(jobs: Jobs, job_id: int, as_json: bool, done: str = "") -> None:

@@ -88,7 +88,7 @@ def pay(
     as_json: JsonOpt = False,
 ) -> None:
     """Call a paid URL: show its price, ask before paying above --max-price, pay, answer."""
-    from neuroledger.market import Credits, format_amount, parse_amount
+    from neuroledger.market import AgentAccounts, Credits, format_amount, parse_amount
     from neuroledger.market import pay as pay_url
 
     raw = Path(body[1:]).read_bytes() if body.startswith("@") else body.encode()
@@ -106,7 +106,9 @@ def pay(
             return False
         return typer.confirm(f"{url} costs {amount} credits, paid to {req.pay_to}. Pay?")  # type: ignore[attr-defined]
 
-    paid = pay_url(credits, url, payer=payer, body=payload, max_price=limit, confirm=confirm)
+    accounts = AgentAccounts(credits.chain, credits.keystore, c.home())
+    paid = pay_url(credits, url, payer=payer, body=payload, max_price=limit, confirm=confirm,
+                   accounts=accounts)  # fmt: skip
     result = {"status": paid.status, "paid": format_amount(paid.price, credits.decimals),
               "transaction": paid.settlement.get("transaction"), "answer": paid.body}  # fmt: skip
     human = (f"HTTP {paid.status}; paid {result['paid']} credits"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_utils.crypto import keccak
 
@@ -18,6 +18,9 @@ from neuroledger.chain import Chain, Receipt, contract_call
 from neuroledger.errors import MarketError, PaymentError
 from neuroledger.identity import Keystore
 from neuroledger.market._credits import Credits, format_amount
+
+if TYPE_CHECKING:
+    from neuroledger.market._accounts import AgentAccounts
 
 __all__ = ["STATUSES", "JobView", "Jobs"]
 
@@ -49,15 +52,34 @@ class JobView:
 
 
 class Jobs:
-    """The suite's ERC-8183 job escrow, paid in its token (credits by default)."""
+    """The suite's ERC-8183 job escrow, paid in its token (credits by default).
 
-    def __init__(self, chain: Chain, keystore: Keystore) -> None:
+    With ``accounts``, a client that has an agent account acts through it: the account is
+    the job's client, and creating, pricing and funding a job are calls its policy must
+    allow (``createJob``, ``setBudget``, ``fund`` of the escrow; the token's ``approve``
+    with the escrow as an allowed recipient). A refused call raises
+    :class:`~neuroledger.errors.GuardrailError` and moves nothing.
+    """
+
+    def __init__(
+        self, chain: Chain, keystore: Keystore, accounts: AgentAccounts | None = None
+    ) -> None:
         self.chain = chain
         self.keystore = keystore
         self.escrow = chain.contract("JobEscrow")
         self.credits = Credits(chain, keystore, token=self.escrow.functions.paymentToken().call())
+        self.accounts = accounts
+
+    def _account(self, who: str) -> str | None:
+        """The agent account ``who`` acts through, if it has one."""
+        if self.accounts is None or who.startswith("0x"):
+            return None
+        return self.accounts.find(who)
 
     def _address(self, who: str) -> str:
+        account = self._account(who)
+        if account is not None:
+            return account
         return self.credits.address_of(who)  # an address, or a local identity's wallet
 
     # -- the client --------------------------------------------------------------------
@@ -88,7 +110,7 @@ class Jobs:
         the budget is not ``expected`` (by default: the budget read now)."""
         job = self.status(job_id)
         budget = job.budget if expected is None else expected
-        held = self.credits.balance(by)
+        held = self.credits.balance(self._address(by))
         if held < budget:
             decimals = self.credits.decimals
             raise PaymentError(f"{by} holds {format_amount(held, decimals)}, less than the budget "
@@ -144,9 +166,10 @@ class Jobs:
     def _send(
         self, by: str, fn: str, args: list[Any], label: str, *, contract: Any = None
     ) -> Receipt:
-        account = self.keystore.owner_account(by)
         call = contract_call(contract or self.escrow, fn, args, label=label)
-        return self.chain.sender(account).send(call)
+        if self.accounts is not None and self._account(by) is not None:
+            return self.accounts.execute(by, call.to, call.data, label=label)
+        return self.chain.sender(self.keystore.owner_account(by)).send(call)
 
 
 def _reason(reason: bytes) -> bytes:

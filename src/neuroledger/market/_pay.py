@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -19,6 +19,9 @@ from neuroledger._json import loads_bounded
 from neuroledger.errors import PaymentError
 from neuroledger.market._credits import Credits, format_amount
 from neuroledger.market._x402 import HEADERS, Requirements, X402Error, decode_header, encode_header
+
+if TYPE_CHECKING:
+    from neuroledger.market._accounts import AgentAccounts
 
 __all__ = ["PaidResponse", "pay"]
 
@@ -77,11 +80,19 @@ def choose(accepts: list[Any], credits: Credits, url: str) -> Requirements:
 
 def pay(credits: Credits, url: str, *, payer: str, body: Any = None, max_price: int = 0,
         confirm: Callable[[Requirements, int], bool] | None = None,
-        client: httpx.Client | None = None, timeout: float = 60.0) -> PaidResponse:  # fmt: skip
+        client: httpx.Client | None = None, timeout: float = 60.0,
+        accounts: AgentAccounts | None = None) -> PaidResponse:  # fmt: skip
     """POST ``body`` (JSON) to ``url``; pay the price from identity ``payer`` if asked.
 
     A price above ``max_price`` is paid only if ``confirm(requirements, decimals)`` says
-    yes; without ``confirm`` it raises :class:`PaymentError` naming the price."""
+    yes; without ``confirm`` it raises :class:`PaymentError` naming the price.
+
+    With ``accounts``, a payer that has an agent account pays through it: an x402
+    ``exact`` payment is an EIP-3009 authorization that only a key can sign, so the
+    account first releases what the payer's key lacks of the price, to that key, within
+    the account's policy (its caps, its rate limit, its kill switch), and the key signs.
+    The key never holds more than the payment in flight; a refusal raises
+    :class:`~neuroledger.errors.GuardrailError` before anything is signed."""
     own = client is None
     http = client or httpx.Client(timeout=timeout)
     try:
@@ -95,6 +106,10 @@ def pay(credits: Credits, url: str, *, payer: str, body: Any = None, max_price: 
         if req.amount > max_price and not (confirm and confirm(req, token.decimals)):
             raise PaymentError(f"{url} costs {shown}, above --max-price "
                                f"{format_amount(max_price, token.decimals)}; raise it to pay")  # fmt: skip
+        if accounts is not None and accounts.find(payer) is not None:
+            short = req.amount - token.balance(payer)
+            if short > 0:
+                accounts.pay(payer, req.asset, token.address_of(payer), short)
         auth = token.authorize(req.pay_to, req.amount, by=payer,
                                valid_for=max(30, min(req.max_timeout_seconds, 300)))  # fmt: skip
         payload = {"x402Version": 2, "accepted": req.to_json(), "payload": auth.to_x402()}
