@@ -42,6 +42,15 @@ def test_an_agent_account_keeps_the_agent_inside_its_policy(cli) -> None:  # noq
             assert out.returncode == 17 and out.stderr.count("\n") == 1, out.stderr
             assert "triage's account refused a payment" in out.stderr and reason in out.stderr
             assert "refusal logged in 0x" in out.stderr
+    # With --log, a refusal also lands in the agent's audit log.
+    cli("audit", "create", "triage")
+    logged = cli("market", "agent", "pay", "triage", "stranger", "2", "--log", ok=False)
+    assert "the recipient is not allowed" in logged.stderr
+    events = json.loads(cli("audit", "export", "triage").stdout)["events"]
+    assert [(e["event_type"], e["details"]["reason"]) for e in events] == [
+        ("guardrail-refusal", "the recipient is not allowed")
+    ]
+    assert events[0]["risk_flag"] is True and events[0]["details"]["transaction"].startswith("0x")
     cli("market", "agent", "freeze", "triage", "--from", "hospital-a")
     frozen = cli("market", "agent", "pay", "triage", "lab", "1", ok=False)
     assert "the account is frozen" in frozen.stderr

@@ -151,11 +151,39 @@ def unfreeze(ctx: typer.Context, agent: str, from_: FromOpt) -> None:
     _switch(ctx, agent, from_, frozen=False)
 
 
-def pay(ctx: typer.Context, agent: str, to: str, amount: str, as_json: JsonOpt = False) -> None:
+def pay(
+    ctx: typer.Context,
+    agent: str,
+    to: str,
+    amount: str,
+    log: Annotated[
+        bool,
+        typer.Option("--log", help="Record a refusal in the agent's audit log (named after it)."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Pay credits from the agent's account, within its policy (signed by the agent's key)."""
     accounts, credits = _accounts(ctx)
-    receipt = accounts.pay(
-        agent, credits.contract.address, to, parse_amount(amount, credits.decimals)
-    )
+    audit = None
+    if log:
+        from neuroledger.audit import AuditEvent, AuditLog, AuditLogs
+
+        c = context_of(ctx)
+        audit = AuditLog(AuditLogs(c.home(), c.keystore()).open(agent, with_key=True))
+
+        def record(refusal: dict[str, object]) -> None:
+            assert audit is not None
+            audit.record(AuditEvent(system=agent, event_type="guardrail-refusal", risk_flag=True,
+                                    details=refusal))  # fmt: skip
+            audit.checkpoint()
+
+        accounts.on_refused = record
+    try:
+        receipt = accounts.pay(
+            agent, credits.contract.address, to, parse_amount(amount, credits.decimals)
+        )
+    finally:
+        if audit is not None:
+            audit.close()
     emit({"transaction": receipt.tx_hash, "amount": amount, "to": to}, as_json=as_json,
          human=f"{agent}'s account paid {amount} credits to {to} ({receipt.tx_hash})")  # fmt: skip

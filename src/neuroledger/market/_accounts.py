@@ -13,6 +13,7 @@ checked each time: the account's code, its agent key and its owner.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,11 +68,13 @@ class AccountPolicy:
 class AgentAccounts:
     """Agent accounts of one home, on one chain."""
 
-    def __init__(self, chain: Chain, keystore: Keystore, home: Path) -> None:
+    def __init__(self, chain: Chain, keystore: Keystore, home: Path,
+                 on_refused: Callable[[dict[str, Any]], None] | None = None) -> None:  # fmt: skip
         self.chain = chain
         self.keystore = keystore
         self.path = home / "market" / "accounts.json"
         self.artifact = load_artifact("AgentAccount")
+        self.on_refused = on_refused  # e.g. record the refusal in the agent's audit log
 
     # -- the record --------------------------------------------------------------------
     def _records(self) -> dict[str, str]:
@@ -222,6 +225,11 @@ class AgentAccounts:
                 and log["address"].lower() == c.address.lower()
             ):
                 event = c.events.Refused().process_log(log)
+                if self.on_refused is not None:
+                    self.on_refused({"agent": agent, "account": c.address, "target": event["args"]["target"],
+                                     "selector": "0x" + bytes(event["args"]["selector"]).hex(),
+                                     "amount": str(event["args"]["amount"]), "reason": event["args"]["reason"],
+                                     "transaction": receipt.tx_hash, "label": label})  # fmt: skip
                 raise GuardrailError(f"{agent}'s account refused {label}: {event['args']['reason']} "
                                      f"(refusal logged in {receipt.tx_hash})", tx_hash=receipt.tx_hash)  # fmt: skip
         return receipt

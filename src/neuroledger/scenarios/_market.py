@@ -20,10 +20,11 @@ from eth_account.signers.local import LocalAccount
 
 from neuroledger.audit import AuditEvent, AuditLog, AuditLogs, decode_event
 from neuroledger.chain import Chain, contract_call
-from neuroledger.errors import MarketError, TransactionRevertedError
+from neuroledger.errors import GuardrailError, MarketError, TransactionRevertedError
 from neuroledger.federated import load_dataset
 from neuroledger.identity import Identities, Keystore
 from neuroledger.market import (
+    AgentAccounts,
     Agents,
     AgentService,
     Credits,
@@ -38,7 +39,7 @@ from neuroledger.privacy.gateway import BackgroundServer
 
 __all__ = ["run_market"]
 
-AGENT, LAB = "triage-agent", "research-lab"
+AGENT, LAB, OWNER = "triage-agent", "research-lab", "hospital-a"
 PRICE = 50_000  # 0.05 credits per diagnosis
 CALLS = 3
 EXPIRING = 8  # seconds until the second job expires, plus five transactions' time
@@ -158,12 +159,71 @@ def run_market(chain: Chain, keystore: Keystore, home: Path, model_dir: Path, mo
     checks.append({"check": "market: the expired job was refunded to the lab by a third party",
                    "ok": jobs.status(expiring.job_id).status == "expired"
                    and credits.balance(LAB) == lab_before + 4 * 10**6})  # fmt: skip
+    summary["guardrails"] = _guardrails(chain, keystore, home, credits, logs, checks, step)
     summary.update({
         "agent_id": agent, "endpoint": server.url + "/predict", "price": str(PRICE),
         "paid_calls": [{"tx": a.settlement.get("transaction"), "answer": a.body} for a in answers],
         "reputation": rated, "jobs": {"completed": job.job_id, "refunded": expiring.job_id},
     })  # fmt: skip
     return summary, checks
+
+
+def _guardrails(chain: Chain, keystore: Keystore, home: Path, credits: Credits, logs: AuditLogs,
+                checks: list[dict[str, Any]], step: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+    """triage-agent spends its earnings through an account hospital-a owns: within its cap it
+    pays; above it, to an unlisted recipient, and after hospital-a's kill switch it cannot,
+    and each refusal is on chain and in its audit log."""
+    audit = AuditLog(logs.open(AGENT, with_key=True))
+    before = audit.log.size
+
+    def record(refusal: dict[str, Any]) -> None:
+        audit.record(
+            AuditEvent(
+                system=AGENT, event_type="guardrail-refusal", risk_flag=True, details=refusal
+            )
+        )
+
+    accounts = AgentAccounts(chain, keystore, home, on_refused=record)
+    step(f"hospital-a gives {AGENT} an account: at most 0.06 credits a payment, 0.1 a day, "
+         "to the labeler only")  # fmt: skip
+    account = accounts.deploy(AGENT, owner=OWNER)
+    accounts.set_allowance(AGENT, credits.address, per_transaction=60_000, per_period=100_000, period=86400,
+                           by=OWNER)  # fmt: skip
+    accounts.allow_call(AGENT, credits.address, "transfer(address,uint256)", by=OWNER)
+    accounts.allow_recipient(AGENT, "labeler", by=OWNER)
+    credits.send(account, CALLS * PRICE, by=AGENT)  # its earnings from the paid calls
+    step(f"{AGENT} pays the labeler 0.05, then tries 0.05 more (over its day), and 0.01 to an "
+         "unlisted key")  # fmt: skip
+    accounts.pay(AGENT, credits.address, "labeler", 50_000)
+    refusals = []
+    for to, amount in (("labeler", 60_000), ("sybil", 10_000)):
+        try:
+            accounts.pay(AGENT, credits.address, to, amount)
+        except GuardrailError as e:
+            refusals.append(str(e))
+    step(f"hospital-a flips the kill switch; {AGENT}'s next payment fails")
+    accounts.freeze(AGENT, by=OWNER)
+    try:
+        accounts.pay(AGENT, credits.address, "labeler", 1)
+    except GuardrailError as e:
+        refusals.append(str(e))
+    audit.checkpoint()
+    logged = [decode_event(audit.log.entry(i)) for i in range(before, audit.log.size)]
+    audit.close()
+    logged_reasons = [
+        e["details"]["reason"] for e in logged if e.get("event_type") == "guardrail-refusal"
+    ]
+    expected = [
+        "above the spent-limit of the period",
+        "the recipient is not allowed",
+        "the account is frozen",
+    ]
+    checks.append({"check": f"market: {AGENT}'s account paid within its cap and refused a payment over "
+                   "its daily cap, one to an unlisted key and one after hospital-a's kill switch; each "
+                   "refusal on chain and in its audit log",
+                   "ok": len(refusals) == 3 and logged_reasons == expected
+                   and credits.balance(account) == CALLS * PRICE - 50_000})  # fmt: skip
+    return {"account": account, "refusals": refusals}
 
 
 def _log(audit: AuditLog, digest: str, call: dict[str, Any]) -> None:
