@@ -63,3 +63,23 @@ def test_an_agent_account_keeps_the_agent_inside_its_policy(cli) -> None:  # noq
     cli("market", "agent", "unfreeze", "triage", "--from", "hospital-a")
     missing = cli("market", "agent", "pay", "lab", "triage", "1", ok=False)
     assert "agent lab has no account here" in missing.stderr
+
+
+def test_the_energy_bill_per_capability(cli) -> None:  # noqa: F811
+    cli("identity", "create", "lab", "--kind", "org")  # publishes its key: an identity write
+    sent = cli("--energy", "credits", "faucet", "lab", "--amount", "5")
+    assert (
+        "energy: 1 transaction(s), " in sent.stderr
+        and "mWh on a proof-of-stake network" in sent.stderr
+    )
+    cli("credits", "send", "0x" + "11" * 20, "1", "--from", "lab")
+    bill = json.loads(cli("report", "energy", "--json").stdout)
+    rows = {r["capability"]: r for r in bill["capabilities"]}
+    assert {"identity", "market"} <= set(rows) and rows["market"]["transactions"] == 2
+    assert bill["gas"] == sum(r["gas"] for r in bill["capabilities"]) > 0
+    assert abs(bill["wh_pos"] - bill["gas"] * bill["conversion"]["wh_per_gas_pos"]) < 1e-9
+    assert bill["wh_pow"] > 1000 * bill["wh_pos"]  # proof of work: thousands of times more
+    human = cli("report", "energy").stdout
+    assert "market" in human and "conversion: CCRI" in human
+    bad = cli("report", "energy", "--days", "0", ok=False)
+    assert bad.returncode != 0 and "--days must be positive" in bad.stderr

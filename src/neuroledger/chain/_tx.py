@@ -43,12 +43,17 @@ from neuroledger.errors import (
 )
 
 __all__ = [
+    "GAS_SENT",
     "Call",
     "ContractClient",
     "Receipt",
     "TransactionSender",
     "contract_call",
 ]
+
+#: The gas of every transaction this process sent and saw confirmed (``--energy`` prints
+#: their sum when a command ends).
+GAS_SENT: list[int] = []
 
 _BATCH_CHUNK = 100
 #: Node messages that mean a nonce was already used by another transaction.
@@ -207,6 +212,7 @@ class TransactionSender:
                 label=call.label,
                 tx_hash=receipt.tx_hash,
             )
+        GAS_SENT.extend(r.gas_used for r in receipts)
         return receipts
 
     def _sign(self, call: Call, gas: int, nonce: int, max_fee: int, tip: int) -> Any:

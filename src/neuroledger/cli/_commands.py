@@ -72,6 +72,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "neuroledger.cli.credits:app",
         "Credits, the market's payment token: faucet, balance, send.",
     ),
+    "report": (
+        "neuroledger.cli.report:app",
+        "Reports from the chain: the energy and cost bill per capability.",
+    ),
     "demo": (
         "neuroledger.cli.demo:demo",
         "Run the main scenario on a fresh embedded chain and print a report.",

@@ -107,9 +107,15 @@ def main(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    energy: Annotated[
+        bool,
+        typer.Option(
+            "--energy", help="Print the gas and estimated energy of what the command sent."
+        ),
+    ] = False,
 ) -> None:
     """Global options; see each command's --help."""
-    del debug  # read by run() before parsing
+    del debug, energy  # read by run() before parsing
     ctx.obj = CLIContext(settings_from_env(home, rpc_url, port))
 
 
@@ -145,6 +151,10 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI; map NeuroLedger errors to one line on stderr and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if "--energy" in args[: args.index("--") if "--" in args else len(args)]:
+        import atexit
+
+        atexit.register(_print_energy)
     if argv is None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _on_interrupt)
     try:
@@ -192,6 +202,19 @@ def run(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         return _exit(DiskFullError.exit_code, argv)
     return _exit(0, argv)
+
+
+def _print_energy() -> None:
+    """``--energy``: the gas of the transactions this command sent, and its energy."""
+    from neuroledger.chain import GAS_SENT, WH_PER_GAS_POS, WH_PER_GAS_POW
+
+    gas = sum(GAS_SENT)
+    err_console.print(
+        f"energy: {len(GAS_SENT)} transaction(s), {gas:,} gas; about {gas * WH_PER_GAS_POS * 1000:.3g} mWh "
+        f"on a proof-of-stake network ({gas * WH_PER_GAS_POW:.3g} Wh on proof of work); see "
+        "`neuroledger report energy`",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
 
 
 def _exit(code: int, argv: list[str] | None) -> int:

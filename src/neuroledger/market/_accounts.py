@@ -98,6 +98,10 @@ class AgentAccounts:
             data.setdefault(str(self.chain.chain_id), {})[agent] = address
             atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True).encode(), mode=0o644)
 
+    def all(self) -> dict[str, str]:
+        """Every agent's account this home recorded on this chain (agent name -> address)."""
+        return self._records()
+
     def address_of(self, who: str) -> str:
         if is_address(who):
             return to_checksum_address(who)

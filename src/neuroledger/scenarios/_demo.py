@@ -32,7 +32,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from neuroledger._fs import atomic_write
-from neuroledger.chain import Chain
+from neuroledger.chain import WH_PER_GAS_POS, WH_PER_GAS_POW, Chain, energy_report
 from neuroledger.config import KdfParams, Settings
 from neuroledger.identity import Identities, Keystore
 from neuroledger.provenance import HashCache, Provenance
@@ -70,6 +70,7 @@ class DemoReport:
     federated: dict[str, Any] = field(default_factory=dict)
     privacy: dict[str, Any] = field(default_factory=dict)
     market: dict[str, Any] = field(default_factory=dict)
+    energy: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -91,6 +92,7 @@ class DemoReport:
             "federated": self.federated,
             "privacy": self.privacy,
             "market": self.market,
+            "energy": self.energy,
             "checks": self.checks,
             "ok": self.ok,
             "seconds": round(self.seconds, 2),
@@ -177,6 +179,18 @@ def run_demo(
         report.market, checks = run_market(chain, keystore, home, model_dir,
                                            robust["final_model"], step, minter=deployer)  # fmt: skip
         report.checks.extend(checks)
+        step("the energy and cost bill of all of the above, read from the chain's receipts")
+        bill = energy_report(chain)
+        report.energy = bill.to_json()
+        billed = {c.capability for c in bill.capabilities}
+        report.checks.append({
+            "check": f"energy: {bill.gas:,} gas billed over {len(billed)} capabilities "
+                     f"(about {bill.gas * WH_PER_GAS_POS:.3g} Wh on proof of stake, "
+                     f"{bill.gas * WH_PER_GAS_POW / 1000:.3g} kWh on proof of work); batching saved "
+                     f"{sum(b.saved_gas for b in bill.batching):,} gas",
+            "ok": {"identity", "provenance", "audit", "federated", "private data", "market"} <= billed
+            and bill.gas == sum(c.gas for c in bill.capabilities) > 0,
+        })  # fmt: skip
     finally:
         if stop_node and chain.node is not None:
             chain.node.stop()
