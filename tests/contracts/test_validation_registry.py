@@ -719,7 +719,7 @@ def test_the_validation_machine_reaches_every_action() -> None:
             reached.update(getattr(self, "done", set()))
 
     run = Counting.TestCase
-    run.settings = settings(max_examples=30, stateful_step_count=40, deadline=None, derandomize=True,
+    run.settings = settings(max_examples=20, stateful_step_count=40, deadline=None, derandomize=True,
                             suppress_health_check=list(HealthCheck))  # fmt: skip
     run("runTest").runTest()
     assert reached >= {"request", "commit", "reveal", "finalize", "settle", "stake", "unstake",

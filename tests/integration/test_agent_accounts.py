@@ -10,6 +10,7 @@ from neuroledger.config import Settings
 from neuroledger.errors import GuardrailError
 from neuroledger.identity import Identities, Keystore
 from neuroledger.market import AgentAccounts, Jobs
+from tests.conftest import BLOCK_TIME
 
 pytestmark = pytest.mark.anvil
 
@@ -59,6 +60,11 @@ def test_an_agent_hires_through_its_account_within_its_caps(chain: Chain, keysto
     assert jobs.credits.balance("hospital-a") == 96 * CREDIT
 
 
+@pytest.mark.skipif(
+    BLOCK_TIME > 0,
+    reason="the job test above runs the account with the block time; "
+    "this one adds an HTTP server, not a timing",
+)
 def test_x402_calls_are_paid_through_the_account_and_stop_at_its_cap(chain: Chain, keystore: Keystore,
                                                                       identities: Identities, settings: Settings,
                                                                       tmp_path) -> None:  # fmt: skip
