@@ -70,7 +70,7 @@ def test_the_energy_bill_per_capability(cli) -> None:  # noqa: F811
     sent = cli("--energy", "credits", "faucet", "lab", "--amount", "5")
     assert (
         "energy: 1 transaction(s), " in sent.stderr
-        and "mWh on a proof-of-stake network" in sent.stderr
+        and "Wh on a proof-of-stake network" in sent.stderr
     )
     cli("credits", "send", "0x" + "11" * 20, "1", "--from", "lab")
     bill = json.loads(cli("report", "energy", "--json").stdout)

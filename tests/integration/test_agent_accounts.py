@@ -96,25 +96,16 @@ def test_x402_calls_are_paid_through_the_account_and_stop_at_its_cap(chain: Chai
         return {"label": "benign"}
 
     with BackgroundServer(service.app()) as server:
+
+        def call() -> object:
+            return pay(credits, server.url + "/label", payer="triage", body={}, max_price=CREDIT,
+                       accounts=accounts)  # fmt: skip
+
         for _ in range(2):
-            paid = pay(
-                credits,
-                server.url + "/label",
-                payer="triage",
-                body={},
-                max_price=CREDIT,
-                accounts=accounts,
-            )
-            assert paid.status == 200 and paid.body == {"label": "benign"}
+            paid = call()
+            assert paid.status == 200 and paid.body == {"label": "benign"}  # type: ignore[attr-defined]
         # 0.8 of the day's 1 credit is spent: the third call's 0.4 is refused before signing.
         with pytest.raises(GuardrailError, match="above the spent-limit of the period"):
-            pay(
-                credits,
-                server.url + "/label",
-                payer="triage",
-                body={},
-                max_price=CREDIT,
-                accounts=accounts,
-            )
+            call()
     assert credits.balance("lab") == 800_000 and credits.balance("triage") == 0
     assert credits.balance(account) == 10 * CREDIT - 800_000

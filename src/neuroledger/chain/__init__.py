@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from neuroledger.chain._client import DEV_FUNDING_WEI, Chain
     from neuroledger.chain._energy import (
         CAPABILITIES,
+        GAS_SENT,
         WH_PER_GAS_POS,
         WH_PER_GAS_POW,
         EnergyReport,
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from neuroledger.chain._records import DeploymentRecord, DeploymentStore, GovernanceSetup
     from neuroledger.chain._suite import Suite
     from neuroledger.chain._tx import (
-        GAS_SENT,
         Call,
         ContractClient,
         Receipt,

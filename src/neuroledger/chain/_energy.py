@@ -32,7 +32,18 @@ from eth_utils.crypto import keccak
 if TYPE_CHECKING:
     from neuroledger.chain._client import Chain
 
-__all__ = ["CAPABILITIES", "WH_PER_GAS_POS", "WH_PER_GAS_POW", "EnergyReport", "energy_report"]
+__all__ = [
+    "CAPABILITIES",
+    "GAS_SENT",
+    "WH_PER_GAS_POS",
+    "WH_PER_GAS_POW",
+    "EnergyReport",
+    "energy_report",
+]
+
+#: The gas of every transaction this process sent and saw confirmed (``--energy`` prints
+#: their sum when a command ends).
+GAS_SENT: list[int] = []
 
 #: Which capability each suite contract serves.
 CAPABILITIES = {

@@ -32,6 +32,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from neuroledger._fs import is_disk_full
+from neuroledger.chain._energy import GAS_SENT
 from neuroledger.chain._nonces import FeePolicy, NonceManager
 from neuroledger.chain._reverts import reason_of, revert_error
 from neuroledger.errors import (
@@ -43,17 +44,12 @@ from neuroledger.errors import (
 )
 
 __all__ = [
-    "GAS_SENT",
     "Call",
     "ContractClient",
     "Receipt",
     "TransactionSender",
     "contract_call",
 ]
-
-#: The gas of every transaction this process sent and saw confirmed (``--energy`` prints
-#: their sum when a command ends).
-GAS_SENT: list[int] = []
 
 _BATCH_CHUNK = 100
 #: Node messages that mean a nonce was already used by another transaction.

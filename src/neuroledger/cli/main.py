@@ -210,8 +210,8 @@ def _print_energy() -> None:
 
     gas = sum(GAS_SENT)
     err_console.print(
-        f"energy: {len(GAS_SENT)} transaction(s), {gas:,} gas; about {gas * WH_PER_GAS_POS * 1000:.3g} mWh "
-        f"on a proof-of-stake network ({gas * WH_PER_GAS_POW:.3g} Wh on proof of work); see "
+        f"energy: {len(GAS_SENT)} transaction(s), {gas:,} gas; about {gas * WH_PER_GAS_POS:.3g} Wh "
+        f"on a proof-of-stake network ({gas * WH_PER_GAS_POW / 1000:.3g} kWh on proof of work); see "
         "`neuroledger report energy`",
         highlight=False, soft_wrap=True,
     )  # fmt: skip

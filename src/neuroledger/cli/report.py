@@ -48,13 +48,13 @@ def energy(
              f"({when(report.from_time)} to {when(report.to_time)})",
              f"{'capability':<14} {'txs':>6} {'gas':>14} {'proof of stake':>16} {'proof of work':>15}"]  # fmt: skip
     for row in report.capabilities:
-        lines.append(f"{row.capability:<14} {row.transactions:>6} {row.gas:>14,} {row.wh_pos * 1000:>13.3g} mWh "
+        lines.append(f"{row.capability:<14} {row.transactions:>6} {row.gas:>14,} {row.wh_pos:>13.3g} Wh  "
                      f"{row.wh_pow / 1000:>11.3g} kWh")  # fmt: skip
     total = report.to_json()
     lines.append(f"{'total':<14} {sum(r.transactions for r in report.capabilities):>6} {report.gas:>14,} "
-                 f"{total['wh_pos'] * 1000:>13.3g} mWh {total['wh_pow'] / 1000:>11.3g} kWh")  # fmt: skip
+                 f"{total['wh_pos']:>13.3g} Wh  {total['wh_pow'] / 1000:>11.3g} kWh")  # fmt: skip
     for b in report.batching:
-        lines.append(f"batching saved {b.saved_gas:,} gas ({b.saved_wh_pos * 1000:.3g} mWh): {b.items} {b.what}, "
+        lines.append(f"batching saved {b.saved_gas:,} gas ({b.saved_wh_pos:.3g} Wh): {b.items} {b.what}, "
                      f"in {b.transactions} transaction(s)")  # fmt: skip
     lines.append("conversion: " + report.conversion["source"])
     emit(total, as_json=as_json, human="\n".join(lines))
