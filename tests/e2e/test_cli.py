@@ -103,7 +103,8 @@ def test_demo_runs_and_reports_json(cli) -> None:
     report = json.loads(cli("demo", "--json").stdout)
     assert report["ok"] and len(report["identities"]) == 5
     assert all(c["ok"] for c in report["checks"])
-    assert len(report["checks"]) == 36
+    assert len(report["checks"]) == 38
+    assert report["energy"]["gas"] > 0 and len(report["market"]["guardrails"]["refusals"]) == 3
     assert report["audit"]["entries"] == 300 and report["audit"]["anchor"]["size"] == 300
     assert report["rotation"]["old_owner"] != report["rotation"]["new_owner"]
     p = report["provenance"]
