@@ -71,6 +71,11 @@ didRegistry: public(immutable(address))
 # @dev asset id => packed (owner, status, kind, tenure); zero when not registered.
 _records: HashMap[bytes32, uint256]
 
+# @dev asset id => keccak256(abi.encode(parents)) of a derived asset (zero: no parents).
+# Lineage never changes after registration, so a contract can check a claimed parent
+# list against it (the marketplace walks lineage this way to pay royalties).
+parentsDigest: public(HashMap[bytes32, bytes32])
+
 
 # @dev Emitted when an asset is registered.
 event AssetRegistered:
@@ -166,6 +171,8 @@ def register(
         for j: uint256 in range(i, bound=MAX_PARENTS):
             assert parents[j] != parent, "AssetRegistry: duplicate parent"
     self._records[id] = self._pack(identity, STATUS_ACTIVE, kind, 0)
+    if len(parents) > 0:
+        self.parentsDigest[id] = keccak256(abi_encode(parents))
     log AssetRegistered(
         id=id,
         owner=identity,

@@ -105,8 +105,12 @@ roundRecords: public(HashMap[uint256, HashMap[uint32, RoundRecord]])
 # @dev task id => round => validator => attested.
 hasAttested: public(HashMap[uint256, HashMap[uint32, HashMap[address, bool]]])
 
-# @dev task id => participant => reward still to withdraw (a finished task).
+# @dev task id => participant => reward set when the task finished (its contribution
+# score in wei; kept after the claim, `paid` tells whether it was withdrawn).
 rewardOf: public(HashMap[uint256, HashMap[address, uint256]])
+
+# @dev task id => the final model's asset id, set when the task finishes (zero before).
+finalModelOf: public(HashMap[uint256, bytes32])
 
 # @dev task id => account => settled (reward, share or refund, and stake, withdrawn).
 paid: public(HashMap[uint256, HashMap[address, bool]])
@@ -393,6 +397,7 @@ def finish(
         total += amounts[i]
     assert total == task.pool, "FederatedTask: rewards do not add up to the pool"
     self.tasks[taskId].status = STATUS_FINISHED
+    self.finalModelOf[taskId] = finalModelAsset
     log TaskFinished(taskId=taskId, finalModelAsset=finalModelAsset, payees=len(payees))
 
 
@@ -447,7 +452,6 @@ def claim(taskId: uint256):
     amount: uint256 = 0
     if task.status == STATUS_FINISHED:
         amount = self.rewardOf[taskId][msg.sender]
-        self.rewardOf[taskId][msg.sender] = 0
     elif task.status == STATUS_EXPIRED:
         weight: uint256 = 1
         if task.contributions > 0:

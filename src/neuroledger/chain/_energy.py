@@ -58,6 +58,7 @@ CAPABILITIES = {
     "PaymentSettler": "market",
     "ReputationRegistry": "market",
     "ValidationRegistry": "market",
+    "Marketplace": "market",
     "Timelock": "governance",
 }
 

@@ -37,6 +37,7 @@ _PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 REVERT_SOURCES = frozenset({
     "DIDRegistry", "AssetRegistry", "AuditAnchor", "FederatedTask", "AccessGrants", "Credits",
     "AgentRegistry", "JobEscrow", "PaymentSettler", "ReputationRegistry", "ValidationRegistry", "AgentAccount",
+    "Marketplace",
     "erc721",
     "governed", "ecdsa", "pausable", "ownable", "ownable_2step", "access_control",
     "timelock_controller", "erc20",

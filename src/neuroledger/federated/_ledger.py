@@ -368,5 +368,8 @@ class TaskLedger:
         return bool(self.contract.functions.paid(task_id, address).call())
 
     def reward_of(self, task_id: int, address: str) -> int:
-        """Reward still to withdraw."""
+        """Reward still to withdraw (the chain keeps the reward set at finish after the
+        claim, as the task's record of contribution scores; ``paid`` says it was withdrawn)."""
+        if self.has_claimed(task_id, address):
+            return 0
         return int(self.contract.functions.rewardOf(task_id, address).call())

@@ -11,7 +11,7 @@ its status shows no guardian and an empty queue:
 
 >>> from neuroledger.governance import GOVERNED, CHANGES
 >>> GOVERNED
-('FederatedTask', 'AccessGrants', 'JobEscrow', 'ValidationRegistry')
+('FederatedTask', 'AccessGrants', 'JobEscrow', 'ValidationRegistry', 'Marketplace')
 >>> sorted(CHANGES["FederatedTask"])
 ['setGuardian', 'setMaxDuration', 'transfer_ownership']
 

@@ -26,7 +26,7 @@ from neuroledger.identity import Keystore
 __all__ = ["CHANGES", "GOVERNED", "ContractState", "Governance", "GovernanceStatus", "Operation"]
 
 #: The contracts a guardian pauses and the timelock owns.
-GOVERNED = ("FederatedTask", "AccessGrants", "JobEscrow", "ValidationRegistry")
+GOVERNED = ("FederatedTask", "AccessGrants", "JobEscrow", "ValidationRegistry", "Marketplace")
 
 #: What may be proposed: contract -> function -> its argument types.
 CHANGES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -43,6 +43,11 @@ CHANGES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "ValidationRegistry": {
         "setParameters": ("uint256", "uint256", "uint256", "uint256", "uint256", "address"),
+        "setGuardian": ("address",),
+        "transfer_ownership": ("address",),
+    },
+    "Marketplace": {
+        "setParameters": ("uint256", "uint256"),
         "setGuardian": ("address",),
         "transfer_ownership": ("address",),
     },
@@ -133,6 +138,9 @@ class Governance:
             parameters["feeBps"] = int(c.functions.feeBps().call())
         if name == "ValidationRegistry":
             for key in ("minStake", "slashBps", "tolerance", "challengeWindow", "withdrawalDelay"):
+                parameters[key] = int(getattr(c.functions, key)().call())
+        if name == "Marketplace":
+            for key in ("royaltyBps", "holdSeconds"):
                 parameters[key] = int(getattr(c.functions, key)().call())
         return ContractState(
             name=name,
