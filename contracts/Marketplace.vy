@@ -222,9 +222,10 @@ event SaleRefunded:
     amount: uint256
 
 
-# @dev Emitted when an account withdraws what it is owed.
+# @dev Emitted when what an account is owed is paid out, to `to`.
 event Withdrawn:
     account: indexed(address)
+    to: indexed(address)
     amount: uint256
 
 
@@ -499,14 +500,19 @@ def refund(saleId: uint256):
 
 @external
 @nonreentrant
-def withdraw():
+def withdraw(account: address):
     """
-    @notice Pays the caller everything it is owed.
+    @notice Pays the caller everything `account` is owed.
+    @dev `account` is the caller, or an identity the caller acts for (its owner or a
+         `veriKey` delegate): an identity whose key changed still gets its proceeds.
+    @param account The account or identity owed.
     """
-    amount: uint256 = self.owed[msg.sender]
+    if account != msg.sender:
+        self._check_actor(account)
+    amount: uint256 = self.owed[account]
     assert amount > 0, "Marketplace: nothing owed"
-    self.owed[msg.sender] = 0
-    log Withdrawn(account=msg.sender, amount=amount)
+    self.owed[account] = 0
+    log Withdrawn(account=account, to=msg.sender, amount=amount)
     assert extcall IERC20(paymentToken).transfer(msg.sender, amount, default_return_value=True), "Marketplace: payment failed"
 
 

@@ -100,7 +100,10 @@ def test_listing_needs_ownership_an_active_asset_and_the_delegation(world, peopl
     world.delegate(seller)
     with boa.reverts("Marketplace: the seller does not own the asset"):
         world.list(seller, theirs)
-    with boa.env.prank(other), boa.reverts("Marketplace: caller is not the identity owner or a delegate"):
+    with (
+        boa.env.prank(other),
+        boa.reverts("Marketplace: caller is not the identity owner or a delegate"),
+    ):
         world.market.list(seller, data, PRICE, COMPUTE, RESEARCH, DAY, "", "", 0, [[]], [])
     with boa.reverts("Marketplace: unknown asset"):
         world.list(seller, h("nothing"), lineage=[[]])
@@ -165,7 +168,10 @@ def test_buying_what_is_not_for_sale_fails_and_moves_nothing(world, people) -> N
         world.buy(buyer, 99)
     with boa.reverts("Marketplace: a per-call listing is paid per request over x402"):
         world.buy(buyer, per_call)
-    with boa.env.prank(other), boa.reverts("Marketplace: caller is not the identity owner or a delegate"):
+    with (
+        boa.env.prank(other),
+        boa.reverts("Marketplace: caller is not the identity owner or a delegate"),
+    ):
         world.market.delist(listing)
     with boa.env.prank(seller):
         world.market.delist(listing)
@@ -220,9 +226,9 @@ def test_release_after_the_hold_pays_seller_and_ancestors_exactly_the_price(worl
     with boa.reverts("Marketplace: sale is settled"):
         world.market.release(sale)
     with boa.env.prank(a):
-        world.market.withdraw()
+        world.market.withdraw(a)
         with boa.reverts("Marketplace: nothing owed"):
-            world.market.withdraw()
+            world.market.withdraw(a)
     assert world.token.balanceOf(a) == part
 
 
@@ -382,13 +388,20 @@ def test_pause_stops_new_business_and_never_an_exit(world, people) -> None:
     world.market.refund(refundable)
     boa.env.time_travel(seconds=HOLD)
     world.market.release(held)
+    with (
+        boa.env.prank(people["other"]),
+        boa.reverts("Marketplace: caller is not the identity owner or a delegate"),
+    ):
+        world.market.withdraw(seller)
     with boa.env.prank(seller):
-        world.market.withdraw()
+        world.market.withdraw(seller)
         world.market.delist(listing)
     assert world.token.balanceOf(seller) == PRICE
 
 
-def test_parameters_change_only_through_the_owner_and_never_for_past_listings(world, people) -> None:
+def test_parameters_change_only_through_the_owner_and_never_for_past_listings(
+    world, people
+) -> None:
     seller = people["seller"]
     data = world.register(seller, "cohort")
     world.delegate(seller)
@@ -499,7 +512,7 @@ class MarketMachine(RuleBasedStateMachine):
         account = (self.seller, self.a, self.b)[who]
         if self.w.market.owed(account):
             with boa.env.prank(account):
-                self.w.market.withdraw()
+                self.w.market.withdraw(account)
 
     @invariant()
     def money_is_conserved(self) -> None:

@@ -85,8 +85,18 @@ SUITE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("PaymentSettler", ()),
     ("ReputationRegistry", ("AgentRegistry", "JobEscrow", "PaymentSettler", "Credits")),
     ("ValidationRegistry", ("AgentRegistry", "JobEscrow", "Timelock", "@guardian")),
-    ("Marketplace", ("Credits", "DIDRegistry", "AssetRegistry", "AccessGrants", "FederatedTask",
-                     "Timelock", "@guardian")),
+    (
+        "Marketplace",
+        (
+            "Credits",
+            "DIDRegistry",
+            "AssetRegistry",
+            "AccessGrants",
+            "FederatedTask",
+            "Timelock",
+            "@guardian",
+        ),
+    ),
 )
 
 

@@ -62,7 +62,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "market": (
         "neuroledger.cli.market:app",
-        "The agent market: agents (ERC-8004), jobs in escrow (ERC-8183), payments, validation.",
+        "The market: agents (ERC-8004), jobs in escrow (ERC-8183), payments, validation, listings.",
     ),
     "validator": (
         "neuroledger.cli.validator:app",

@@ -13,6 +13,7 @@ from neuroledger.cli._market_accounts import freeze, policy_app, unfreeze
 from neuroledger.cli._market_accounts import pay as account_pay
 from neuroledger.cli._market_feedback import app as feedback_app
 from neuroledger.cli._market_jobs import app as job_app
+from neuroledger.cli._market_listings import register as register_listings
 from neuroledger.cli._market_pay import pay, serve
 from neuroledger.cli._market_validate import app as validate_app
 from neuroledger.cli._options import JsonOpt
@@ -31,6 +32,7 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(validate_app, name="validate")
 app.command("serve")(serve)
 app.command("pay")(pay)
+register_listings(app)
 
 
 def _agents(ctx: typer.Context) -> Agents:

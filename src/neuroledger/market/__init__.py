@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     )
     from neuroledger.market._facilitator import Facilitator, Settlement
     from neuroledger.market._jobs import STATUSES, Jobs, JobView
+    from neuroledger.market._listings import MODES, Listings, ListingView, SaleView
     from neuroledger.market._model import model_handler
     from neuroledger.market._pay import PaidResponse, pay
     from neuroledger.market._reputation import Feedback, Reputation, parse_rating
@@ -58,6 +59,7 @@ __getattr__, __dir__ = lazy_exports(__name__, __file__)
 __all__ = [
     "AUTHORIZATION_TYPES",
     "CHECKS",
+    "MODES",
     "REGISTRATION_TYPE",
     "STATUSES",
     "AccountPolicy",
@@ -74,10 +76,13 @@ __all__ = [
     "GuardrailError",
     "JobView",
     "Jobs",
+    "ListingView",
+    "Listings",
     "PaidResponse",
     "Reputation",
     "RequestView",
     "Requirements",
+    "SaleView",
     "Service",
     "Settlement",
     "Validation",

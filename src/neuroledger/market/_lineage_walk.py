@@ -22,9 +22,11 @@ MAX_CONTRIBUTORS = 32
 
 @dataclass(frozen=True)
 class Walk:
-    """The parent lists the walk read (the listing's ``lineage`` argument) and the
-    contributors it found, in contract order, with each one's generation."""
+    """The nodes the walk expanded with the parent lists it read (the listing's
+    ``lineage`` argument), and the contributors it found, in contract order, with each
+    one's generation."""
 
+    expanded: list[str]
     lists: list[list[str]]
     ancestors: list[str]
     depth: dict[str, int]
@@ -32,6 +34,7 @@ class Walk:
 
 def walk_lineage(asset: str, parents_of: Callable[[str], Sequence[str]]) -> Walk:
     """Walk ``asset``'s lineage; ``parents_of`` gives a node's registered parents in order."""
+    expanded: list[str] = []
     lists: list[list[str]] = []
     found: list[str] = []
     depth: dict[str, int] = {}
@@ -41,6 +44,7 @@ def walk_lineage(asset: str, parents_of: Callable[[str], Sequence[str]]) -> Walk
         full = False
         for node in level:
             parents = list(parents_of(node))
+            expanded.append(node)
             lists.append(parents)
             for parent in parents:
                 if parent == asset or parent in found or parent in following:
@@ -56,4 +60,4 @@ def walk_lineage(asset: str, parents_of: Callable[[str], Sequence[str]]) -> Walk
         found.extend(following)
         depth.update(dict.fromkeys(following, generation))
         level = following
-    return Walk(lists=lists, ancestors=found, depth=depth)
+    return Walk(expanded=expanded, lists=lists, ancestors=found, depth=depth)

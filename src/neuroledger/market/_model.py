@@ -39,7 +39,9 @@ def load_softmax(directory: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any
     try:
         features, classes = int(config["features"]), int(config["classes"])
     except (KeyError, TypeError, ValueError):
-        raise MarketError(f"{directory}: config.json lacks whole `features` and `classes`") from None
+        raise MarketError(
+            f"{directory}: config.json lacks whole `features` and `classes`"
+        ) from None
     w = np.frombuffer(raw, dtype="<f8")
     if features < 1 or classes < 1 or w.size != features * classes + classes:
         raise MarketError(f"{directory}: weights.f64 holds {w.size} numbers, the config says "
