@@ -36,7 +36,10 @@ def test_list_buy_refund_and_bad_input(cli, tmp_path) -> None:  # noqa: F811
     royalties = cli("market", "royalties", "1").stdout
     assert "verified from chain data: OK" in royalties and "sale 1: held" in royalties
     cli("grant", "revoke", asset, "lab", "--owner", "hospital", "--purpose", "study")
-    assert json.loads(cli("market", "refund", "1", "--from", "lab", "--json").stdout)["status"] == "refunded"
+    assert (
+        json.loads(cli("market", "refund", "1", "--from", "lab", "--json").stdout)["status"]
+        == "refunded"
+    )
     assert "50" in cli("credits", "balance", "lab").stdout
 
     other = tmp_path / "other.csv"

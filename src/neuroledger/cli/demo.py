@@ -134,6 +134,16 @@ def _print(report: DemoReport) -> None:
             f"{m['jobs']['completed']} completed, job {m['jobs']['refunded']} refunded after expiry",
             highlight=False,
         )
+    s = report.sales
+    if s:
+        paid = ", ".join(f"{h} {amount / 1e6:g}" for h, amount in s["royalties"].items())
+        console.print(
+            f"market: hospital-b sold compute access to its cohort (listing "
+            f"{s['cohort']['listing']}); the federated model (listing {s['model']['listing']}) "
+            f"paid royalties by score: {paid} credits; both splits verified "
+            f"(neuroledger market royalties {s['model']['listing']})",
+            highlight=False,
+        )
     for check in report.checks:
         mark = "[green]ok[/green]  " if check["ok"] else "[red]FAIL[/red]"
         console.print(f"  {mark} {check['check']}")

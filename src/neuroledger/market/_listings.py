@@ -113,7 +113,7 @@ class Listings:
         self.prov = provenance
         self.contract = chain.contract("Marketplace")
         self.credits = Credits(chain, keystore, token=self.contract.functions.paymentToken().call())
-        self._start = int(chain.deployment().contracts["Marketplace"].get("block", 0))
+        self.start_block = int(chain.deployment().contracts["Marketplace"].get("block", 0))
 
     # -- helpers ----------------------------------------------------------------------
     def _send(self, by: str, fn: str, args: list[Any], label: str, contract: Any = None) -> Receipt:
@@ -271,7 +271,7 @@ class Listings:
     # -- reading ----------------------------------------------------------------------
     def _listed(self, listing_id: int) -> dict[str, Any]:
         logs = self.contract.events.Listed().get_logs(
-            from_block=self._start, argument_filters={"listingId": listing_id}
+            from_block=self.start_block, argument_filters={"listingId": listing_id}
         )
         if not logs:
             raise MarketError(f"no listing {listing_id}; `neuroledger market listings` shows them")
@@ -319,7 +319,7 @@ class Listings:
     def sales(self, listing_id: int) -> list[SaleView]:
         """Every sale of a listing, oldest first."""
         logs = self.contract.events.Sold().get_logs(
-            from_block=self._start, argument_filters={"listingId": listing_id}
+            from_block=self.start_block, argument_filters={"listingId": listing_id}
         )
         return [self.sale(int(e["args"]["saleId"])) for e in logs]
 

@@ -98,7 +98,7 @@ def _check_sale(market: Listings, view: ListingView, sale_id: int, price: int, s
     out: dict[str, Any] = {"sale": sale_id, "price": price, "status": status, "paid": []}
     if status != "released":
         return out
-    c, start = market.contract, market._start
+    c, start = market.contract, market.start_block
     paid = c.events.RoyaltyPaid().get_logs(from_block=start, argument_filters={"saleId": sale_id})
     released = c.events.SaleReleased().get_logs(
         from_block=start, argument_filters={"saleId": sale_id}

@@ -35,12 +35,14 @@ from neuroledger._fs import atomic_write
 from neuroledger.chain import WH_PER_GAS_POS, WH_PER_GAS_POW, Chain, energy_report
 from neuroledger.config import KdfParams, Settings
 from neuroledger.identity import Identities, Keystore
+from neuroledger.market import Listings
 from neuroledger.provenance import HashCache, Provenance
 from neuroledger.scenarios._audit import run_audit
 from neuroledger.scenarios._federated import run_federated
 from neuroledger.scenarios._market import run_market
 from neuroledger.scenarios._privacy import run_privacy
 from neuroledger.scenarios._provenance import run_provenance
+from neuroledger.scenarios._sales import release_sales, sell_federated_model
 from neuroledger.store import FileStore
 
 __all__ = ["DemoReport", "run_demo"]
@@ -70,6 +72,7 @@ class DemoReport:
     federated: dict[str, Any] = field(default_factory=dict)
     privacy: dict[str, Any] = field(default_factory=dict)
     market: dict[str, Any] = field(default_factory=dict)
+    sales: dict[str, Any] = field(default_factory=dict)
     energy: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -92,6 +95,7 @@ class DemoReport:
             "federated": self.federated,
             "privacy": self.privacy,
             "market": self.market,
+            "sales": self.sales,
             "energy": self.energy,
             "checks": self.checks,
             "ok": self.ok,
@@ -172,12 +176,17 @@ def run_demo(
 
         report.federated, checks = run_federated(chain, keystore, home, shared_provenance, step)
         report.checks.extend(checks)
-        report.privacy, checks = run_privacy(chain, keystore, prov, home, step)
+        report.privacy, checks = run_privacy(chain, keystore, prov, home, step, minter=deployer)
         report.checks.extend(checks)
         robust = report.federated["robust"]
         model_dir = home / "shared" / "models" / f"task-{robust['task']}-final"
         report.market, checks = run_market(chain, keystore, home, model_dir,
                                            robust["final_model"], step, minter=deployer)  # fmt: skip
+        report.checks.extend(checks)
+        market = Listings(chain, keystore, prov)
+        model_sale = sell_federated_model(market, robust["task"], robust["final_model"], step,
+                                          deployer)  # fmt: skip
+        report.sales, checks = release_sales(market, report.privacy["sale"], model_sale, step)
         report.checks.extend(checks)
         step("the energy and cost bill of all of the above, read from the chain's receipts")
         bill = energy_report(chain)

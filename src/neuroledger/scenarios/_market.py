@@ -19,7 +19,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from neuroledger.audit import AuditEvent, AuditLog, AuditLogs, decode_event
-from neuroledger.chain import Chain, contract_call
+from neuroledger.chain import Chain
 from neuroledger.errors import GuardrailError, MarketError, TransactionRevertedError
 from neuroledger.federated import load_dataset
 from neuroledger.identity import Identities, Keystore
@@ -36,6 +36,7 @@ from neuroledger.market import (
     pay,
 )
 from neuroledger.privacy.gateway import BackgroundServer
+from neuroledger.scenarios._sales import fund_credits
 
 __all__ = ["run_market"]
 
@@ -56,12 +57,7 @@ def run_market(chain: Chain, keystore: Keystore, home: Path, model_dir: Path, mo
     for name in ("labeler", "reviewer", "sybil", "keeper"):
         ids.create(name, "agent", publish=False)
     credits = Credits(chain, keystore)
-    if minter is None:
-        credits.faucet(LAB, 100 * 10**6, by=LAB)
-    else:
-        call = contract_call(credits.contract, "mint", [credits.address_of(LAB), 100 * 10**6],
-                             label="credits for the lab")  # fmt: skip
-        chain.sender(minter).send(call)
+    fund_credits(chain, keystore, LAB, 100 * 10**6, minter)
     jobs = Jobs(chain, keystore)
 
     step("the lab escrows a job that will expire unfinished (its refund comes at the end)")

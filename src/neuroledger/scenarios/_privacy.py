@@ -18,14 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from eth_account.signers.local import LocalAccount
 
 from neuroledger.audit import AuditLog, AuditLogs, NoteVerifier, decode_event, verify_log
 from neuroledger.chain import Chain
 from neuroledger.errors import AccessDeniedError
 from neuroledger.identity import Identities, Keystore
+from neuroledger.market import Listings
 from neuroledger.privacy import GatewayClient, JobLimits, Jobs, PrivateData
 from neuroledger.privacy.gateway import BackgroundServer, GatewayConfig, create_app
 from neuroledger.provenance import Provenance
+from neuroledger.scenarios._sales import sell_cohort
 
 __all__ = ["run_privacy"]
 
@@ -72,9 +75,17 @@ def _cohort(path: Path, patient: str) -> Path:
 
 
 def run_privacy(
-    chain: Chain, keystore: Keystore, prov: Provenance, home: Path, step: Callable[[str], None]
+    chain: Chain,
+    keystore: Keystore,
+    prov: Provenance,
+    home: Path,
+    step: Callable[[str], None],
+    *,
+    minter: LocalAccount | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run the private-data scenario; return (summary, checks)."""
+    """Run the private-data scenario, with hospital-b selling compute access to its cohort
+    on the market; return (summary, checks). ``minter`` funds the lab where there is no
+    credits faucet."""
     ids = Identities(chain, keystore)
     checks: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
@@ -161,6 +172,9 @@ def run_privacy(
                 "check": "privacy: after the patient withdrew consent, the next job excludes that record",
                 "ok": second["excluded"] == 1 and again.get("records") == RECORDS - 1,
             })  # fmt: skip
+            summary["sale"], sold = sell_cohort(Listings(chain, keystore, prov), lab, dataset,
+                                                ALGORITHM.encode(), step, minter)  # fmt: skip
+            checks.extend(sold)
             summary.update(
                 dataset=dataset, algorithm=code, gateway=server.url,
                 jobs={"first": {"id": first["id"], "summary": stats},
@@ -185,9 +199,9 @@ def run_privacy(
     summary["audit"] = {"requests": len(sent), "entries": len(events), "allowed": allowed, "denied": len(denied),
                         "jobs": len(job_events), "log_ok": report.ok}  # fmt: skip
     checks.append({
-        "check": "privacy: the auditor finds every gateway decision (allowed and denied) and both "
-                 "jobs in the verified log",
-        "ok": report.ok and len(denied) == 2 and allowed == len(sent) - 2 and len(job_events) == 2
+        "check": "privacy: the auditor finds every gateway decision (allowed and denied) and all "
+                 "three jobs (two granted, one bought) in the verified log",
+        "ok": report.ok and len(denied) == 2 and allowed == len(sent) - 2 and len(job_events) == 3
         and all(e["details"]["reason"] for e in denied),
     })  # fmt: skip
     return summary, checks
