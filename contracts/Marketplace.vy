@@ -89,6 +89,8 @@ MAX_EXPANDED: constant(uint256) = 33
 MAX_PARENTS: constant(uint256) = 16
 MAX_LICENSE: constant(uint256) = 128
 MAX_URI: constant(uint256) = 256
+_ADDRESS_MASK: constant(uint256) = 2**160 - 1
+_U64_MASK: constant(uint256) = 2**64 - 1
 
 # @dev Parameter bounds: royalty share (basis points), hold period, grant duration (seconds).
 MAX_ROYALTY_BPS: constant(uint256) = 5000
@@ -151,8 +153,27 @@ saleCount: public(uint256)
 heldTotal: public(uint256)
 owed: public(HashMap[address, uint256])
 
-_listings: HashMap[uint256, Listing]
-_sales: HashMap[uint256, Sale]
+# @dev A listing as stored, in five words: `packed` holds the seller (bits 0-159), the
+# modes (160-167), active (168), the royalty share (176-191) and the tenure (192-255);
+# `more` the duration (0-63), the sales count (64-127) and the task (128-255).
+struct StoredListing:
+    asset: bytes32
+    price: uint256
+    purpose: bytes32
+    packed: uint256
+    more: uint256
+
+
+# @dev A sale as stored, in two words (its price is its listing's): `head` holds the buyer
+# (bits 0-159), the state (160-167) and the release time (168-231); `tail` the grantee
+# (0-159), the grant's expiry (160-223) and the listing (224-255).
+struct StoredSale:
+    head: uint256
+    tail: uint256
+
+
+_listings: HashMap[uint256, StoredListing]
+_sales: HashMap[uint256, StoredSale]
 
 # @dev listing => contributors: ancestor asset ids, or participant addresses (as
 # bytes32) for a federated model; weights are stored only for the latter (else 1 each).
@@ -333,9 +354,10 @@ def list(
         assert len(lineage) == 0, "Marketplace: lineage with a task"
         contributors, weights = self._participants(task, asset, participants)
     listing_id: uint256 = self.listingCount + 1
+    assert listing_id < 2**32 and task < 2**128, "Marketplace: listing or task number too large"
     self.listingCount = listing_id
     bps: uint256 = self.royaltyBps
-    self._listings[listing_id] = Listing(
+    self._save_listing(listing_id, Listing(
         asset=asset,
         seller=seller,
         price=price,
@@ -347,7 +369,7 @@ def list(
         purpose=purpose,
         task=task,
         sales=0,
-    )
+    ))
     self._contributors[listing_id] = contributors
     if task != 0:
         self._weights[listing_id] = weights
@@ -379,7 +401,8 @@ def delist(listingId: uint256):
     listing: Listing = self._listing(listingId)
     assert listing.active, "Marketplace: listing is not active"
     self._check_actor(listing.seller)
-    self._listings[listingId].active = False
+    listing.active = False
+    self._save_listing(listingId, listing)
     log Delisted(listingId=listingId, asset=listing.asset, sender=msg.sender)
 
 
@@ -421,17 +444,13 @@ def buy(listingId: uint256, grantee: address) -> uint256:
     sale_id: uint256 = self.saleCount + 1
     self.saleCount = sale_id
     release_at: uint64 = convert(block.timestamp + self.holdSeconds, uint64)
-    self._sales[sale_id] = Sale(
-        listing=listingId,
-        buyer=msg.sender,
-        grantee=grantee,
-        price=listing.price,
-        expiry=expiry,
-        releaseAt=release_at,
-        status=HELD,
+    self._sales[sale_id] = StoredSale(
+        head=convert(msg.sender, uint256) | (convert(HELD, uint256) << 160) | (convert(release_at, uint256) << 168),
+        tail=convert(grantee, uint256) | (convert(expiry, uint256) << 160) | (listingId << 224),
     )
     self.heldTotal += listing.price
-    self._listings[listingId].sales = listing.sales + 1
+    listing.sales += 1
+    self._save_listing(listingId, listing)
     log Sold(
         saleId=sale_id,
         listingId=listingId,
@@ -454,8 +473,8 @@ def release(saleId: uint256):
     """
     sale: Sale = self._held(saleId)
     assert block.timestamp >= convert(sale.releaseAt, uint256), "Marketplace: the hold period has not passed"
-    listing: Listing = self._listings[sale.listing]
-    self._sales[saleId].status = RELEASED
+    listing: Listing = self._load_listing(sale.listing)
+    self._set_status(saleId, RELEASED)
     self.heldTotal -= sale.price
     payees: DynArray[address, MAX_CONTRIBUTORS] = []
     amounts: DynArray[uint256, MAX_CONTRIBUTORS] = []
@@ -489,10 +508,10 @@ def refund(saleId: uint256):
     """
     sale: Sale = self._held(saleId)
     assert block.timestamp < convert(sale.releaseAt, uint256), "Marketplace: the hold period has passed"
-    listing: Listing = self._listings[sale.listing]
+    listing: Listing = self._load_listing(sale.listing)
     holds: bool = staticcall IAccessGrants(accessGrants).hasAccess(listing.asset, sale.grantee, listing.modes, listing.purpose)
     assert block.timestamp < convert(sale.expiry, uint256) and not holds, "Marketplace: the buyer's access still holds"
-    self._sales[saleId].status = REFUNDED
+    self._set_status(saleId, REFUNDED)
     self.heldTotal -= sale.price
     log SaleRefunded(saleId=saleId, buyer=sale.buyer, amount=sale.price)
     assert extcall IERC20(paymentToken).transfer(sale.buyer, sale.price, default_return_value=True), "Marketplace: refund failed"
@@ -539,7 +558,7 @@ def getListing(listingId: uint256) -> Listing:
     @param listingId The listing.
     @return The listing.
     """
-    return self._listings[listingId]
+    return self._load_listing(listingId)
 
 
 @external
@@ -550,7 +569,7 @@ def getSale(saleId: uint256) -> Sale:
     @param saleId The sale.
     @return The sale.
     """
-    return self._sales[saleId]
+    return self._load_sale(saleId)
 
 
 @external
@@ -581,7 +600,7 @@ def splitOf(listingId: uint256, amount: uint256) -> (DynArray[address, MAX_CONTR
 @internal
 @view
 def _split(listingId: uint256, amount: uint256) -> (DynArray[address, MAX_CONTRIBUTORS], DynArray[uint256, MAX_CONTRIBUTORS]):
-    listing: Listing = self._listings[listingId]
+    listing: Listing = self._load_listing(listingId)
     contributors: DynArray[bytes32, MAX_CONTRIBUTORS] = self._contributors[listingId]
     weights: DynArray[uint256, MAX_CONTRIBUTORS] = self._weights[listingId]
     royalty: uint256 = amount * convert(listing.royaltyBps, uint256) // 10000
@@ -670,7 +689,7 @@ def _participants(task: uint256, asset: bytes32, participants: DynArray[address,
 @internal
 @view
 def _listing(listingId: uint256) -> Listing:
-    listing: Listing = self._listings[listingId]
+    listing: Listing = self._load_listing(listingId)
     assert listing.seller != empty(address), "Marketplace: unknown listing"
     return listing
 
@@ -678,7 +697,7 @@ def _listing(listingId: uint256) -> Listing:
 @internal
 @view
 def _held(saleId: uint256) -> Sale:
-    sale: Sale = self._sales[saleId]
+    sale: Sale = self._load_sale(saleId)
     assert sale.status != 0, "Marketplace: unknown sale"
     assert sale.status == HELD, "Marketplace: sale is settled"
     return sale
@@ -690,3 +709,61 @@ def _check_actor(identity: address):
     assert identity_actor._may_act(didRegistry, identity, msg.sender), (
         "Marketplace: caller is not the identity owner or a delegate"
     )
+
+
+@internal
+def _save_listing(listingId: uint256, listing: Listing):
+    self._listings[listingId] = StoredListing(
+        asset=listing.asset,
+        price=listing.price,
+        purpose=listing.purpose,
+        packed=(
+            convert(listing.seller, uint256)
+            | (convert(listing.modes, uint256) << 160)
+            | (convert(listing.active, uint256) << 168)
+            | (convert(listing.royaltyBps, uint256) << 176)
+            | (convert(listing.tenure, uint256) << 192)
+        ),
+        more=convert(listing.duration, uint256) | (listing.sales << 64) | (listing.task << 128),
+    )
+
+
+@internal
+@view
+def _load_listing(listingId: uint256) -> Listing:
+    stored: StoredListing = self._listings[listingId]
+    return Listing(
+        asset=stored.asset,
+        seller=convert(stored.packed & _ADDRESS_MASK, address),
+        price=stored.price,
+        modes=convert((stored.packed >> 160) & 255, uint8),
+        active=(stored.packed >> 168) & 1 == 1,
+        royaltyBps=convert((stored.packed >> 176) & 65535, uint16),
+        duration=convert(stored.more & _U64_MASK, uint64),
+        tenure=convert(stored.packed >> 192, uint64),
+        purpose=stored.purpose,
+        task=stored.more >> 128,
+        sales=(stored.more >> 64) & _U64_MASK,
+    )
+
+
+@internal
+@view
+def _load_sale(saleId: uint256) -> Sale:
+    stored: StoredSale = self._sales[saleId]
+    listing_id: uint256 = stored.tail >> 224
+    return Sale(
+        listing=listing_id,
+        buyer=convert(stored.head & _ADDRESS_MASK, address),
+        grantee=convert(stored.tail & _ADDRESS_MASK, address),
+        price=self._listings[listing_id].price,
+        expiry=convert((stored.tail >> 160) & _U64_MASK, uint64),
+        releaseAt=convert((stored.head >> 168) & _U64_MASK, uint64),
+        status=convert((stored.head >> 160) & 255, uint8),
+    )
+
+
+@internal
+def _set_status(saleId: uint256, status: uint8):
+    head: uint256 = self._sales[saleId].head
+    self._sales[saleId].head = (head & ~(255 << 160)) | (convert(status, uint256) << 160)
