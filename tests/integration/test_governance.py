@@ -61,7 +61,7 @@ def test_the_guardian_pauses_new_work_and_exits_still_work(governed: Governance)
     with pytest.raises(ConfigError, match="did you mean FederatedTask"):
         governed.pause("FederatedTsk", by="guardian")
     governed.pause("FederatedTask", by="guardian")
-    assert [c.paused for c in governed.status().contracts] == [True, False, False, False]
+    assert [c.paused for c in governed.status().contracts] == [True, False, False, False, False]
     with pytest.raises(ContractPausedError, match="gov status") as caught:
         _create(chain, keystore)
     assert caught.value.contract == "pausable"
