@@ -55,3 +55,47 @@ def test_a_reorg_below_the_final_block_is_refused(chain: Chain, identities: Iden
         index.sync(chain.w3, confirmations=0)
     index.rebuild()
     assert index.sync(chain.w3, confirmations=0) == index.count()
+
+
+def test_the_api_is_read_only_paged_validated_and_exports_csv(chain: Chain, identities: Identities,
+                                                              keystore, tmp_path: Path) -> None:  # fmt: skip
+    import httpx
+
+    from neuroledger.explorer import create_api
+    from neuroledger.privacy.gateway import BackgroundServer
+
+    for name in ("a", "b", "c"):
+        identities.create(name, "org", publish=False)
+        Credits(chain, keystore).faucet(name, 10**6, by=name)
+    index = open_index(chain, tmp_path / "explorer.sqlite")
+    total = index.sync(chain.w3)
+    with BackgroundServer(create_api(index)) as server:
+        api = httpx.Client(base_url=server.url, timeout=10)
+        stats = api.get("/api/v1/stats").json()
+        assert stats["events"] == total and any(k["name"] == "Transfer" for k in stats["by_kind"])
+        seen, cursor = [], None
+        while True:
+            page = api.get(
+                "/api/v1/events", params={"limit": 2, **({"cursor": cursor} if cursor else {})}
+            ).json()
+            seen += page["items"]
+            cursor = page["next"]
+            if cursor is None:
+                break
+        assert len(seen) == total and len({(e["block"], e["log_index"]) for e in seen}) == total
+        one = api.get(f"/api/v1/tx/{seen[-1]['tx']}").json()
+        assert seen[-1] in one["events"]
+        csv_text = api.get("/api/v1/events", params={"contract": "Credits", "format": "csv"})
+        assert csv_text.headers["content-type"].startswith("text/csv")
+        assert csv_text.text.splitlines()[0] == "block,log_index,time,tx,contract,name,address,args"
+        response = api.get("/api/v1/stats")
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+        for bad in ({"limit": 0}, {"limit": 5000}, {"cursor": "x"}, {"contract": "a;drop"},
+                    {"format": "xml"}):  # fmt: skip
+            r = api.get("/api/v1/events", params=bad)
+            assert r.status_code == 422, (bad, r.status_code)
+        assert api.get("/api/v1/tx/0x12").status_code == 422
+        assert api.get("/api/v1/tx/0x" + "ab" * 32).status_code == 404
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            assert api.request(method, "/api/v1/events").status_code == 405
+        assert api.get("/api/v1/openapi.json").json()["info"]["title"] == "NeuroLedger explorer API"
