@@ -99,3 +99,43 @@ def test_the_api_is_read_only_paged_validated_and_exports_csv(chain: Chain, iden
         for method in ("POST", "PUT", "DELETE", "PATCH"):
             assert api.request(method, "/api/v1/events").status_code == 405
         assert api.get("/api/v1/openapi.json").json()["info"]["title"] == "NeuroLedger explorer API"
+
+
+def test_entities_follow_their_events_and_are_searchable(chain: Chain, identities: Identities,
+                                                        prov: Provenance, keystore, tmp_path: Path) -> None:  # fmt: skip
+    from neuroledger.market import Listings
+
+    for name in ("hospital", "lab"):
+        identities.create(name, "org", publish=False)
+    data = tmp_path / "cohort.csv"
+    data.write_text("id\n1\n")
+    asset = "0x" + prov.register(data, kind="dataset", owner="hospital",
+                                 license="LicenseRef-cohort").asset_id.removeprefix("0x")  # fmt: skip
+    market = Listings(chain, keystore, prov)
+    listing = market.list_asset(asset, by="hospital", price=10**6, mode="compute", purpose="study",
+                                duration=86400)  # fmt: skip
+    Credits(chain, keystore).faucet("lab", 10**6, by="lab")
+    index = open_index(chain, tmp_path / "explorer.sqlite")
+    snapshot = chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    market.buy(listing.listing_id, by="lab")
+    index.sync(chain.w3, confirmations=2)  # the sale's blocks are not final yet
+    hospital = market._identity("hospital").lower()
+    found = index.entity("asset", asset)
+    assert found is not None and found["owner"] == hospital and found["status"] == "active"
+    assert found["data"]["license"] == "LicenseRef-cohort"
+    assert {e["name"] for e in found["events"]} >= {"AssetRegistered", "Listed", "AccessGranted"}
+    sales = index.entities("sale")
+    assert [s["status"] for s in sales] == ["held"] and sales[0]["owner"] == market._identity(
+        "lab"
+    ).lower()
+    assert [s["key"] for s in index.entities("listing", owner=hospital)] == [
+        str(listing.listing_id)
+    ]
+    assert any(r["key"] == asset for r in index.search("cohort"))
+    # the sale is undone by a shallow reorg: its blocks were never final, the index forgets it
+    chain.w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
+    for _ in range(3):
+        chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    index.sync(chain.w3, confirmations=2)
+    assert index.entities("sale") == []
+    assert "AccessGranted" not in {e["name"] for e in index.entity("asset", asset)["events"]}

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from neuroledger.explorer._entities import KINDS
 from neuroledger.explorer._index import ExplorerIndex
 
 __all__ = ["SECURITY_HEADERS", "create_api"]
@@ -105,5 +106,62 @@ def create_api(index: ExplorerIndex) -> FastAPI:
             raise HTTPException(404, f"no indexed event in transaction {tx}")
         first = (rows[0][0], rows[0][1] - 1)
         return {"tx": tx.lower(), "events": index.events(after=first, limit=len(rows))}
+
+    kind_pattern = "^(" + "|".join(KINDS) + ")$"
+    Kind = Annotated[str, Path(pattern=kind_pattern, description=f"One of {', '.join(KINDS)}.")]
+    Key = Annotated[str, Path(pattern=r"^(0x[0-9a-fA-F]{1,64}|\d{1,78})$")]
+    Time = Annotated[int | None, Query(ge=0, le=2**40, description="Unix seconds.")]
+
+    @app.get("/api/v1/entities/{kind}")
+    def entities(
+        kind: Kind,
+        owner: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")] = None,
+        status: Annotated[str | None, Query(pattern=r"^[a-z ()0-9]{1,32}$")] = None,
+        since: Time = None,
+        until: Time = None,
+        cursor: Annotated[str | None, Query(pattern=r"^(0x[0-9a-fA-F]{1,64}|\d{1,78})$")] = None,
+        limit: Limit = 100,
+        format: Format = "json",
+    ) -> Response:
+        """Identities, assets, logs, tasks, agents, jobs, validations, listings, sales or
+        governance operations, oldest first; ``cursor`` is the last key seen."""
+        found = index.entities(kind, owner=owner, status=status, since=since, until=until,
+                               after=cursor, limit=limit + 1)  # fmt: skip
+        more = len(found) > limit
+        found = found[:limit]
+        nxt = found[-1]["key"] if more and found else None
+        if format == "csv":
+            out = io.StringIO()
+            keys = [
+                "kind",
+                "key",
+                "owner",
+                "title",
+                "status",
+                "first_block",
+                "last_block",
+                "time",
+                "data",
+            ]
+            writer = csv.DictWriter(out, fieldnames=keys)
+            writer.writeheader()
+            for item in found:
+                writer.writerow({**item, "data": json.dumps(item["data"], sort_keys=True)})
+            return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+        return JSONResponse({"items": found, "next": nxt})
+
+    @app.get("/api/v1/entities/{kind}/{key}")
+    def entity(kind: Kind, key: Key) -> dict[str, Any]:
+        """One entity and every event about it."""
+        found = index.entity(kind, key)
+        if found is None:
+            raise HTTPException(404, f"no {kind} {key} in the index")
+        return found
+
+    @app.get("/api/v1/search")
+    def search(q: Annotated[str, Query(min_length=1, max_length=200)],
+               limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:  # fmt: skip
+        """Entities whose names, owners, URIs or metadata match the words of ``q``."""
+        return {"items": index.search(q, limit=limit)}
 
     return app

@@ -24,6 +24,7 @@ from web3.exceptions import BlockNotFound
 from web3.types import RPCEndpoint
 
 from neuroledger.errors import ChainError, IndexReorgError
+from neuroledger.explorer._entities import ENTITY_SCHEMA, apply_entities
 from neuroledger.explorer._events import DecodedEvent, EventCatalog
 
 __all__ = ["ExplorerIndex"]
@@ -67,7 +68,7 @@ class ExplorerIndex:
         self._scope = json.dumps({"chain": chain_id, "contracts": sorted(catalog.addresses),
                                   "schema": _SCHEMA_VERSION})  # fmt: skip
         with self.db:
-            self.db.executescript(_SCHEMA)
+            self.db.executescript(_SCHEMA + ENTITY_SCHEMA)
             if self._meta("scope") != self._scope:
                 self._clear()
                 self._set_meta("scope", self._scope)
@@ -81,8 +82,8 @@ class ExplorerIndex:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def _clear(self) -> None:
-        self.db.execute("DELETE FROM events")
-        self.db.execute("DELETE FROM meta")
+        for table in ("events", "meta", "entities", "entity_events", "search"):
+            self.db.execute(f"DELETE FROM {table}")
 
     @property
     def final_block(self) -> int:
@@ -115,7 +116,7 @@ class ExplorerIndex:
                     "reset node); run `neuroledger explorer index --rebuild`"
                 )
         with self.db:
-            self.db.execute("DELETE FROM events WHERE block > ?", (final,))
+            self._drop_after(final)
         head = int(w3.eth.block_number)
         addresses = list(self.catalog.addresses)
         stored, start = 0, final + 1
@@ -145,11 +146,37 @@ class ExplorerIndex:
         return stored
 
     def _store(self, events: Iterable[DecodedEvent], times: dict[int, int]) -> None:
+        events = list(events)
         self.db.executemany(
             "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?,?)",
             [(e.block, e.log_index, e.tx, times[e.block], e.contract, e.name, e.address,
               json.dumps(e.args, separators=(",", ":"))) for e in events],
         )  # fmt: skip
+        for e in events:
+            apply_entities(self.db, e, times[e.block])
+
+    def _drop_after(self, block: int) -> None:
+        """Forget events above ``block`` (not final: they are read again) and rebuild the
+        entities they touched from the events that remain."""
+        touched = self.db.execute(
+            "SELECT DISTINCT kind, key FROM entity_events WHERE block > ?", (block,)
+        ).fetchall()
+        self.db.execute("DELETE FROM events WHERE block > ?", (block,))
+        self.db.execute("DELETE FROM entity_events WHERE block > ?", (block,))
+        for kind, key in touched:
+            rows = self.db.execute(
+                "SELECT e.block, e.log_index, e.tx, e.time, e.contract, e.name, e.address, e.args "
+                "FROM entity_events x JOIN events e ON e.block = x.block AND e.log_index = x.log_index "
+                "WHERE x.kind = ? AND x.key = ? ORDER BY e.block, e.log_index",
+                (kind, key),
+            ).fetchall()
+            self.db.execute("DELETE FROM entities WHERE kind = ? AND key = ?", (kind, key))
+            self.db.execute("DELETE FROM search WHERE kind = ? AND key = ?", (kind, key))
+            self.db.execute("DELETE FROM entity_events WHERE kind = ? AND key = ?", (kind, key))
+            for b, i, tx, t, contract, name, address, args in rows:
+                event = DecodedEvent(block=b, log_index=i, tx=tx, block_hash="", address=address,
+                                     contract=contract, name=name, args=json.loads(args))  # fmt: skip
+                apply_entities(self.db, event, t)
 
     # -- reading ---------------------------------------------------------------------
     def count(self, contract: str | None = None, name: str | None = None) -> int:
@@ -179,6 +206,56 @@ class ExplorerIndex:
         keys = ("block", "log_index", "tx", "time", "contract", "name", "address")
         return [{**dict(zip(keys, r[:7], strict=True)), "args": json.loads(r[7])} for r in rows]
 
+    def entities(self, kind: str, *, owner: str | None = None, status: str | None = None,
+                 after: str | None = None, since: int | None = None, until: int | None = None,
+                 limit: int = 100) -> list[dict[str, Any]]:  # fmt: skip
+        """Entities of one kind, oldest first, filtered, after a key of the same kind."""
+        sql = ("SELECT kind, key, owner, title, status, first_block, last_block, time, data "
+               "FROM entities WHERE kind = ?")  # fmt: skip
+        params: list[Any] = [kind]
+        for clause, value in (("owner = ?", owner.lower() if owner else None), ("status = ?", status),
+                              ("time >= ?", since), ("time <= ?", until)):  # fmt: skip
+            if value is not None:
+                sql, params = f"{sql} AND {clause}", [*params, value]
+        if after is not None:
+            sql += " AND (first_block, key) > (SELECT first_block, key FROM entities WHERE kind = ? AND key = ?)"
+            params += [kind, after.lower()]
+        sql += " ORDER BY first_block, key LIMIT ?"
+        return [_entity(r) for r in self.db.execute(sql, [*params, limit]).fetchall()]
+
+    def entity(self, kind: str, key: str) -> dict[str, Any] | None:
+        """One entity with every event about it, oldest first."""
+        row = self.db.execute(
+            "SELECT kind, key, owner, title, status, first_block, last_block, time, data "
+            "FROM entities WHERE kind = ? AND key = ?",
+            (kind, key.lower()),
+        ).fetchone()
+        if row is None:
+            return None
+        history = self.db.execute(
+            "SELECT e.block, e.log_index, e.tx, e.time, e.contract, e.name, e.address, e.args "
+            "FROM entity_events x JOIN events e ON e.block = x.block AND e.log_index = x.log_index "
+            "WHERE x.kind = ? AND x.key = ? ORDER BY e.block, e.log_index",
+            (kind, key.lower()),
+        ).fetchall()
+        keys = ("block", "log_index", "tx", "time", "contract", "name", "address")
+        return {**_entity(row), "events": [{**dict(zip(keys, r[:7], strict=True)),
+                                            "args": json.loads(r[7])} for r in history]}  # fmt: skip
+
+    def search(self, text: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Entities whose words match ``text`` (each word a prefix), best first."""
+        words = [w for w in "".join(c if c.isalnum() else " " for c in text).split() if w][:8]
+        if not words:
+            return []
+        query = " ".join(f'"{w}"*' for w in words)
+        rows = self.db.execute(
+            "SELECT kind, key FROM search WHERE words MATCH ? ORDER BY rank LIMIT ?", (query, limit)
+        ).fetchall()
+        found = [self.db.execute(
+            "SELECT kind, key, owner, title, status, first_block, last_block, time, data "
+            "FROM entities WHERE kind = ? AND key = ?", (k, key)).fetchone() for k, key in rows]  # fmt: skip
+        return [_entity(r) for r in found if r is not None]
+
     def close(self) -> None:
         self.db.close()
 
@@ -200,3 +277,8 @@ def _block_times(w3: Web3, blocks: list[int], batch: int = 500) -> dict[int, int
                 raise ChainError(f"block {number} has no header on the node")
             times[number] = int(result["timestamp"], 16)
     return times
+
+
+def _entity(row: tuple[Any, ...]) -> dict[str, Any]:
+    keys = ("kind", "key", "owner", "title", "status", "first_block", "last_block", "time")
+    return {**dict(zip(keys, row[:8], strict=True)), "data": json.loads(row[8])}
