@@ -39,6 +39,11 @@ Cursor = Annotated[
 ]
 Format = Annotated[str, Query(pattern="^(json|csv)$", description="`json` (default) or `csv`.")]
 
+kind_pattern = "^(" + "|".join(KINDS) + ")$"
+Kind = Annotated[str, Path(pattern=kind_pattern, description=f"One of {', '.join(KINDS)}.")]
+Key = Annotated[str, Path(pattern=r"^(0x[0-9a-fA-F]{1,64}|\d{1,78})$")]
+Time = Annotated[int | None, Query(ge=0, le=2**40, description="Unix seconds.")]
+
 
 def _cursor(text: str | None) -> tuple[int, int] | None:
     if text is None:
@@ -106,11 +111,6 @@ def create_api(index: ExplorerIndex) -> FastAPI:
             raise HTTPException(404, f"no indexed event in transaction {tx}")
         first = (rows[0][0], rows[0][1] - 1)
         return {"tx": tx.lower(), "events": index.events(after=first, limit=len(rows))}
-
-    kind_pattern = "^(" + "|".join(KINDS) + ")$"
-    Kind = Annotated[str, Path(pattern=kind_pattern, description=f"One of {', '.join(KINDS)}.")]
-    Key = Annotated[str, Path(pattern=r"^(0x[0-9a-fA-F]{1,64}|\d{1,78})$")]
-    Time = Annotated[int | None, Query(ge=0, le=2**40, description="Unix seconds.")]
 
     @app.get("/api/v1/entities/{kind}")
     def entities(
