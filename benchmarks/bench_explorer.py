@@ -66,7 +66,9 @@ def main() -> None:
         head = w3.eth.block_number
         seen = 0
         for start in range(0, head + 1, 5000):
-            seen += len(token.events.Transfer().get_logs(from_block=start, to_block=min(start + 4999, head)))
+            seen += len(
+                token.events.Transfer().get_logs(from_block=start, to_block=min(start + 4999, head))
+            )
         theirs = time.monotonic() - started
     finally:
         proc.kill()
@@ -82,7 +84,9 @@ def main() -> None:
     print(f"(filling the chain took {filled:.0f} s)")
     intro = ("The explorer's index catching up on a bare anvil, same run "
              f"(`python benchmarks/bench_explorer.py`).\n\nMachine: {machine()}\n\n")  # fmt: skip
-    write_section(ROOT / "docs" / "benchmarks.md", "bench_explorer", "bench_explorer: " + intro + table)
+    write_section(
+        ROOT / "docs" / "benchmarks.md", "bench_explorer", "bench_explorer: " + intro + table
+    )
 
 
 if __name__ == "__main__":
