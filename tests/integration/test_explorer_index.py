@@ -139,3 +139,40 @@ def test_entities_follow_their_events_and_are_searchable(chain: Chain, identitie
     index.sync(chain.w3, confirmations=2)
     assert index.entities("sale") == []
     assert "AccessGranted" not in {e["name"] for e in index.entity("asset", asset)["events"]}
+
+
+def test_every_page_loads_and_every_link_resolves(chain: Chain, identities: Identities,
+                                                 prov: Provenance, keystore, tmp_path: Path) -> None:  # fmt: skip
+    import re
+
+    import httpx
+
+    from neuroledger.explorer import create_api
+    from neuroledger.privacy.gateway import BackgroundServer
+
+    identities.create("hospital", "org", publish=False)
+    data = tmp_path / "cohort.csv"
+    data.write_text("id\n1\n")
+    prov.register(data, kind="dataset", owner="hospital", license="LicenseRef-<script>")
+    index = open_index(chain, tmp_path / "explorer.sqlite")
+    index.sync(chain.w3)
+    with BackgroundServer(create_api(index)) as server:
+        web = httpx.Client(base_url=server.url, timeout=10)
+        todo, seen = ["/"], set()
+        while todo:
+            path = todo.pop()
+            if path in seen:
+                continue
+            seen.add(path)
+            r = web.get(path)
+            assert r.status_code == 200, (path, r.status_code)
+            assert "<script>" not in r.text  # escaped everywhere
+            if r.headers["content-type"].startswith("text/html"):
+                todo += [
+                    h for h in re.findall(r'href="(/[^"]*)"', r.text) if not h.startswith("/api/")
+                ]
+        assert "/asset" in seen and any(p.startswith("/asset/") for p in seen)
+        assert any(p.startswith("/tx/") for p in seen) and "/static/style.css" in seen
+        assert web.get("/nothing").status_code == 404 and web.get("/asset/0x12").status_code == 404
+        asset_page = next(p for p in seen if p.startswith("/asset/"))
+        assert "LicenseRef-&lt;script&gt;" in web.get(asset_page).text

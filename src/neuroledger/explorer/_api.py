@@ -164,4 +164,7 @@ def create_api(index: ExplorerIndex) -> FastAPI:
         """Entities whose names, owners, URIs or metadata match the words of ``q``."""
         return {"items": index.search(q, limit=limit)}
 
+    from neuroledger.explorer._pages import add_pages
+
+    add_pages(app, index)  # after the API: /api/... is matched first
     return app
