@@ -36,11 +36,28 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(kind UNINDEXED, key UNINDEX
 """
 
 #: Entity kinds the explorer lists.
-KINDS = ("identity", "asset", "log", "task", "agent", "job", "validation", "listing", "sale",
-         "operation")  # fmt: skip
+KINDS = (
+    "identity",
+    "asset",
+    "log",
+    "task",
+    "agent",
+    "job",
+    "validation",
+    "listing",
+    "sale",
+    "operation",
+)
 
-_ASSET_KINDS = {1: "dataset", 2: "code", 3: "model", 4: "training-run", 5: "evaluation",
-                6: "deployment", 7: "agent"}  # fmt: skip
+_ASSET_KINDS = {
+    1: "dataset",
+    2: "code",
+    3: "model",
+    4: "training-run",
+    5: "evaluation",
+    6: "deployment",
+    7: "agent",
+}
 
 
 @dataclass(frozen=True)
@@ -72,7 +89,7 @@ _RULES: dict[tuple[str, str], list[_Rule]] = {
             status="active",
             keep=("digest", "kind", "metadataURI", "metadataDigest", "parents", "license"),
         )
-    ],  # fmt: skip
+    ],
     ("AssetRegistry", "AssetTransferred"): [_Rule("asset", "id", owner="newOwner")],
     ("AssetRegistry", "AssetDeprecated"): [_Rule("asset", "id", status="deprecated")],
     ("AssetRegistry", "AssetRevoked"): [_Rule("asset", "id", status="revoked")],
@@ -91,7 +108,7 @@ _RULES: dict[tuple[str, str], list[_Rule]] = {
             status="open",
             keep=("modelAsset", "codeAsset", "rounds", "validators", "pool", "stake", "deadline"),
         )
-    ],  # fmt: skip
+    ],
     ("FederatedTask", "ParticipantJoined"): [_Rule("task", "taskId")],
     ("FederatedTask", "RoundRecorded"): [_Rule("task", "taskId")],
     ("FederatedTask", "RoundAttested"): [_Rule("task", "taskId")],
@@ -105,7 +122,7 @@ _RULES: dict[tuple[str, str], list[_Rule]] = {
     ("FederatedTask", "RewardPaid"): [_Rule("task", "taskId")],
     ("AgentRegistry", "Registered"): [
         _Rule("agent", "agentId", owner="owner", title=lambda a: str(a["agentURI"])[:200])
-    ],  # fmt: skip
+    ],
     ("AgentRegistry", "URIUpdated"): [
         _Rule("agent", "agentId", title=lambda a: str(a["newURI"])[:200])
     ],
@@ -119,7 +136,7 @@ _RULES: dict[tuple[str, str], list[_Rule]] = {
             status="open",
             keep=("provider", "evaluator", "expiredAt"),
         )
-    ],  # fmt: skip
+    ],
     ("JobEscrow", "BudgetSet"): [_Rule("job", "jobId", keep=("amount",))],
     ("JobEscrow", "JobFunded"): [_Rule("job", "jobId", status="funded")],
     ("JobEscrow", "JobSubmitted"): [
@@ -133,7 +150,7 @@ _RULES: dict[tuple[str, str], list[_Rule]] = {
     ("ValidationRegistry", "ValidationRequest"): [
         _Rule("validation", "requestHash", status="pending", keep=("agentId", "requestURI")),
         _Rule("agent", "agentId"),
-    ],  # fmt: skip
+    ],
     ("ValidationRegistry", "ValidationTerms"): [
         _Rule(
             "validation",
@@ -141,7 +158,7 @@ _RULES: dict[tuple[str, str], list[_Rule]] = {
             owner="requester",
             keep=("jobId", "k", "n", "threshold", "fee"),
         )
-    ],  # fmt: skip
+    ],
     ("ValidationRegistry", "ValidationCommitted"): [_Rule("validation", "requestHash")],
     ("ValidationRegistry", "ValidationResponse"): [_Rule("validation", "requestHash")],
     ("ValidationRegistry", "ValidationFinalized"): [
@@ -153,7 +170,7 @@ _RULES: dict[tuple[str, str], list[_Rule]] = {
             ),
             keep=("result", "revealed"),
         )
-    ],  # fmt: skip
+    ],
     ("ValidationRegistry", "ValidatorSettled"): [_Rule("validation", "requestHash")],
     ("Marketplace", "Listed"): [
         _Rule(
@@ -177,7 +194,7 @@ _RULES: dict[tuple[str, str], list[_Rule]] = {
             ),
         ),
         _Rule("asset", "asset"),
-    ],  # fmt: skip
+    ],
     ("Marketplace", "Delisted"): [_Rule("listing", "listingId", status="withdrawn")],
     ("Marketplace", "Sold"): [
         _Rule(
@@ -188,15 +205,15 @@ _RULES: dict[tuple[str, str], list[_Rule]] = {
             keep=("listingId", "grantee", "price", "expiry", "releaseAt"),
         ),
         _Rule("listing", "listingId"),
-    ],  # fmt: skip
+    ],
     ("Marketplace", "SaleReleased"): [
         _Rule("sale", "saleId", status="released", keep=("sellerAmount", "royalty"))
-    ],  # fmt: skip
+    ],
     ("Marketplace", "RoyaltyPaid"): [_Rule("sale", "saleId")],
     ("Marketplace", "SaleRefunded"): [_Rule("sale", "saleId", status="refunded")],
     ("Timelock", "CallScheduled"): [
         _Rule("operation", "id", status="scheduled", keep=("target", "delay", "payload"))
-    ],  # fmt: skip
+    ],
     ("Timelock", "CallExecuted"): [_Rule("operation", "id", status="executed")],
     ("Timelock", "Cancelled"): [_Rule("operation", "id", status="cancelled")],
 }
@@ -206,8 +223,10 @@ def apply_entities(db: sqlite3.Connection, event: DecodedEvent, time: int) -> No
     """Update the entities ``event`` concerns (inside the caller's transaction)."""
     for rule in _RULES.get((event.contract, event.name), ()):
         key = str(event.args[rule.key]).lower()
-        row = db.execute("SELECT owner, title, status, data FROM entities WHERE kind = ? AND key = ?",
-                         (rule.kind, key)).fetchone()  # fmt: skip
+        row = db.execute(
+            "SELECT owner, title, status, data FROM entities WHERE kind = ? AND key = ?",
+            (rule.kind, key),
+        ).fetchone()
         owner, title, status, data = (
             (row[0], row[1], row[2], json.loads(row[3])) if row else (None, None, None, {})
         )
@@ -234,8 +253,10 @@ def apply_entities(db: sqlite3.Connection, event: DecodedEvent, time: int) -> No
                 json.dumps(data),
             ),
         )
-        db.execute("INSERT OR IGNORE INTO entity_events VALUES (?,?,?,?)",
-                   (rule.kind, key, event.block, event.log_index))  # fmt: skip
+        db.execute(
+            "INSERT OR IGNORE INTO entity_events VALUES (?,?,?,?)",
+            (rule.kind, key, event.block, event.log_index),
+        )
         words = " ".join(str(x) for x in (key, owner, title, status, *data.values()) if x)
         db.execute("DELETE FROM search WHERE kind = ? AND key = ?", (rule.kind, key))
         db.execute("INSERT INTO search VALUES (?,?,?)", (rule.kind, key, words))
