@@ -74,8 +74,8 @@ def serve(
 
     threading.Thread(target=follow, name="explorer-sync", daemon=True).start()
     bound = listener.getsockname()[1]
-    console.print(f"explorer API on http://{host}:{bound}/api/v1/stats "
-                  f"({follower.count()} events indexed)", highlight=False)  # fmt: skip
+    console.print(f"explorer on http://{host}:{bound}/ (API: /api/v1/openapi.json; "
+                  f"{follower.count()} events indexed)", highlight=False)  # fmt: skip
     try:
         run_server(create_api(open_index(chain, path)), listener, host=host, port=bound)
     finally:

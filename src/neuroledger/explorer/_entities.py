@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS entity_events (
     kind TEXT NOT NULL, key TEXT NOT NULL, block INTEGER NOT NULL, log_index INTEGER NOT NULL,
     PRIMARY KEY (kind, key, block, log_index)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS edges (
+    parent TEXT NOT NULL, child TEXT NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (parent, child)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS edges_child ON edges (child);
 CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(kind UNINDEXED, key UNINDEXED, words);
 """
 
@@ -221,6 +225,10 @@ _RULES: dict[tuple[str, str], list[_Rule]] = {
 
 def apply_entities(db: sqlite3.Connection, event: DecodedEvent, time: int) -> None:
     """Update the entities ``event`` concerns (inside the caller's transaction)."""
+    if (event.contract, event.name) == ("AssetRegistry", "AssetRegistered"):
+        child = str(event.args["id"]).lower()
+        db.executemany("INSERT OR IGNORE INTO edges VALUES (?,?,?)",
+                       [(str(p).lower(), child, event.block) for p in event.args["parents"]])  # fmt: skip
     for rule in _RULES.get((event.contract, event.name), ()):
         key = str(event.args[rule.key]).lower()
         row = db.execute(

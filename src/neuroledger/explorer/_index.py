@@ -29,7 +29,7 @@ from neuroledger.explorer._events import DecodedEvent, EventCatalog
 
 __all__ = ["ExplorerIndex"]
 
-_SCHEMA_VERSION = "1"
+_SCHEMA_VERSION = "2"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -82,7 +82,7 @@ class ExplorerIndex:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def _clear(self) -> None:
-        for table in ("events", "meta", "entities", "entity_events", "search"):
+        for table in ("events", "meta", "entities", "entity_events", "edges", "search"):
             self.db.execute(f"DELETE FROM {table}")
 
     @property
@@ -163,6 +163,7 @@ class ExplorerIndex:
         ).fetchall()
         self.db.execute("DELETE FROM events WHERE block > ?", (block,))
         self.db.execute("DELETE FROM entity_events WHERE block > ?", (block,))
+        self.db.execute("DELETE FROM edges WHERE block > ?", (block,))
         for kind, key in touched:
             rows = self.db.execute(
                 "SELECT e.block, e.log_index, e.tx, e.time, e.contract, e.name, e.address, e.args "
@@ -224,7 +225,10 @@ class ExplorerIndex:
         return [_entity(r) for r in self.db.execute(sql, [*params, limit]).fetchall()]
 
     def entity(self, kind: str, key: str) -> dict[str, Any] | None:
-        """One entity with every event about it, oldest first."""
+        """One entity with every event about it, oldest first (a hex key may lack its 0x)."""
+        key = key.lower()
+        if len(key) in (40, 64) and all(c in "0123456789abcdef" for c in key):
+            key = "0x" + key
         row = self.db.execute(
             "SELECT kind, key, owner, title, status, first_block, last_block, time, data "
             "FROM entities WHERE kind = ? AND key = ?",
@@ -241,6 +245,15 @@ class ExplorerIndex:
         keys = ("block", "log_index", "tx", "time", "contract", "name", "address")
         return {**_entity(row), "events": [{**dict(zip(keys, r[:7], strict=True)),
                                             "args": json.loads(r[7])} for r in history]}  # fmt: skip
+
+    def owned(self, owner: str, *, limit: int = 200) -> list[dict[str, Any]]:
+        """Entities whose owner is ``owner`` (an identity's assets, logs, tasks, agents...)."""
+        rows = self.db.execute(
+            "SELECT kind, key, owner, title, status, first_block, last_block, time, data "
+            "FROM entities WHERE owner = ? ORDER BY kind, first_block LIMIT ?",
+            (owner.lower(), limit),
+        ).fetchall()
+        return [_entity(r) for r in rows]
 
     def search(self, text: str, *, limit: int = 50) -> list[dict[str, Any]]:
         """Entities whose words match ``text`` (each word a prefix), best first."""

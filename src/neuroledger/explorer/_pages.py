@@ -7,13 +7,14 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from neuroledger.explorer._entities import KINDS
 from neuroledger.explorer._index import ExplorerIndex
+from neuroledger.explorer._views import extras, governance
 
 __all__ = ["add_pages"]
 
@@ -25,10 +26,22 @@ def _when(t: int) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _iso(t: int) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat()
+
+
+def _span(seconds: int) -> str:
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return (f"{days} d " if days else "") + f"{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
 def add_pages(app: FastAPI, index: ExplorerIndex) -> None:
     """Mount the pages and their stylesheet on ``app``."""
     env = Environment(loader=FileSystemLoader(_HERE / "templates"),
                       autoescape=select_autoescape(["html"]))  # fmt: skip
+    env.globals.update(when=_when, iso=_iso, span=_span)
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
 
     def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -54,6 +67,10 @@ def add_pages(app: FastAPI, index: ExplorerIndex) -> None:
         q = q[:200]
         return page("search.html", q=q, items=index.search(q) if q.strip() else [])
 
+    @app.get("/governance", response_class=HTMLResponse, include_in_schema=False)
+    def governance_page() -> HTMLResponse:
+        return page("governance.html", **governance(index))
+
     @app.get("/tx/{tx}", response_class=HTMLResponse, include_in_schema=False)
     def transaction(tx: str) -> HTMLResponse:
         rows = index.db.execute("SELECT block, log_index FROM events WHERE tx = ? ORDER BY log_index",
@@ -72,8 +89,14 @@ def add_pages(app: FastAPI, index: ExplorerIndex) -> None:
         return page("list.html", kind=kind, items=found[:100], next=nxt)
 
     @app.get("/{kind}/{key}", response_class=HTMLResponse, include_in_schema=False)
-    def detail(kind: str, key: str, request: Request) -> HTMLResponse:
+    def detail(kind: str, key: str) -> HTMLResponse:
         item = index.entity(kind, key) if kind in KINDS and len(key) <= 80 else None
+        if item is None and kind == "identity" and index.owned(key, limit=1):
+            # every address is an ERC-1056 identity, changed on chain or not
+            item = {"kind": "identity", "key": key.lower(), "owner": None, "status": None,
+                    "title": "an identity with no DID registry change", "data": {}, "events": []}  # fmt: skip
         if item is None:
             return page("missing.html", 404, message=f"No {kind} {key[:80]} in the index.")
-        return page("detail.html", item={**item, "events": events(item["events"])})
+        owned = index.owned(item["key"]) if kind == "identity" else []
+        return page("detail.html", item={**item, "events": events(item["events"])}, owned=owned,
+                    **extras(index, item))  # fmt: skip
