@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from neuroledger.explorer._entities import KINDS
 from neuroledger.explorer._index import ExplorerIndex
+from neuroledger.explorer._views import governance
 
 __all__ = ["SECURITY_HEADERS", "create_api"]
 
@@ -163,6 +164,12 @@ def create_api(index: ExplorerIndex) -> FastAPI:
                limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:  # fmt: skip
         """Entities whose names, owners, URIs or metadata match the words of ``q``."""
         return {"items": index.search(q, limit=limit)}
+
+    @app.get("/api/v1/governance")
+    def governance_state() -> dict[str, Any]:
+        """Each governed contract's pause state and guardian, and the timelock's queue
+        (scheduled, ready, executed, cancelled) with the seconds each call still waits."""
+        return governance(index)
 
     from neuroledger.explorer._pages import add_pages
 
