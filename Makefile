@@ -99,6 +99,7 @@ bench: setup
 	$(BIN)/python benchmarks/gas_market.py
 	$(BIN)/python benchmarks/gas_sales.py
 	$(BIN)/python benchmarks/bench_explorer.py
+	$(BIN)/python benchmarks/bench_explorer_pages.py
 	$(BIN)/python benchmarks/bench_manifest.py
 	$(BIN)/python benchmarks/bench_lineage.py
 	$(BIN)/python benchmarks/bench_audit.py

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS edges (
     parent TEXT NOT NULL, child TEXT NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (parent, child)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS edges_child ON edges (child);
+CREATE TABLE IF NOT EXISTS search_keys (kind TEXT NOT NULL, key TEXT NOT NULL, UNIQUE (kind, key));
 CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(kind UNINDEXED, key UNINDEXED, words);
 """
 
@@ -266,5 +267,10 @@ def apply_entities(db: sqlite3.Connection, event: DecodedEvent, time: int) -> No
             (rule.kind, key, event.block, event.log_index),
         )
         words = " ".join(str(x) for x in (key, owner, title, status, *data.values()) if x)
-        db.execute("DELETE FROM search WHERE kind = ? AND key = ?", (rule.kind, key))
-        db.execute("INSERT INTO search VALUES (?,?,?)", (rule.kind, key, words))
+        # FTS5 finds a row fast only by rowid: each entity keeps one (search_keys)
+        db.execute("INSERT OR IGNORE INTO search_keys VALUES (?, ?)", (rule.kind, key))
+        (rowid,) = db.execute("SELECT rowid FROM search_keys WHERE kind = ? AND key = ?",
+                              (rule.kind, key)).fetchone()  # fmt: skip
+        db.execute("DELETE FROM search WHERE rowid = ?", (rowid,))
+        db.execute("INSERT INTO search (rowid, kind, key, words) VALUES (?,?,?,?)",
+                   (rowid, rule.kind, key, words))  # fmt: skip

@@ -29,7 +29,7 @@ from neuroledger.explorer._events import DecodedEvent, EventCatalog
 
 __all__ = ["ExplorerIndex"]
 
-_SCHEMA_VERSION = "2"
+_SCHEMA_VERSION = "3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_kind ON events (contract, name, block, log_index);
 CREATE INDEX IF NOT EXISTS events_tx ON events (tx);
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
+CREATE INDEX IF NOT EXISTS events_name ON events (name);
 """
 _CHUNK_BLOCKS = 5000
 
@@ -82,7 +83,15 @@ class ExplorerIndex:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def _clear(self) -> None:
-        for table in ("events", "meta", "entities", "entity_events", "edges", "search"):
+        for table in (
+            "events",
+            "meta",
+            "entities",
+            "entity_events",
+            "edges",
+            "search",
+            "search_keys",
+        ):
             self.db.execute(f"DELETE FROM {table}")
 
     @property
@@ -172,7 +181,8 @@ class ExplorerIndex:
                 (kind, key),
             ).fetchall()
             self.db.execute("DELETE FROM entities WHERE kind = ? AND key = ?", (kind, key))
-            self.db.execute("DELETE FROM search WHERE kind = ? AND key = ?", (kind, key))
+            self.db.execute("DELETE FROM search WHERE rowid = (SELECT rowid FROM search_keys "
+                            "WHERE kind = ? AND key = ?)", (kind, key))  # fmt: skip
             self.db.execute("DELETE FROM entity_events WHERE kind = ? AND key = ?", (kind, key))
             for b, i, tx, t, contract, name, address, args in rows:
                 event = DecodedEvent(block=b, log_index=i, tx=tx, block_hash="", address=address,
