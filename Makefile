@@ -23,6 +23,17 @@ $(BIN)/age: $(BIN)/python
 	@ln -sf "$$(command -v age)" $@
 	@$@ --version
 
+# Debian's Chromium, which the explorer's browser tests drive (through playwright-core
+# from npm: no browser is downloaded). Only the tests need it.
+$(BIN)/chromium: $(BIN)/python
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq chromium >/dev/null; } || \
+	  { echo "could not install Chromium; install it (apt-get install chromium) and rerun"; exit 1; }; }
+	@ln -sf "$$(command -v chromium)" $@
+	@$@ --version
+
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "NeuroLedger needs Python 3.11 or newer: set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +63,7 @@ demo: setup
 
 # The whole suite on both cores, one file per worker (a file's tests share module fixtures,
 # and several files are scenarios whose tests run in order).
-test: setup
+test: setup $(BIN)/chromium
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The integration tests and the demo again, on embedded nodes that make a block every 2 s
@@ -87,6 +98,8 @@ bench: setup
 	$(BIN)/python benchmarks/gas_credits.py
 	$(BIN)/python benchmarks/gas_market.py
 	$(BIN)/python benchmarks/gas_sales.py
+	$(BIN)/python benchmarks/bench_explorer.py
+	$(BIN)/python benchmarks/bench_explorer_pages.py
 	$(BIN)/python benchmarks/bench_manifest.py
 	$(BIN)/python benchmarks/bench_lineage.py
 	$(BIN)/python benchmarks/bench_audit.py

@@ -35,8 +35,9 @@ ALLOWED: dict[str, set[str]] = {
     "federated": {"core", "chain", "store", "identity", "provenance"},
     "governance": {"chain", "identity"},
     "market": {"core", "chain", "store", "identity", "provenance", "audit", "privacy"},
+    "explorer": {"core", "chain", "store", "identity", "provenance"},
     "scenarios": _FEATURES,
-    "cli": _FEATURES | {"scenarios"},
+    "cli": _FEATURES | {"scenarios", "explorer"},
 }
 
 APPS = {"cli", "scenarios"}

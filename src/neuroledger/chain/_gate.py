@@ -126,9 +126,19 @@ class Gate(GateDurability):
                     return
         if scope["type"] != "http":
             return
+        # Browsers may read the public methods from any page (the explorer's in-browser
+        # checks): answer CORS preflights, and never allow the credential's header.
+        cors = [(b"access-control-allow-origin", b"*")]
+        if scope["method"] == "OPTIONS":
+            await send({"type": "http.response.start", "status": 204, "headers": [*cors,
+                        (b"access-control-allow-methods", b"POST"),
+                        (b"access-control-allow-headers", b"content-type"),
+                        (b"access-control-max-age", b"600")]})  # fmt: skip
+            await send({"type": "http.response.body", "body": b""})
+            return
         status, body = await self._handle(scope, receive)
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+                    "headers": [(b"content-type", b"application/json"), *cors]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
 
     async def _handle(self, scope: dict[str, Any], receive: Any) -> tuple[int, bytes]:

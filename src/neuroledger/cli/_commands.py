@@ -76,6 +76,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "neuroledger.cli.report:app",
         "Reports from the chain: the energy and cost bill per capability.",
     ),
+    "explorer": (
+        "neuroledger.cli.explorer:app",
+        "The explorer: index every contract's events and serve them read-only over HTTP.",
+    ),
     "demo": (
         "neuroledger.cli.demo:demo",
         "Run the main scenario on a fresh embedded chain and print a report.",

@@ -151,3 +151,8 @@ def _print(report: DemoReport) -> None:
         f"done in {report.seconds:.1f} s; demo home {report.home} "
         f"(inspect: neuroledger --home {report.home} identity list)"
     )
+    console.print(
+        f"see and verify it all in a browser: {report.explorer_command} "
+        "(then open http://127.0.0.1:8700/)",
+        highlight=False,
+    )

@@ -100,7 +100,13 @@ class DemoReport:
             "checks": self.checks,
             "ok": self.ok,
             "seconds": round(self.seconds, 2),
+            "explorer": self.explorer_command,
         }
+
+    @property
+    def explorer_command(self) -> str:
+        """The command that serves this run's records to a browser."""
+        return f"neuroledger --home {self.home} explorer serve"
 
 
 def new_demo_home(base: Path) -> Path:

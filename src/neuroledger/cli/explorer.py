@@ -1,0 +1,82 @@
+"""``neuroledger explorer …``: the index of every contract's events, and its read-only API."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+import typer
+
+from neuroledger.cli._commands import help_of
+from neuroledger.cli._context import console, context_of, emit
+from neuroledger.cli._options import JsonOpt
+
+app = typer.Typer(help=help_of("explorer"))
+
+INDEX_FILE = "explorer.sqlite"
+
+
+@app.command("index")
+def index(
+    ctx: typer.Context,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Forget the index and read it all again.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring the explorer's index up to the chain head (resumes where it stopped)."""
+    from neuroledger.explorer import open_index
+
+    c = context_of(ctx)
+    chain = c.chain()
+    idx = open_index(chain, c.settings.home / INDEX_FILE)
+    if rebuild:
+        idx.rebuild()
+    stored = idx.sync(chain.w3, confirmations=chain.confirmations)
+    report = {"stored": stored, "events": idx.count(), "final_block": idx.final_block,
+              "file": str(idx.path)}  # fmt: skip
+    emit(report, as_json=as_json, human=f"{stored} new events; {report['events']} indexed up to "
+         f"final block {idx.final_block} in {idx.path}")  # fmt: skip
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")
+    ] = 8700,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.5, help="Seconds between index syncs.")
+    ] = 2.0,
+) -> None:
+    """Serve the read-only explorer API, following the chain as it grows."""
+    from neuroledger.explorer import create_api, open_index
+    from neuroledger.privacy.gateway import listen
+    from neuroledger.privacy.gateway import serve as run_server
+
+    listener = listen(host, port)  # a port in use is one line and nothing else
+    c = context_of(ctx)
+    chain = c.chain()
+    path = c.settings.home / INDEX_FILE
+    follower = open_index(chain, path)
+    follower.sync(chain.w3, confirmations=chain.confirmations)
+    stop = threading.Event()
+
+    def follow() -> None:
+        while not stop.wait(interval):
+            try:
+                follower.sync(chain.w3, confirmations=chain.confirmations)
+            except Exception as exc:  # keep serving what is indexed; say why it lags
+                console.print(f"explorer index: sync failed ({exc}); retrying", highlight=False)
+
+    threading.Thread(target=follow, name="explorer-sync", daemon=True).start()
+    bound = listener.getsockname()[1]
+    console.print(f"explorer on http://{host}:{bound}/ (API: /api/v1/openapi.json; "
+                  f"{follower.count()} events indexed)", highlight=False)  # fmt: skip
+    try:
+        run_server(create_api(open_index(chain, path)), listener, host=host, port=bound)
+    finally:
+        stop.set()

@@ -1,0 +1,126 @@
+"""What the detail pages show beyond an entity's fields: an asset's lineage and what the
+browser needs to check a file against it, a task's rounds, an agent's reputation over
+time, and the governance queue. Charts are drawn here as SVG coordinates, so a page needs
+no script to show them."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from neuroledger.explorer._index import ExplorerIndex
+from neuroledger.explorer._lineage import lineage
+
+__all__ = ["chart", "extras", "governance"]
+
+_W, _H, _PAD = 520, 180, 36
+
+
+def chart(
+    series: dict[str, list[tuple[float, float]]], *, x_label: str, y_label: str
+) -> dict[str, Any]:
+    """A line chart of ``series`` (name -> points) scaled into a fixed SVG box."""
+    points = [p for pts in series.values() for p in pts]
+    if not points:
+        return {"empty": True}
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = min(0.0, min(ys)), max(ys) if max(ys) > min(0.0, min(ys)) else min(0.0, min(ys)) + 1
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return (round(_PAD + (x - x0) / (x1 - x0) * (_W - 2 * _PAD), 1),
+                round(_H - _PAD - (y - y0) / (y1 - y0) * (_H - 2 * _PAD), 1))  # fmt: skip
+
+    lines = []
+    for i, (name, pts) in enumerate(series.items()):
+        placed = [at(x, y) for x, y in pts]
+        lines.append({"name": name, "n": i, "path": " ".join(f"{x},{y}" for x, y in placed),
+                      "dots": [{"x": x, "y": y, "label": f"{name}: {v[1]:g} at {v[0]:g}"}
+                               for (x, y), v in zip(placed, pts, strict=True)]})  # fmt: skip
+    return {"empty": False, "width": _W, "height": _H, "lines": lines, "x_label": x_label,
+            "y_label": y_label, "y_max": f"{y1:g}", "y_min": f"{y0:g}", "x_min": f"{x0:g}",
+            "x_max": f"{x1:g}", "pad": _PAD, "table": points}  # fmt: skip
+
+
+def _asset(index: ExplorerIndex, item: dict[str, Any]) -> dict[str, Any]:
+    registered = next((e for e in item["events"] if e["name"] == "AssetRegistered"), None)
+    registry = next((a for a, n in index.catalog.addresses.items() if n == "AssetRegistry"), "")
+    return {
+        "lineage": lineage(index.db, item["key"]),
+        "registrant": registered["args"]["owner"] if registered else "",
+        "registry": registry,
+    }
+
+
+def _task(item: dict[str, Any]) -> dict[str, Any]:
+    rounds: dict[int, dict[str, Any]] = {}
+    for e in item["events"]:
+        if e["name"] in ("RoundRecorded", "RoundAttested", "RoundFinalized"):
+            r = rounds.setdefault(int(e["args"]["round"]), {"attestations": 0, "tx": {}})
+            r["tx"][e["name"]] = e["tx"]
+            if e["name"] == "RoundRecorded":
+                r.update(root=e["args"]["commitmentsRoot"], contributors=int(e["args"]["contributors"]),
+                         aggregate=e["args"]["aggregateDigest"])  # fmt: skip
+            elif e["name"] == "RoundAttested":
+                r["attestations"] += 1
+            else:
+                r["final"] = True
+    series = {
+        "contributors": [
+            (float(k), float(v.get("contributors", 0))) for k, v in sorted(rounds.items())
+        ],
+        "attestations": [(float(k), float(v["attestations"])) for k, v in sorted(rounds.items())],
+    }
+    rewards = [e for e in item["events"] if e["name"] in ("RewardPaid", "TaskFinished")]
+    return {"rounds": sorted(rounds.items()), "rewards": rewards,
+            "chart": chart(series, x_label="round", y_label="count")}  # fmt: skip
+
+
+def _agent(item: dict[str, Any]) -> dict[str, Any]:
+    feedback, deals, total, count = [], [], 0.0, 0
+    for e in item["events"]:
+        if e["name"] == "NewFeedback":
+            value = int(e["args"]["value"]) / 10 ** int(e["args"]["valueDecimals"])
+            total, count = total + value, count + 1
+            feedback.append((float(e["block"]), round(total / count, 4)))
+        elif e["name"] == "DealRecorded":
+            deals.append(e)
+    series = {"average feedback": feedback} if feedback else {}
+    return {"deals": deals, "chart": chart(series, x_label="block", y_label="average value")}
+
+
+def extras(index: ExplorerIndex, item: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a detail page particular to the entity's kind."""
+    if item["kind"] == "asset":
+        return _asset(index, item)
+    if item["kind"] == "task":
+        return _task(item)
+    if item["kind"] == "agent":
+        return _agent(item)
+    return {}
+
+
+def governance(index: ExplorerIndex, now: float | None = None) -> dict[str, Any]:
+    """Each contract's pause state and guardian, and the timelock's queue with countdowns."""
+    now = time.time() if now is None else now
+    contracts: dict[str, dict[str, Any]] = {}
+    for e in index.db.execute(
+        "SELECT contract, name, args, block, tx FROM events WHERE name IN "
+        "('Paused', 'Unpaused', 'GuardianChanged') ORDER BY block, log_index"
+    ).fetchall():
+        state = contracts.setdefault(e[0], {"paused": False, "guardian": "", "since": None})
+        if e[1] == "GuardianChanged":
+            state["guardian"] = json.loads(e[2])["newGuardian"]
+        else:
+            state.update(paused=e[1] == "Paused", since=e[3], tx=e[4])
+    queue = []
+    for op in index.entities("operation", limit=500):
+        ready_at = int(op["time"]) + int(op["data"].get("delay", 0))
+        status = op["status"]
+        if status == "scheduled" and ready_at <= now:
+            status = "ready"
+        target = index.catalog.addresses.get(str(op["data"].get("target", "")).lower(), "")
+        queue.append({**op, "ready_at": ready_at, "state": status, "target": target,
+                      "wait": max(0, int(ready_at - now)) if status == "scheduled" else 0})  # fmt: skip
+    return {"contracts": sorted(contracts.items()), "queue": queue, "now": int(now)}
