@@ -90,8 +90,18 @@ try {
   for (const [name, c] of Object.entries(cfg.files)) {
     await checkFiles(name, c.asset, c.folder ? "#verify-folder" : "#verify-file", c.path, c.rpc ? cfg.rpc : "");
   }
-  if (cfg.shots) {
-    await page.goto(`${cfg.base}/asset/${cfg.files.goodFolder.asset}`);
+  // 5. In-browser checks of audit entries from their proof bundles.
+  for (const [name, b] of Object.entries(cfg.bundles)) {
+    await page.goto(`${cfg.base}/log/${b.log}`);
+    if (b.rpc) await page.fill("#verify-entry-rpc", cfg.rpc);
+    await page.setInputFiles("#verify-bundle", b.path);
+    await page.waitForFunction(() => {
+      const s = document.querySelector("#verify-entry-result").dataset.state;
+      return s === "pass" || s === "fail";
+    }, null, { timeout: 30000 });
+    const result = page.locator("#verify-entry-result");
+    report.checks[name] = { state: await result.getAttribute("data-state"), text: await result.textContent(),
+      entry: await page.locator("#verify-entry pre.entry").textContent() };
   }
 } finally {
   await browser.close();

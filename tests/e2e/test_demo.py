@@ -4,6 +4,8 @@ playwright-core from npm), judged by axe-core, and its API fuzzed by schemathesi
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -18,6 +20,8 @@ from typing import Any
 import httpx
 import hypothesis
 import pytest
+
+from neuroledger.core import canonical
 
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,10 +137,32 @@ def test_the_explorer_in_a_real_browser(demo: dict[str, Any], explorer: str,
         "goodFolder": {"asset": p["model"], "folder": True, "path": str(good_model), "rpc": True},
         "tamperedFolder": {"asset": p["model"], "folder": True, "path": str(model_dir)},
     }  # fmt: skip
+    bundle = next(home.glob("decision-*.tlog-proof"))
+    text = bundle.read_text()
+    extra = json.loads(base64.b64decode(text.split("\n")[1][6:]))
+    log = "0x" + hashlib.sha256(extra["vkey"].encode()).hexdigest()
+    entry = bytearray(base64.b64decode(extra["entry"]))
+    entry[len(entry) // 2] ^= 0x01  # one changed byte of the entry
+    forged = base64.b64encode(canonical({**extra, "entry": base64.b64encode(entry).decode()}))
+    head, _, checkpoint = text.partition("\n\n")
+    lines = head.split("\n")
+    (tmp_path / "entry.tlog-proof").write_text(
+        "\n".join([lines[0], "extra " + forged.decode(), *lines[2:]]) + "\n\n" + checkpoint
+    )
+    origin, size, rest = checkpoint.split("\n", 2)  # a checkpoint claiming one entry less
+    (tmp_path / "checkpoint.tlog-proof").write_text(
+        head + "\n\n" + "\n".join([origin, str(int(size) - 1), rest])
+    )
+    bundles = {
+        "goodEntry": {"log": log, "path": str(bundle), "rpc": True},
+        "goodEntryIndexOnly": {"log": log, "path": str(bundle)},
+        "tamperedEntry": {"log": log, "path": str(tmp_path / "entry.tlog-proof"), "rpc": True},
+        "tamperedCheckpoint": {"log": log, "path": str(tmp_path / "checkpoint.tlog-proof"), "rpc": True},
+    }  # fmt: skip
     shots = tmp_path / "shots"
     shots.mkdir()
     config = {"base": explorer, "rpc": report["rpc_url"], "shots": str(shots),
-              "maxPages": 150, "lineageAsset": p["model"], "files": files,
+              "maxPages": 150, "lineageAsset": p["model"], "files": files, "bundles": bundles,
               "task": str(report["federated"]["robust"]["task"])}  # fmt: skip
     chromium = BIN.parent / "chromium" if (BIN.parent / "chromium").exists() else None
     chromium = chromium or shutil.which("chromium")
@@ -161,6 +187,14 @@ def test_the_explorer_in_a_real_browser(demo: dict[str, Any], explorer: str,
     assert c["goodFolder"]["state"] == "pass", c["goodFolder"]
     assert c["tamperedFile"]["state"] == "fail" and "registered with" in c["tamperedFile"]["text"]
     assert c["tamperedFolder"]["state"] == "fail"
+    assert (
+        c["goodEntry"]["state"] == "pass" and "anchored on chain in block" in c["goodEntry"]["text"]
+    )
+    assert c["goodEntry"]["entry"].strip(), c["goodEntry"]  # the entry shown once verified
+    assert c["goodEntryIndexOnly"]["state"] == "pass" and "index" in c["goodEntryIndexOnly"]["text"]
+    assert c["tamperedEntry"]["state"] == "fail" and "inclusion proof" in c["tamperedEntry"]["text"]
+    assert c["tamperedCheckpoint"]["state"] == "fail", c["tamperedCheckpoint"]
+    assert "signature" in c["tamperedCheckpoint"]["text"]
     for shot in ("home", "asset", "task"):
         assert (shots / f"{shot}.png").read_bytes()[:4] == b"\x89PNG"
 

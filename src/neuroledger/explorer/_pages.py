@@ -98,5 +98,5 @@ def add_pages(app: FastAPI, index: ExplorerIndex) -> None:
         if item is None:
             return page("missing.html", 404, message=f"No {kind} {key[:80]} in the index.")
         owned = index.owned(item["key"]) if kind == "identity" else []
-        return page("detail.html", item={**item, "events": events(item["events"])}, owned=owned,
-                    **extras(index, item))  # fmt: skip
+        shown = {**item, "events": events(item["events"])}
+        return page("detail.html", item=shown, owned=owned, **extras(index, shown))

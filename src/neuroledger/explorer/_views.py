@@ -90,6 +90,14 @@ def _agent(item: dict[str, Any]) -> dict[str, Any]:
     return {"deals": deals, "chart": chart(series, x_label="block", y_label="average value")}
 
 
+def _log(item: dict[str, Any]) -> dict[str, Any]:
+    anchors = [{"size": int(e["args"]["treeSize"]), "root": str(e["args"]["rootHash"]),
+                "block": e["block"], "tx": e["tx"], "when": e.get("when", "")}
+               for e in item["events"] if e["name"] == "Anchored"]  # fmt: skip
+    return {"anchors": anchors,
+            "anchors_json": json.dumps([[a["size"], a["root"]] for a in anchors])}  # fmt: skip
+
+
 def extras(index: ExplorerIndex, item: dict[str, Any]) -> dict[str, Any]:
     """The parts of a detail page particular to the entity's kind."""
     if item["kind"] == "asset":
@@ -98,6 +106,8 @@ def extras(index: ExplorerIndex, item: dict[str, Any]) -> dict[str, Any]:
         return _task(item)
     if item["kind"] == "agent":
         return _agent(item)
+    if item["kind"] == "log":
+        return _log(item)
     return {}
 
 

@@ -89,19 +89,32 @@ export function word(hexValue) {
 /** The 4-byte selector of a function signature such as "assetOf(bytes32)". */
 export const selector = (signature) => keccak256(utf8(signature)).slice(0, 4);
 
-/** eth_call against a JSON-RPC URL the reader gave; returns the result bytes. */
-export async function ethCall(rpc, to, data) {
-  const url = new URL(rpc);
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("the RPC URL must be http or https");
-  const reply = await fetch(url, {
+/** One JSON-RPC call to a URL the reader gave (http or https); returns its result. */
+export async function rpc(url, method, params) {
+  const target = new URL(url);
+  if (target.protocol !== "http:" && target.protocol !== "https:") throw new Error("the RPC URL must be http or https");
+  const reply = await fetch(target, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_call", params: [{ to, data: "0x" + hex(data) }, "latest"] }),
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
   });
   const body = await reply.json();
-  if (body.error) throw new Error(`the chain refused the call: ${body.error.message}`);
-  return unhex(body.result);
+  if (body.error) throw new Error(`the chain refused ${method}: ${body.error.message}`);
+  return body.result;
 }
+
+/** eth_call against a JSON-RPC URL the reader gave; returns the result bytes. */
+export async function ethCall(url, to, data) {
+  return unhex(await rpc(url, "eth_call", [{ to, data: "0x" + hex(data) }, "latest"]));
+}
+
+/** Bytes of standard base64; throws on anything else. */
+export function unbase64(text) {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4) throw new Error("not base64");
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+export const equal = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** Show a check's outcome in element `el`: "pass", "fail" or "working". */
 export function show(el, state, text) {
