@@ -90,6 +90,19 @@ try {
   for (const [name, c] of Object.entries(cfg.files)) {
     await checkFiles(name, c.asset, c.folder ? "#verify-folder" : "#verify-file", c.path, c.rpc ? cfg.rpc : "");
   }
+  // 5b. In-browser checks of federated rounds from their documents.
+  for (const [name, r] of Object.entries(cfg.rounds || {})) {
+    await page.goto(`${cfg.base}/task/${r.task}`);
+    if (r.rpc) await page.fill("#verify-round-rpc", cfg.rpc);
+    await page.setInputFiles("#verify-round-file", r.path);
+    await page.waitForFunction(() => {
+      const s = document.querySelector("#verify-round-result").dataset.state;
+      return s === "pass" || s === "fail";
+    }, null, { timeout: 30000 });
+    const result = page.locator("#verify-round-result");
+    report.checks[name] = { state: await result.getAttribute("data-state"), text: await result.textContent() };
+  }
+
   // 5. In-browser checks of audit entries from their proof bundles.
   for (const [name, b] of Object.entries(cfg.bundles)) {
     await page.goto(`${cfg.base}/log/${b.log}`);

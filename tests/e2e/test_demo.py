@@ -22,6 +22,7 @@ import hypothesis
 import pytest
 
 from neuroledger.core import canonical
+from neuroledger.federated._ledger import commitments_root
 
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,10 +160,24 @@ def test_the_explorer_in_a_real_browser(demo: dict[str, Any], explorer: str,
         "tamperedEntry": {"log": log, "path": str(tmp_path / "entry.tlog-proof"), "rpc": True},
         "tamperedCheckpoint": {"log": log, "path": str(tmp_path / "checkpoint.tlog-proof"), "rpc": True},
     }  # fmt: skip
+    task = int(report["federated"]["robust"]["task"])
+    documents = [json.loads(f.read_text()) for f in (home / "shared" / "store").rglob("*")
+                 if f.is_file() and f.stat().st_size < 100_000 and b"federated-round/v1" in f.read_bytes()]  # fmt: skip
+    round_doc = next(d for d in documents if d["task"] == task)
+    (tmp_path / "round.json").write_text(json.dumps(round_doc))
+    name = sorted(round_doc["updates"])[0]  # one update changed, its root recomputed to match
+    changed = {**round_doc["updates"], name: "00" * 32}
+    forged_round = {**round_doc, "updates": changed, "commitmentsRoot": commitments_root(changed)}
+    (tmp_path / "forged-round.json").write_text(json.dumps(forged_round))
+    rounds = {
+        "goodRound": {"task": task, "path": str(tmp_path / "round.json"), "rpc": True},
+        "goodRoundIndexOnly": {"task": task, "path": str(tmp_path / "round.json")},
+        "forgedRound": {"task": task, "path": str(tmp_path / "forged-round.json"), "rpc": True},
+    }  # fmt: skip
     shots = tmp_path / "shots"
     shots.mkdir()
     config = {"base": explorer, "rpc": report["rpc_url"], "shots": str(shots),
-              "maxPages": 150, "lineageAsset": p["model"], "files": files, "bundles": bundles,
+              "maxPages": 150, "lineageAsset": p["model"], "files": files, "bundles": bundles, "rounds": rounds,
               "task": str(report["federated"]["robust"]["task"])}  # fmt: skip
     chromium = BIN.parent / "chromium" if (BIN.parent / "chromium").exists() else None
     chromium = chromium or shutil.which("chromium")
@@ -195,6 +210,11 @@ def test_the_explorer_in_a_real_browser(demo: dict[str, Any], explorer: str,
     assert c["tamperedEntry"]["state"] == "fail" and "inclusion proof" in c["tamperedEntry"]["text"]
     assert c["tamperedCheckpoint"]["state"] == "fail", c["tamperedCheckpoint"]
     assert "signature" in c["tamperedCheckpoint"]["text"]
+    assert (
+        c["goodRound"]["state"] == "pass" and "recorded on chain in block" in c["goodRound"]["text"]
+    )
+    assert c["goodRoundIndexOnly"]["state"] == "pass"
+    assert c["forgedRound"]["state"] == "fail" and "the chain recorded" in c["forgedRound"]["text"]
     for shot in ("home", "asset", "task"):
         assert (shots / f"{shot}.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -53,7 +53,7 @@ def _asset(index: ExplorerIndex, item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _task(item: dict[str, Any]) -> dict[str, Any]:
+def _task(index: ExplorerIndex, item: dict[str, Any]) -> dict[str, Any]:
     rounds: dict[int, dict[str, Any]] = {}
     for e in item["events"]:
         if e["name"] in ("RoundRecorded", "RoundAttested", "RoundFinalized"):
@@ -73,7 +73,10 @@ def _task(item: dict[str, Any]) -> dict[str, Any]:
         "attestations": [(float(k), float(v["attestations"])) for k, v in sorted(rounds.items())],
     }
     rewards = [e for e in item["events"] if e["name"] in ("RewardPaid", "TaskFinished")]
-    return {"rounds": sorted(rounds.items()), "rewards": rewards,
+    contract = next((a for a, n in index.catalog.addresses.items() if n == "FederatedTask"), "")
+    roots = {str(r): v.get("root", "") for r, v in rounds.items()}
+    return {"rounds": sorted(rounds.items()), "rewards": rewards, "contract": contract,
+            "roots_json": json.dumps(roots),
             "chart": chart(series, x_label="round", y_label="count")}  # fmt: skip
 
 
@@ -103,7 +106,7 @@ def extras(index: ExplorerIndex, item: dict[str, Any]) -> dict[str, Any]:
     if item["kind"] == "asset":
         return _asset(index, item)
     if item["kind"] == "task":
-        return _task(item)
+        return _task(index, item)
     if item["kind"] == "agent":
         return _agent(item)
     if item["kind"] == "log":

@@ -81,7 +81,8 @@ export async function sha256(bytes) {
 
 /** An address or bytes32 as one 32-byte ABI word. */
 export function word(hexValue) {
-  const b = unhex(hexValue);
+  const h = hexValue.replace(/^0x/, "");
+  const b = unhex(h.length % 2 ? "0" + h : h);
   if (b.length > 32) throw new Error("value longer than a word");
   return concat(new Uint8Array(32 - b.length), b);
 }
