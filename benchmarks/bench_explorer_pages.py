@@ -74,7 +74,7 @@ def _fill(index: ExplorerIndex) -> dict[str, str]:
     if events:
         index._store(events, times)
     with index.db:
-        index._set_meta("final_block", str(block))
+        index.set_meta("final_block", str(block))
     middle = assets[ASSETS // 2]
     return {"asset": middle, "identity": identities[7], "log": logs[3]}
 

@@ -68,8 +68,16 @@ try {
   if (cfg.task) {
     await page.goto(`${cfg.base}/task/${cfg.task}`);
     report.drawings.chartLines = await page.locator("figure.chart polyline").count();
+    report.drawings.accuracyCells = await page.locator("main table tbody tr td:nth-child(5)").allTextContents();
     await page.screenshot({ path: `${cfg.shots}/task.png`, fullPage: true });
   }
+  if (cfg.privateTask) {
+    await page.goto(`${cfg.base}/task/${cfg.privateTask}`);
+    report.drawings.privateChartLines = await page.locator("figure.chart polyline").count();
+  }
+  await page.goto(`${cfg.base}/energy`);
+  report.drawings.energyBars = await page.locator("figure.chart svg rect.bar").count();
+  await page.screenshot({ path: `${cfg.shots}/energy.png`, fullPage: true });
   await page.goto(`${cfg.base}/governance`);
   report.drawings.governanceRows = await page.locator("main table tbody tr").count();
   await page.goto(`${cfg.base}/`);

@@ -178,7 +178,8 @@ def test_the_explorer_in_a_real_browser(demo: dict[str, Any], explorer: str,
     shots.mkdir()
     config = {"base": explorer, "rpc": report["rpc_url"], "shots": str(shots),
               "maxPages": 150, "lineageAsset": p["model"], "files": files, "bundles": bundles, "rounds": rounds,
-              "task": str(report["federated"]["robust"]["task"])}  # fmt: skip
+              "task": str(report["federated"]["robust"]["task"]),
+              "privateTask": str(report["federated"]["private"]["task"])}  # fmt: skip
     chromium = BIN.parent / "chromium" if (BIN.parent / "chromium").exists() else None
     chromium = chromium or shutil.which("chromium")
     if chromium is None:
@@ -196,7 +197,12 @@ def test_the_explorer_in_a_real_browser(demo: dict[str, Any], explorer: str,
     assert {"/", "/asset/:key", "/task/:key", "/governance"} <= set(seen["axe"])
     d = seen["drawings"]
     assert d["lineageBoxes"] >= 6 and d["lineageEdges"] >= 5 and d["ancestorsFolded"]
-    assert d["chartLines"] == 2 and d["governanceRows"] >= 1
+    assert d["governanceRows"] >= 1
+    assert d["energyBars"] >= 5  # identity, provenance, audit, federated, private data, market...
+    # contributors, attestations and accuracy (from the owner's round documents); the
+    # private task charts the privacy spent (ε) too
+    assert d["chartLines"] == 3 and d["privateChartLines"] == 4, d
+    assert d["accuracyCells"] and all(0 < float(a) <= 1 for a in d["accuracyCells"]), d
     c = seen["checks"]
     assert c["goodFile"]["state"] == "pass" and "chain records as active" in c["goodFile"]["text"]
     assert c["goodFolder"]["state"] == "pass", c["goodFolder"]
@@ -215,7 +221,7 @@ def test_the_explorer_in_a_real_browser(demo: dict[str, Any], explorer: str,
     )
     assert c["goodRoundIndexOnly"]["state"] == "pass"
     assert c["forgedRound"]["state"] == "fail" and "the chain recorded" in c["forgedRound"]["text"]
-    for shot in ("home", "asset", "task"):
+    for shot in ("home", "asset", "task", "energy"):
         assert (shots / f"{shot}.png").read_bytes()[:4] == b"\x89PNG"
 
 

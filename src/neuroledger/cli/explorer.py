@@ -25,14 +25,15 @@ def index(
     as_json: JsonOpt = False,
 ) -> None:
     """Bring the explorer's index up to the chain head (resumes where it stopped)."""
-    from neuroledger.explorer import open_index
+    from neuroledger.explorer import follow, open_index
+    from neuroledger.store import FileStore
 
     c = context_of(ctx)
     chain = c.chain()
-    idx = open_index(chain, c.settings.home / INDEX_FILE)
+    idx = open_index(chain, c.settings.home / INDEX_FILE, FileStore(c.settings.store_dir))
     if rebuild:
         idx.rebuild()
-    stored = idx.sync(chain.w3, confirmations=chain.confirmations)
+    stored = follow(idx, chain)  # the events, then the gas of newly final blocks
     report = {"stored": stored, "events": idx.count(), "final_block": idx.final_block,
               "file": str(idx.path)}  # fmt: skip
     emit(report, as_json=as_json, human=f"{stored} new events; {report['events']} indexed up to "
@@ -53,30 +54,32 @@ def serve(
     ] = 2.0,
 ) -> None:
     """Serve the read-only explorer API, following the chain as it grows."""
-    from neuroledger.explorer import create_api, open_index
+    from neuroledger.explorer import create_api, follow, open_index
     from neuroledger.privacy.gateway import listen
     from neuroledger.privacy.gateway import serve as run_server
+    from neuroledger.store import FileStore
 
     listener = listen(host, port)  # a port in use is one line and nothing else
     c = context_of(ctx)
     chain = c.chain()
     path = c.settings.home / INDEX_FILE
-    follower = open_index(chain, path)
-    follower.sync(chain.w3, confirmations=chain.confirmations)
+    store = FileStore(c.settings.store_dir)  # round documents, for the charts
+    follower = open_index(chain, path, store)
+    follow(follower, chain)
     stop = threading.Event()
 
-    def follow() -> None:
+    def keep_up() -> None:
         while not stop.wait(interval):
             try:
-                follower.sync(chain.w3, confirmations=chain.confirmations)
+                follow(follower, chain)
             except Exception as exc:  # keep serving what is indexed; say why it lags
                 console.print(f"explorer index: sync failed ({exc}); retrying", highlight=False)
 
-    threading.Thread(target=follow, name="explorer-sync", daemon=True).start()
+    threading.Thread(target=keep_up, name="explorer-sync", daemon=True).start()
     bound = listener.getsockname()[1]
     console.print(f"explorer on http://{host}:{bound}/ (API: /api/v1/openapi.json; "
                   f"{follower.count()} events indexed)", highlight=False)  # fmt: skip
     try:
-        run_server(create_api(open_index(chain, path)), listener, host=host, port=bound)
+        run_server(create_api(open_index(chain, path, store)), listener, host=host, port=bound)
     finally:
         stop.set()

@@ -14,10 +14,11 @@ from neuroledger._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from neuroledger.explorer._api import create_api
+    from neuroledger.explorer._energy import follow
     from neuroledger.explorer._events import DecodedEvent, EventCatalog
     from neuroledger.explorer._index import ExplorerIndex
     from neuroledger.explorer._open import open_index
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__)
 
-__all__ = ["DecodedEvent", "EventCatalog", "ExplorerIndex", "create_api", "open_index"]
+__all__ = ["DecodedEvent", "EventCatalog", "ExplorerIndex", "create_api", "follow", "open_index"]

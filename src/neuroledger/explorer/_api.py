@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from neuroledger.explorer._energy import energy_view
 from neuroledger.explorer._entities import KINDS
 from neuroledger.explorer._index import ExplorerIndex
 from neuroledger.explorer._views import governance
@@ -170,6 +171,12 @@ def create_api(index: ExplorerIndex) -> FastAPI:
         """Each governed contract's pause state and guardian, and the timelock's queue
         (scheduled, ready, executed, cancelled) with the seconds each call still waits."""
         return governance(index)
+
+    @app.get("/api/v1/energy")
+    def energy() -> dict[str, Any]:
+        """Gas per capability of every transaction to the suite in final blocks, with the
+        estimated energy (Wh) on proof of stake and, for comparison, proof of work."""
+        return energy_view(index)
 
     from neuroledger.explorer._pages import add_pages
 

@@ -24,12 +24,13 @@ from web3.exceptions import BlockNotFound
 from web3.types import RPCEndpoint
 
 from neuroledger.errors import ChainError, IndexReorgError
+from neuroledger.explorer._documents import DOCUMENT_SCHEMA, Reader, learn_documents
 from neuroledger.explorer._entities import ENTITY_SCHEMA, apply_entities
 from neuroledger.explorer._events import DecodedEvent, EventCatalog
 
 __all__ = ["ExplorerIndex"]
 
-_SCHEMA_VERSION = "3"
+_SCHEMA_VERSION = "4"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -58,28 +59,30 @@ class ExplorerIndex:
     """Events of the suite's contracts on one chain, in an SQLite file."""
 
     def __init__(self, path: Path, *, chain_id: int, catalog: EventCatalog,
-                 start_block: int = 0) -> None:  # fmt: skip
+                 start_block: int = 0, documents: Reader | None = None) -> None:  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.catalog = catalog
         self.start_block = start_block
+        self.documents = documents  # the home's store, for round documents (None: none)
         self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._scope = json.dumps({"chain": chain_id, "contracts": sorted(catalog.addresses),
-                                  "schema": _SCHEMA_VERSION})  # fmt: skip
+                                  "schema": _SCHEMA_VERSION, "documents": documents is not None})  # fmt: skip
         with self.db:
-            self.db.executescript(_SCHEMA + ENTITY_SCHEMA)
-            if self._meta("scope") != self._scope:
+            self.db.executescript(_SCHEMA + ENTITY_SCHEMA + DOCUMENT_SCHEMA)
+            if self.meta("scope") != self._scope:
                 self._clear()
-                self._set_meta("scope", self._scope)
+                self.set_meta("scope", self._scope)
 
     # -- position --------------------------------------------------------------------
-    def _meta(self, key: str) -> str | None:
+    def meta(self, key: str) -> str | None:
+        """A value the index keeps about itself (its position, scope, bill), or None."""
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def _set_meta(self, key: str, value: str) -> None:
+    def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def _clear(self) -> None:
@@ -91,19 +94,21 @@ class ExplorerIndex:
             "edges",
             "search",
             "search_keys",
+            "round_docs",
         ):
             self.db.execute(f"DELETE FROM {table}")
+        self.db.execute("DROP TABLE IF EXISTS energy")  # the bill restarts with the events
 
     @property
     def final_block(self) -> int:
-        value = self._meta("final_block")
+        value = self.meta("final_block")
         return int(value) if value is not None else self.start_block - 1
 
     def rebuild(self) -> None:
         """Forget everything; the next sync reads from the deployment block."""
         with self.db:
             self._clear()
-            self._set_meta("scope", self._scope)
+            self.set_meta("scope", self._scope)
 
     # -- sync ------------------------------------------------------------------------
     def sync(self, w3: Web3, *, confirmations: int = 0,
@@ -111,13 +116,13 @@ class ExplorerIndex:
              chunk_blocks: int = _CHUNK_BLOCKS) -> int:  # fmt: skip
         """Read new events up to the chain head; return how many were stored."""
         genesis = _hash_of(w3, 0)
-        if genesis is not None and self._meta("genesis") not in (None, genesis):
+        if genesis is not None and self.meta("genesis") not in (None, genesis):
             self.rebuild()  # another chain history at this chain id: the index was a cache
         with self.db:
-            self._set_meta("genesis", genesis or "")
+            self.set_meta("genesis", genesis or "")
         final = self.final_block
         if final >= self.start_block:
-            recorded, actual = self._meta("final_hash"), _hash_of(w3, final)
+            recorded, actual = self.meta("final_hash"), _hash_of(w3, final)
             if actual is None or (recorded is not None and recorded != actual):
                 raise IndexReorgError(
                     f"block {final}, which the explorer's index treats as final, is no longer "
@@ -144,10 +149,10 @@ class ExplorerIndex:
             with self.db:
                 self._store(events, times)
                 if new_final > final:
-                    self._set_meta("final_block", str(new_final))
-                    self._set_meta("final_hash", _hash_of(w3, new_final) or "")
+                    self.set_meta("final_block", str(new_final))
+                    self.set_meta("final_hash", _hash_of(w3, new_final) or "")
                     final = new_final
-                self._set_meta("synced_block", str(end))
+                self.set_meta("synced_block", str(end))
             stored += len(events)
             if progress is not None:
                 progress(end - self.start_block + 1, head - self.start_block + 1)
@@ -163,6 +168,8 @@ class ExplorerIndex:
         )  # fmt: skip
         for e in events:
             apply_entities(self.db, e, times[e.block])
+        if self.documents is not None:
+            learn_documents(self.db, events, self.documents)
 
     def _drop_after(self, block: int) -> None:
         """Forget events above ``block`` (not final: they are read again) and rebuild the
@@ -173,6 +180,7 @@ class ExplorerIndex:
         self.db.execute("DELETE FROM events WHERE block > ?", (block,))
         self.db.execute("DELETE FROM entity_events WHERE block > ?", (block,))
         self.db.execute("DELETE FROM edges WHERE block > ?", (block,))
+        self.db.execute("DELETE FROM round_docs WHERE block > ?", (block,))
         for kind, key in touched:
             rows = self.db.execute(
                 "SELECT e.block, e.log_index, e.tx, e.time, e.contract, e.name, e.address, e.args "

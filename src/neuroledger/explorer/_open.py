@@ -5,17 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 
 from neuroledger.chain import Chain, load_artifact
+from neuroledger.errors import StoreError
 from neuroledger.explorer._events import EventCatalog
 from neuroledger.explorer._index import ExplorerIndex
+from neuroledger.store import BlobStore
 
 __all__ = ["open_index"]
 
 
-def open_index(chain: Chain, path: Path) -> ExplorerIndex:
-    """The index of every contract the chain's deployment record names."""
+def open_index(chain: Chain, path: Path, store: BlobStore | None = None) -> ExplorerIndex:
+    """The index of every contract the chain's deployment record names; with the home's
+    ``store``, it also learns the round documents registered there (for the charts)."""
     contracts = chain.deployment().contracts
     addresses = {name: str(entry["address"]) for name, entry in contracts.items()}
     abis = {name: load_artifact(name).abi for name in addresses}
     start = min((int(entry.get("block", 0)) for entry in contracts.values()), default=0)
+
+    def read(digest: str, max_size: int) -> bytes | None:
+        if store is None or not store.has(digest):
+            return None
+        try:
+            return store.get(digest, max_size=max_size)
+        except StoreError:  # too large, or damaged on disk: not a document to chart
+            return None
+
     return ExplorerIndex(path, chain_id=chain.chain_id, catalog=EventCatalog(abis, addresses),
-                         start_block=start)  # fmt: skip
+                         start_block=start, documents=read if store is not None else None)  # fmt: skip

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from neuroledger.explorer._energy import energy_view
 from neuroledger.explorer._entities import KINDS
 from neuroledger.explorer._index import ExplorerIndex
 from neuroledger.explorer._views import extras, governance
@@ -70,6 +71,10 @@ def add_pages(app: FastAPI, index: ExplorerIndex) -> None:
     @app.get("/governance", response_class=HTMLResponse, include_in_schema=False)
     def governance_page() -> HTMLResponse:
         return page("governance.html", **governance(index))
+
+    @app.get("/energy", response_class=HTMLResponse, include_in_schema=False)
+    def energy_page() -> HTMLResponse:
+        return page("energy.html", **energy_view(index))
 
     @app.get("/tx/{tx}", response_class=HTMLResponse, include_in_schema=False)
     def transaction(tx: str) -> HTMLResponse:

@@ -9,6 +9,7 @@ import json
 import time
 from typing import Any
 
+from neuroledger.explorer._documents import trusted_rounds
 from neuroledger.explorer._index import ExplorerIndex
 from neuroledger.explorer._lineage import lineage
 
@@ -72,12 +73,21 @@ def _task(index: ExplorerIndex, item: dict[str, Any]) -> dict[str, Any]:
         ],
         "attestations": [(float(k), float(v["attestations"])) for k, v in sorted(rounds.items())],
     }
+    measured = trusted_rounds(index.db, item["key"], str(item.get("owner") or ""),
+                              {r: v.get("root", "") for r, v in rounds.items()})  # fmt: skip
+    for number, m in measured.items():
+        rounds[number]["measured"] = m
+    ordered = sorted(measured.items())
+    accuracy = {"accuracy": [(float(r), m["accuracy"]) for r, m in ordered if "accuracy" in m]}
+    epsilon = {"ε spent": [(float(r), m["epsilon"]) for r, m in ordered if "epsilon" in m]}
     rewards = [e for e in item["events"] if e["name"] in ("RewardPaid", "TaskFinished")]
     contract = next((a for a, n in index.catalog.addresses.items() if n == "FederatedTask"), "")
     roots = {str(r): v.get("root", "") for r, v in rounds.items()}
     return {"rounds": sorted(rounds.items()), "rewards": rewards, "contract": contract,
             "roots_json": json.dumps(roots),
-            "chart": chart(series, x_label="round", y_label="count")}  # fmt: skip
+            "chart": chart(series, x_label="round", y_label="count"), "measured": bool(measured),
+            "accuracy_chart": chart(accuracy, x_label="round", y_label="accuracy"),
+            "epsilon_chart": chart(epsilon, x_label="round", y_label="ε")}  # fmt: skip
 
 
 def _agent(item: dict[str, Any]) -> dict[str, Any]:

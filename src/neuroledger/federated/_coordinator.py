@@ -239,9 +239,9 @@ class Coordinator:
                 aggregate=put_vector(self.store, aggregate), model=put_vector(self.store, w)
             )
             self.board.post(paths.result, result.to_json(), self.account)
-            if writer is not None:
-                writer.submit(r, result.updates, result.aggregate, result)
             rows.append(self._after_round(result, w_before, w, participants, started))
+            if writer is not None:  # the round's document carries its measured quality
+                writer.submit(r, result.updates, result.aggregate, (result, rows[-1]))
             if on_round is not None:
                 on_round(rows[-1])
             # Who answered stays on the roster; who vanished is not waited for again.

@@ -38,8 +38,13 @@ class RunRecords:
         self.datasets: list[str] = []  # the participants' datasets, as they joined
         self.started = datetime.now(UTC)
 
-    def register_round(self, r: int, result: RoundResult, root: str, parent: str | None) -> str:
-        """Register round ``r``'s document; return its asset id."""
+    def register_round(self, r: int, payload: tuple[RoundResult, dict[str, Any]], root: str,
+                       parent: str | None) -> str:  # fmt: skip
+        """Register round ``r``'s document (``payload``: its result and report row); return
+        its asset id. The document carries the round's accuracy, loss and privacy spent (ε)
+        as the owner measured them on its validation data, so the explorer can chart them
+        from a record whose digest is on chain."""
+        result, row = payload
         spec = self.spec
         document = {
             "type": "https://neuroledger.dev/federated-round/v1",
@@ -53,6 +58,7 @@ class RunRecords:
             "updates": result.updates,
             "rejected": result.rejected,
             "dropped": result.dropped,
+            "metrics": {k: row.get(k) for k in ("accuracy", "loss", "epsilon")},
         }
         parents = [parent] if parent else [spec.model_asset, spec.code_asset, *self.datasets]
         return self.tasks.prov.register_document(

@@ -1,0 +1,126 @@
+"""What the explorer's pages conclude from the index, on events built by hand: which round
+documents a task's charts believe, how far a lineage is drawn, what the governance queue
+says is ready, and that the pages say so in their HTML."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from neuroledger.chain import load_artifact
+from neuroledger.explorer import DecodedEvent, EventCatalog, ExplorerIndex, create_api
+from neuroledger.explorer._documents import trusted_rounds
+from neuroledger.explorer._lineage import lineage
+from neuroledger.explorer._views import governance
+
+ADDRESSES = {"AssetRegistry": "0x" + "22" * 20, "FederatedTask": "0x" + "44" * 20,
+             "Timelock": "0x" + "55" * 20, "AccessGrants": "0x" + "66" * 20}  # fmt: skip
+OWNER, MALLORY = "0x" + "0a" * 20, "0x" + "0b" * 20
+ROOT = "0x" + "ab" * 32
+
+
+class Chainless:
+    """Events stored through the indexer's own path, one block each."""
+
+    def __init__(self, tmp_path: Path, documents: dict[str, bytes] | None = None) -> None:
+        abis = {name: load_artifact(name).abi for name in ADDRESSES}
+        blobs = documents if documents is not None else {}
+        self.blobs = blobs
+        self.index = ExplorerIndex(tmp_path / "x.sqlite", chain_id=1,
+                                   catalog=EventCatalog(abis, ADDRESSES),
+                                   documents=lambda d, n: blobs.get(d))  # fmt: skip
+        self.block = 0
+
+    def add(self, contract: str, name: str, time: int = 1_800_000_000, **args: Any) -> None:
+        self.block += 1
+        event = DecodedEvent(block=self.block, log_index=0, tx="0x" + f"{self.block:064x}",
+                             block_hash="", address=ADDRESSES[contract], contract=contract,
+                             name=name, args=args)  # fmt: skip
+        with self.index.db:
+            self.index._store([event], {self.block: time})
+
+    def asset(
+        self, asset: str, owner: str, parents: list[str] = (), document: dict | None = None
+    ) -> None:  # type: ignore[assignment]
+        digest = "00" * 32
+        if document is not None:
+            raw = json.dumps(document).encode()
+            digest = hashlib.sha256(raw).hexdigest()
+            self.blobs[digest] = raw
+        self.add("AssetRegistry", "AssetRegistered", id=asset, owner=owner, digest="0x" + "11" * 32,
+                 kind=5, metadataURI=f"sha256:{digest}", metadataDigest="0x" + digest,
+                 parents=list(parents), license="")  # fmt: skip
+
+
+def _round_doc(root: str, accuracy: float) -> dict[str, Any]:
+    return {"type": "https://neuroledger.dev/federated-round/v1", "task": 1, "round": 1,
+            "commitmentsRoot": root.removeprefix("0x"), "metrics": {"accuracy": accuracy}}  # fmt: skip
+
+
+def test_the_charts_believe_only_the_owners_document_with_the_recorded_root(tmp_path: Path) -> None:
+    c = Chainless(tmp_path)
+    c.add("FederatedTask", "TaskCreated", taskId=1, owner=OWNER, modelAsset="0x" + "01" * 32,
+          codeAsset="0x" + "02" * 32, rounds=1, validators=0, pool=0, stake=0, deadline=0)  # fmt: skip
+    c.add("FederatedTask", "RoundRecorded", taskId=1, round=1, commitmentsRoot=ROOT,
+          aggregateDigest="0x" + "cd" * 32, contributors=3)  # fmt: skip
+    # registered first, with the right root, but by someone else: a forgery
+    c.asset("0x" + "f1" * 32, MALLORY, document=_round_doc(ROOT, 0.99))
+    # the owner's, but not the root the chain recorded for the round
+    c.asset("0x" + "f2" * 32, OWNER, document=_round_doc("0x" + "ee" * 32, 0.98))
+    c.asset("0x" + "f3" * 32, OWNER, document=_round_doc(ROOT, 0.91))
+    found = trusted_rounds(c.index.db, "1", OWNER, {1: ROOT})
+    assert found == {1: {"asset": "0x" + "f3" * 32, "accuracy": 0.91}}
+    page = TestClient(create_api(c.index)).get("/task/1").text
+    assert "Accuracy per round" in page and "0.91" in page and "0.99" not in page
+
+
+def test_a_lineage_is_drawn_both_ways_and_says_where_it_was_cut(tmp_path: Path) -> None:
+    c = Chainless(tmp_path)
+    keys = ["0x" + f"{i:064x}" for i in range(1, 8)]
+    c.asset(keys[0], OWNER)
+    c.asset(keys[1], OWNER, [keys[0]])
+    c.asset(keys[2], OWNER, [keys[0]])
+    c.asset(keys[3], OWNER, [keys[1], keys[2]])  # a diamond
+    for i in range(4, 7):  # a chain below it, deeper than 3 generations from keys[1]
+        c.asset(keys[i], OWNER, [keys[i - 1]])
+    drawn = lineage(c.index.db, keys[1], depth=3)
+    assert drawn.generations[-1] == [keys[0]] and drawn.generations[1] == [keys[3]]
+    assert drawn.generations[3] == [keys[5]] and drawn.cut  # keys[6] is beyond
+    full = lineage(c.index.db, keys[3], depth=3)
+    assert set(full.generations[-1]) == {keys[1], keys[2]} and full.generations[-2] == [keys[0]]
+    assert not full.cut and (keys[0], keys[1]) in full.edges
+    tree = full.tree(up=True)
+    assert {n["key"] for n in tree} == {keys[1], keys[2]}
+    assert [n["again"] for n in tree[1]["children"]] == [True]  # keys[0] shown once, then named
+    page = TestClient(create_api(c.index)).get(f"/asset/{keys[3]}").text
+    assert page.count('class="node') == 7 and "goes on beyond" not in page
+
+
+def test_the_governance_queue_counts_down_and_shows_pauses(tmp_path: Path) -> None:
+    c = Chainless(tmp_path)
+    c.add("Timelock", "CallScheduled", time=1000, id="0x" + "01" * 32, index=0,
+          target=ADDRESSES["AccessGrants"], amount=0, payload="0x", predecessor="0x" + "00" * 32,
+          delay=3600)  # fmt: skip
+    c.add("Timelock", "CallScheduled", time=1000, id="0x" + "02" * 32, index=0,
+          target=ADDRESSES["AccessGrants"], amount=0, payload="0x", predecessor="0x" + "00" * 32,
+          delay=60)  # fmt: skip
+    c.add("Timelock", "Cancelled", time=1100, id="0x" + "02" * 32)
+    c.add("AccessGrants", "Paused", account=OWNER)
+    state = governance(c.index, now=1000 + 600)
+    queue = {op["key"][:4]: op for op in state["queue"]}
+    assert queue["0x01"]["state"] == "scheduled" and queue["0x01"]["wait"] == 3000
+    assert queue["0x01"]["target"] == "AccessGrants" and queue["0x02"]["state"] == "cancelled"
+    assert governance(c.index, now=1000 + 3600)["queue"][0]["state"] == "ready"
+    assert dict(state["contracts"])["AccessGrants"]["paused"]
+
+
+@pytest.mark.parametrize("path", ["/energy", "/api/v1/energy"])
+def test_an_index_with_no_bill_yet_says_so(tmp_path: Path, path: str) -> None:
+    got = TestClient(create_api(Chainless(tmp_path).index)).get(path)
+    assert got.status_code == 200
+    assert "Nothing billed yet" in got.text if path == "/energy" else got.json()["items"] == []
