@@ -207,14 +207,20 @@ def test_a_web_page_may_read_the_public_methods_but_never_send_the_credential(se
     a page's request is an anonymous one (public methods only)."""
     import httpx
 
-    url = Chain.connect(settings).url
-    origin = {"Origin": "http://127.0.0.1:8700"}
-    pre = httpx.options(url, headers={**origin, "Access-Control-Request-Method": "POST",
-                                      "Access-Control-Request-Headers": "content-type"})  # fmt: skip
-    assert pre.status_code == 204 and pre.headers["access-control-allow-origin"] == "*"
-    assert "authorization" not in pre.headers["access-control-allow-headers"].lower()
-    assert "access-control-allow-credentials" not in pre.headers
-    read = httpx.post(url, json=_call("eth_chainId", []), headers=origin)
-    assert read.headers["access-control-allow-origin"] == "*" and "result" in read.json()
-    cheat = httpx.post(url, json=_call("anvil_setBalance", [DEV0, "0x1"]), headers=origin).json()
-    assert "not available without the home's node credential" in cheat["error"]["message"]
+    chain = Chain.connect(settings)
+    try:
+        url = chain.url
+        origin = {"Origin": "http://127.0.0.1:8700"}
+        pre = httpx.options(url, headers={**origin, "Access-Control-Request-Method": "POST",
+                                          "Access-Control-Request-Headers": "content-type"})  # fmt: skip
+        assert pre.status_code == 204 and pre.headers["access-control-allow-origin"] == "*"
+        assert "authorization" not in pre.headers["access-control-allow-headers"].lower()
+        assert "access-control-allow-credentials" not in pre.headers
+        read = httpx.post(url, json=_call("eth_chainId", []), headers=origin)
+        assert read.headers["access-control-allow-origin"] == "*" and "result" in read.json()
+        cheat = httpx.post(
+            url, json=_call("anvil_setBalance", [DEV0, "0x1"]), headers=origin
+        ).json()
+        assert "not available without the home's node credential" in cheat["error"]["message"]
+    finally:
+        chain.node.stop()  # type: ignore[union-attr]
