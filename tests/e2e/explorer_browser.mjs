@@ -68,7 +68,7 @@ try {
   if (cfg.task) {
     await page.goto(`${cfg.base}/task/${cfg.task}`);
     report.drawings.chartLines = await page.locator("figure.chart polyline").count();
-    report.drawings.accuracyCells = await page.locator("main table tbody tr td:nth-child(5)").allTextContents();
+    report.drawings.accuracyCells = await page.locator("#rounds tbody tr td:nth-child(5)").allTextContents();
     await page.screenshot({ path: `${cfg.shots}/task.png`, fullPage: true });
   }
   if (cfg.privateTask) {

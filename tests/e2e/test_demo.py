@@ -233,10 +233,10 @@ def test_the_api_never_answers_with_a_server_error(explorer: str) -> None:
 
     schema = schemathesis.openapi.from_url(explorer + "/api/v1/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 7
+    assert len(operations) == 8
     modes = (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
     runs = [(o, m) for o in operations for m in modes if list(o.iter_parameters()) or m == modes[0]]
-    assert len(runs) == 12  # stats and governance take no parameter to get wrong
+    assert len(runs) == 13  # stats, governance and energy take no parameter to get wrong
     for operation, mode in runs:
 
         @hypothesis.given(case=operation.as_strategy(generation_mode=mode))

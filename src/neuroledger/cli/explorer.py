@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from neuroledger.cli._commands import help_of
 from neuroledger.cli._context import console, context_of, emit
 from neuroledger.cli._options import JsonOpt
+from neuroledger.config import Settings
+from neuroledger.environment import shared_dir
+
+if TYPE_CHECKING:
+    from neuroledger.store import BlobStore
 
 app = typer.Typer(help=help_of("explorer"))
 
 INDEX_FILE = "explorer.sqlite"
+
+
+def _stores(settings: Settings) -> list[BlobStore]:
+    """The home's content store and the one its federated tasks share (round documents)."""
+    from neuroledger.store import FileStore
+
+    folders = (settings.store_dir, shared_dir(settings, None) / "store")
+    return [FileStore(folder) for folder in folders if folder.is_dir()]  # none is created
 
 
 @app.command("index")
@@ -26,11 +39,10 @@ def index(
 ) -> None:
     """Bring the explorer's index up to the chain head (resumes where it stopped)."""
     from neuroledger.explorer import follow, open_index
-    from neuroledger.store import FileStore
 
     c = context_of(ctx)
     chain = c.chain()
-    idx = open_index(chain, c.settings.home / INDEX_FILE, FileStore(c.settings.store_dir))
+    idx = open_index(chain, c.settings.home / INDEX_FILE, _stores(c.settings))
     if rebuild:
         idx.rebuild()
     stored = follow(idx, chain)  # the events, then the gas of newly final blocks
@@ -57,14 +69,13 @@ def serve(
     from neuroledger.explorer import create_api, follow, open_index
     from neuroledger.privacy.gateway import listen
     from neuroledger.privacy.gateway import serve as run_server
-    from neuroledger.store import FileStore
 
     listener = listen(host, port)  # a port in use is one line and nothing else
     c = context_of(ctx)
     chain = c.chain()
     path = c.settings.home / INDEX_FILE
-    store = FileStore(c.settings.store_dir)  # round documents, for the charts
-    follower = open_index(chain, path, store)
+    stores = _stores(c.settings)  # round documents, for the charts
+    follower = open_index(chain, path, stores)
     follow(follower, chain)
     stop = threading.Event()
 
@@ -80,6 +91,6 @@ def serve(
     console.print(f"explorer on http://{host}:{bound}/ (API: /api/v1/openapi.json; "
                   f"{follower.count()} events indexed)", highlight=False)  # fmt: skip
     try:
-        run_server(create_api(open_index(chain, path, store)), listener, host=host, port=bound)
+        run_server(create_api(open_index(chain, path, stores)), listener, host=host, port=bound)
     finally:
         stop.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from neuroledger.chain import Chain, load_artifact
@@ -13,21 +14,23 @@ from neuroledger.store import BlobStore
 __all__ = ["open_index"]
 
 
-def open_index(chain: Chain, path: Path, store: BlobStore | None = None) -> ExplorerIndex:
+def open_index(chain: Chain, path: Path, stores: Sequence[BlobStore] = ()) -> ExplorerIndex:
     """The index of every contract the chain's deployment record names; with the home's
-    ``store``, it also learns the round documents registered there (for the charts)."""
+    ``stores`` (its own, and the one its federated tasks share), it also learns the round
+    documents registered there (for the charts)."""
     contracts = chain.deployment().contracts
     addresses = {name: str(entry["address"]) for name, entry in contracts.items()}
     abis = {name: load_artifact(name).abi for name in addresses}
     start = min((int(entry.get("block", 0)) for entry in contracts.values()), default=0)
 
     def read(digest: str, max_size: int) -> bytes | None:
-        if store is None or not store.has(digest):
-            return None
-        try:
-            return store.get(digest, max_size=max_size)
-        except StoreError:  # too large, or damaged on disk: not a document to chart
-            return None
+        for store in stores:
+            if store.has(digest):
+                try:
+                    return store.get(digest, max_size=max_size)
+                except StoreError:  # too large, or damaged on disk: not a document to chart
+                    return None
+        return None
 
     return ExplorerIndex(path, chain_id=chain.chain_id, catalog=EventCatalog(abis, addresses),
-                         start_block=start, documents=read if store is not None else None)  # fmt: skip
+                         start_block=start, documents=read if stores else None)  # fmt: skip
