@@ -64,7 +64,7 @@ demo: setup
 # The whole suite on both cores, one file per worker (a file's tests share module fixtures,
 # and several files are scenarios whose tests run in order).
 test: setup $(BIN)/chromium
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 # The integration tests and the demo again, on embedded nodes that make a block every 2 s
 # as a real network does: nothing may assume a receipt arrives at once. The demo asks for
@@ -77,7 +77,7 @@ test-block-time: setup
 	@rm -rf "$(BLOCK_TIME_HOME)"
 	@NEUROLEDGER_HOME="$(BLOCK_TIME_HOME)" NEUROLEDGER_BLOCK_TIME=2 NEUROLEDGER_CONFIRMATIONS=2 \
 	  $(BIN)/neuroledger demo >"$(BLOCK_TIME_LOG)" 2>&1 & demo=$$!; \
-	NEUROLEDGER_TEST_BLOCK_TIME=2 $(BIN)/python -m pytest -q -n 4 --dist loadfile tests/integration; \
+	NEUROLEDGER_TEST_BLOCK_TIME=2 $(BIN)/python -m pytest -q -n 4 --dist loadfile --durations=15 tests/integration; \
 	tests=$$?; wait $$demo; demo_rc=$$?; \
 	echo "demo with a 2 s block time and 2 confirmations (exit $$demo_rc):"; \
 	tail -n 25 "$(BLOCK_TIME_LOG)"; \
