@@ -83,46 +83,26 @@ try {
   await page.goto(`${cfg.base}/`);
   await page.screenshot({ path: `${cfg.shots}/home.png` });
 
-  // 4. In-browser checks of files and folders against their asset pages.
-  async function checkFiles(name, asset, input, files, rpc) {
-    await page.goto(`${cfg.base}/asset/${asset}`);
-    if (rpc) await page.fill("#verify-rpc", rpc);
+  // 4. The in-browser checks: on `path`, give `files` to `input` (and the RPC URL to the
+  // section's `.rpc` field), wait for the section's verdict.
+  async function check(name, path, section, input, files, rpc) {
+    await page.goto(cfg.base + path);
+    if (rpc) await page.fill(`#${section} .rpc`, cfg.rpc);
     await page.setInputFiles(input, files);
-    const result = page.locator("#verify-files-result");
-    await page.waitForFunction(() => {
-      const s = document.querySelector("#verify-files-result").dataset.state;
-      return s === "pass" || s === "fail";
-    }, null, { timeout: 30000 });
-    report.checks[name] = { state: await result.getAttribute("data-state"), text: await result.textContent() };
+    await page.waitForFunction((id) => ["pass", "fail"].includes(document.querySelector(`#${id} .result`).dataset.state),
+      section, { timeout: 30000 });
+    const result = page.locator(`#${section} .result`);
+    const shown = await page.locator(`#${section} pre.entry`).count() ? await page.locator(`#${section} pre.entry`).textContent() : undefined;
+    report.checks[name] = { state: await result.getAttribute("data-state"), text: await result.textContent(), entry: shown };
   }
-  for (const [name, c] of Object.entries(cfg.files)) {
-    await checkFiles(name, c.asset, c.folder ? "#verify-folder" : "#verify-file", c.path, c.rpc ? cfg.rpc : "");
+  for (const [name, c] of Object.entries(cfg.files)) {  // files and folders against assets
+    await check(name, `/asset/${c.asset}`, "verify-files", c.folder ? "#verify-folder" : "#verify-file", c.path, c.rpc);
   }
-  // 5b. In-browser checks of federated rounds from their documents.
-  for (const [name, r] of Object.entries(cfg.rounds || {})) {
-    await page.goto(`${cfg.base}/task/${r.task}`);
-    if (r.rpc) await page.fill("#verify-round-rpc", cfg.rpc);
-    await page.setInputFiles("#verify-round-file", r.path);
-    await page.waitForFunction(() => {
-      const s = document.querySelector("#verify-round-result").dataset.state;
-      return s === "pass" || s === "fail";
-    }, null, { timeout: 30000 });
-    const result = page.locator("#verify-round-result");
-    report.checks[name] = { state: await result.getAttribute("data-state"), text: await result.textContent() };
+  for (const [name, r] of Object.entries(cfg.rounds || {})) {  // round documents against tasks
+    await check(name, `/task/${r.task}`, "verify-round", "#verify-round-file", r.path, r.rpc);
   }
-
-  // 5. In-browser checks of audit entries from their proof bundles.
-  for (const [name, b] of Object.entries(cfg.bundles)) {
-    await page.goto(`${cfg.base}/log/${b.log}`);
-    if (b.rpc) await page.fill("#verify-entry-rpc", cfg.rpc);
-    await page.setInputFiles("#verify-bundle", b.path);
-    await page.waitForFunction(() => {
-      const s = document.querySelector("#verify-entry-result").dataset.state;
-      return s === "pass" || s === "fail";
-    }, null, { timeout: 30000 });
-    const result = page.locator("#verify-entry-result");
-    report.checks[name] = { state: await result.getAttribute("data-state"), text: await result.textContent(),
-      entry: await page.locator("#verify-entry pre.entry").textContent() };
+  for (const [name, b] of Object.entries(cfg.bundles)) {  // audit entries from proof bundles
+    await check(name, `/log/${b.log}`, "verify-entry", "#verify-bundle", b.path, b.rpc);
   }
 } finally {
   await browser.close();

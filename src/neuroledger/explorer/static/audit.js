@@ -6,7 +6,7 @@
 //   3. the entry's RFC 9162 inclusion proof must lead to the checkpoint's root;
 //   4. the checkpoint must be the one anchored on chain: read from the reader's RPC (the
 //      anchor transaction's Anchored event), else from the explorer's own index.
-import { concat, equal, hex, keccak256, rpc, sha256, show, unbase64, utf8 } from "./nlcrypto.js";
+import { onTextFile, concat, equal, hex, keccak256, rpc, sha256, show, unbase64, utf8 } from "./nlcrypto.js";
 
 const HEADER = "c2sp.org/tlog-proof@v1";
 const ANCHORED = "0x" + hex(keccak256(utf8("Anchored(bytes32,address,uint64,bytes32,uint64)")));
@@ -133,10 +133,4 @@ async function check(section, text) {
   }
 }
 
-const section = document.getElementById("verify-entry");
-if (section) {
-  const read = (file) => file && file.text().then((text) => check(section, text));
-  section.querySelector("#verify-bundle").addEventListener("change", (ev) => read(ev.target.files[0]));
-  section.addEventListener("dragover", (ev) => ev.preventDefault());
-  section.addEventListener("drop", (ev) => { ev.preventDefault(); read(ev.dataTransfer.files[0]); });
-}
+onTextFile("verify-entry", "verify-bundle", check);

@@ -122,3 +122,13 @@ export function show(el, state, text) {
   el.dataset.state = state;
   el.textContent = (state === "pass" ? "✔ Pass: " : state === "fail" ? "✘ Fail: " : "") + text;
 }
+
+/** Run `check(section, text)` on the file given to `input` or dropped on `section`. */
+export function onTextFile(sectionId, inputId, check) {
+  const section = document.getElementById(sectionId);
+  if (!section) return;
+  const read = (file) => file && file.text().then((text) => check(section, text));
+  section.querySelector(`#${inputId}`).addEventListener("change", (ev) => read(ev.target.files[0]));
+  section.addEventListener("dragover", (ev) => ev.preventDefault());
+  section.addEventListener("drop", (ev) => { ev.preventDefault(); read(ev.dataTransfer.files[0]); });
+}

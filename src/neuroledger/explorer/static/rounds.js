@@ -3,7 +3,7 @@
 // (sorted by name, as the coordinator builds it) must be the commitments root the chain
 // recorded for that round, read from the reader's RPC (the RoundRecorded event), else
 // from the explorer's index.
-import { concat, equal, hex, keccak256, rpc, sha256, show, unhex, utf8, word } from "./nlcrypto.js";
+import { onTextFile, concat, equal, hex, keccak256, rpc, sha256, show, unhex, utf8, word } from "./nlcrypto.js";
 
 const RECORDED = "0x" + hex(keccak256(utf8("RoundRecorded(uint256,uint32,bytes32,bytes32,uint256)")));
 const MAX_DOCUMENT = 1 << 20;
@@ -71,10 +71,4 @@ async function check(section, text) {
   }
 }
 
-const section = document.getElementById("verify-round");
-if (section) {
-  const read = (file) => file && file.text().then((text) => check(section, text));
-  section.querySelector("#verify-round-file").addEventListener("change", (ev) => read(ev.target.files[0]));
-  section.addEventListener("dragover", (ev) => ev.preventDefault());
-  section.addEventListener("drop", (ev) => { ev.preventDefault(); read(ev.dataTransfer.files[0]); });
-}
+onTextFile("verify-round", "verify-round-file", check);
