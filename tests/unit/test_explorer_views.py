@@ -19,7 +19,10 @@ from neuroledger.explorer._lineage import lineage
 from neuroledger.explorer._views import governance
 
 ADDRESSES = {"AssetRegistry": "0x" + "22" * 20, "FederatedTask": "0x" + "44" * 20,
-             "Timelock": "0x" + "55" * 20, "AccessGrants": "0x" + "66" * 20}  # fmt: skip
+             "Timelock": "0x" + "55" * 20, "AccessGrants": "0x" + "66" * 20,
+             "DIDRegistry": "0x" + "11" * 20, "JobEscrow": "0x" + "77" * 20,
+             "ValidationRegistry": "0x" + "88" * 20, "ReputationRegistry": "0x" + "99" * 20,
+             "Marketplace": "0x" + "aa" * 20}  # fmt: skip
 OWNER, MALLORY = "0x" + "0a" * 20, "0x" + "0b" * 20
 ROOT = "0x" + "ab" * 32
 
@@ -36,7 +39,7 @@ class Chainless:
                                    documents=lambda d, n: blobs.get(d))  # fmt: skip
         self.block = 0
 
-    def add(self, contract: str, name: str, time: int = 1_800_000_000, **args: Any) -> None:
+    def add(self, contract: str, name: str, /, time: int = 1_800_000_000, **args: Any) -> None:
         self.block += 1
         event = DecodedEvent(block=self.block, log_index=0, tx="0x" + f"{self.block:064x}",
                              block_hash="", address=ADDRESSES[contract], contract=contract,
@@ -124,3 +127,56 @@ def test_an_index_with_no_bill_yet_says_so(tmp_path: Path, path: str) -> None:
     got = TestClient(create_api(Chainless(tmp_path).index)).get(path)
     assert got.status_code == 200
     assert "Nothing billed yet" in got.text if path == "/energy" else got.json()["items"] == []
+
+
+def _b32(text: str) -> str:
+    return "0x" + text.encode().ljust(32, b"\0").hex()
+
+
+def test_an_identity_page_shows_its_did_document_as_it_stands(tmp_path: Path) -> None:
+    c = Chainless(tmp_path)
+    who, helper, gone = OWNER, "0x" + "0c" * 20, "0x" + "0d" * 20
+    c.add("DIDRegistry", "DIDDelegateChanged", identity=who, delegateType=_b32("sigAuth"),
+          delegate=helper, validTo=2**63, previousChange=0)  # fmt: skip
+    c.add(
+        "DIDRegistry",
+        "DIDDelegateChanged",
+        identity=who,
+        delegateType=_b32("veriKey"),
+        delegate=gone,
+        validTo=1_000,
+        previousChange=1,
+    )  # expired long ago
+    c.add("DIDRegistry", "DIDAttributeChanged", identity=who, name=_b32("did/svc/AuditLog"),
+          value="0x" + b"https://log.example".hex(), validTo=2**63, previousChange=2)  # fmt: skip
+    page = TestClient(create_api(c.index)).get(f"/identity/{who}").text
+    assert f"did:ethr:0x1:{who}" in page and helper in page and gone not in page.split("History")[0]
+    assert "sigAuth" in page and "did/svc/AuditLog" in page and "https://log.example" in page
+
+
+def test_jobs_validations_and_sales_show_each_step_and_who_got_what(tmp_path: Path) -> None:
+    c = Chainless(tmp_path)
+    c.add("JobEscrow", "JobCreated", jobId=3, client=OWNER, provider=MALLORY, evaluator=OWNER,
+          expiredAt=0)  # fmt: skip
+    c.add("JobEscrow", "JobFunded", jobId=3, client=OWNER, amount=10)
+    c.add("JobEscrow", "JobCompleted", jobId=3, evaluator=OWNER, reason="0x" + "00" * 32)
+    client = TestClient(create_api(c.index))
+    steps = client.get("/job/3").text.split('class="steps"')[1]
+    assert steps.index("open") < steps.index("funded") < steps.index("completed")
+    request = "0x" + "5e" * 32
+    c.add("ValidationRegistry", "ValidationCommitted", requestHash=request,
+          validatorAddress=MALLORY, commitment="0x" + "c0" * 32)  # fmt: skip
+    c.add("ValidationRegistry", "ValidationResponse", validatorAddress=MALLORY, agentId=1,
+          requestHash=request, response=87, responseURI="", responseHash="0x" + "00" * 32,
+          tag="accuracy")  # fmt: skip
+    row = client.get(f"/validation/{request}").text.split(MALLORY.lower())[1]
+    assert "0xc0c0" in row and ">87<" in row
+    assert [
+        i["key"] for i in client.get("/api/v1/entities/validation?tag=accuracy").json()["items"]
+    ] == [request]
+    assert client.get("/api/v1/entities/validation?tag=other").json()["items"] == []
+    c.add("Marketplace", "Sold", saleId=1, listingId=1, buyer=OWNER, grantee=OWNER, price=100,
+          expiry=0, releaseAt=0)  # fmt: skip
+    c.add("Marketplace", "RoyaltyPaid", saleId=1, payee=MALLORY, source="0x" + "ad" * 32, amount=7)
+    sale = client.get("/sale/1").text
+    assert "Royalties credited" in sale and MALLORY in sale and ">7<" in sale

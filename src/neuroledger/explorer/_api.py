@@ -121,6 +121,10 @@ def create_api(index: ExplorerIndex) -> FastAPI:
         status: Annotated[str | None, Query(pattern=r"^[a-z ()0-9]{1,32}$")] = None,
         since: Time = None,
         until: Time = None,
+        tag: Annotated[
+            str | None,
+            Query(min_length=1, max_length=32, description="A feedback or validation tag."),
+        ] = None,
         cursor: Annotated[str | None, Query(pattern=r"^(0x[0-9a-fA-F]{1,64}|\d{1,78})$")] = None,
         limit: Limit = 100,
         format: Format = "json",
@@ -128,7 +132,7 @@ def create_api(index: ExplorerIndex) -> FastAPI:
         """Identities, assets, logs, tasks, agents, jobs, validations, listings, sales or
         governance operations, oldest first; ``cursor`` is the last key seen."""
         found = index.entities(kind, owner=owner, status=status, since=since, until=until,
-                               after=cursor, limit=limit + 1)  # fmt: skip
+                               tag=tag, after=cursor, limit=limit + 1)  # fmt: skip
         more = len(found) > limit
         found = found[:limit]
         nxt = found[-1]["key"] if more and found else None

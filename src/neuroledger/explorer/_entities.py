@@ -73,6 +73,7 @@ class _Rule:
     title: Callable[[dict[str, Any]], str] | None = None
     status: str | Callable[[dict[str, Any]], str] | None = None
     keep: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # string arguments that tag the entity (feedback tags)
 
 
 def _asset_title(a: dict[str, Any]) -> str:
@@ -131,7 +132,7 @@ _RULES: dict[tuple[str, str], list[_Rule]] = {
     ("AgentRegistry", "URIUpdated"): [
         _Rule("agent", "agentId", title=lambda a: str(a["newURI"])[:200])
     ],
-    ("ReputationRegistry", "NewFeedback"): [_Rule("agent", "agentId")],
+    ("ReputationRegistry", "NewFeedback"): [_Rule("agent", "agentId", tags=("tag1", "tag2"))],
     ("ReputationRegistry", "DealRecorded"): [_Rule("agent", "agentId")],
     ("JobEscrow", "JobCreated"): [
         _Rule(
@@ -165,7 +166,9 @@ _RULES: dict[tuple[str, str], list[_Rule]] = {
         )
     ],
     ("ValidationRegistry", "ValidationCommitted"): [_Rule("validation", "requestHash")],
-    ("ValidationRegistry", "ValidationResponse"): [_Rule("validation", "requestHash")],
+    ("ValidationRegistry", "ValidationResponse"): [
+        _Rule("validation", "requestHash", tags=("tag",))
+    ],
     ("ValidationRegistry", "ValidationFinalized"): [
         _Rule(
             "validation",
@@ -246,6 +249,9 @@ def apply_entities(db: sqlite3.Connection, event: DecodedEvent, time: int) -> No
         if rule.status is not None:
             status = rule.status(event.args) if callable(rule.status) else rule.status
         data.update({k: event.args[k] for k in rule.keep})
+        if rule.tags:
+            found = {str(event.args[t])[:32] for t in rule.tags if event.args.get(t)}
+            data["tags"] = sorted(set(data.get("tags", [])) | found)
         db.execute(
             "INSERT INTO entities VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (kind, key) DO UPDATE SET "
             "owner = excluded.owner, title = excluded.title, status = excluded.status, "

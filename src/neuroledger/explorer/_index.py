@@ -30,7 +30,7 @@ from neuroledger.explorer._events import DecodedEvent, EventCatalog
 
 __all__ = ["ExplorerIndex"]
 
-_SCHEMA_VERSION = "4"
+_SCHEMA_VERSION = "5"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -64,6 +64,7 @@ class ExplorerIndex:
         self.path = path
         self.catalog = catalog
         self.start_block = start_block
+        self.chain_id = chain_id
         self.documents = documents  # the home's store, for round documents (None: none)
         self.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -227,6 +228,7 @@ class ExplorerIndex:
 
     def entities(self, kind: str, *, owner: str | None = None, status: str | None = None,
                  after: str | None = None, since: int | None = None, until: int | None = None,
+                 tag: str | None = None,
                  limit: int = 100) -> list[dict[str, Any]]:  # fmt: skip
         """Entities of one kind, oldest first, filtered, after a key of the same kind."""
         sql = ("SELECT kind, key, owner, title, status, first_block, last_block, time, data "
@@ -236,6 +238,9 @@ class ExplorerIndex:
                               ("time >= ?", since), ("time <= ?", until)):  # fmt: skip
             if value is not None:
                 sql, params = f"{sql} AND {clause}", [*params, value]
+        if tag is not None:
+            sql += " AND EXISTS (SELECT 1 FROM json_each(entities.data, '$.tags') WHERE value = ?)"
+            params.append(tag)
         if after is not None:
             sql += " AND (first_block, key) > (SELECT first_block, key FROM entities WHERE kind = ? AND key = ?)"
             params += [kind, after.lower()]

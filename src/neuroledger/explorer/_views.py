@@ -111,6 +111,77 @@ def _log(item: dict[str, Any]) -> dict[str, Any]:
             "anchors_json": json.dumps([[a["size"], a["root"]] for a in anchors])}  # fmt: skip
 
 
+def _text(value: str) -> str:
+    """A bytes32 or bytes argument as text when it is printable ASCII, else as hex."""
+    raw = bytes.fromhex(value.removeprefix("0x")) if value.startswith("0x") else value.encode()
+    raw = raw.rstrip(b"\0")
+    return (
+        raw.decode()
+        if raw and all(32 <= b < 127 for b in raw)
+        else value[:42] + "…" * (len(value) > 42)
+    )
+
+
+def _identity(index: ExplorerIndex, item: dict[str, Any]) -> dict[str, Any]:
+    """The identity's DID and what its document holds now (delegates and attributes
+    still valid), from its ERC-1056 events."""
+    now = time.time()
+    delegates: dict[tuple[str, str], dict[str, Any]] = {}
+    attributes: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in item["events"]:
+        a = e["args"]
+        if e["name"] == "DIDDelegateChanged":
+            delegates[(a["delegateType"], a["delegate"])] = {
+                "type": _text(a["delegateType"]), "delegate": a["delegate"],
+                "valid_to": int(a["validTo"]), "tx": e["tx"]}  # fmt: skip
+        elif e["name"] == "DIDAttributeChanged":
+            attributes[(a["name"], a["value"])] = {
+                "name": _text(a["name"]), "value": _text(a["value"]),
+                "valid_to": int(a["validTo"]), "tx": e["tx"]}  # fmt: skip
+    return {
+        "did": f"did:ethr:{index.chain_id:#x}:{item['key']}",
+        "controller": item.get("owner") or item["key"],
+        "delegates": [d for d in delegates.values() if d["valid_to"] > now],
+        "attributes": [a for a in attributes.values() if a["valid_to"] > now],
+    }
+
+
+_JOB_STEPS = {"JobCreated": "open", "JobFunded": "funded", "JobSubmitted": "submitted",
+              "JobCompleted": "completed", "JobRejected": "rejected", "JobExpired": "expired",
+              "PaymentReleased": "paid", "Refunded": "refunded"}  # fmt: skip
+
+
+def _job(item: dict[str, Any]) -> dict[str, Any]:
+    """The job's state machine as it ran: each transition and its transaction."""
+    return {"steps": [{"state": _JOB_STEPS[e["name"]], "tx": e["tx"], "block": e["block"],
+                       "when": e.get("when", "")}
+                      for e in item["events"] if e["name"] in _JOB_STEPS]}  # fmt: skip
+
+
+def _validation(item: dict[str, Any]) -> dict[str, Any]:
+    """Each validator's commit, reveal and settlement."""
+    rows: dict[str, dict[str, Any]] = {}
+    for e in item["events"]:
+        who = str(e["args"].get("validatorAddress", "")).lower()
+        if not who:
+            continue
+        row = rows.setdefault(who, {"validator": who})
+        if e["name"] == "ValidationCommitted":
+            row.update(commitment=e["args"]["commitment"], commit_tx=e["tx"])
+        elif e["name"] == "ValidationResponse":
+            row.update(response=e["args"]["response"], reveal_tx=e["tx"])
+        elif e["name"] == "ValidatorSettled":
+            row.update(outcome=e["args"]["outcome"], amount=e["args"]["amount"], settle_tx=e["tx"])
+    return {"validators": list(rows.values())}
+
+
+def _sale(item: dict[str, Any]) -> dict[str, Any]:
+    """Who was paid what when the sale was released."""
+    return {"royalties": [{"payee": e["args"]["payee"], "source": e["args"]["source"],
+                           "amount": e["args"]["amount"], "tx": e["tx"]}
+                          for e in item["events"] if e["name"] == "RoyaltyPaid"]}  # fmt: skip
+
+
 def extras(index: ExplorerIndex, item: dict[str, Any]) -> dict[str, Any]:
     """The parts of a detail page particular to the entity's kind."""
     if item["kind"] == "asset":
@@ -121,6 +192,14 @@ def extras(index: ExplorerIndex, item: dict[str, Any]) -> dict[str, Any]:
         return _agent(item)
     if item["kind"] == "log":
         return _log(item)
+    if item["kind"] == "identity":
+        return _identity(index, item)
+    if item["kind"] == "job":
+        return _job(item)
+    if item["kind"] == "validation":
+        return _validation(item)
+    if item["kind"] == "sale":
+        return _sale(item)
     return {}
 
 
