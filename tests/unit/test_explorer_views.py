@@ -180,3 +180,28 @@ def test_jobs_validations_and_sales_show_each_step_and_who_got_what(tmp_path: Pa
     c.add("Marketplace", "RoyaltyPaid", saleId=1, payee=MALLORY, source="0x" + "ad" * 32, amount=7)
     sale = client.get("/sale/1").text
     assert "Royalties credited" in sale and MALLORY in sale and ">7<" in sale
+
+
+def test_an_agent_page_shows_its_inline_card_as_text(tmp_path: Path) -> None:
+    import base64
+
+    c = Chainless(tmp_path)
+    card = {"name": "triage <b>agent</b>", "description": "reads scans",
+            "services": [{"name": "DID", "endpoint": "did:ethr:0x1:" + OWNER}], "supportedTrust": ["reputation"]}  # fmt: skip
+    uri = "data:application/json;base64," + base64.b64encode(json.dumps(card).encode()).decode()
+    c.add("ReputationRegistry", "NewFeedback", agentId=5, clientAddress=OWNER, feedbackIndex=1, value=42,
+          valueDecimals=1, indexedTag1="x", tag1="x", tag2="", endpoint="", feedbackURI="",
+          feedbackHash="0x" + "00" * 32)  # fmt: skip
+    page = TestClient(create_api(c.index)).get("/agent/5").text
+    assert "The card is not inline" in page  # no registration indexed: no card to show
+    # its registration, stored as the indexer stores a decoded event
+    event = DecodedEvent(block=99, log_index=0, tx="0x" + "99" * 32, block_hash="", address="0x" + "ab" * 20,
+                         contract="AgentRegistry", name="Registered", args={"agentId": 5, "agentURI": uri, "owner": OWNER})  # fmt: skip
+    with c.index.db:
+        c.index._store([event], {99: 1_800_000_000})
+    page = TestClient(create_api(c.index)).get("/agent/5").text
+    assert (
+        "triage &lt;b&gt;agent&lt;/b&gt;" in page
+        and "reputation" in page
+        and "did:ethr:0x1:" in page
+    )

@@ -5,6 +5,7 @@ no script to show them."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -100,7 +101,34 @@ def _agent(item: dict[str, Any]) -> dict[str, Any]:
         elif e["name"] == "DealRecorded":
             deals.append(e)
     series = {"average feedback": feedback} if feedback else {}
-    return {"deals": deals, "chart": chart(series, x_label="block", y_label="average value")}
+    uris = [e["args"].get("agentURI") or e["args"].get("newURI") for e in item["events"]
+            if e["name"] in ("Registered", "URIUpdated")]  # fmt: skip
+    return {"deals": deals, "chart": chart(series, x_label="block", y_label="average value"),
+            "card": _card(str(uris[-1])) if uris else None, "card_uri": uris[-1] if uris else ""}  # fmt: skip
+
+
+_MAX_CARD = 16 * 1024
+
+
+def _card(uri: str) -> dict[str, Any] | None:
+    """The ERC-8004 registration file when the agent's URI carries it inline (a base64
+    ``data:`` URI, at most 16 KiB), for display; None otherwise. It says what the agent
+    claims; ``neuroledger market agent show`` checks those claims against the chain."""
+    prefix = "data:application/json;base64,"
+    if not uri.startswith(prefix) or len(uri) > _MAX_CARD * 4 // 3 + len(prefix) + 4:
+        return None
+    try:
+        doc = json.loads(base64.b64decode(uri[len(prefix) :], validate=True))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    services = [s for s in doc.get("services", doc.get("endpoints", [])) if isinstance(s, dict)]
+    return {"name": str(doc.get("name", ""))[:200], "description": str(doc.get("description", ""))[:1000],
+            "services": [{"name": str(s.get("name", ""))[:64], "endpoint": str(s.get("endpoint", ""))[:300]}
+                         for s in services[:32]],
+            "trust": [str(t)[:64] for t in doc.get("supportedTrust", [])[:16] if isinstance(t, str)],
+            "active": doc.get("active")}  # fmt: skip
 
 
 def _log(item: dict[str, Any]) -> dict[str, Any]:
