@@ -123,11 +123,14 @@ def _card(uri: str) -> dict[str, Any] | None:
         return None
     if not isinstance(doc, dict):
         return None
-    services = [s for s in doc.get("services", doc.get("endpoints", [])) if isinstance(s, dict)]
+    listed = doc.get("services", doc.get("endpoints"))
+    trust = doc.get("supportedTrust")
+    services = [s for s in (listed if isinstance(listed, list) else []) if isinstance(s, dict)]
+    trust = trust if isinstance(trust, list) else []
     return {"name": str(doc.get("name", ""))[:200], "description": str(doc.get("description", ""))[:1000],
             "services": [{"name": str(s.get("name", ""))[:64], "endpoint": str(s.get("endpoint", ""))[:300]}
                          for s in services[:32]],
-            "trust": [str(t)[:64] for t in doc.get("supportedTrust", [])[:16] if isinstance(t, str)],
+            "trust": [str(t)[:64] for t in trust[:16] if isinstance(t, str)],
             "active": doc.get("active")}  # fmt: skip
 
 
