@@ -13,6 +13,16 @@ import pytest
 pytestmark = pytest.mark.anvil
 
 
+def _failed_checks(stdout: str) -> str:
+    """The checks a demo's JSON report marks failed (a failure's message would not show them)."""
+    try:
+        report = json.loads(stdout)
+    except ValueError:
+        return ""
+    checks = report.get("checks", []) if isinstance(report, dict) else []
+    return "".join(f"\nFAILED CHECK: {c['check']}" for c in checks if not c.get("ok"))
+
+
 @pytest.fixture
 def cli(tmp_path: Path):
     pw = tmp_path / "pw"
@@ -37,7 +47,7 @@ def cli(tmp_path: Path):
             timeout=120,
         )
         if ok:
-            assert proc.returncode == 0, proc.stderr
+            assert proc.returncode == 0, proc.stderr + _failed_checks(proc.stdout)
         return proc
 
     run.env = env  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ import pytest
 
 from neuroledger.core import canonical
 from neuroledger.federated._ledger import commitments_root
+from tests.e2e.test_cli import _failed_checks
 
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +33,7 @@ BIN = Path(sys.executable).parent / "neuroledger"
 def _run(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env,
                           timeout=timeout)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stderr + _failed_checks(proc.stdout)
     return proc
 
 
