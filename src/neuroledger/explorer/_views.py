@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from neuroledger.explorer._documents import trusted_rounds
@@ -213,25 +214,22 @@ def _sale(item: dict[str, Any]) -> dict[str, Any]:
                           for e in item["events"] if e["name"] == "RoyaltyPaid"]}  # fmt: skip
 
 
+_EXTRAS: dict[str, Callable[[ExplorerIndex, dict[str, Any]], dict[str, Any]]] = {
+    "asset": _asset,
+    "task": _task,
+    "agent": lambda _, item: _agent(item),
+    "log": lambda _, item: _log(item),
+    "identity": _identity,
+    "job": lambda _, item: _job(item),
+    "validation": lambda _, item: _validation(item),
+    "sale": lambda _, item: _sale(item),
+}
+
+
 def extras(index: ExplorerIndex, item: dict[str, Any]) -> dict[str, Any]:
     """The parts of a detail page particular to the entity's kind."""
-    if item["kind"] == "asset":
-        return _asset(index, item)
-    if item["kind"] == "task":
-        return _task(index, item)
-    if item["kind"] == "agent":
-        return _agent(item)
-    if item["kind"] == "log":
-        return _log(item)
-    if item["kind"] == "identity":
-        return _identity(index, item)
-    if item["kind"] == "job":
-        return _job(item)
-    if item["kind"] == "validation":
-        return _validation(item)
-    if item["kind"] == "sale":
-        return _sale(item)
-    return {}
+    view = _EXTRAS.get(item["kind"])
+    return view(index, item) if view is not None else {}
 
 
 def governance(index: ExplorerIndex, now: float | None = None) -> dict[str, Any]:
